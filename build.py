@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""The project's one task runner. Standard library only: it must run on a bare Python 3.11.
+
+    python3 build.py setup            create (or reuse) the cached environment
+    python3 build.py test [ARGS]      setup, then the whole suite; ARGS pass through to pytest
+
+The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
+folder named after the hash of requirements.lock and the Python version, so a second run reuses
+it in seconds and a changed lock builds a fresh one beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("MOSA_CACHE", Path.home() / ".cache" / "mosa-blender"))
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A virtual environment built from one lock file."""
+
+    name: str
+    lock: Path
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(self.lock.read_bytes())
+        digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def path(self) -> Path:
+        return CACHE / f"{self.name}-{self.key}"
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    def ensure(self) -> Path:
+        """Build the environment unless a complete one for this lock already exists."""
+        marker = self.path / ".complete"
+        if marker.exists():
+            return self.python
+        started = time.monotonic()
+        print(f"[setup] building the {self.name} environment in {self.path} (once per lock)", flush=True)
+        # Built in place under its final name (venv scripts record their path); the marker,
+        # written last, tells a complete environment from an interrupted one.
+        shutil.rmtree(self.path, ignore_errors=True)
+        venv.EnvBuilder(with_pip=True).create(self.path)
+        pip = [str(self.python), "-m", "pip", "install", "--disable-pip-version-check"]
+        run(pip + ["--upgrade", "pip"])
+        run(pip + ["-r", str(self.lock)])
+        marker.write_text(self.key)
+        print(f"[setup] ready in {time.monotonic() - started:.0f} s", flush=True)
+        return self.python
+
+
+MAIN = Environment("env", ROOT / "requirements.lock")
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    """Run a command, echoing it; stop the whole task with its exit code if it fails."""
+    print("+", " ".join(cmd), flush=True)
+    code = subprocess.call(cmd, **kwargs)
+    if code != 0:
+        sys.exit(code)
+
+
+def cmd_setup(args: argparse.Namespace) -> Path:
+    started = time.monotonic()
+    python = MAIN.ensure()
+    print(f"[setup] environment {MAIN.path} ({time.monotonic() - started:.1f} s)", flush=True)
+    return python
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    python = cmd_setup(args)
+    run([str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="create or reuse the cached environment").set_defaults(func=cmd_setup)
+    test = commands.add_parser("test", help="run the whole test suite (extra args go to pytest)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Rotation math in numpy, shared by every part of the product.
+
+Quaternions are (w, x, y, z), unit length, and act on column vectors: ``rotate(q, v)`` is
+``R(q) @ v``. Every function broadcasts over leading dimensions, so a whole motion
+(frames, joints, 4) goes through one call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-8
+
+
+def normalize(q: np.ndarray) -> np.ndarray:
+    """Scale quaternions (or vectors) to unit length; zero stays zero instead of NaN."""
+    q = np.asarray(q, dtype=np.float64)
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    return q / np.maximum(n, EPS)
+
+
+def identity(shape: tuple[int, ...] = ()) -> np.ndarray:
+    q = np.zeros(tuple(shape) + (4,))
+    q[..., 0] = 1.0
+    return q
+
+
+def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b: first rotate by b, then by a."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def inverse(q: np.ndarray) -> np.ndarray:
+    """Inverse of a unit quaternion (its conjugate)."""
+    q = np.array(q, dtype=np.float64)
+    q[..., 1:] *= -1.0
+    return q
+
+
+def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v (..., 3) by quaternions q (..., 4)."""
+    q = np.asarray(q, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    w = q[..., :1]
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def to_matrix(q: np.ndarray) -> np.ndarray:
+    """Quaternions (..., 4) to rotation matrices (..., 3, 3)."""
+    w, x, y, z = np.moveaxis(normalize(q), -1, 0)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=-2,
+    )
+
+
+def from_matrix(m: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) to quaternions with w >= 0 (numerically stable branch)."""
+    m = np.asarray(m, dtype=np.float64)
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    # Four candidate forms; each is accurate where its squared component is the largest.
+    candidates = np.stack(
+        [
+            np.stack([1 + m00 + m11 + m22, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+            np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+            np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
+            np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
+        ],
+        axis=-2,
+    )
+    best = np.argmax(np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1), axis=-1)
+    q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+    q = normalize(q)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def from_axis_angle(rotvec: np.ndarray) -> np.ndarray:
+    """Rotation vectors (axis * angle in radians, ..., 3) to quaternions."""
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    # sin(half)/angle tends to 0.5 at zero; the series keeps tiny angles exact.
+    scale = np.where(angle < 1e-6, 0.5 - angle**2 / 48.0, np.sin(half) / np.maximum(angle, EPS))
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+
+
+def to_axis_angle(q: np.ndarray) -> np.ndarray:
+    """Quaternions to rotation vectors with angle in [0, pi]."""
+    q = normalize(q)
+    q = np.where(q[..., :1] < 0, -q, q)
+    sin_half = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, q[..., :1])
+    scale = np.where(sin_half < 1e-8, 2.0, angle / np.maximum(sin_half, EPS))
+    return q[..., 1:] * scale
+
+
+def between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Shortest-arc rotation taking direction u onto direction v."""
+    u = normalize(u)
+    v = normalize(v)
+    dot = np.sum(u * v, axis=-1, keepdims=True)
+    axis = np.cross(u, v)
+    q = np.concatenate([1.0 + dot, axis], axis=-1)
+    # Opposite vectors: any axis perpendicular to u works; pick one that is not parallel to u.
+    opposite = (dot[..., 0] < -1.0 + 1e-9)
+    if np.any(opposite):
+        helper = np.where(np.abs(u[..., :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+        perp = normalize(np.cross(u, helper))
+        q = np.where(opposite[..., None], np.concatenate([np.zeros_like(dot), perp], -1), q)
+    return normalize(q)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical interpolation from a (t=0) to b (t=1) along the shorter arc."""
+    a = normalize(a)
+    b = normalize(b)
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim and t.shape[-1] != 1:
+        t = t[..., None]
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(dot < 0, -b, b)
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin_theta = np.sin(theta)
+    close = sin_theta < 1e-6
+    wa = np.where(close, 1.0 - t, np.sin((1.0 - t) * theta) / np.where(close, 1.0, sin_theta))
+    wb = np.where(close, t, np.sin(t * theta) / np.where(close, 1.0, sin_theta))
+    return normalize(wa * a + wb * b)
+
+
+def make_continuous(q: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Flip signs along a time axis so neighbouring quaternions lie in the same hemisphere.
+
+    q and -q are the same rotation; interpolation and finite differences need one sign.
+    """
+    q = np.moveaxis(np.array(q, dtype=np.float64), axis, 0)
+    for i in range(1, q.shape[0]):
+        flip = np.sum(q[i] * q[i - 1], axis=-1) < 0
+        q[i][flip] *= -1.0
+    return np.moveaxis(q, 0, axis)
+
+
+def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in radians of the rotation a^-1 b."""
+    dot = np.abs(np.sum(normalize(a) * normalize(b), axis=-1))
+    return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
+
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+def from_euler(angles: np.ndarray, order: str, degrees: bool = True) -> np.ndarray:
+    """Intrinsic Euler angles as BVH writes them: channel order "ZYX" means R = Rz @ Ry @ Rx."""
+    angles = np.asarray(angles, dtype=np.float64)
+    if degrees:
+        angles = np.deg2rad(angles)
+    q = identity(angles.shape[:-1])
+    for i, axis_name in enumerate(order):
+        rotvec = np.zeros(angles.shape[:-1] + (3,))
+        rotvec[..., _AXES[axis_name]] = angles[..., i]
+        q = multiply(q, from_axis_angle(rotvec))
+    return q
+
+
+def to_euler(q: np.ndarray, order: str, degrees: bool = True) -> np.ndarray:
+    """Inverse of from_euler for any of the six Tait-Bryan orders (e.g. "ZYX", "XYZ")."""
+    m = to_matrix(q)
+    i, j, k = (_AXES[c] for c in order)
+    # Sign of the permutation decides the signs in the decomposition.
+    sign = 1.0 if (j - i) % 3 == 1 else -1.0
+    # R = R_i(a) R_j(b) R_k(c): the middle angle comes from element (i, k).
+    b = np.arcsin(np.clip(sign * m[..., i, k], -1.0, 1.0))
+    gimbal = np.abs(m[..., i, k]) > 1.0 - 1e-9
+    a = np.where(gimbal, np.arctan2(sign * m[..., k, j], m[..., j, j]), np.arctan2(-sign * m[..., j, k], m[..., k, k]))
+    c = np.where(gimbal, 0.0, np.arctan2(-sign * m[..., i, j], m[..., i, i]))
+    out = np.stack([a, b, c], axis=-1)
+    return np.rad2deg(out) if degrees else out
+
+
+def to_cont6d(q: np.ndarray) -> np.ndarray:
+    """The continuous 6-D form HumanML3D uses: the first two matrix columns, concatenated."""
+    m = to_matrix(q)
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
+
+
+def cont6d_to_matrix(d6: np.ndarray) -> np.ndarray:
+    """Gram-Schmidt back to a rotation matrix, in the same order HumanML3D uses."""
+    d6 = np.asarray(d6, dtype=np.float64)
+    x = normalize(d6[..., 0:3])
+    z = normalize(np.cross(x, d6[..., 3:6]))
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=-1)
+
+
+def from_cont6d(d6: np.ndarray) -> np.ndarray:
+    return from_matrix(cont6d_to_matrix(d6))
