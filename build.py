@@ -3,6 +3,7 @@
 
     python3 build.py setup            create (or reuse) the cached environment
     python3 build.py test [ARGS]      setup, then the whole suite; ARGS pass through to pytest
+                                      (with no ARGS the Blender tests run again on 4.5 LTS)
 
 The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
@@ -66,6 +67,8 @@ class Environment:
 
 
 MAIN = Environment("env", ROOT / "requirements.lock")
+# Blender 4.5 LTS: the Blender-side tests run a second time on it (the engine stays on MAIN).
+BLENDER_LTS = Environment("blender45", ROOT / "requirements-blender45.lock")
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -84,8 +87,19 @@ def cmd_setup(args: argparse.Namespace) -> Path:
 
 
 def cmd_test(args: argparse.Namespace) -> None:
+    """The whole suite on the main environment, then the Blender-side tests on 4.5 LTS.
+
+    Extra arguments go to the main run only; `--no-lts` skips the second run (for quick loops).
+    """
     python = cmd_setup(args)
-    run([str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT)
+    pytest_args = [a for a in args.pytest_args if a != "--no-lts"]
+    run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT)
+    if "--no-lts" in args.pytest_args or pytest_args:
+        return
+    lts_python = BLENDER_LTS.ensure()
+    env = dict(os.environ, MOSA_BLENDER_ONLY="1", MOSA_ENGINE_PYTHON=str(python))
+    print("[test] Blender-side tests again on the 4.5 LTS module", flush=True)
+    run([str(lts_python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=ROOT, env=env)
 
 
 def main(argv: list[str] | None = None) -> None:

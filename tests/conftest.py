@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from importlib import metadata
 import sys
 from pathlib import Path
 
@@ -19,3 +20,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "humanml3d_skeleton.json").exists():
         pytest.skip(f"reference data not found at {SHARED_DATA} (set MOSA_SHARED_DATA)")
     return SHARED_DATA
+
+# The engine subprocess always runs on the main environment's Python, also while the Blender
+# tests run a second time on the 4.5 LTS module (whose environment has no torch).
+ENGINE_PYTHON = os.environ.get("MOSA_ENGINE_PYTHON", sys.executable)
+BLENDER_ONLY = os.environ.get("MOSA_BLENDER_ONLY") == "1"
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """On the LTS run, collect only the test files that drive Blender."""
+    if BLENDER_ONLY and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return "import bpy" not in collection_path.read_text()
+    return None
+
+
+def pytest_report_header(config) -> str:
+    try:
+        return f"bpy module: {metadata.version('bpy')}; engine python: {ENGINE_PYTHON}"
+    except metadata.PackageNotFoundError:
+        return "bpy module: not installed here"
