@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create or reuse the cached environment").set_defaults(func=cmd_setup)
     test = commands.add_parser("test", help="run the whole test suite (extra args go to pytest)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    args = parser.parse_args(argv)
+    # Unknown options belong to the command (pytest's -x, -k ...), so parse leniently.
+    args, args.pytest_args = parser.parse_known_args(argv)
+    if args.pytest_args and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(args.pytest_args)}")
     args.func(args)
 
 
