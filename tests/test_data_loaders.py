@@ -1,0 +1,106 @@
+"""Real motion loaders: DeepMimic clips and the AIST++ take come out as plausible canonical joints."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.datasets import aistpp, deepmimic, real_clips
+from engine.datasets.placement import facing_directions
+from retarget import canonical
+
+LEFT_SIDE = [1, 13, 16]  # left hip, collar, shoulder
+RIGHT_SIDE = [2, 14, 17]
+FEET = [7, 8, 10, 11]
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(joints[:, 1:] - joints[:, canonical.PARENTS[1:]], axis=-1)
+
+
+def check_canonical_clip(joints: np.ndarray, name: str) -> None:
+    assert joints.ndim == 3 and joints.shape[1:] == (22, 3), name
+    assert np.isfinite(joints).all(), name
+    lengths = bone_lengths(joints)
+    # Rigid skeleton: every bone keeps its length through the clip.
+    assert lengths.std(axis=0).max() < 1e-6, name
+    # Plausible human bones: thighs and shins 30-50 cm, no bone longer than that.
+    assert lengths.max() < 0.5 and lengths[:, [3, 4, 6, 7]].min() > 0.3, name
+    # Placed on the floor, at the origin, facing +Z with the left side at +X.
+    assert joints[..., 1].min() == pytest.approx(0.0, abs=1e-9), name
+    assert np.allclose(joints[0, 0, [0, 2]], 0.0, atol=1e-9), name
+    assert facing_directions(joints[:1])[0] == pytest.approx([0.0, 0.0, 1.0], abs=1e-6), name
+    assert (joints[0, LEFT_SIDE, 0] > joints[0, RIGHT_SIDE, 0]).all(), name
+
+
+def test_deepmimic_lists_the_humanoid_clips():
+    names = deepmimic.clip_names()
+    assert {"walk", "run", "backflip", "cartwheel", "getup_faceup", "spinkick"} <= set(names)
+    assert len(names) == 15 and not any("walker" in n or "laikago" in n for n in names)
+
+
+def test_deepmimic_clips_are_plausible_canonical_motion():
+    for name in deepmimic.clip_names():
+        check_canonical_clip(deepmimic.load_joints(name), name)
+
+
+def test_deepmimic_walk_is_grounded_forward_walking_at_20fps():
+    joints = deepmimic.load_joints("walk")
+    clip = deepmimic.read_clip(deepmimic.clip_path("walk"))
+    # 20 fps over the clip's own duration (38 frames of 1/30 s).
+    assert len(joints) == int(np.floor(clip.times[-1] * canonical.FPS + 1e-6)) + 1
+    lowest_foot = joints[:, FEET, 1].min(axis=1)
+    assert np.median(lowest_foot) < 0.03 and lowest_foot.max() < 0.1
+    travel = joints[-1, 0] - joints[0, 0]
+    speed = np.linalg.norm(travel[[0, 2]]) / (len(joints) / canonical.FPS)
+    assert travel[2] > 0.8 * np.linalg.norm(travel[[0, 2]])  # mostly straight ahead, +Z
+    assert 0.8 < speed < 1.8  # a walking pace in m/s
+    # Standing tall: the head joint sits 1.3-1.5 m up (the humanoid is about 1.62 m to the skull top).
+    assert 1.3 < np.median(joints[:, 15, 1]) < 1.5
+    assert deepmimic.standing_height() == pytest.approx(1.62, abs=0.02)
+
+
+def test_deepmimic_looping_clips_chain_cycles_to_the_requested_length():
+    one = deepmimic.load_joints("run")
+    chained = deepmimic.load_joints("run", min_seconds=2.0)
+    assert len(chained) >= 2.0 * canonical.FPS > len(one)
+    # Whole cycles continue the run: the first cycle is unchanged (up to where the floor is put),
+    # and the pelvis keeps moving forward.
+    floor_shift = chained[0, 0, 1] - one[0, 0, 1]
+    assert np.allclose(chained[: len(one)] - [0.0, floor_shift, 0.0], one, atol=1e-6)
+    forward = np.diff(chained[:, 0, 2])
+    assert (forward > 0).mean() > 0.9
+    # No jump at the cycle seams: no step is larger than the largest step within one cycle.
+    steps = np.linalg.norm(np.diff(chained, axis=0), axis=-1).max()
+    assert steps <= 1.05 * np.linalg.norm(np.diff(one, axis=0), axis=-1).max()
+
+
+def test_deepmimic_rejects_unknown_clip():
+    with pytest.raises(ValueError, match="unknown DeepMimic clip"):
+        deepmimic.load_joints("moonwalk")
+
+
+def test_aistpp_take_is_plausible_dance_at_20fps(shared_data):
+    path = shared_data / "aistpp_gBR_sBM_cAll_d04_mBR0_ch01.pkl"
+    joints = aistpp.load_joints(path)
+    assert len(joints) == 720 // 3
+    check_canonical_clip(joints, path.name)
+    # The bones are the HumanML3D normalisation skeleton's.
+    assert bone_lengths(joints)[0] == pytest.approx(np.linalg.norm(canonical.OFFSETS[1:], axis=-1), abs=1e-6)
+    lowest_foot = joints[:, FEET, 1].min(axis=1)
+    assert np.median(lowest_foot) < 0.1
+    assert 1.3 < np.median(joints[:, 15, 1]) < 1.6  # upright dancer, head joint height
+
+
+def test_aistpp_rejects_other_pickles(tmp_path):
+    import pickle
+
+    path = tmp_path / "not_a_take.pkl"
+    path.write_bytes(pickle.dumps({"poses": np.zeros((3, 72))}))
+    with pytest.raises(ValueError, match="missing"):
+        aistpp.load_joints(path)
+
+
+def test_real_clips_yields_every_source(shared_data):
+    names = [name for name, _ in real_clips(shared_data)]
+    assert len(names) == 16
+    assert "deepmimic_walk" in names and "aistpp_gBR_sBM_cAll_d04_mBR0_ch01" in names
