@@ -1,0 +1,201 @@
+"""`python -m engine build-dataset`: the demo dataset, in HumanML3D layout, from real motion.
+
+Sources are the clips available offline (DeepMimic clips from the pybullet wheel, AIST++ takes
+in ../shared/data). Each clip is cut into windows of at most 196 frames (evenly spaced, covering
+the whole clip), every window is placed at the origin facing +Z and stored with a mirrored copy
+(left and right swapped in motion and captions). Clips shorter than 40 frames are dropped,
+unless they loop: looping clips are chained to at least 40 frames when loaded. Splits are by
+source clip, so windows and mirrors of one clip never straddle train and test.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retarget import canonical
+
+from . import captions as captions_module
+from . import default_shared_data, layout, real_clips
+from .placement import place_on_floor_facing_z
+
+MIN_FRAMES = 40
+
+
+@dataclass
+class BuildConfig:
+    out: Path
+    shared_data: Path = field(default_factory=default_shared_data)
+    max_frames: int = canonical.MAX_FRAMES
+    min_frames: int = MIN_FRAMES
+    val_clips: int = 1
+    test_clips: int = 1
+    mirror: bool = True
+
+
+@dataclass
+class BuildReport:
+    clips: int = 0
+    samples: int = 0
+    frames: int = 0
+    captions: int = 0
+    dropped: list[str] = field(default_factory=list)
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    seconds_to_build: float = 0.0
+    with_features: bool = False
+
+    def summary(self) -> str:
+        seconds = self.frames / canonical.FPS
+        splits = ", ".join(f"{k} {v}" for k, v in self.split_sizes.items())
+        lines = [
+            f"clips {self.clips}, samples {self.samples} (windows and mirrors), frames {self.frames} "
+            f"({seconds:.1f} s of motion), captions {self.captions}",
+            f"splits: {splits}; features: {'yes' if self.with_features else 'no (engine.representation missing)'}",
+            f"built in {self.seconds_to_build:.1f} s",
+        ]
+        lines += [f"dropped {reason}" for reason in self.dropped]
+        return "\n".join(lines)
+
+
+def window_starts(frames: int, max_frames: int) -> list[int]:
+    """Starts of evenly spaced windows of max_frames that cover a clip (one if it fits)."""
+    if frames <= max_frames:
+        return [0]
+    count = int(np.ceil(frames / max_frames))
+    return [int(round(s)) for s in np.linspace(0, frames - max_frames, count)]
+
+
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """Left-right mirror image: swap each joint with its partner and negate X."""
+    return joints[:, canonical.MIRROR] * np.array([-1.0, 1.0, 1.0])
+
+
+def assign_splits(clips: list[str], val_clips: int, test_clips: int) -> dict[str, str]:
+    """A fixed, name-hashed choice of held-out clips, so rebuilding gives the same splits."""
+    if val_clips + test_clips >= len(clips):
+        raise ValueError(f"{len(clips)} clips cannot hold out {val_clips} val + {test_clips} test clips and still train")
+    order = sorted(clips, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
+    split = {name: "train" for name in clips}
+    for name in order[:test_clips]:
+        split[name] = "test"
+    for name in order[test_clips:test_clips + val_clips]:
+        split[name] = "val"
+    return split
+
+
+def _features_function():
+    try:
+        from engine.representation import joints_to_features
+    except ImportError:
+        return None
+    return joints_to_features
+
+
+def caption_lines(captions: list[str]) -> list[layout.TextLine]:
+    return [layout.TextLine(c, captions_module.tokens(c)) for c in captions]
+
+
+def build_dataset(config: BuildConfig) -> BuildReport:
+    started = time.perf_counter()
+    report = BuildReport()
+    to_features = _features_function()
+    report.with_features = to_features is not None
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    kept: list[tuple[str, np.ndarray, list[str]]] = []
+    for clip, joints in real_clips(config.shared_data, min_seconds=(config.min_frames - 1) / canonical.FPS):
+        if len(joints) < config.min_frames:
+            report.dropped.append(f"{clip}: {len(joints)} frames < {config.min_frames} and it does not loop")
+            continue
+        kept.append((clip, joints, captions_module.captions_for(clip)))
+    split_of = assign_splits([clip for clip, _, _ in kept], config.val_clips, config.test_clips)
+
+    names: dict[str, list[str]] = {split: [] for split in layout.SPLITS}
+    train_features: list[np.ndarray] = []
+    sources: dict[str, dict] = {}
+    for clip, joints, captions in kept:
+        for start in window_starts(len(joints), config.max_frames):
+            sample_id = f"{len(sources):06d}"
+            window = place_on_floor_facing_z(joints[start:start + config.max_frames])
+            variants = [(sample_id, window, captions)]
+            if config.mirror:
+                mirrored_captions = [captions_module.mirror_caption(c) for c in captions]
+                variants.append((layout.MIRROR_PREFIX + sample_id, mirror_joints(window), mirrored_captions))
+            for name, motion, texts in variants:
+                features = None if to_features is None else to_features(motion)
+                layout.write_sample(out, name, motion, features, caption_lines(texts))
+                names[split_of[clip]].append(name)
+                if features is not None and split_of[clip] == "train":
+                    train_features.append(features)
+                report.samples += 1
+                report.frames += len(motion)
+                report.captions += len(texts)
+            sources[sample_id] = {
+                "clip": clip, "split": split_of[clip], "start_frame": start,
+                "end_frame": start + len(window), "mirrored_id": layout.MIRROR_PREFIX + sample_id if config.mirror else None,
+            }
+        report.clips += 1
+
+    for split, split_names in names.items():
+        layout.write_split(out, split, split_names)
+        report.split_sizes[split] = len(split_names)
+    layout.write_split(out, "all", [n for split in layout.SPLITS for n in names[split]])
+    if train_features:
+        layout.write_statistics(out, *layout.feature_statistics(train_features))
+    report.seconds_to_build = time.perf_counter() - started
+    _write_description(out, config, report, sources)
+    return report
+
+
+def _write_description(out: Path, config: BuildConfig, report: BuildReport, sources: dict[str, dict]) -> None:
+    description = {
+        "format": "HumanML3D layout (new_joints, new_joint_vecs, texts, Mean/Std, split files)",
+        "fps": canonical.FPS,
+        "max_frames": config.max_frames,
+        "min_frames": config.min_frames,
+        "mirrored": config.mirror,
+        "with_features": report.with_features,
+        "clips": report.clips,
+        "samples": report.samples,
+        "frames": report.frames,
+        "captions": report.captions,
+        "dropped": report.dropped,
+        "sources": {
+            "deepmimic": "humanoid clips from the pybullet wheel (pybullet_data/data/motions), zlib licence",
+            "aistpp": "AIST++ takes (Li et al. 2021), SMPL poses through forward kinematics, CC-BY 4.0",
+        },
+        "samples_by_id": sources,
+    }
+    (out / "dataset.json").write_text(json.dumps(description, indent=1))
+    (out / "README.md").write_text(
+        "# MoSa demo dataset\n\n"
+        "Built by `python -m engine build-dataset` from real motion available offline: DeepMimic\n"
+        "humanoid clips (pybullet) and AIST++ takes, converted to the 22-joint HumanML3D skeleton at\n"
+        "20 fps, with hand-written captions. Layout as HumanML3D; ids starting with M are mirrored\n"
+        "copies. dataset.json lists where every sample comes from.\n\n" + report.summary() + "\n"
+    )
+
+
+def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the dataset into")
+    parser.add_argument("--shared-data", type=Path, default=default_shared_data(), help="folder with the AIST++ takes")
+    parser.add_argument("--val-clips", type=int, default=1, help="source clips held out for validation")
+    parser.add_argument("--test-clips", type=int, default=1, help="source clips held out for testing")
+    parser.add_argument("--no-mirror", action="store_true", help="do not add left-right mirrored copies")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = BuildConfig(
+        out=args.out, shared_data=args.shared_data, val_clips=args.val_clips,
+        test_clips=args.test_clips, mirror=not args.no_mirror,
+    )
+    report = build_dataset(config)
+    print(f"dataset written to {config.out}")
+    print(report.summary())
+    return 0

@@ -1,0 +1,256 @@
+"""Hand-written HumanML3D-style captions for every real clip, and the tokens HumanML3D stores.
+
+Each caption was written after measuring the clip as the dataset stores it (looping clips are
+chained to at least two seconds, so some show a move twice): direction of travel, turns, which
+arm or leg, how high. Sides are the performer's own: +X is the body's left when facing +Z.
+
+HumanML3D's texts/<id>.txt lines carry `caption#tokens#start#end`, with tokens `lemma/POS`
+(`a/DET person/NOUN walk/VERB forward/ADV`). `tokens` tags the caption vocabulary with a word
+list and a few suffix rules, so no tagger model is needed offline.
+"""
+from __future__ import annotations
+
+import re
+
+CAPTIONS: dict[str, list[str]] = {
+    "deepmimic_backflip": [
+        "a person does two backflips in a row, landing a little further back each time.",
+        "someone crouches, swings both arms up and flips backwards twice.",
+        "a person performs a back somersault, lands on both feet and does another one.",
+        "a man jumps up and backwards, rotating fully in the air, two times.",
+        "someone does a standing backflip and then repeats it.",
+        "a person bends the knees, leaps backward into a flip and lands on both feet, twice.",
+    ],
+    "deepmimic_cartwheel": [
+        "a person does a cartwheel to the left.",
+        "someone raises both arms, places the left hand then the right hand on the ground and wheels over to the left.",
+        "a person turns sideways and cartwheels to their left, landing on both feet.",
+        "a man performs a cartwheel moving to his left side and stands up straight.",
+        "someone kicks the right leg up and over, rotating sideways through a handstand, travelling left.",
+        "a person cartwheels a couple of metres to the left and finishes facing forward again.",
+    ],
+    "deepmimic_crawl": [
+        "a person crawls forward on hands and knees.",
+        "someone moves slowly forward on all fours.",
+        "a person crawls ahead, moving opposite hands and knees together.",
+        "a man crawls on the ground with his head low.",
+        "someone on their hands and knees crawls forward a short distance.",
+        "a person crawls forward slowly, staying close to the floor.",
+    ],
+    "deepmimic_dance_a": [
+        "a person dances, twirling around to the right with both arms raised over the head, twice.",
+        "someone spins to the right while swinging the arms up high, then does it again.",
+        "a person dances in a circle to their right, lifting the arms one after the other above the head.",
+        "a woman twirls to her right with graceful arm movements, drifting to her left.",
+        "someone turns a full circle to the right while dancing with the arms overhead, and repeats.",
+        "a person performs a dance turn to the right, raising and lowering both arms.",
+    ],
+    "deepmimic_dance_b": [
+        "a person dances in place, stepping from foot to foot and raising the arms.",
+        "someone dances on the spot, lifting each foot in turn and swaying the arms up.",
+        "a person grooves in place, stepping left and right while waving both arms above the head.",
+        "a man dances without moving away, shifting his weight between his feet.",
+        "someone bounces from one foot to the other and throws the arms up in a dance.",
+        "a person dances happily in place with the hands raised high.",
+    ],
+    "deepmimic_getup_facedown": [
+        "a person lying face down pushes up with the arms and stands up.",
+        "someone gets up from lying on their stomach.",
+        "a person lying on the ground face down gets to their feet.",
+        "a man pushes himself up off the floor and stands upright.",
+        "someone lying prone pushes up, brings the feet under the body and rises.",
+        "a person gets up from the ground after lying on their front.",
+    ],
+    "deepmimic_getup_faceup": [
+        "a person lying on their back swings both legs up, rolls forward and stands up.",
+        "someone gets up from lying on their back.",
+        "a person lying face up rocks back with the legs in the air, then comes up onto the feet.",
+        "a man lies on his back, lifts both legs over, sits up and rises to stand.",
+        "someone on the floor on their back rolls up to a crouch and stands.",
+        "a person gets up off the ground after lying on their back, stepping forward.",
+    ],
+    "deepmimic_jump": [
+        "a person jumps forward with both feet, twice.",
+        "someone crouches and leaps forward, landing on both feet, then jumps again.",
+        "a person does two standing long jumps forward.",
+        "a man swings his arms and jumps ahead with both feet together two times.",
+        "someone bends the knees, swings both arms and jumps forward, and repeats.",
+        "a person hops forward with both feet, about a metre each time.",
+    ],
+    "deepmimic_kick": [
+        "a person steps forward and kicks high with the right leg, turning to the left.",
+        "someone does a high roundhouse kick with the right foot.",
+        "a person kicks with the right leg while spinning to their left.",
+        "a man steps in and kicks up to head height with his right leg.",
+        "someone swings the right leg up in a high kick and turns left.",
+        "a person lifts the right leg high in a turning kick, then puts it down.",
+    ],
+    "deepmimic_punch": [
+        "a person walks forward and to the left, turns and punches with the right hand.",
+        "someone steps ahead, turns left and throws a right punch, then turns back.",
+        "a person moves forward, twists to the left and punches with the right arm.",
+        "a man walks a few steps, strikes with his right fist and turns back to face forward.",
+        "someone walks up and hits with the right hand, holding the arm up.",
+        "a person steps diagonally forward to the left and punches with the right hand.",
+    ],
+    "deepmimic_roll": [
+        "a person does a forward roll and stands back up.",
+        "someone squats, rolls forward over the shoulders and gets back on their feet.",
+        "a person somersaults forward on the ground and rises.",
+        "a man tucks down, rolls forward and comes up standing.",
+        "someone dives into a forward roll and ends standing.",
+        "a person crouches down, rolls over forward and stands up again.",
+    ],
+    "deepmimic_run": [
+        "a person runs forward quickly.",
+        "someone sprints straight ahead.",
+        "a person jogs forward at a fast pace, swinging the arms.",
+        "a man runs forward in a straight line.",
+        "someone runs fast, covering several metres.",
+        "a person is running forward with long strides.",
+    ],
+    "deepmimic_spin": [
+        "a person spins around to the left twice, swinging the legs up high.",
+        "someone winds up to the right, then whirls to the left, kicking both legs up in the air.",
+        "a person turns around twice to the left, leaning over and throwing the legs high.",
+        "a man does a spinning jump to his left with both legs swinging up, and keeps turning.",
+        "someone spins to the left while moving sideways to their left.",
+        "a person crouches, spins left with a high leg swing, lands and turns once more.",
+    ],
+    "deepmimic_spinkick": [
+        "a person spins to the left and kicks high with the right leg, twice.",
+        "someone does a spinning kick with the right foot and repeats it.",
+        "a person turns a full circle to the left and kicks up high with the right leg, two times.",
+        "a man jumps, spins left and kicks his right leg up above his head.",
+        "someone does two spinning high kicks with the right leg.",
+        "a person whirls around to the left, swinging the right leg up in a kick.",
+    ],
+    "deepmimic_walk": [
+        "a person walks forward at a steady pace.",
+        "someone walks straight ahead.",
+        "a person walks forward, swinging the arms slightly.",
+        "a man walks forward a few steps, drifting a little to his left.",
+        "someone strolls forward at a normal speed.",
+        "a person takes several steps forward.",
+    ],
+    # AIST++ takes are captioned by genre and choreography: gBR_sBM is break dance, basic moves.
+    "aistpp_gBR_sBM": [
+        "a person dances break dance toprock, stepping in place with the arms held out.",
+        "someone does break dance footwork while standing, crossing and stepping the feet.",
+        "a person dances on the spot, bouncing and stepping from side to side with the arms wide.",
+        "a man does a toprock dance, swinging his arms and stepping to the beat.",
+        "someone performs a break dance step in place, arms out to the sides.",
+        "a person bounces to the music, stepping the feet forward and back with the arms open.",
+    ],
+}
+
+
+def captions_for(clip: str) -> list[str]:
+    """Captions of a clip; AIST++ takes use those of their genre and choreography code."""
+    key = clip if clip in CAPTIONS else "_".join(clip.split("_")[:3])
+    if key not in CAPTIONS:
+        raise ValueError(f"no captions for clip {clip!r}; captioned: {', '.join(sorted(CAPTIONS))}")
+    return CAPTIONS[key]
+
+
+_SIDE_SWAP = {"left": "right", "right": "left", "leftward": "rightward", "rightward": "leftward"}
+_SIDE_WORD = re.compile(r"\b(" + "|".join(_SIDE_SWAP) + r")\b", re.IGNORECASE)
+
+
+def mirror_caption(caption: str) -> str:
+    """The caption of the mirrored motion: left and right swapped, capitals kept."""
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        other = _SIDE_SWAP[word.lower()]
+        return other.capitalize() if word[0].isupper() else other
+
+    return _SIDE_WORD.sub(swap, caption)
+
+
+# The caption vocabulary by part of speech (universal tags, as HumanML3D's spaCy tags), in lemma form.
+_VOCABULARY: dict[str, str] = {
+    "DET": "a an the his her their both each another every all",
+    "PRON": "someone it itself himself herself themselves they he she one",
+    "NOUN": (
+        "person man woman backflip row time arm leg foot hand knee head ground shoulder side "
+        "metre cartwheel handstand distance floor circle movement dance spot weight stomach "
+        "front back somersault air fist pace stride line speed step roll kick jump punch "
+        "footwork beat music toprock couple four choreography height break body roundhouse turn"
+    ),
+    "VERB": (
+        "do land crouch swing flip perform jump rotate repeat bend leap raise place wheel turn "
+        "cartwheel finish kick travel crawl move stay dance twirl spin lift drift step groove "
+        "wave shift bounce throw push get lie bring rise rock come roll sit stand hop walk strike "
+        "hit hold squat somersault tuck dive end run sprint jog cover lean whirl wind keep stroll "
+        "take put go cross face be make lower sway twist"
+    ),
+    "AUX": "is are",
+    "ADJ": (
+        "further little full left right high standing slow close graceful long normal several "
+        "few short steady fast straight quick opposite low happy upright open wide prone first "
+        "next other"
+    ),
+    "ADV": (
+        "backwards backward forward forwards up down then again slowly quickly ahead over "
+        "together away back sideways slightly around once more diagonally happily "
+        "upright high straight fast twice out off fully overhead about"
+    ),
+    "ADP": "in on with to of from at onto into over above under between after through by off like for up without",
+    "CCONJ": "and or but",
+    "SCONJ": "while as",
+    "NUM": "two one four",
+    "PART": "not",
+}
+_IRREGULAR: dict[str, str] = {"lying": "lie", "threw": "throw", "feet": "foot", "stood": "stand", "swung": "swing", "held": "hold"}
+_TAGS: dict[str, str] = {}
+for _tag, _words in reversed(list(_VOCABULARY.items())):  # earlier parts of speech win ties
+    for _word in _words.split():
+        _TAGS[_word] = _tag
+# Words that are nouns after a determiner, adjective or preposition ("a kick", "in turn") and
+# verbs elsewhere ("kicks").
+_NOUN_OR_VERB = set(_VOCABULARY["NOUN"].split()) & set(_VOCABULARY["VERB"].split())
+_NOUN_CONTEXT = ("DET", "ADJ", "NUM", "ADP")
+
+
+def _lemma(word: str) -> str:
+    """The vocabulary form of a word: irregular forms, then plural/verb suffixes stripped."""
+    if word in _TAGS:
+        return word
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    candidates = []
+    if word.endswith("ing"):
+        stem = word[:-3]
+        candidates += [stem, stem + "e", stem[:-1]]  # jumping, dancing, running
+    if word.endswith("es"):
+        candidates.append(word[:-2])  # crouches
+    if word.endswith("s"):
+        candidates.append(word[:-1])  # walks
+    if word.endswith("ed"):
+        candidates += [word[:-2], word[:-1]]  # jumped, danced
+    for candidate in candidates:
+        if _TAGS.get(candidate) in ("VERB", "NOUN"):
+            return candidate
+    raise ValueError(f"word {word!r} is not in the caption vocabulary; add it to captions._VOCABULARY")
+
+
+def tokens(caption: str) -> str:
+    """HumanML3D's token field: `lemma/POS` for every word, space separated."""
+    pieces = re.findall(r"[a-z]+|[,.;:!?]", caption.lower())
+    if not any(piece.isalpha() for piece in pieces):
+        raise ValueError(f"caption has no words: {caption!r}")
+    tagged: list[str] = []
+    previous = ""  # tag of the previous word; punctuation breaks the context
+    for piece in pieces:
+        if not piece.isalpha():
+            previous = ""
+            continue
+        lemma = _lemma(piece)
+        tag = _TAGS[lemma]
+        if lemma in _NOUN_OR_VERB:
+            bare_after_noun = previous == "NOUN" and piece == lemma  # "roundhouse kick"
+            tag = "NOUN" if previous in _NOUN_CONTEXT or bare_after_noun else "VERB"
+        tagged.append(f"{lemma}/{tag}")
+        previous = tag
+    return " ".join(tagged)

@@ -1,0 +1,128 @@
+"""The public HumanML3D folder layout: write it, and read it back (numpy only) for training.
+
+    new_joints/<id>.npy       (T, 22, 3) joints, metres, Y up
+    new_joint_vecs/<id>.npy   (T-1, 263) features (engine.representation.joints_to_features)
+    texts/<id>.txt            one `caption#tokens#start#end` line per caption (0.0 = whole clip)
+    Mean.npy, Std.npy         (263,) statistics of the training features
+    train.txt val.txt test.txt all.txt   one id a line
+
+Mirrored copies carry the id of their source prefixed with "M", as in HumanML3D.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+FEATURE_SIZE = 263
+MIRROR_PREFIX = "M"
+
+# Feature blocks and how HumanML3D weights their spread: each block shares one std (its mean),
+# and the root and foot-contact blocks are divided by FEATURE_BIAS so they count 5x in the loss.
+FEATURE_BIAS = 5.0
+_STD_BLOCKS: list[tuple[slice, float]] = [
+    (slice(0, 1), FEATURE_BIAS),  # root yaw velocity
+    (slice(1, 3), FEATURE_BIAS),  # root XZ velocity
+    (slice(3, 4), FEATURE_BIAS),  # root height
+    (slice(4, 67), 1.0),  # joint positions relative to the root
+    (slice(67, 193), 1.0),  # 6-D local rotations
+    (slice(193, 259), 1.0),  # joint velocities
+    (slice(259, 263), FEATURE_BIAS),  # foot contacts
+]
+MIN_STD = 1e-6  # a block that never varies (e.g. contacts always on) must not divide by zero
+
+
+@dataclass(frozen=True)
+class TextLine:
+    caption: str
+    tokens: str
+    start: float = 0.0
+    end: float = 0.0
+
+    def to_line(self) -> str:
+        for field in (self.caption, self.tokens):
+            if "#" in field or "\n" in field:
+                raise ValueError(f"caption fields may not contain '#' or newlines: {field!r}")
+        return f"{self.caption}#{self.tokens}#{self.start}#{self.end}"
+
+    @classmethod
+    def from_line(cls, line: str) -> "TextLine":
+        parts = line.rstrip("\n").split("#")
+        if len(parts) != 4:
+            raise ValueError(f"expected `caption#tokens#start#end`, got {line!r}")
+        caption, tokens, start, end = parts
+        return cls(caption, tokens, float(start or 0.0), float(end or 0.0))
+
+
+@dataclass
+class Sample:
+    """One training sample: its id, features (T-1, 263) and captions."""
+
+    name: str
+    features: np.ndarray
+    captions: list[str]
+
+
+def feature_statistics(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and HumanML3D-weighted Std (263,) over all frames of the given feature arrays."""
+    if not features:
+        raise ValueError("need at least one feature array to compute Mean/Std")
+    frames = np.concatenate(features, axis=0).astype(np.float64)
+    if frames.ndim != 2 or frames.shape[1] != FEATURE_SIZE:
+        raise ValueError(f"expected features of shape (frames, {FEATURE_SIZE}), got {frames.shape}")
+    mean = frames.mean(axis=0)
+    spread = frames.std(axis=0)
+    std = np.empty(FEATURE_SIZE)
+    for block, bias in _STD_BLOCKS:
+        std[block] = max(spread[block].mean(), MIN_STD) / bias
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def write_sample(root: Path, name: str, joints: np.ndarray, features: np.ndarray | None, texts: list[TextLine]) -> None:
+    root = Path(root)
+    for folder in ("new_joints", "new_joint_vecs", "texts"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    np.save(root / "new_joints" / f"{name}.npy", np.asarray(joints, dtype=np.float32))
+    if features is not None:
+        np.save(root / "new_joint_vecs" / f"{name}.npy", np.asarray(features, dtype=np.float32))
+    (root / "texts" / f"{name}.txt").write_text("".join(t.to_line() + "\n" for t in texts))
+
+
+def write_split(root: Path, split: str, names: list[str]) -> None:
+    (Path(root) / f"{split}.txt").write_text("".join(n + "\n" for n in names))
+
+
+def write_statistics(root: Path, mean: np.ndarray, std: np.ndarray) -> None:
+    np.save(Path(root) / "Mean.npy", mean)
+    np.save(Path(root) / "Std.npy", std)
+
+
+def read_names(root: Path, split: str) -> list[str]:
+    path = Path(root) / f"{split}.txt"
+    if not path.exists():
+        raise ValueError(f"no split file {path}; expected one of {', '.join(SPLITS + ('all',))}")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_texts(root: Path, name: str) -> list[TextLine]:
+    lines = (Path(root) / "texts" / f"{name}.txt").read_text().splitlines()
+    return [TextLine.from_line(line) for line in lines if line.strip()]
+
+
+def read_joints(root: Path, name: str) -> np.ndarray:
+    return np.load(Path(root) / "new_joints" / f"{name}.npy")
+
+
+def read_statistics(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    return np.load(Path(root) / "Mean.npy"), np.load(Path(root) / "Std.npy")
+
+
+def read_split(root: Path, split: str) -> list[Sample]:
+    """Every sample of a split with its raw (not normalised) features and its captions."""
+    samples = []
+    for name in read_names(root, split):
+        features = np.load(Path(root) / "new_joint_vecs" / f"{name}.npy")
+        samples.append(Sample(name, features, [t.caption for t in read_texts(root, name)]))
+    return samples

@@ -1,0 +1,136 @@
+"""The demo dataset: built from the real clips into tmp_path, in HumanML3D layout, and read back."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from engine.__main__ import main as engine_main
+from engine.datasets import build, captions, layout
+from retarget import canonical
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("dataset")
+    started = time.perf_counter()
+    report = build.build_dataset(build.BuildConfig(out=out, shared_data=shared_data))
+    print(f"\ndataset build: {time.perf_counter() - started:.2f} s\n{report.summary()}")
+    return out, report
+
+
+def test_dataset_has_every_clip_with_mirrors_and_reports_its_size(dataset):
+    out, report = dataset
+    info = json.loads((out / "dataset.json").read_text())
+    clips = {entry["clip"] for entry in info["samples_by_id"].values()}
+    # 15 DeepMimic clips + 1 AIST++ take, minus the kick (31 frames, does not loop).
+    assert report.clips == len(clips) == 15 and "deepmimic_kick" not in clips
+    assert any("deepmimic_kick" in reason for reason in report.dropped)
+    # The 12 s AIST++ take (240 frames) becomes two windows of 196 frames.
+    assert sum(e["clip"].startswith("aistpp") for e in info["samples_by_id"].values()) == 2
+    assert report.samples == 2 * 16
+    assert report.captions == 6 * report.samples
+    assert report.frames == sum(len(layout.read_joints(out, n)) for n in layout.read_names(out, "all"))
+
+
+def test_samples_have_the_humanml3d_shapes_and_captions(dataset):
+    out, _ = dataset
+    names = layout.read_names(out, "all")
+    for name in names:
+        joints = layout.read_joints(out, name)
+        assert joints.dtype == np.float32 and joints.shape[1:] == (22, 3)
+        assert build.MIN_FRAMES <= len(joints) <= canonical.MAX_FRAMES
+        assert joints[..., 1].min() == pytest.approx(0.0, abs=1e-5)
+        texts = layout.read_texts(out, name)
+        assert len(texts) >= 6 and len({t.caption for t in texts}) == len(texts)
+        for text in texts:
+            assert text.tokens.split()[0].count("/") == 1 and text.start == text.end == 0.0
+
+
+def test_splits_are_disjoint_by_source_clip(dataset):
+    out, _ = dataset
+    info = json.loads((out / "dataset.json").read_text())
+    clip_of = {}
+    for sample_id, entry in info["samples_by_id"].items():
+        clip_of[sample_id] = clip_of[layout.MIRROR_PREFIX + sample_id] = entry["clip"]
+    splits = {split: set(layout.read_names(out, split)) for split in layout.SPLITS}
+    assert all(splits.values())
+    assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"]) and not (splits["val"] & splits["test"])
+    assert set().union(*splits.values()) == set(layout.read_names(out, "all"))
+    clips = {split: {clip_of[n] for n in names} for split, names in splits.items()}
+    assert not (clips["train"] & clips["val"]) and not (clips["train"] & clips["test"])
+
+
+def test_mirrored_copies_swap_sides_in_motion_and_text(dataset):
+    out, _ = dataset
+    info = json.loads((out / "dataset.json").read_text())
+    cartwheel = next(i for i, e in info["samples_by_id"].items() if e["clip"] == "deepmimic_cartwheel")
+    source = layout.read_joints(out, cartwheel)
+    mirrored = layout.read_joints(out, layout.MIRROR_PREFIX + cartwheel)
+    # The cartwheel travels to the performer's left (+X); its mirror image to the right.
+    assert source[-1, 0, 0] > 1.0 and mirrored[-1, 0, 0] < -1.0
+    assert np.allclose(mirrored[:, 1], source[:, 2] * [-1, 1, 1], atol=1e-6)  # left hip <- right hip
+    source_text = [t.caption for t in layout.read_texts(out, cartwheel)]
+    mirrored_text = [t.caption for t in layout.read_texts(out, layout.MIRROR_PREFIX + cartwheel)]
+    assert "a person does a cartwheel to the left." in source_text
+    assert "a person does a cartwheel to the right." in mirrored_text
+    assert mirrored_text == [captions.mirror_caption(c) for c in source_text]
+
+
+def test_features_statistics_and_read_split(dataset):
+    out, report = dataset
+    if not report.with_features:
+        pytest.skip("engine.representation (joints_to_features) has not landed yet; features not built")
+    mean, std = layout.read_statistics(out)
+    assert mean.shape == std.shape == (263,) and np.isfinite(mean).all() and (std > 0).all()
+    samples = layout.read_split(out, "train")
+    assert len(samples) == len(layout.read_names(out, "train"))
+    for sample in samples:
+        joints = layout.read_joints(out, sample.name)
+        assert sample.features.shape == (len(joints) - 1, 263)
+        assert len(sample.captions) >= 6
+
+
+def test_build_dataset_command_prints_the_size(tmp_path, shared_data, capsys):
+    code = engine_main(["build-dataset", "--out", str(tmp_path / "ds"), "--shared-data", str(shared_data), "--no-mirror"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "clips 15, samples 16" in printed and "captions 96" in printed
+    assert (tmp_path / "ds" / "README.md").exists() and not list((tmp_path / "ds" / "new_joints").glob("M*"))
+
+
+def test_window_starts_cover_long_clips():
+    assert build.window_starts(100, 196) == [0]
+    assert build.window_starts(240, 196) == [0, 44]
+    starts = build.window_starts(500, 196)
+    assert starts[0] == 0 and starts[-1] + 196 == 500 and len(starts) == 3
+
+
+def test_every_caption_is_tagged_and_mirrors_cleanly():
+    for clip, lines in captions.CAPTIONS.items():
+        assert len(lines) >= 6 and len(set(lines)) == len(lines), clip
+        for line in lines:
+            tags = captions.tokens(line).split()
+            assert all(tag.split("/")[1].isupper() for tag in tags)
+            assert captions.mirror_caption(captions.mirror_caption(line)) == line
+    assert captions.tokens("A person walks forward.") == "a/DET person/NOUN walk/VERB forward/ADV"
+    assert captions.mirror_caption("Left arm up, then the right leg.") == "Right arm up, then the left leg."
+    with pytest.raises(ValueError, match="not in the caption vocabulary"):
+        captions.tokens("a person juggles")
+    with pytest.raises(ValueError, match="no captions"):
+        captions.captions_for("deepmimic_moonwalk")
+
+
+def test_statistics_weight_root_and_contacts_like_humanml3d():
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(50, 263)) * np.linspace(0.5, 2.0, 263)]
+    mean, std = layout.feature_statistics(features)
+    assert mean.shape == (263,) and np.isfinite(std).all()
+    frames = features[0]
+    assert std[0] == pytest.approx(frames[:, 0].std() / 5, rel=1e-5)
+    assert np.allclose(std[4:67], frames[:, 4:67].std(axis=0).mean(), rtol=1e-5)
+    assert np.allclose(std[259:263], frames[:, 259:263].std(axis=0).mean() / 5, rtol=1e-5)
+    with pytest.raises(ValueError, match="263"):
+        layout.feature_statistics([np.zeros((3, 10))])
