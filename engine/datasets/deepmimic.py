@@ -225,10 +225,6 @@ def forward_kinematics(clip: ClipFrames) -> np.ndarray:
     return np.stack([by_name[name] for name in canonical.SMPL_NAMES], axis=1)
 
 
-def clip_loops(name: str) -> bool:
-    return read_clip(clip_path(name)).loops
-
-
 def load_joints(name: str, min_seconds: float = 0.0, fps: int = canonical.FPS) -> np.ndarray:
     """Joints (T, 22, 3) of clip `name` at `fps`, on the floor, starting at the origin facing +Z.
 
