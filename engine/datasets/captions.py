@@ -35,7 +35,7 @@ CAPTIONS: dict[str, list[str]] = {
         "a person crawls ahead, moving opposite hands and knees together.",
         "a man crawls on the ground with his head low.",
         "someone on their hands and knees crawls forward a short distance.",
-        "a person crawls forward slowly, staying close to the floor.",
+        "a person crawls forward slowly, veering to the left and then straightening out.",
     ],
     "deepmimic_dance_a": [
         "a person dances, twirling around to the right with both arms raised over the head, twice.",
@@ -46,12 +46,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a person performs a dance turn to the right, raising and lowering both arms.",
     ],
     "deepmimic_dance_b": [
-        "a person dances in place, stepping from foot to foot and raising the arms.",
-        "someone dances on the spot, lifting each foot in turn and swaying the arms up.",
-        "a person grooves in place, stepping left and right while waving both arms above the head.",
-        "a man dances without moving away, shifting his weight between his feet.",
-        "someone bounces from one foot to the other and throws the arms up in a dance.",
-        "a person dances happily in place with the hands raised high.",
+        "a person dances, stepping to the right and back again while raising the left arm and then the right arm.",
+        "someone dances from side to side, lifting one arm high and then the other.",
+        "a person grooves to their right and returns to the start, waving each arm up above the head in turn.",
+        "a man dances, shifting his weight between his feet and moving sideways to his right and back.",
+        "someone bounces from one foot to the other and throws the left arm up, then the right arm.",
+        "a person dances happily, drifting right and back, with the hands raised high one after the other.",
     ],
     "deepmimic_getup_facedown": [
         "a person lying face down pushes up with the arms and stands up.",
@@ -176,14 +176,14 @@ _VOCABULARY: dict[str, str] = {
         "person man woman backflip row time arm leg foot hand knee head ground shoulder side "
         "metre cartwheel handstand distance floor circle movement dance spot weight stomach "
         "front back somersault air fist pace stride line speed step roll kick jump punch "
-        "footwork beat music toprock couple four choreography height break body roundhouse turn"
+        "footwork beat music toprock couple four choreography height break body roundhouse turn start"
     ),
     "VERB": (
         "do land crouch swing flip perform jump rotate repeat bend leap raise place wheel turn "
         "cartwheel finish kick travel crawl move stay dance twirl spin lift drift step groove "
         "wave shift bounce throw push get lie bring rise rock come roll sit stand hop walk strike "
         "hit hold squat somersault tuck dive end run sprint jog cover lean whirl wind keep stroll "
-        "take put go cross face be make lower sway twist"
+        "take put go cross face be make lower sway twist return veer straighten"
     ),
     "AUX": "is are",
     "ADJ": (
@@ -207,9 +207,11 @@ _TAGS: dict[str, str] = {}
 for _tag, _words in reversed(list(_VOCABULARY.items())):  # earlier parts of speech win ties
     for _word in _words.split():
         _TAGS[_word] = _tag
-# Words that are nouns after a determiner, adjective or preposition ("a kick", "in turn") and
-# verbs elsewhere ("kicks").
-_NOUN_OR_VERB = set(_VOCABULARY["NOUN"].split()) & set(_VOCABULARY["VERB"].split())
+# Words that are nouns after a determiner, adjective or preposition ("a kick", "on their back")
+# and verbs or adverbs elsewhere ("kicks", "and back again").
+_OTHER_THAN_NOUN: dict[str, str] = {
+    word: tag for tag in ("ADV", "VERB") for word in _VOCABULARY[tag].split() if word in _VOCABULARY["NOUN"].split()
+}
 _NOUN_CONTEXT = ("DET", "ADJ", "NUM", "ADP")
 
 
@@ -248,9 +250,9 @@ def tokens(caption: str) -> str:
             continue
         lemma = _lemma(piece)
         tag = _TAGS[lemma]
-        if lemma in _NOUN_OR_VERB:
+        if lemma in _OTHER_THAN_NOUN:
             bare_after_noun = previous == "NOUN" and piece == lemma  # "roundhouse kick"
-            tag = "NOUN" if previous in _NOUN_CONTEXT or bare_after_noun else "VERB"
+            tag = "NOUN" if previous in _NOUN_CONTEXT or bare_after_noun else _OTHER_THAN_NOUN[lemma]
         tagged.append(f"{lemma}/{tag}")
         previous = tag
     return " ".join(tagged)
