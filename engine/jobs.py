@@ -1,0 +1,193 @@
+"""Jobs: a bounded queue served by one model worker thread, with progress, cancel and retention.
+
+The model runs one request at a time on one device, so one worker thread owns it; HTTP threads
+only enqueue, read and flag jobs. A finished job's result stays for `result_ttl_s` seconds, then
+its id answers "expired" (remembered for a while) instead of an ambiguous "unknown".
+"""
+from __future__ import annotations
+
+import itertools
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED_STATES = (DONE, FAILED, CANCELLED)
+
+
+class QueueFull(Exception):
+    """More jobs are waiting than the queue holds."""
+
+
+class JobNotFound(KeyError):
+    """No job has this id (never had, or forgotten long ago)."""
+
+
+class JobExpired(KeyError):
+    """The job finished and its result was dropped after the retention time."""
+
+
+class JobCancelled(Exception):
+    """Raised by a runner that stopped because its job was cancelled."""
+
+
+@dataclass
+class Job:
+    """One request and everything a client may ask about it."""
+
+    id: str
+    kind: str  # "generate" or "edit"
+    request: Any
+    state: str = QUEUED
+    step: int = 0
+    total: int = 0
+    preview: Any = None  # coarse joints after the latest scale
+    result: Any = None  # what the runner returned, when done
+    error: str | None = None
+    created: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    def snapshot(self) -> dict:
+        """The job's state, read under the queue's lock; preview and result as the runner gave them."""
+        view: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "progress": {"step": self.step, "total": self.total},
+        }
+        if self.preview is not None:
+            view["preview"] = self.preview
+        if self.state == DONE:
+            view["result"] = self.result
+        if self.state == FAILED:
+            view["error"] = self.error
+        return view
+
+
+# A runner does the work of one job: runner(job, on_progress(step, total, preview), should_cancel)
+# returns the result (JSON-able) or raises JobCancelled / any exception for a failure.
+Runner = Callable[[Job, Callable[[int, int, Any], None], Callable[[], bool]], Any]
+
+
+@dataclass
+class JobSettings:
+    max_queued: int = 16
+    result_ttl_s: float = 600.0
+    max_finished: int = 256  # finished jobs kept at most, whatever their age: bounded memory
+    remember_expired: int = 10_000  # how many expired ids still answer "expired"
+
+
+class JobQueue:
+    """Bounded FIFO of jobs and the single worker thread that runs them."""
+
+    def __init__(self, runner: Runner, settings: JobSettings | None = None) -> None:
+        self.settings = settings or JobSettings()
+        self._runner = runner
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._expired: OrderedDict[str, float] = OrderedDict()
+        self._pending: queue.Queue[Job | None] = queue.Queue(maxsize=self.settings.max_queued)
+        self._counter = itertools.count(1)
+        self._worker = threading.Thread(target=self._work, name="model-worker", daemon=True)
+        self._worker.start()
+
+    # --- called from HTTP threads -------------------------------------------------------------
+    def submit(self, kind: str, request: Any) -> Job:
+        self._purge_expired()
+        job = Job(id=f"{next(self._counter)}-{secrets.token_hex(6)}", kind=kind, request=request)
+        with self._lock:
+            try:
+                self._pending.put_nowait(job)
+            except queue.Full:
+                raise QueueFull(f"{self.settings.max_queued} jobs are already waiting; retry when one finishes") from None
+            self._jobs[job.id] = job
+        return job
+
+    def view(self, job_id: str) -> dict:
+        self._purge_expired()
+        with self._lock:
+            return self._find(job_id).snapshot()
+
+    def cancel(self, job_id: str) -> dict:
+        """Flag the job; a queued job is cancelled at once, a running one at its next scale."""
+        with self._lock:
+            job = self._find(job_id)
+            if job.state not in FINISHED_STATES:
+                job.cancel_requested.set()
+                if job.state == QUEUED:
+                    self._finish(job, CANCELLED)
+            return job.snapshot()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            states = [job.state for job in self._jobs.values()]
+        return {state: states.count(state) for state in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}
+
+    def close(self) -> None:
+        """Let the worker finish its current job and stop."""
+        try:
+            self._pending.put_nowait(None)
+        except queue.Full:
+            pass  # the worker is a daemon thread; process exit ends it
+
+    # --- internals ----------------------------------------------------------------------------
+    def _find(self, job_id: str) -> Job:
+        if job_id in self._jobs:
+            return self._jobs[job_id]
+        if job_id in self._expired:
+            raise JobExpired(
+                f"job {job_id} expired: results are kept {self.settings.result_ttl_s:g} s "
+                f"(the latest {self.settings.max_finished} at most)"
+            )
+        raise JobNotFound(f"no job with id {job_id!r}")
+
+    def _finish(self, job: Job, state: str) -> None:
+        job.state = state
+        job.finished = time.monotonic()
+        job.request = None  # the source motion of an edit can be large; the result is what stays
+
+    def _purge_expired(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            finished = sorted((job.finished, job.id) for job in self._jobs.values() if job.finished is not None)
+            too_many = len(finished) - self.settings.max_finished
+            for index, (finished_at, job_id) in enumerate(finished):
+                if index < too_many or now - finished_at > self.settings.result_ttl_s:
+                    del self._jobs[job_id]
+                    self._expired[job_id] = now
+            while len(self._expired) > self.settings.remember_expired:
+                self._expired.popitem(last=False)
+
+    def _work(self) -> None:
+        while True:
+            job = self._pending.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.state != QUEUED:  # cancelled while waiting
+                    continue
+                job.state = RUNNING
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        def on_progress(step: int, total: int, preview: Any) -> None:
+            with self._lock:
+                job.step, job.total, job.preview = step, total, preview
+
+        try:
+            result = self._runner(job, on_progress, job.cancel_requested.is_set)
+        except JobCancelled:
+            outcome, result, error = CANCELLED, None, None
+        except Exception as exc:  # the job fails; the worker and the service live on
+            outcome, result, error = FAILED, None, f"{type(exc).__name__}: {exc}"
+        else:
+            outcome, error = DONE, None
+        with self._lock:
+            job.result, job.error = result, error
+            self._finish(job, outcome)
+        self._purge_expired()

@@ -1,0 +1,361 @@
+"""`python -m engine serve`: the engine's HTTP/JSON service on 127.0.0.1 with a bearer token.
+
+Ready to accept connections before the model is loaded: it prints one JSON line with the bound
+port, then loads the model in the background while /v1/health reports the progress. Jobs run
+one at a time on the model worker (engine.jobs); HTTP threads only validate, enqueue and read.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import hmac
+import ipaddress
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import __version__, validation
+from engine.jobs import Job, JobCancelled, JobExpired, JobNotFound, JobQueue, JobSettings, QueueFull
+from engine.validation import Limits, RequestError
+from retarget import canonical
+
+log = logging.getLogger("engine.service")
+
+PREVIEW_EVERY = 4  # keep every 4th frame of the coarse preview: enough to draw, small to poll
+
+
+@dataclass
+class ServiceConfig:
+    checkpoint: str
+    token: str
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_file: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    jobs: JobSettings = field(default_factory=JobSettings)
+
+
+class ModelLoader:
+    """Loads the pipeline on a background thread; the worker waits for it, health reports it."""
+
+    def __init__(self, checkpoint: str, device: str) -> None:
+        self.checkpoint, self.device = checkpoint, device
+        self.progress, self.message = 0.0, "starting"
+        self.pipeline = None
+        self.error: str | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.progress, self.message = 0.1, "importing torch"
+            from engine.pipeline import Pipeline  # heavy: torch and the text encoder
+
+            self.progress, self.message = 0.3, f"loading {self.checkpoint}"
+            started = time.monotonic()
+            self.pipeline = Pipeline.load(self.checkpoint, device=self.device)
+            self.progress, self.message = 1.0, "ready"
+            log.info("model loaded in %.1f s: %s", time.monotonic() - started, self.pipeline.info)
+        except Exception as exc:  # reported by health and by every job until restarted
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.message = f"loading failed: {self.error}"
+            log.exception("model loading failed")
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    def wait(self):
+        """The loaded pipeline, waiting for it; raises if loading failed."""
+        self._done.wait()
+        if self.pipeline is None:
+            raise RuntimeError(f"the model could not be loaded: {self.error}")
+        return self.pipeline
+
+
+class Engine:
+    """The service's state: the model loader, the job queue, and how a job runs on the model."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.loader = ModelLoader(config.checkpoint, config.device)
+        self.jobs = JobQueue(self._run_job, config.jobs)
+
+    def health(self) -> dict:
+        info = self.loader.pipeline.info if self.loader.ready else {}
+        health = {
+            "version": __version__,
+            "model": info.get("model"),
+            "device": info.get("device", self.config.device),
+            "ready": self.loader.ready,
+            "loading": {"progress": self.loader.progress, "message": self.loader.message},
+            "jobs": self.jobs.counts(),
+            "log_file": self.config.log_file,
+            "pid": os.getpid(),
+        }
+        if self.loader.error:
+            health["error"] = self.loader.error
+        return health
+
+    def _run_job(self, job: Job, on_progress, should_cancel) -> list[dict]:
+        pipeline = self.loader.wait()
+        from engine.pipeline import Cancelled
+
+        def report(progress) -> None:
+            preview = None
+            if progress.preview_joints is not None:
+                preview = np.asarray(progress.preview_joints, dtype=np.float32)[::PREVIEW_EVERY].copy()
+            on_progress(progress.step, progress.total, preview)
+
+        run = pipeline.generate if job.kind == "generate" else pipeline.edit
+        started = time.monotonic()
+        try:
+            motions = run(job.request, on_progress=report, should_cancel=should_cancel)
+        except Cancelled:
+            log.info("job %s cancelled", job.id)
+            raise JobCancelled() from None
+        log.info("job %s (%s) done in %.2f s", job.id, job.kind, time.monotonic() - started)
+        return motions
+
+    def job_view(self, job_id: str, cancel: bool = False) -> dict:
+        """A job as JSON: motions are kept as arrays (compact) and turned into dicts only here."""
+        view = self.jobs.cancel(job_id) if cancel else self.jobs.view(job_id)
+        if "preview" in view:
+            view["preview"] = {"fps": canonical.FPS / PREVIEW_EVERY, "positions": np.round(view["preview"], 3).tolist()}
+        if "result" in view:
+            view["result"] = [motion.to_dict() for motion in view["result"]]
+        return view
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request: authenticate, route, answer JSON. Errors are {"error": {"code", "message"}}."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive for polling clients
+    server_version = f"mosa-engine/{__version__}"
+    timeout = 30  # a client that stops sending mid-request frees its thread
+    server: "EngineServer"
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        try:
+            self._authenticate()
+            status, payload = self._route(method, self.path.split("?", 1)[0].rstrip("/"))
+        except ApiError as exc:
+            status, payload = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        except RequestError as exc:
+            status, payload = exc.status, {"error": {"code": exc.code, "message": str(exc)}}
+        except Exception as exc:  # a bug must not kill the service; the client learns what happened
+            log.exception("internal error on %s %s", method, self.path)
+            status, payload = 500, {"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
+        self._reply(status, payload)
+
+    def _authenticate(self) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header")
+        if not hmac.compare_digest(token.strip().encode(), self.server.engine.config.token.encode()):
+            raise ApiError(401, "unauthorized", "wrong token")
+
+    def _route(self, method: str, path: str) -> tuple[int, dict]:
+        engine = self.server.engine
+        if path == "/v1/health" and method == "GET":
+            return 200, engine.health()
+        if path in ("/v1/generate", "/v1/edit") and method == "POST":
+            kind = path.rsplit("/", 1)[1]
+            parse = validation.parse_generate if kind == "generate" else validation.parse_edit
+            request = parse(self._json_body(), engine.config.limits)
+            try:
+                job = engine.jobs.submit(kind, request)
+            except QueueFull as exc:
+                raise ApiError(429, "queue_full", str(exc)) from None
+            log.info("job %s (%s) queued", job.id, kind)
+            return 202, {"id": job.id, "state": job.state}
+        if path.startswith("/v1/jobs/") and method in ("GET", "DELETE"):
+            job_id = path[len("/v1/jobs/") :]
+            try:
+                return 200, engine.job_view(job_id, cancel=method == "DELETE")
+            except JobExpired as exc:
+                raise ApiError(404, "expired", exc.args[0]) from None
+            except JobNotFound as exc:
+                raise ApiError(404, "not_found", exc.args[0]) from None
+        known = ("/v1/health", "/v1/generate", "/v1/edit") + (path,) * path.startswith("/v1/jobs/")
+        if path in known:
+            raise ApiError(405, "method_not_allowed", f"{method} is not supported on {path}")
+        raise ApiError(404, "not_found", f"no endpoint {path}")
+
+    def _json_body(self) -> Any:
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            raise ApiError(411, "length_required", "send the body with a Content-Length header")
+        length, limit = int(length_header), self.server.engine.config.limits.max_body_bytes
+        if length > limit:
+            self.close_connection = True  # the unread body must not be parsed as the next request
+            raise ApiError(413, "body_too_large", f"the body has {length} bytes; at most {limit} are accepted")
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+
+    def _reply(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload, allow_nan=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class EngineServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        super().__init__((engine.config.host, engine.config.port), Handler)
+
+
+# --- the serve command ---------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    parser.add_argument("--token-file", required=True, help="file holding the bearer token clients must send")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
+    parser.add_argument("--log-file", help="rotating log file (default: in the temp folder)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone (the add-on's Blender)")
+    parser.add_argument("--max-queued", type=int, default=JobSettings.max_queued, help="jobs waiting at most")
+    parser.add_argument("--result-ttl", type=float, default=JobSettings.result_ttl_s, help="seconds results are kept")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _is_loopback(args.host) and not args.allow_remote:
+        print(f"error: --host {args.host} is not a loopback address; add --allow-remote to serve the network", file=sys.stderr)
+        return 2
+    try:
+        token = Path(args.token_file).read_text().strip()
+    except OSError as exc:
+        print(f"error: cannot read the token file: {exc}", file=sys.stderr)
+        return 2
+    if len(token) < 16:
+        print(f"error: the token in {args.token_file} is shorter than 16 characters", file=sys.stderr)
+        return 2
+    log_file = args.log_file or str(Path(tempfile.gettempdir()) / "mosa-engine" / f"engine-{os.getpid()}.log")
+    _setup_logging(Path(log_file))
+    if args.parent_pid is not None:
+        _exit_with_parent(args.parent_pid)
+
+    config = ServiceConfig(
+        checkpoint=args.checkpoint, token=token, device=args.device, host=args.host, port=args.port,
+        log_file=log_file, jobs=JobSettings(max_queued=args.max_queued, result_ttl_s=args.result_ttl),
+    )  # fmt: skip
+    try:
+        server = EngineServer(Engine(config))
+    except OSError as exc:
+        reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    if not _is_loopback(args.host):
+        print(f"warning: serving on {host}:{port}, reachable from the network; keep the token secret", file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("listening on %s:%s (pid %s, checkpoint %s)", host, port, os.getpid(), args.checkpoint)
+    print(json.dumps({"event": "listening", "host": host, "port": port, "pid": os.getpid(), "version": __version__}), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        server.engine.jobs.close()
+        log.info("stopped")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _setup_logging(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this process when the parent dies, even by SIGKILL: the kernel's signal and a poll."""
+    if sys.platform.startswith("linux") and os.getppid() == parent_pid:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    def watch() -> None:
+        while True:
+            if not _is_alive(parent_pid):
+                log.info("parent process %s is gone; exiting", parent_pid)
+                os._exit(0)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _is_alive(pid: int) -> bool:
+    """True while the process runs; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the signal probe is all we have
+    return state != "Z"

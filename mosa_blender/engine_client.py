@@ -1,0 +1,103 @@
+"""HTTP client for the engine service; plain Python (requests), no bpy, so it is tested as is.
+
+Every call has a timeout, and every failure is one of four exceptions an operator can report
+as it is: the engine is not there, it refused the request, the job failed, the job was cancelled.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import requests
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+class EngineUnavailable(Exception):
+    """The engine does not answer (not started, crashed, wrong address)."""
+
+
+class EngineError(Exception):
+    """The engine answered with an error; the message is the server's."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status, self.code, self.message = status, code, message
+
+
+class JobFailed(Exception):
+    """The job ran and failed; the message is the engine's."""
+
+
+class JobCancelled(Exception):
+    """The job was cancelled before it finished."""
+
+
+class EngineClient:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def health(self) -> dict:
+        return self._call("GET", "/v1/health")
+
+    def generate(self, prompt: str, seconds: float | None = None, frames: int | None = None, **options: Any) -> str:
+        """Queue a generation; returns the job id. Options: seed, samples, guidance, temperature,
+        top_k, top_p, smooth."""
+        length = {"frames": frames} if frames is not None else {"seconds": seconds}
+        return self._call("POST", "/v1/generate", {"prompt": prompt, **length, **options})["id"]
+
+    def edit(self, prompt: str, source: dict | list, frame_mask: list[bool], **options: Any) -> str:
+        """Queue an edit of `source` (a canonical motion dict or feature rows) where frame_mask
+        is true; returns the job id."""
+        body = {"prompt": prompt, "source": source, "frame_mask": [bool(flag) for flag in frame_mask], **options}
+        return self._call("POST", "/v1/edit", body)["id"]
+
+    def job(self, job_id: str) -> dict:
+        return self._call("GET", f"/v1/jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call("DELETE", f"/v1/jobs/{job_id}")
+
+    def wait(
+        self,
+        job_id: str,
+        on_progress: Callable[[dict], None] | None = None,
+        timeout_s: float = 600.0,
+        poll_s: float = 0.1,
+    ) -> list[dict]:
+        """Poll until the job finishes; returns its result (canonical motion dicts)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job["state"] == "done":
+                return job["result"]
+            if job["state"] == "failed":
+                raise JobFailed(job.get("error") or "the job failed without a message")
+            if job["state"] == "cancelled":
+                raise JobCancelled(f"job {job_id} was cancelled")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish in {timeout_s:.0f} s (last state: {job['state']})")
+            time.sleep(poll_s)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict:
+        url = self.base_url + path
+        try:
+            response = self._session.request(method, url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise EngineUnavailable(f"the engine at {self.base_url} does not answer: {exc}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise EngineError(response.status_code, "bad_response", f"not JSON: {response.text[:200]!r}") from None
+        if response.status_code >= 400:
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            raise EngineError(response.status_code, error.get("code", "unknown"), error.get("message", response.text[:200]))
+        return payload

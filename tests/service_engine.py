@@ -1,0 +1,82 @@
+"""What the service tests share: a real random-weight demo checkpoint and a real engine subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mosa_blender.engine_client import EngineClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENGINE_PYTHON = os.environ.get("MOSA_ENGINE_PYTHON", sys.executable)
+
+
+def engine_env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def random_checkpoint(folder: Path) -> Path:
+    """The demo preset with random weights: a real model, fast to make and to run."""
+    import pytest
+
+    checkpoint = pytest.importorskip("engine.checkpoint", reason="the model (engine.checkpoint, engine.pipeline) has not landed yet")
+    path = folder / "random-demo.pt"
+    if not path.exists():
+        checkpoint.create_random(path, preset="demo")
+    return path
+
+
+def write_token(folder: Path) -> tuple[Path, str]:
+    token = secrets.token_urlsafe(32)
+    path = folder / "token"
+    path.write_text(token)
+    path.chmod(0o600)
+    return path, token
+
+
+def start_engine(args: list[str], stderr_file: Path, timeout_s: float = 60.0) -> tuple[subprocess.Popen, dict]:
+    """`python -m engine serve ARGS`; returns the process and its 'listening' line."""
+    with open(stderr_file, "wb") as stderr:
+        process = subprocess.Popen(
+            [ENGINE_PYTHON, "-m", "engine", "serve", *args],
+            stdout=subprocess.PIPE, stderr=stderr, env=engine_env(), cwd=ROOT,
+        )  # fmt: skip
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout=timeout_s):
+            process.kill()
+            raise TimeoutError(f"no listening line in {timeout_s} s")
+    line = process.stdout.readline().decode()
+    if not line:
+        process.wait()
+        raise RuntimeError(f"engine exited ({process.returncode}): {stderr_file.read_text()}")
+    return process, json.loads(line)
+
+
+def wait_ready(client: EngineClient, timeout_s: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        health = client.health()
+        if health["ready"]:
+            return health
+        if "error" in health:
+            raise RuntimeError(health["error"])
+        time.sleep(0.1)
+    raise TimeoutError(f"model not ready in {timeout_s} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    process.stdout.close()

@@ -1,0 +1,214 @@
+"""The HTTP API against a real engine subprocess serving the random-weight demo model."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from engine.datasets import deepmimic
+from mosa_blender.engine_client import EngineClient, EngineError, JobCancelled
+from service_engine import random_checkpoint, start_engine, stop, wait_ready, write_token
+
+SOURCE_FRAMES = 80
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("engine")
+    token_file, token = write_token(folder)
+    args = ["--checkpoint", str(random_checkpoint(folder)), "--token-file", str(token_file), "--device", "cpu",
+            "--log-file", str(folder / "engine.log"), "--max-queued", "4", "--result-ttl", "3"]  # fmt: skip
+    process, ready = start_engine(args, folder / "stderr")
+    client = EngineClient(f"http://127.0.0.1:{ready['port']}", token, timeout_s=30)
+    wait_ready(client)
+    yield {"process": process, "ready": ready, "client": client, "token": token, "folder": folder}
+    client.close()
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def walk_source() -> dict:
+    """A real motion (the DeepMimic walk) as the canonical motion dict an edit sends."""
+    positions = deepmimic.load_joints("walk", min_seconds=5)[:SOURCE_FRAMES]
+    return {"fps": 20, "positions": positions.tolist()}
+
+
+def raw(engine, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """A request exactly as given (no client-side checks), with the right token unless overridden."""
+    headers = {"Authorization": f"Bearer {engine['token']}", "Content-Type": "application/json", **(headers or {})}
+    url = f"http://127.0.0.1:{engine['ready']['port']}{path}"
+    return requests.request(method, url, data=body, headers=headers, timeout=30)
+
+
+def test_listening_line_and_health(engine):
+    ready = engine["ready"]
+    assert ready["event"] == "listening" and ready["host"] == "127.0.0.1"
+    assert ready["port"] > 0 and ready["pid"] == engine["process"].pid
+    health = engine["client"].health()
+    assert health["ready"] is True and health["loading"]["progress"] == 1.0
+    assert health["version"] == ready["version"] and health["model"]
+    assert health["log_file"] == str(engine["folder"] / "engine.log")
+    assert "listening on" in (engine["folder"] / "engine.log").read_text()
+
+
+def test_generate_end_to_end_with_progress(engine):
+    client = engine["client"]
+    job_id = client.generate("a person walks forward", seconds=2.4, seed=3, samples=2)
+    steps: list[int] = []
+    result = client.wait(job_id, on_progress=lambda job: steps.append(job["progress"]["step"]), timeout_s=120, poll_s=0.01)
+    assert len(result) == 2
+    positions = np.asarray(result[0]["positions"])
+    assert positions.shape == (48, 22, 3) and np.isfinite(positions).all()
+    seen = sorted(set(steps) - {0})
+    assert seen[-1] == 10 and all(1 <= step <= 10 for step in seen)
+    assert client.job(job_id)["progress"] == {"step": 10, "total": 10}
+
+
+def test_edit_end_to_end(engine, walk_source):
+    client = engine["client"]
+    mask = [40 <= frame < 60 for frame in range(SOURCE_FRAMES)]
+    result = client.wait(client.edit("a person jumps", walk_source, mask, seed=1), timeout_s=120)
+    assert len(result) == 1
+    assert np.asarray(result[0]["positions"]).shape[1:] == (22, 3)
+
+
+def test_cancel_stops_within_one_scale(engine):
+    client = engine["client"]
+    job_id = client.generate("a person runs in a circle", frames=196, samples=8, seed=5)
+    while (job := client.job(job_id))["progress"]["step"] < 2:
+        assert job["state"] in ("queued", "running")
+        time.sleep(0.005)
+    step_at_cancel = client.cancel(job_id)["progress"]["step"]
+    with pytest.raises(JobCancelled):
+        client.wait(job_id, timeout_s=60, poll_s=0.01)
+    final = client.job(job_id)
+    assert final["state"] == "cancelled" and "result" not in final
+    assert final["progress"]["step"] <= step_at_cancel + 1 < 10
+
+
+def test_queued_job_cancels_at_once_and_results_expire(engine):
+    client = engine["client"]
+    running = client.generate("a person waves", frames=196, samples=8)
+    queued = client.generate("a person sits", frames=40)
+    assert client.cancel(queued)["state"] == "cancelled"
+    client.cancel(running)
+    time.sleep(3.5)  # the module's engine keeps results 3 s
+    with pytest.raises(EngineError) as expired:
+        client.job(queued)
+    assert expired.value.status == 404 and expired.value.code == "expired"
+
+
+def test_full_queue_answers_429(engine):
+    client = engine["client"]
+    ids = [client.generate("a person dances", frames=196, samples=8)]
+    with pytest.raises(EngineError) as full:
+        for _ in range(10):
+            ids.append(client.generate("a person dances", frames=40))
+    assert full.value.status == 429 and "waiting" in full.value.message
+    for job_id in ids:
+        client.cancel(job_id)
+
+
+TOO_LONG = "walk " * 20_000  # 100 kB
+BAD_GENERATE = {
+    "wrong types": ({"prompt": 5, "seconds": 2}, "bad_prompt"),
+    "empty prompt": ({"prompt": "   ", "seconds": 2}, "bad_prompt"),
+    "100 kB prompt": ({"prompt": TOO_LONG, "seconds": 2}, "bad_prompt"),
+    "length 0": ({"prompt": "walk", "frames": 0}, "bad_length"),
+    "negative": ({"prompt": "walk", "seconds": -2}, "bad_length"),
+    "above the maximum": ({"prompt": "walk", "frames": 200}, "bad_length"),
+    "not a multiple of 4": ({"prompt": "walk", "frames": 42}, "bad_length"),
+    "no length": ({"prompt": "walk"}, "bad_length"),
+    "string seconds": ({"prompt": "walk", "seconds": "4"}, "bad_seconds"),
+    "samples": ({"prompt": "walk", "seconds": 2, "samples": 100}, "bad_samples"),
+    "temperature": ({"prompt": "walk", "seconds": 2, "temperature": 0}, "bad_temperature"),
+    "top_p": ({"prompt": "walk", "seconds": 2, "top_p": 1.5}, "bad_top_p"),
+    "seed": ({"prompt": "walk", "seconds": 2, "seed": -1}, "bad_seed"),
+    "smooth": ({"prompt": "walk", "seconds": 2, "smooth": "yes"}, "bad_smooth"),
+    "unknown field": ({"prompt": "walk", "seconds": 2, "steps": 3}, "unknown_field"),
+    "not an object": ([1, 2], "bad_body"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GENERATE))
+def test_bad_generate_is_a_clear_400(engine, case):
+    body, code = BAD_GENERATE[case]
+    response = raw(engine, "POST", "/v1/generate", json.dumps(body).encode())
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code and len(error["message"]) > 10
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_rejected(engine, literal):
+    response = raw(engine, "POST", "/v1/generate", f'{{"prompt": "walk", "seconds": {literal}}}'.encode())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_json"
+
+
+def test_malformed_json(engine):
+    response = raw(engine, "POST", "/v1/generate", b'{"prompt": "walk", ')
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_json"
+
+
+def edit_body(walk_source: dict, **changes) -> dict:
+    return {"prompt": "a person jumps", "source": walk_source, "frame_mask": [True] * SOURCE_FRAMES, **changes}
+
+
+def test_bad_edits_are_clear_400s(engine, walk_source):
+    positions = np.asarray(walk_source["positions"])
+    with_nan = positions.copy()
+    with_nan[10, 3, 1] = np.nan
+    cases = {
+        "mask of the wrong length": (edit_body(walk_source, frame_mask=[True] * 10), "bad_frame_mask", "10 entries"),
+        "mask selects nothing": (edit_body(walk_source, frame_mask=[False] * SOURCE_FRAMES), "bad_frame_mask", "no frame"),
+        "mask of numbers": (edit_body(walk_source, frame_mask=[1] * SOURCE_FRAMES), "bad_frame_mask", "true/false"),
+        "source with NaN": (edit_body({"positions": with_nan.tolist()}), "bad_json", "NaN"),
+        "wrong joint count": (edit_body({"positions": positions[:, :21].tolist()}), "bad_source", "(frames, 22, 3)"),
+        "source not a motion": (edit_body("walk.npz"), "bad_source", "canonical motion"),
+    }
+    for case, (body, code, words) in cases.items():
+        text = json.dumps(body, allow_nan=True).encode()  # NaN on purpose: the server must refuse it
+        response = raw(engine, "POST", "/v1/edit", text)
+        assert response.status_code == 400, case
+        error = response.json()["error"]
+        assert error["code"] == code and words in error["message"], (case, error)
+
+
+def test_auth_on_every_endpoint(engine):
+    for method, path in (("GET", "/v1/health"), ("POST", "/v1/generate"), ("GET", "/v1/jobs/1"), ("DELETE", "/v1/jobs/1")):
+        missing = raw(engine, method, path, headers={"Authorization": ""})
+        wrong = raw(engine, method, path, headers={"Authorization": "Bearer " + "x" * 43})
+        for response in (missing, wrong):
+            assert response.status_code == 401, (method, path)
+            assert response.json()["error"]["code"] == "unauthorized"
+    assert "wrong token" in wrong.json()["error"]["message"]
+
+
+def test_unknown_job_and_endpoint(engine):
+    response = raw(engine, "GET", "/v1/jobs/no-such-job")
+    assert response.status_code == 404 and "no-such-job" in response.json()["error"]["message"]
+    assert raw(engine, "GET", "/v1/nothing").status_code == 404
+    assert raw(engine, "PUT", "/v1/health").status_code in (404, 405, 501)
+    assert raw(engine, "GET", "/v1/generate").json()["error"]["code"] == "method_not_allowed"
+
+
+def test_body_over_the_limit_is_413_without_reading_it(engine):
+    port = engine["ready"]["port"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        head = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {64 * 1024 * 1024}\r\n\r\n")  # fmt: skip
+        connection.sendall(head.encode())
+        reply = connection.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413") and "body_too_large" in reply
+
+
+def test_still_healthy_after_bad_input(engine):
+    assert engine["process"].poll() is None
+    client = engine["client"]
+    assert client.health()["ready"] is True
+    assert len(client.wait(client.generate("a person bows", frames=40), timeout_s=120)) == 1

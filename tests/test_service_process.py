@@ -1,0 +1,148 @@
+"""The engine subprocess: start, reuse, crash and restart, port in use, remote bind, parent death."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mosa_blender.engine_client import EngineUnavailable
+from mosa_blender.engine_process import EngineProcess, EngineStartError
+from service_engine import ENGINE_PYTHON, ROOT, engine_env, random_checkpoint, start_engine, stop, wait_ready, write_token
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def managed(checkpoint, tmp_path_factory):
+    engine = EngineProcess(ENGINE_PYTHON, checkpoint, device="cpu", log_dir=tmp_path_factory.mktemp("managed"), engine_root=ROOT)
+    yield engine
+    engine.stop()
+
+
+def gone(pid: int, timeout_s: float) -> bool:
+    """Whether the process ended (a zombie waiting for its reaper counts as ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_start_writes_a_private_token_and_serves(managed):
+    message = managed.ensure_running()
+    assert message.startswith("started the engine")
+    assert managed.token_file.stat().st_mode & 0o777 == 0o600
+    health = wait_ready(managed.client())
+    assert health["pid"] == managed.pid and health["log_file"] == str(managed.log_file)
+    assert managed.ensure_running() is None  # running: nothing to do
+
+
+def test_a_second_manager_reuses_the_running_engine(managed, checkpoint):
+    other = EngineProcess(ENGINE_PYTHON, checkpoint, device="cpu", log_dir=managed.log_dir, engine_root=ROOT)
+    assert other.ensure_running().startswith("reusing")
+    assert (other.pid, other.port) == (managed.pid, managed.port)
+    assert other.client().health()["ready"] is True
+
+
+def test_killed_engine_gives_a_clear_error_then_restarts(managed):
+    managed.ensure_running()
+    client = managed.client()
+    wait_ready(client)
+    job_id = client.generate("a person runs", frames=196, samples=8)
+    while client.job(job_id)["state"] == "queued":
+        time.sleep(0.01)
+    old_pid = managed.pid
+    os.kill(old_pid, signal.SIGKILL)
+    with pytest.raises(EngineUnavailable, match="does not answer"):
+        client.wait(job_id, timeout_s=30)
+    message = managed.ensure_running()
+    assert "had stopped (exit code -9); restarted" in message and managed.pid != old_pid
+    client = managed.client()
+    wait_ready(client)
+    assert len(client.wait(client.generate("a person walks", frames=40), timeout_s=120)) == 1
+
+
+def test_start_failure_reports_the_log_tail(checkpoint, tmp_path):
+    empty_root = tmp_path / "no-engine-here"
+    empty_root.mkdir()
+    broken = EngineProcess(ENGINE_PYTHON, checkpoint, device="cpu", log_dir=tmp_path / "logs", engine_root=empty_root)
+    with pytest.raises(EngineStartError, match="No module named engine"):
+        broken.ensure_running()
+    assert not broken.is_running()
+
+
+def test_port_in_use_is_a_clear_error(managed, checkpoint, tmp_path):
+    managed.ensure_running()
+    token_file, _ = write_token(tmp_path)
+    result = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "serve", "--port", str(managed.port), "--checkpoint", str(checkpoint),
+         "--token-file", str(token_file), "--log-file", str(tmp_path / "log")],
+        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and result.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{managed.port}: the port is already in use" in result.stderr
+
+
+def test_remote_bind_only_when_asked(checkpoint, tmp_path):
+    token_file, _ = write_token(tmp_path)
+    common = ["--checkpoint", str(checkpoint), "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]
+    refused = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "serve", "--host", "0.0.0.0", *common],
+        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--allow-remote" in refused.stderr
+    process, ready = start_engine(["--host", "0.0.0.0", "--allow-remote", *common], tmp_path / "stderr")
+    try:
+        assert ready["host"] == "0.0.0.0"
+        deadline = time.monotonic() + 10
+        while "warning: serving on 0.0.0.0" not in (tmp_path / "stderr").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        stop(process)
+
+
+def test_short_token_is_refused(checkpoint, tmp_path):
+    (tmp_path / "token").write_text("short")
+    result = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint), "--token-file", str(tmp_path / "token")],
+        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "shorter than 16" in result.stderr
+
+
+PARENT = """
+import subprocess, sys, os, time
+engine = subprocess.Popen(sys.argv[1:] + ["--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+sys.stdout.write(engine.stdout.readline().decode()); sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+def test_engine_exits_when_its_parent_dies(checkpoint, tmp_path):
+    token_file, _ = write_token(tmp_path)
+    engine_command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint),
+                      "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]  # fmt: skip
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *engine_command], stdout=subprocess.PIPE, env=engine_env(), cwd=ROOT)
+    try:
+        engine_pid = json.loads(parent.stdout.readline())["pid"]
+        parent.kill()
+        parent.wait()
+        assert gone(engine_pid, timeout_s=10)
+    finally:
+        parent.stdout.close()
+        if parent.poll() is None:
+            parent.kill()
