@@ -36,6 +36,7 @@ from retarget import canonical
 log = logging.getLogger("engine.service")
 
 PREVIEW_EVERY = 4  # keep every 4th frame of the coarse preview: enough to draw, small to poll
+DISCARD_AT_MOST = 64 * 1024 * 1024  # a refused body up to this size is read and dropped
 
 
 @dataclass
@@ -168,6 +169,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
     def _handle(self, method: str) -> None:
         try:
             self._authenticate()
@@ -211,8 +218,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "expired", exc.args[0]) from None
             except JobNotFound as exc:
                 raise ApiError(404, "not_found", exc.args[0]) from None
-        known = ("/v1/health", "/v1/generate", "/v1/edit") + (path,) * path.startswith("/v1/jobs/")
-        if path in known:
+        if path in ("/v1/health", "/v1/generate", "/v1/edit") or path.startswith("/v1/jobs/"):
             raise ApiError(405, "method_not_allowed", f"{method} is not supported on {path}")
         raise ApiError(404, "not_found", f"no endpoint {path}")
 
@@ -222,13 +228,25 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(411, "length_required", "send the body with a Content-Length header")
         length, limit = int(length_header), self.server.engine.config.limits.max_body_bytes
         if length > limit:
-            self.close_connection = True  # the unread body must not be parsed as the next request
+            self._discard(length)
             raise ApiError(413, "body_too_large", f"the body has {length} bytes; at most {limit} are accepted")
         raw = self.rfile.read(length)
         try:
             return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body, so that the client sees the 413 rather than a reset;
+        a huge one is not worth reading: close the connection instead."""
+        if length > DISCARD_AT_MOST:
+            self.close_connection = True  # the unread body must not be parsed as the next request
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _reply(self, status: int, payload: dict) -> None:
         body = json.dumps(payload, allow_nan=False).encode()
@@ -274,6 +292,9 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         print(f"error: --host {args.host} is not a loopback address; add --allow-remote to serve the network", file=sys.stderr)
         return 2
+    if not Path(args.checkpoint).is_file():
+        print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
+        return 2
     try:
         token = Path(args.token_file).read_text().strip()
     except OSError as exc:
@@ -305,6 +326,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"event": "listening", "host": host, "port": port, "pid": os.getpid(), "version": __version__}), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
     finally:
         server.server_close()
         server.engine.jobs.close()

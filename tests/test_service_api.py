@@ -197,11 +197,17 @@ def test_unknown_job_and_endpoint(engine):
     assert raw(engine, "GET", "/v1/generate").json()["error"]["code"] == "method_not_allowed"
 
 
-def test_body_over_the_limit_is_413_without_reading_it(engine):
+def test_body_over_the_limit_is_413(engine):
+    with pytest.raises(EngineError) as refused:
+        engine["client"].generate("walk " * 1_000_000, frames=40)  # 5 MB, over the 4 MB limit
+    assert refused.value.status == 413 and refused.value.code == "body_too_large"
+
+
+def test_a_huge_body_is_refused_without_reading_it(engine):
     port = engine["ready"]["port"]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         head = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {64 * 1024 * 1024}\r\n\r\n")  # fmt: skip
+                f"Content-Type: application/json\r\nContent-Length: {2**30}\r\n\r\n")  # fmt: skip
         connection.sendall(head.encode())
         reply = connection.recv(65536).decode()
     assert reply.startswith("HTTP/1.1 413") and "body_too_large" in reply

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mosa_blender.engine_client import EngineUnavailable
+from mosa_blender.engine_client import EngineClient, EngineUnavailable, JobFailed
 from mosa_blender.engine_process import EngineProcess, EngineStartError
 from service_engine import ENGINE_PYTHON, ROOT, engine_env, random_checkpoint, start_engine, stop, wait_ready, write_token
 
@@ -113,6 +113,33 @@ def test_remote_bind_only_when_asked(checkpoint, tmp_path):
             time.sleep(0.05)
     finally:
         stop(process)
+
+
+def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(tmp_path):
+    token_file, token = write_token(tmp_path)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    args = ["--checkpoint", str(broken), "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]
+    process, ready = start_engine(args, tmp_path / "stderr")
+    try:
+        client = EngineClient(f"http://127.0.0.1:{ready['port']}", token)
+        with pytest.raises(RuntimeError):
+            wait_ready(client, timeout_s=60)
+        health = client.health()
+        assert health["ready"] is False and "loading failed" in health["loading"]["message"]
+        with pytest.raises(JobFailed, match="the model could not be loaded"):
+            client.wait(client.generate("a person walks", frames=40), timeout_s=30)
+    finally:
+        stop(process)
+
+
+def test_missing_checkpoint_and_short_token_are_refused(checkpoint, tmp_path):
+    token_file, _ = write_token(tmp_path)
+    missing = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(tmp_path / "nope.pt"), "--token-file", str(token_file)],
+        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "nope.pt not found" in missing.stderr
 
 
 def test_short_token_is_refused(checkpoint, tmp_path):
