@@ -115,7 +115,7 @@ def test_remote_bind_only_when_asked(checkpoint, tmp_path):
         stop(process)
 
 
-def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(tmp_path):
+def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path):
     token_file, token = write_token(tmp_path)
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
