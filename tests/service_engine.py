@@ -8,7 +8,10 @@ import selectors
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from mosa_blender.engine_client import EngineClient
 
@@ -80,3 +83,33 @@ def stop(process: subprocess.Popen) -> None:
             process.kill()
             process.wait()
     process.stdout.close()
+
+
+@dataclass
+class RunningEngine:
+    process: subprocess.Popen
+    ready: dict  # the 'listening' line
+    token: str
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ready['port']}"
+
+    def client(self, timeout_s: float = 30.0) -> EngineClient:
+        return EngineClient(self.url, self.token, timeout_s=timeout_s)
+
+
+@contextmanager
+def serving(folder: Path, *extra_args: str) -> Iterator[RunningEngine]:
+    """An engine on the random demo model in `folder`, loaded and ready, stopped afterwards."""
+    token_file, token = write_token(folder)
+    args = ["--checkpoint", str(random_checkpoint(folder)), "--token-file", str(token_file), "--device", "cpu",
+            "--log-file", str(folder / "engine.log"), *extra_args]  # fmt: skip
+    process, ready = start_engine(args, folder / "stderr")
+    try:
+        engine = RunningEngine(process, ready, token, folder)
+        wait_ready(engine.client())
+        yield engine
+    finally:
+        stop(process)

@@ -10,24 +10,19 @@ import pytest
 import requests
 
 from engine.datasets import deepmimic
-from mosa_blender.engine_client import EngineClient, EngineError, JobCancelled
-from service_engine import random_checkpoint, start_engine, stop, wait_ready, write_token
+from mosa_blender.engine_client import EngineError, JobCancelled
+from service_engine import serving
 
 SOURCE_FRAMES = 80
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("engine")
-    token_file, token = write_token(folder)
-    args = ["--checkpoint", str(random_checkpoint(folder)), "--token-file", str(token_file), "--device", "cpu",
-            "--log-file", str(folder / "engine.log"), "--max-queued", "4", "--result-ttl", "3"]  # fmt: skip
-    process, ready = start_engine(args, folder / "stderr")
-    client = EngineClient(f"http://127.0.0.1:{ready['port']}", token, timeout_s=30)
-    wait_ready(client)
-    yield {"process": process, "ready": ready, "client": client, "token": token, "folder": folder}
-    client.close()
-    stop(process)
+    with serving(tmp_path_factory.mktemp("engine"), "--max-queued", "4", "--result-ttl", "3") as running:
+        client = running.client()
+        yield {"process": running.process, "ready": running.ready, "client": client, "token": running.token,
+               "folder": running.folder}  # fmt: skip
+        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mosa_blender.engine_client import EngineClient
-from service_engine import random_checkpoint, start_engine, stop, wait_ready, write_token
+from service_engine import serving
 
 SEQUENTIAL_JOBS = 40
 WARMUP_JOBS = 20
@@ -19,15 +19,8 @@ MAX_GROWTH = 0.10
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("load")
-    token_file, token = write_token(folder)
-    args = ["--checkpoint", str(random_checkpoint(folder)), "--token-file", str(token_file), "--device", "cpu",
-            "--log-file", str(folder / "engine.log"), "--max-queued", str(CLIENTS * 2)]  # fmt: skip
-    process, ready = start_engine(args, folder / "stderr")
-    url = f"http://127.0.0.1:{ready['port']}"
-    wait_ready(EngineClient(url, token))
-    yield {"process": process, "url": url, "token": token}
-    stop(process)
+    with serving(tmp_path_factory.mktemp("load"), "--max-queued", str(CLIENTS * 2)) as running:
+        yield {"process": running.process, "url": running.url, "token": running.token}
 
 
 def resident_kib(pid: int) -> int:
