@@ -115,7 +115,7 @@ class Engine:
             health["error"] = self.loader.error
         return health
 
-    def _run_job(self, job: Job, on_progress, should_cancel) -> list[dict]:
+    def _run_job(self, job: Job, on_progress, should_cancel) -> list:
         pipeline = self.loader.wait()
         from engine.pipeline import Cancelled
 
@@ -186,7 +186,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must not kill the service; the client learns what happened
             log.exception("internal error on %s %s", method, self.path)
             status, payload = 500, {"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
-        self._reply(status, payload)
+        try:
+            body = json.dumps(payload, allow_nan=False).encode()
+        except ValueError:  # NaN from the model must not reach a client as invalid JSON
+            log.error("non-finite values in the answer to %s %s", method, self.path)
+            status, body = 500, json.dumps({"error": {"code": "internal", "message": "the answer held NaN or infinite values"}}).encode()
+        self._reply(status, body)
 
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization", "")
@@ -248,8 +253,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             length -= len(chunk)
 
-    def _reply(self, status: int, payload: dict) -> None:
-        body = json.dumps(payload, allow_nan=False).encode()
+    def _reply(self, status: int, body: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

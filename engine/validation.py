@@ -208,6 +208,10 @@ def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
         frames = len(positions)
         if source.get("features") is not None:
             features = _array(source["features"], "source.features", (FEATURE_DIM,))
+            if len(features) not in (frames - 1, frames):
+                raise RequestError(
+                    "bad_source", f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}"
+                )
         else:
             features = representation.joints_to_features(positions)
     else:
