@@ -1,17 +1,17 @@
 """Jobs: a bounded queue served by one model worker thread, with progress, cancel and retention.
 
-The model runs one request at a time on one device, so one worker thread owns it; HTTP threads
-only enqueue, read and flag jobs. A finished job's result stays for `result_ttl_s` seconds, then
-its id answers "expired" (remembered for a while) instead of an ambiguous "unknown".
+The model runs on one device, so one worker thread owns it; HTTP threads only enqueue, read and
+flag jobs. The worker takes the oldest job together with the waiting jobs that share its batch
+key (requests the model can run as one batch), up to `max_batch`. A finished job's result stays
+for `result_ttl_s` seconds, then its id answers "expired" instead of an ambiguous "unknown".
 """
 from __future__ import annotations
 
 import itertools
-import queue
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -69,14 +69,18 @@ class Job:
         return view
 
 
-# A runner does the work of one job: runner(job, on_progress(step, total, preview), should_cancel)
-# returns the result (JSON-able) or raises JobCancelled / any exception for a failure.
-Runner = Callable[[Job, Callable[[int, int, Any], None], Callable[[], bool]], Any]
+# A runner does the work of a batch of jobs: runner(jobs, on_progress(step, total, previews),
+# should_cancel) returns one result per job, or raises JobCancelled (all were cancelled) or any
+# exception (all failed). `previews` holds one preview per job, or is None.
+Runner = Callable[[list[Job], Callable[[int, int, Any], None], Callable[[], bool]], list]
+# The batch key of a job; jobs with equal keys may run as one batch, None never batches.
+BatchKey = Callable[[Job], Any]
 
 
 @dataclass
 class JobSettings:
     max_queued: int = 16
+    max_batch: int = 1  # jobs run together at most; 1 runs them one by one
     result_ttl_s: float = 600.0
     max_finished: int = 256  # finished jobs kept at most, whatever their age: bounded memory
     remember_expired: int = 10_000  # how many expired ids still answer "expired"
@@ -85,13 +89,16 @@ class JobSettings:
 class JobQueue:
     """Bounded FIFO of jobs and the single worker thread that runs them."""
 
-    def __init__(self, runner: Runner, settings: JobSettings | None = None) -> None:
+    def __init__(self, runner: Runner, settings: JobSettings | None = None, batch_key: BatchKey | None = None) -> None:
         self.settings = settings or JobSettings()
         self._runner = runner
+        self._batch_key = batch_key or (lambda job: None)
         self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
         self._expired: OrderedDict[str, float] = OrderedDict()
-        self._pending: queue.Queue[Job | None] = queue.Queue(maxsize=self.settings.max_queued)
+        self._waiting: deque[Job] = deque()
+        self._closed = False
         self._counter = itertools.count(1)
         self._worker = threading.Thread(target=self._work, name="model-worker", daemon=True)
         self._worker.start()
@@ -101,11 +108,11 @@ class JobQueue:
         self._purge_expired()
         job = Job(id=f"{next(self._counter)}-{secrets.token_hex(6)}", kind=kind, request=request)
         with self._lock:
-            try:
-                self._pending.put_nowait(job)
-            except queue.Full:
-                raise QueueFull(f"{self.settings.max_queued} jobs are already waiting; retry when one finishes") from None
+            if len(self._waiting) >= self.settings.max_queued:
+                raise QueueFull(f"{self.settings.max_queued} jobs are already waiting; retry when one finishes")
+            self._waiting.append(job)
             self._jobs[job.id] = job
+            self._wakeup.notify()
         return job
 
     def view(self, job_id: str) -> dict:
@@ -120,6 +127,7 @@ class JobQueue:
             if job.state not in FINISHED_STATES:
                 job.cancel_requested.set()
                 if job.state == QUEUED:
+                    self._waiting.remove(job)
                     self._finish(job, CANCELLED)
             return job.snapshot()
 
@@ -129,11 +137,10 @@ class JobQueue:
         return {state: states.count(state) for state in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}
 
     def close(self) -> None:
-        """Let the worker finish its current job and stop."""
-        try:
-            self._pending.put_nowait(None)
-        except queue.Full:
-            pass  # the worker is a daemon thread; process exit ends it
+        """Let the worker finish its current batch and stop."""
+        with self._lock:
+            self._closed = True
+            self._wakeup.notify()
 
     # --- internals ----------------------------------------------------------------------------
     def _find(self, job_id: str) -> Job:
@@ -164,30 +171,51 @@ class JobQueue:
                 self._expired.popitem(last=False)
 
     def _work(self) -> None:
-        while True:
-            job = self._pending.get()
-            if job is None:
-                return
-            with self._lock:
-                if job.state != QUEUED:  # cancelled while waiting
-                    continue
-                job.state = RUNNING
-            self._run(job)
+        while (batch := self._next_batch()) is not None:
+            self._run(batch)
 
-    def _run(self, job: Job) -> None:
-        def on_progress(step: int, total: int, preview: Any) -> None:
+    def _next_batch(self) -> list[Job] | None:
+        """The oldest waiting job and the waiting jobs that share its batch key; None on close."""
+        with self._wakeup:
+            while not self._waiting and not self._closed:
+                self._wakeup.wait()
+            if self._closed:
+                return None
+            batch = [self._waiting.popleft()]
+            key = self._batch_key(batch[0])
+            if key is not None:
+                for job in list(self._waiting):
+                    if len(batch) == self.settings.max_batch:
+                        break
+                    if self._batch_key(job) == key:
+                        self._waiting.remove(job)
+                        batch.append(job)
+            for job in batch:
+                job.state = RUNNING
+            return batch
+
+    def _run(self, batch: list[Job]) -> None:
+        def on_progress(step: int, total: int, previews: list | None) -> None:
             with self._lock:
-                job.step, job.total, job.preview = step, total, preview
+                for index, job in enumerate(batch):
+                    job.step, job.total = step, total
+                    job.preview = None if previews is None else previews[index]
+
+        def should_cancel() -> bool:
+            return all(job.cancel_requested.is_set() for job in batch)
 
         try:
-            result = self._runner(job, on_progress, job.cancel_requested.is_set)
+            results = self._runner(batch, on_progress, should_cancel)
         except JobCancelled:
-            outcome, result, error = CANCELLED, None, None
-        except Exception as exc:  # the job fails; the worker and the service live on
-            outcome, result, error = FAILED, None, f"{type(exc).__name__}: {exc}"
+            outcomes = [(CANCELLED, None, None)] * len(batch)
+        except Exception as exc:  # the jobs fail; the worker and the service live on
+            outcomes = [(FAILED, None, f"{type(exc).__name__}: {exc}")] * len(batch)
         else:
-            outcome, error = DONE, None
+            outcomes = [(DONE, result, None) for result in results]
         with self._lock:
-            job.result, job.error = result, error
-            self._finish(job, outcome)
+            for job, (state, result, error) in zip(batch, outcomes):
+                if job.cancel_requested.is_set() and state == DONE:
+                    state, result = CANCELLED, None  # its batch mates kept the model running
+                job.result, job.error = result, error
+                self._finish(job, state)
         self._purge_expired()

@@ -97,7 +97,7 @@ class Engine:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.loader = ModelLoader(config.checkpoint, config.device)
-        self.jobs = JobQueue(self._run_job, config.jobs)
+        self.jobs = JobQueue(self._run_jobs, config.jobs)
 
     def health(self) -> dict:
         info = self.loader.pipeline.info if self.loader.ready else {}
@@ -115,15 +115,17 @@ class Engine:
             health["error"] = self.loader.error
         return health
 
-    def _run_job(self, job: Job, on_progress, should_cancel) -> list:
+    def _run_jobs(self, jobs: list[Job], on_progress, should_cancel) -> list:
         pipeline = self.loader.wait()
         from engine.pipeline import Cancelled
+
+        (job,) = jobs
 
         def report(progress) -> None:
             preview = None
             if progress.preview_joints is not None:
                 preview = np.asarray(progress.preview_joints, dtype=np.float32)[::PREVIEW_EVERY].copy()
-            on_progress(progress.step, progress.total, preview)
+            on_progress(progress.step, progress.total, [preview])
 
         run = pipeline.generate if job.kind == "generate" else pipeline.edit
         started = time.monotonic()
@@ -133,7 +135,7 @@ class Engine:
             log.info("job %s cancelled", job.id)
             raise JobCancelled() from None
         log.info("job %s (%s) done in %.2f s", job.id, job.kind, time.monotonic() - started)
-        return motions
+        return [motions]
 
     def job_view(self, job_id: str, cancel: bool = False) -> dict:
         """A job as JSON: motions are kept as arrays (compact) and turned into dicts only here."""

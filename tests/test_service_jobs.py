@@ -14,16 +14,18 @@ class Scales:
 
     def __init__(self) -> None:
         self.gate = threading.Semaphore(0)
+        self.batches: list[list[str]] = []
 
-    def __call__(self, job, on_progress, should_cancel):
-        if job.request == "fail":
+    def __call__(self, jobs, on_progress, should_cancel):
+        self.batches.append([job.request for job in jobs])
+        if "fail" in self.batches[-1]:
             raise ValueError("the prompt made the model unhappy")
         for step in range(1, 11):
             if should_cancel():
                 raise JobCancelled()
             self.gate.acquire(timeout=5)
-            on_progress(step, 10, [step])
-        return [job.request]
+            on_progress(step, 10, [[step, job.request] for job in jobs])
+        return [[job.request] for job in jobs]
 
     def release(self, scales: int = 1) -> None:
         for _ in range(scales):
@@ -45,7 +47,7 @@ def test_a_job_reports_progress_and_its_result():
     assert queue.view(job.id)["state"] in ("queued", "running")
     scales.release(3)
     view = wait_for(queue, job.id, lambda v: v["progress"]["step"] == 3)
-    assert view["state"] == "running" and view["preview"] == [3] and "result" not in view
+    assert view["state"] == "running" and view["preview"] == [3, "walk"] and "result" not in view
     scales.release(7)
     view = wait_for(queue, job.id, lambda v: v["state"] == "done")
     assert view["result"] == ["walk"] and view["progress"] == {"step": 10, "total": 10}
@@ -105,4 +107,34 @@ def test_results_expire_after_the_ttl_and_beyond_the_count():
         queue.view(ids[3])
     with pytest.raises(JobNotFound, match="no job with id 'nope'"):
         queue.view("nope")
+    queue.close()
+
+
+def test_compatible_jobs_run_as_one_batch():
+    scales = Scales()
+    queue = JobQueue(scales, JobSettings(max_batch=3), batch_key=lambda job: job.request[0])
+    first = queue.submit("generate", "a0")
+    wait_for(queue, first.id, lambda v: v["state"] == "running")
+    waiting = [queue.submit("generate", request) for request in ("a1", "b1", "a2", "a3", "a4")]
+    queue.cancel(waiting[3].id)  # "a3" leaves the queue before it runs
+    scales.release(40)
+    views = [wait_for(queue, job.id, lambda v: v["state"] in ("done", "cancelled")) for job in waiting]
+    assert scales.batches == [["a0"], ["a1", "a2", "a4"], ["b1"]]
+    assert [view["state"] for view in views] == ["done", "done", "done", "cancelled", "done"]
+    assert views[4]["result"] == ["a4"] and views[4]["preview"] == [10, "a4"]
+    queue.close()
+
+
+def test_a_cancelled_job_in_a_running_batch_gets_no_result():
+    scales = Scales()
+    queue = JobQueue(scales, JobSettings(max_batch=2), batch_key=lambda job: "same")
+    blocker = queue.submit("generate", "first")
+    wait_for(queue, blocker.id, lambda v: v["state"] == "running")
+    kept, dropped = queue.submit("generate", "kept"), queue.submit("generate", "dropped")
+    scales.release(12)
+    wait_for(queue, dropped.id, lambda v: v["progress"]["step"] == 2)
+    queue.cancel(dropped.id)
+    scales.release(10)
+    assert wait_for(queue, kept.id, lambda v: v["state"] == "done")["result"] == ["kept"]
+    assert wait_for(queue, dropped.id, lambda v: v["state"] == "cancelled").get("result") is None
     queue.close()
