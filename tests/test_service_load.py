@@ -10,7 +10,7 @@ import pytest
 from mosa_blender.engine_client import EngineClient
 from service_engine import serving
 
-SEQUENTIAL_JOBS = 40
+SEQUENTIAL_JOBS = 200
 WARMUP_JOBS = 20
 CLIENTS = 8
 JOBS_PER_CLIENT = 5
