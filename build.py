@@ -4,6 +4,7 @@
     python3 build.py setup            create (or reuse) the cached environment
     python3 build.py test [ARGS]      setup, then the whole suite; ARGS pass through to pytest
                                       (with no ARGS the Blender tests run again on 4.5 LTS)
+    python3 build.py extension        build dist/mosa-<version>.zip and validate it as Blender does
 
 The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
@@ -102,12 +103,47 @@ def cmd_test(args: argparse.Namespace) -> None:
     run([str(lts_python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=ROOT, env=env)
 
 
+def extension_files() -> list[tuple[Path, str]]:
+    """(source, name in the zip): the add-on at the zip root, retarget/ and engine/ inside it."""
+    files = [(ROOT / "blender_manifest.toml", "blender_manifest.toml")]
+    trees = [(ROOT / "mosa_blender", ""), (ROOT / "retarget", "retarget/"), (ROOT / "engine", "engine/")]
+    for folder, prefix in trees:
+        for source in sorted(folder.rglob("*")):
+            if source.is_file() and "__pycache__" not in source.parts and source.suffix != ".pyc":
+                files.append((source, prefix + source.relative_to(folder).as_posix()))
+    return files
+
+
+def cmd_extension(args: argparse.Namespace) -> Path:
+    """Zip the extension, then run Blender's own validator (bl_pkg's blender_ext.py) on it."""
+    import tomllib
+    import zipfile
+
+    python = cmd_setup(args)
+    version = tomllib.loads((ROOT / "blender_manifest.toml").read_text())["version"]
+    archive = ROOT / "dist" / f"mosa-{version}.zip"
+    archive.parent.mkdir(exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for source, name in extension_files():
+            zipped.write(source, name)
+    # Blender's validator is a standalone script inside the bpy package; find it without importing bpy.
+    scripts = subprocess.check_output(
+        [str(python), "-c", "import importlib.util, pathlib; "
+         "print(next(pathlib.Path(importlib.util.find_spec('bpy').origin).parent.glob('*/scripts')))"],
+        text=True).strip()
+    run([str(python), f"{scripts}/addons_core/bl_pkg/cli/blender_ext.py", "validate", str(archive),
+         f"--valid-tags={scripts}/modules/_bpy_internal/extensions/tags.py"])
+    print(f"[extension] {archive} ({archive.stat().st_size / 1e6:.1f} MB)", flush=True)
+    return archive
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create or reuse the cached environment").set_defaults(func=cmd_setup)
     test = commands.add_parser("test", help="run the whole test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
+    commands.add_parser("extension", help="build and validate the extension zip").set_defaults(func=cmd_extension)
     # Unknown options belong to the command (pytest's -x, -k ...), so parse leniently.
     args, args.pytest_args = parser.parse_known_args(argv)
     if args.pytest_args and args.command != "test":

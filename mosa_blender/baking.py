@@ -1,0 +1,57 @@
+"""Write pose tracks into actions with foreach_set, and read them back by evaluating fcurves."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from .action_compat import fcurves_for
+from .tracks import LOCATION_PATH, ROTATION_PATH, PoseTracks, flat_keys
+
+
+def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
+    """Key every channel of `tracks` at its frames; any keys already in that span are replaced.
+
+    Keys outside the span keep their values, handles and interpolation: the new keys are appended
+    behind the kept ones, and foreach_set rewrites the kept ones with their own values.
+    """
+    first, last = tracks.frames.min(), tracks.frames.max()
+    fcurves = fcurves_for(action, obj)
+    for data_path, index, values in tracks.channels():
+        fcurve = fcurves.find(data_path, index=index) or fcurves.new(data_path, index=index)
+        points = fcurve.keyframe_points
+        inside = [point for point in points if first - 1e-4 <= point.co[0] <= last + 1e-4]
+        for point in reversed(inside):
+            points.remove(point, fast=True)
+        kept = np.empty(2 * len(points), dtype=np.float32)
+        points.foreach_get("co", kept)
+        points.add(len(tracks.frames))
+        points.foreach_set("co", np.concatenate([kept, flat_keys(tracks.frames, values)]))
+        fcurve.update()
+
+
+def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks) -> PoseTracks:
+    """The action's values on the channels and frames of `like` (the rest pose where unkeyed)."""
+    fcurves = fcurves_for(action, obj)
+    rest = {"rotation": np.array([1.0, 0.0, 0.0, 0.0]), "location": np.zeros(3)}
+
+    def sampled(data_path: str, kind: str, width: int) -> np.ndarray:
+        columns = []
+        for index in range(width):
+            fcurve = fcurves.find(data_path, index=index)
+            columns.append([fcurve.evaluate(frame) for frame in like.frames] if fcurve
+                           else np.full(len(like.frames), rest[kind][index]))
+        return np.stack(columns, axis=1)
+
+    return PoseTracks(
+        frames=like.frames,
+        rotations={bone: sampled(ROTATION_PATH.format(bone), "rotation", 4) for bone in like.rotations},
+        locations={bone: sampled(LOCATION_PATH.format(bone), "location", 3) for bone in like.locations},
+    )
+
+
+def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only: bool = False) -> list[float]:
+    """Frames of the action's keys (only the selected ones if asked): the default span's source."""
+    frames = []
+    for fcurve in fcurves_for(action, obj):
+        frames.extend(point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only)
+    return frames
