@@ -40,7 +40,7 @@ def canonical_mask(span: tuple[float, float], action_start: float, scene_fps: fl
 
 
 def seam_weights(inside: np.ndarray, blend_frames: int) -> np.ndarray:
-    """Per-frame weight of the new motion: 0 outside, ramping up over `blend_frames` inside each seam."""
+    """Per-frame weight of the new motion: 0 outside, easing up over `blend_frames` inside each seam."""
     inside = np.asarray(inside, dtype=bool)
     weights = inside.astype(np.float64)
     indices = np.flatnonzero(inside)
@@ -50,8 +50,18 @@ def seam_weights(inside: np.ndarray, blend_frames: int) -> np.ndarray:
     outside = np.flatnonzero(~inside)
     if len(outside):
         distance = np.min(np.abs(indices[:, None] - outside[None, :]), axis=1)
-        weights[indices] = np.clip(distance / (blend_frames + 1), 0.0, 1.0)
+        ramp = np.clip(distance / (blend_frames + 1), 0.0, 1.0)
+        weights[indices] = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no kink where the blend starts or ends
     return weights
+
+
+def seam_width(seam_gap: float, step_budget: float, minimum: int, maximum: int) -> int:
+    """Frames to blend over so the ramp adds at most `step_budget` per frame to the motion's own
+    movement (the budget: the source's largest step minus how fast things move at the seam)."""
+    if step_budget <= 0:
+        return max(minimum, maximum)
+    needed = int(np.ceil(1.5 * seam_gap / step_budget)) - 1  # smoothstep's steepest step is 1.5x the mean
+    return int(np.clip(needed, minimum, max(minimum, maximum)))
 
 
 def blend_rotations(source: np.ndarray, generated: np.ndarray, weights: np.ndarray) -> np.ndarray:

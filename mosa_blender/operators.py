@@ -1,0 +1,373 @@
+"""Operators: thin shells that gather from bpy, call plain code, and write the result back.
+
+Generate and Regenerate Range share one job loop (`JobRun`): the modal path advances it on a
+timer, the synchronous path (tests, the headless demo) loops the same step until it finishes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from . import baking, engine_session, preferences, spans, storage
+from .action_compat import assign_action
+from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
+from .retargeting import motion_to_tracks
+from .spans import rotations
+from .tracks import action_name
+
+POLL_S = 0.1
+
+
+@dataclass
+class JobRun:
+    """One engine job followed to its end: `step()` polls once and says whether it is over."""
+
+    client: EngineClient
+    job_id: str
+    state: str = "queued"
+    progress: float = 0.0
+    result: list[dict] = field(default_factory=list)
+    error: str = ""
+
+    def step(self) -> bool:
+        try:
+            job = self.client.job(self.job_id)
+        except (EngineUnavailable, EngineError) as failure:
+            self.state, self.error = "failed", f"the engine stopped answering: {failure}"
+            return True
+        self.state, self.progress = job["state"], float(job.get("progress") or 0.0)
+        if self.state == "done":
+            self.result = job["result"]
+        elif self.state == "failed":
+            self.error = job.get("error") or "the job failed without a message"
+        return self.state in FINISHED
+
+    def cancel(self) -> None:
+        try:
+            self.client.cancel(self.job_id)
+        except (EngineUnavailable, EngineError):
+            pass  # a dead engine has nothing left to cancel
+        self.state = "cancelled"
+
+
+_active_run: JobRun | None = None  # the job the Cancel button stops
+
+
+def forget_active_run() -> None:
+    """Cancel the running job, if any (a new file is loading: its result has nowhere to go)."""
+    global _active_run
+    if _active_run is not None:
+        _active_run.cancel()
+    _active_run = None
+
+
+def _armature_poll(cls, context) -> bool:
+    obj = context.active_object
+    if obj is None or obj.type != "ARMATURE":
+        cls.poll_message_set("Select an armature: MoSa animates the active armature")
+        return False
+    if _active_run is not None:
+        cls.poll_message_set("A MoSa job is running; wait for it or cancel it")
+        return False
+    return True
+
+
+def connect(operator, context) -> EngineClient | None:
+    try:
+        client, news = engine_session.connect(preferences.get(context), preferences.user_dir())
+    except Exception as failure:  # the engine could not start: say why, in the UI
+        operator.report({"ERROR"}, f"MoSa engine unavailable: {failure}")
+        return None
+    if news:
+        operator.report({"WARNING"} if "restarted" in news else {"INFO"}, f"MoSa: {news}")
+    context.scene.mosa.status = "engine ready"
+    return client
+
+
+def _record_job(settings, run: JobRun, kind: str, prompt: str) -> None:
+    entry = settings.jobs.add()
+    entry.job_id, entry.kind, entry.prompt, entry.state = run.job_id, kind, prompt, run.state
+    while len(settings.jobs) > 5:
+        settings.jobs.remove(0)
+
+
+class _JobOperator:
+    """The shared modal/synchronous driver; subclasses say how to submit and what to do with the result."""
+
+    synchronous: BoolProperty(name="Synchronous", description="Wait for the result, blocking (scripts, tests)",
+                              default=False, options={"SKIP_SAVE"})
+
+    def submit(self, context, client: EngineClient) -> str:
+        raise NotImplementedError
+
+    def finish(self, context, result: list[dict]) -> None:
+        raise NotImplementedError
+
+    def execute(self, context):
+        global _active_run
+        error = self.check_input(context)
+        if error:
+            self.report({"ERROR"}, error)
+            return {"CANCELLED"}
+        client = connect(self, context)
+        if client is None:
+            return {"CANCELLED"}
+        try:
+            _active_run = JobRun(client, self.submit(context, client))
+        except (EngineUnavailable, EngineError, ValueError) as failure:
+            self.report({"ERROR"}, f"MoSa: {failure}")
+            return {"CANCELLED"}
+        _record_job(context.scene.mosa, _active_run, self.bl_idname, context.scene.mosa.prompt)
+        if self.synchronous:
+            while not self.advance(context):
+                time.sleep(POLL_S)
+            return self.conclude(context)
+        self._timer = context.window_manager.event_timer_add(POLL_S, window=context.window)
+        context.window_manager.progress_begin(0, 1)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" or _active_run is None:
+            if _active_run is not None:
+                _active_run.cancel()
+            return self.end_modal(context, self.conclude(context))
+        if event.type == "TIMER" and self.advance(context):
+            return self.end_modal(context, self.conclude(context))
+        return {"PASS_THROUGH"}
+
+    def end_modal(self, context, outcome: set) -> set:
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        return outcome
+
+    def advance(self, context) -> bool:
+        """One poll of the engine; progress goes to the status bar and the panel."""
+        finished = _active_run.step()
+        settings = context.scene.mosa
+        settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
+        settings.jobs[-1].state = _active_run.state if len(settings.jobs) else ""
+        if not self.synchronous:
+            context.window_manager.progress_update(_active_run.progress)
+            context.workspace.status_text_set(f"MoSa: {settings.status} - Esc cancels")
+        return finished
+
+    def conclude(self, context) -> set:
+        global _active_run
+        run, _active_run = _active_run, None
+        if run is None or run.state == "cancelled":
+            self.report({"WARNING"}, "MoSa: cancelled; nothing changed")
+            return {"CANCELLED"}
+        if run.state == "failed":
+            self.report({"ERROR"}, f"MoSa: {run.error}")
+            return {"CANCELLED"}
+        try:
+            self.finish(context, run.result)
+        except (ValueError, RuntimeError) as failure:
+            self.report({"ERROR"}, f"MoSa: {failure}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def check_input(self, context) -> str:
+        return "" if context.scene.mosa.prompt.strip() else "Type a prompt first: what should the character do?"
+
+
+def _scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def _store(action, motion: dict, prompt: str, seed: int, model: str) -> None:
+    action["mosa"] = {"prompt": prompt, "seed": seed, "model": model, "motion": storage.encode_motion(motion)}
+
+
+class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
+    """Generate motion from the prompt onto the active armature, one new action per variation"""
+
+    bl_idname = "mosa.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _armature_poll(cls, context)
+
+    def submit(self, context, client):
+        settings = context.scene.mosa
+        return client.generate(settings.prompt, seconds=settings.seconds, seed=settings.seed,
+                               samples=settings.variations, guidance=settings.guidance,
+                               temperature=settings.temperature, top_k=settings.top_k,
+                               top_p=settings.top_p, smooth=settings.smooth)
+
+    def finish(self, context, result):
+        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+        actions = []
+        for number, motion in enumerate(result):
+            tracks = motion_to_tracks(obj, motion, _scene_fps(scene), scene.frame_current,
+                                      foot_lock=settings.foot_lock, in_place=settings.in_place)
+            seed = settings.seed + number
+            action = bpy.data.actions.new(action_name(settings.prompt, seed))
+            baking.bake_tracks(action, obj, tracks)
+            _store(action, motion, settings.prompt, seed, motion.get("model", ""))
+            actions.append(action)
+        if settings.place_variations == "NLA":
+            place_as_strips(obj, actions, scene.frame_current)
+        assign_action(obj, actions[0])
+        self.report({"INFO"}, f"MoSa: {len(actions)} new action(s), first: {actions[0].name}")
+
+
+def place_as_strips(obj, actions, start_frame: int) -> None:
+    """One NLA track per variation, strips one after another, to compare them by playing through."""
+    if obj.animation_data is None:
+        obj.animation_data_create()
+    frame = start_frame
+    for action in actions:
+        track = obj.animation_data.nla_tracks.new()
+        track.name = action.name
+        strip = track.strips.new(action.name, frame, action)
+        frame = int(strip.frame_end) + 1
+
+
+class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
+    """Regenerate the chosen frame range of the active action from the prompt, into a new action"""
+
+    bl_idname = "mosa.regenerate_range"
+    bl_label = "Regenerate Range"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if not _armature_poll(cls, context):
+            return False
+        animation = context.active_object.animation_data
+        if animation is None or animation.action is None:
+            cls.poll_message_set("The armature has no action to edit; generate or key one first")
+            return False
+        return True
+
+    def check_input(self, context) -> str:
+        settings = context.scene.mosa
+        if settings.range_end < settings.range_start:
+            return f"The range {settings.range_start}..{settings.range_end} ends before it starts"
+        return super().check_input(context)
+
+    def source_motion(self, context) -> tuple[dict, float]:
+        """The action's stored canonical motion and the frame it starts on."""
+        action = context.active_object.animation_data.action
+        stored = action.get("mosa")
+        if stored is None:
+            raise ValueError(f"'{action.name}' was not made by MoSa and carries no motion to edit")
+        return storage.decode_motion(stored["motion"]), action.frame_range[0]
+
+    def submit(self, context, client):
+        settings = context.scene.mosa
+        motion, start = self.source_motion(context)
+        mask = spans.canonical_mask((settings.range_start, settings.range_end), start, _scene_fps(context.scene),
+                                    len(motion["positions"]), motion["fps"])
+        wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
+        return client.edit(settings.prompt, wire, mask.tolist(), seed=settings.seed, guidance=settings.guidance,
+                           temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+
+    def finish(self, context, result):
+        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+        source = obj.animation_data.action
+        _, start = self.source_motion(context)
+        full = motion_to_tracks(obj, result[0], _scene_fps(scene), int(start),
+                                foot_lock=settings.foot_lock, in_place=settings.in_place)
+        edited = regenerate_span(source, obj, full, (settings.range_start, settings.range_end), settings.seam_frames)
+        _store(edited, result[0], settings.prompt, settings.seed, result[0].get("model", ""))
+        assign_action(obj, edited)
+        self.report({"INFO"}, f"MoSa: frames {settings.range_start}..{settings.range_end} regenerated into {edited.name}")
+
+
+def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: int):
+    """A copy of `source` whose keys inside `span` come from `generated`, blended into the source at
+    the seams (at least `seam_frames`, more where the gap is large); keys outside the span stay
+    exactly as they were. The source is left untouched."""
+    inside = (generated.frames >= span[0]) & (generated.frames <= span[1])
+    if not inside.any():
+        raise ValueError(f"frames {span[0]}..{span[1]} are outside the generated motion")
+    new_part = type(generated)(frames=generated.frames[inside],
+                               rotations={b: q[inside] for b, q in generated.rotations.items()},
+                               locations={b: p[inside] for b, p in generated.locations.items()})
+    old_part = baking.sample_tracks(source, obj, new_part)
+    width = spans.seam_width(*_seam_gap_and_budget(old_part, new_part, seam_frames), seam_frames, int(inside.sum()) // 2)
+    weights = spans.seam_weights(inside, width)[inside]
+    for bone in new_part.rotations:
+        new_part.rotations[bone] = spans.blend_rotations(old_part.rotations[bone], new_part.rotations[bone], weights)
+    for bone in new_part.locations:
+        new_part.locations[bone] = spans.blend_locations(old_part.locations[bone], new_part.locations[bone], weights)
+    edited = source.copy()
+    edited.name = f"{source.name} (edit {span[0]}-{span[1]})"
+    baking.bake_tracks(edited, obj, new_part)
+    return edited
+
+
+def _seam_gap_and_budget(old_part, new_part, seam_frames: int) -> tuple[float, float]:
+    """The largest rotation gap at either seam, and how much the blend ramp may add per frame:
+    the source's largest step minus the fastest movement near the seams (source or new)."""
+    gap, largest, near_seams = 0.0, 0.0, 0.0
+    edge = max(seam_frames, 2)
+    for bone, new in new_part.rotations.items():
+        old = old_part.rotations[bone]
+        gap = max(gap, rotations.angle_between(old[[0, -1]], new[[0, -1]]).max())
+        old_steps, new_steps = (rotations.angle_between(q[1:], q[:-1]) for q in (old, new))
+        if len(old_steps):
+            largest = max(largest, old_steps.max())
+            near_seams = max(near_seams, old_steps[:edge].max(), old_steps[-edge:].max(),
+                             new_steps[:edge].max(), new_steps[-edge:].max())
+    return gap, largest - near_seams
+
+
+class MOSA_OT_cancel(bpy.types.Operator):
+    """Cancel the running MoSa job; the scene stays as it was"""
+
+    bl_idname = "mosa.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        if _active_run is None:
+            cls.poll_message_set("No MoSa job is running")
+            return False
+        return True
+
+    def execute(self, context):
+        _active_run.cancel()
+        return {"FINISHED"}
+
+
+class MOSA_OT_use_preview_range(bpy.types.Operator):
+    """Set the range to the preview range, or else to the selected keys of the active action"""
+
+    bl_idname = "mosa.use_preview_range"
+    bl_label = "From Timeline"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        scene, obj = context.scene, context.active_object
+        preview = (scene.frame_preview_start, scene.frame_preview_end) if scene.use_preview_range else None
+        action = obj.animation_data.action if obj and obj.animation_data else None
+        selected = baking.keyed_frames(action, obj, selected_only=True) if action else []
+        span = spans.default_span(preview, selected)
+        if span is None:
+            self.report({"ERROR"}, "Set a preview range or select keys to pick the frames")
+            return {"CANCELLED"}
+        scene.mosa.range_start, scene.mosa.range_end = span
+        return {"FINISHED"}
+
+
+CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_cancel, MOSA_OT_use_preview_range)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,124 @@
+"""View3D > Sidebar > MoSa: prompt, options, the target rig's mapping, the buttons, engine status, recent jobs."""
+from __future__ import annotations
+
+import bpy
+
+
+class MOSA_UL_mapping(bpy.types.UIList):
+    """Canonical joint -> bone, the bone editable with a search over the armature's bones."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
+        row = layout.row(align=True)
+        row.label(text=item.joint)
+        row.prop_search(item, "bone", context.active_object.data, "bones", text="")
+
+
+class MOSA_PT_main(bpy.types.Panel):
+    bl_idname = "MOSA_PT_main"
+    bl_label = "MoSa Motion"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MoSa"
+
+    def draw(self, context):
+        layout, settings = self.layout, context.scene.mosa
+        layout.prop(settings, "prompt", text="")
+        row = layout.row(align=True)
+        row.prop(settings, "seconds")
+        row.prop(settings, "seed")
+        row = layout.row(align=True)
+        row.prop(settings, "variations", text="Variations")
+        row.prop(settings, "place_variations", text="")
+        obj = context.active_object
+        box = layout.box()
+        if obj is None or obj.type != "ARMATURE":
+            box.label(text="Select an armature", icon="INFO")
+        else:
+            mapping = obj.data.mosa_mapping
+            box.label(text=obj.name, icon="ARMATURE_DATA")
+            unmapped = [pair.joint for pair in mapping.pairs if not pair.bone]
+            box.label(text=f"{mapping.family or 'not mapped yet'} - confidence {mapping.confidence:.0%}")
+            if unmapped:
+                box.label(text=f"Unmapped: {', '.join(unmapped[:4])}{'...' if len(unmapped) > 4 else ''}", icon="ERROR")
+            row = box.row(align=True)
+            row.operator("mosa.save_mapping", icon="EXPORT")
+            row.operator("mosa.load_mapping", icon="IMPORT")
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator("mosa.generate", icon="PLAY")
+        row.operator("mosa.cancel", icon="CANCEL", text="")
+        layout.label(text=f"Engine: {context.scene.mosa.status}")
+
+
+class MOSA_PT_mapping(bpy.types.Panel):
+    bl_label = "Mapping"
+    bl_parent_id = "MOSA_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MoSa"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and context.active_object.type == "ARMATURE"
+
+    def draw(self, context):
+        mapping = context.active_object.data.mosa_mapping
+        self.layout.template_list("MOSA_UL_mapping", "", mapping, "pairs", mapping, "active_index", rows=6)
+
+
+class MOSA_PT_edit(bpy.types.Panel):
+    bl_label = "Regenerate Range"
+    bl_parent_id = "MOSA_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MoSa"
+
+    def draw(self, context):
+        settings = context.scene.mosa
+        row = self.layout.row(align=True)
+        row.prop(settings, "range_start")
+        row.prop(settings, "range_end")
+        row.operator("mosa.use_preview_range", text="", icon="TIME")
+        self.layout.prop(settings, "seam_frames")
+        self.layout.operator("mosa.regenerate_range", icon="FILE_REFRESH")
+
+
+class MOSA_PT_sampling(bpy.types.Panel):
+    bl_label = "Sampling"
+    bl_parent_id = "MOSA_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MoSa"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        settings = context.scene.mosa
+        for name in ("guidance", "temperature", "top_k", "top_p", "smooth", "foot_lock", "in_place"):
+            self.layout.prop(settings, name)
+
+
+class MOSA_PT_jobs(bpy.types.Panel):
+    bl_label = "Recent Jobs"
+    bl_parent_id = "MOSA_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MoSa"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        for job in reversed(context.scene.mosa.jobs):
+            self.layout.label(text=f"{job.state}: {job.prompt}", icon="CHECKMARK" if job.state == "done" else "TIME")
+
+
+CLASSES = (MOSA_UL_mapping, MOSA_PT_main, MOSA_PT_mapping, MOSA_PT_edit, MOSA_PT_sampling, MOSA_PT_jobs)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

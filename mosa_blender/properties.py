@@ -1,0 +1,74 @@
+"""Settings that save with the .blend: the prompt and options on the scene, the mapping on the armature."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+
+class MOSA_PG_job(bpy.types.PropertyGroup):
+    """One recent job, for the panel's list."""
+
+    job_id: StringProperty()
+    kind: StringProperty()  # generate | edit
+    prompt: StringProperty()
+    state: StringProperty()
+
+
+class MOSA_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", description="What the character should do")
+    seconds: FloatProperty(name="Length", description="Motion length in seconds (up to 9.8)",
+                           default=4.0, min=0.5, max=9.8, subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    variations: IntProperty(name="Variations", description="How many motions to sample (seeds seed, seed+1, ...)",
+                            default=1, min=1, max=8)
+    place_variations: EnumProperty(
+        name="Variations",
+        items=[("ACTIONS", "Actions", "Each variation is an action of its own; the first is assigned"),
+               ("NLA", "NLA Strips", "Each variation also gets an NLA track, strips one after another")],
+        default="ACTIONS")
+    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", default=4.0, min=0.0, max=20.0)
+    temperature: FloatProperty(name="Temperature", default=1.0, min=0.05, max=3.0)
+    top_k: IntProperty(name="Top-k", description="Sample among the k likeliest tokens (0: all)", default=0, min=0)
+    top_p: FloatProperty(name="Top-p", description="Nucleus sampling mass (1: off)", default=1.0, min=0.05, max=1.0)
+    smooth: BoolProperty(name="Smooth", description="Light temporal smoothing of the decoded motion", default=True)
+    range_start: IntProperty(name="Start", description="First frame to regenerate")
+    range_end: IntProperty(name="End", description="Last frame to regenerate")
+    seam_frames: IntProperty(name="Seam", description="Frames inside the range blended towards the source",
+                             default=4, min=0, max=30)
+    foot_lock: BoolProperty(name="Foot Lock", description="Pin feet while they touch the ground", default=True)
+    in_place: BoolProperty(name="In Place", description="Keep the root over the origin", default=False)
+    status: StringProperty(name="Status", default="engine not started")
+    progress: FloatProperty(min=0.0, max=1.0)
+    jobs: CollectionProperty(type=MOSA_PG_job)
+
+
+class MOSA_PG_bone_pair(bpy.types.PropertyGroup):
+    """One canonical joint and the bone it drives ('' when unmapped)."""
+
+    joint: StringProperty(name="Joint")
+    bone: StringProperty(name="Bone")
+
+
+class MOSA_PG_mapping(bpy.types.PropertyGroup):
+    family: StringProperty(name="Family")
+    confidence: FloatProperty(name="Confidence", min=0.0, max=1.0)
+    pairs: CollectionProperty(type=MOSA_PG_bone_pair)
+    active_index: IntProperty()
+
+
+CLASSES = (MOSA_PG_job, MOSA_PG_settings, MOSA_PG_bone_pair, MOSA_PG_mapping)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.mosa = PointerProperty(type=MOSA_PG_settings)
+    bpy.types.Armature.mosa_mapping = PointerProperty(type=MOSA_PG_mapping)
+
+
+def unregister() -> None:
+    del bpy.types.Armature.mosa_mapping
+    del bpy.types.Scene.mosa
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,162 @@
+"""The built extension in real bpy: installed from the zip into a temporary repository, its
+operators and panel registered, baking with foreach_set, Regenerate Range's key copying and
+seams, stored motion across save and reload, undo, and the clear messages for bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Blender reads its user folders once, at import: point them into a temporary folder first so
+# the tests never touch the real user configuration.
+_USER_ROOT = tempfile.mkdtemp(prefix="mosa-blender-user-")
+os.environ.setdefault("BLENDER_USER_RESOURCES", _USER_ROOT)
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from retarget import rotations  # noqa: E402
+
+BONES = ("hips", "spine", "thigh.L", "shin.L")
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory):
+    """Build the zip with build.py and install it the way a user does (Install from Disk)."""
+    if not bpy.utils.resource_path("USER").startswith(os.environ["BLENDER_USER_RESOURCES"]):
+        pytest.skip("bpy was imported before this module could redirect Blender's user folders")
+    build = subprocess.run([sys.executable, str(ROOT / "build.py"), "extension"], capture_output=True, text=True)
+    if "build.py setup" in build.stderr or build.returncode != 0:
+        raise AssertionError(f"build.py extension failed:\n{build.stdout}\n{build.stderr}")
+    archive = next((ROOT / "dist").glob("mosa-*.zip"))
+    repo_dir = tmp_path_factory.mktemp("extensions")
+    bpy.ops.preferences.extension_repo_add(name="mosa_tests", type="LOCAL", use_custom_directory=True,
+                                           custom_directory=str(repo_dir))
+    repo = next(r for r in bpy.context.preferences.extensions.repos if r.custom_directory == str(repo_dir))
+    assert bpy.ops.extensions.package_install_files(filepath=str(archive), repo=repo.module,
+                                                    enable_on_install=True) == {"FINISHED"}
+    package = f"bl_ext.{repo.module}.mosa"
+    yield sys.modules[package], repo_dir / "mosa"
+    bpy.ops.extensions.package_uninstall(repo_index=list(bpy.context.preferences.extensions.repos).index(repo),
+                                         pkg_id="mosa")
+
+
+@pytest.fixture
+def rig():
+    """A fresh file with a small four-bone armature, active and in pose-ready state."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    armature = bpy.data.armatures.new("rig")
+    obj = bpy.data.objects.new("rig", armature)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    parent = None
+    for number, name in enumerate(BONES):
+        bone = armature.edit_bones.new(name)
+        bone.head, bone.tail = (0, 0, number * 0.3), (0, 0, number * 0.3 + 0.3)
+        bone.parent = parent
+        parent = bone
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def wavy_tracks(addon_module, frames: np.ndarray, phase: float):
+    """Smooth made-up motion: every bone swings about x, the hips travel forward."""
+    angle = 0.3 * np.sin(frames / 6.0 + phase)
+    quats = rotations.from_axis_angle(np.stack([angle, 0 * angle, 0 * angle], axis=1))
+    locations = np.stack([0 * frames, 0.05 * frames + phase, 0 * frames], axis=1)
+    return addon_module.tracks.PoseTracks(frames=frames, rotations={bone: quats for bone in BONES},
+                                          locations={"hips": locations})
+
+
+def keys_of(action, obj, fcurves_for) -> dict:
+    return {(fcurve.data_path, fcurve.array_index): np.array([tuple(p.co) for p in fcurve.keyframe_points])
+            for fcurve in fcurves_for(action, obj)}
+
+
+def test_zip_layout_and_installed_package(addon):
+    package, installed = addon
+    assert (installed / "blender_manifest.toml").is_file()
+    assert (installed / "retarget" / "rotations.py").is_file() and (installed / "engine" / "__main__.py").is_file()
+    assert not list(installed.rglob("*.pyc"))
+    assert package.spans.rotations.__name__ == f"{package.__name__}.retarget.rotations"  # the vendored copy
+    assert {"generate", "regenerate_range", "cancel", "save_mapping", "load_mapping", "engine_start",
+            "engine_stop", "setup_engine", "import_official"} <= set(dir(bpy.ops.mosa))
+    assert hasattr(bpy.types, "MOSA_PT_main")
+
+
+def test_operators_explain_why_not(addon, rig):
+    bpy.context.view_layer.objects.active = None
+    assert not bpy.ops.mosa.generate.poll()
+    with pytest.raises(RuntimeError, match="Select an armature"):
+        bpy.ops.mosa.generate(synchronous=True)
+    bpy.context.view_layer.objects.active = rig
+    bpy.context.scene.mosa.prompt = "   "
+    with pytest.raises(RuntimeError, match="Type a prompt first"):
+        bpy.ops.mosa.generate(synchronous=True)
+    with pytest.raises(RuntimeError, match="no action to edit"):
+        bpy.ops.mosa.regenerate_range(synchronous=True)
+
+
+def test_bake_writes_one_key_per_frame_with_the_values(addon, rig):
+    package, _ = addon
+    frames = np.arange(1, 81, dtype=float)
+    tracks = wavy_tracks(package, frames, phase=0.0)
+    action = bpy.data.actions.new("baked")
+    package.baking.bake_tracks(action, rig, tracks)
+    keys = keys_of(action, rig, package.action_compat.fcurves_for)
+    assert len(keys) == len(BONES) * 4 + 3
+    rotation = keys[('pose.bones["spine"].rotation_quaternion', 1)]
+    np.testing.assert_array_equal(rotation[:, 0], frames)
+    np.testing.assert_allclose(rotation[:, 1], tracks.rotations["spine"][:, 1], atol=1e-6)
+    bpy.context.scene.frame_set(40)
+    np.testing.assert_allclose(rig.pose.bones["hips"].location, tracks.locations["hips"][39], atol=1e-5)
+
+
+def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
+    package, _ = addon
+    fcurves_for = package.action_compat.fcurves_for
+    frames = np.arange(1, 121, dtype=float)
+    source = bpy.data.actions.new("source")
+    package.baking.bake_tracks(source, rig, wavy_tracks(package, frames, phase=0.0))
+    before = keys_of(source, rig, fcurves_for)
+    edited = package.operators.regenerate_span(source, rig, wavy_tracks(package, frames, phase=1.0), (40, 80), 4)
+
+    assert keys_of(source, rig, fcurves_for).keys() == before.keys()
+    for channel, source_keys in keys_of(source, rig, fcurves_for).items():
+        np.testing.assert_array_equal(source_keys, before[channel])  # the source is untouched
+    after = keys_of(edited, rig, fcurves_for)
+    outside = (frames < 40) | (frames > 80)
+    for channel, source_keys in before.items():
+        np.testing.assert_array_equal(after[channel][outside], source_keys[outside])  # bit for bit
+        np.testing.assert_array_equal(after[channel][:, 0], frames)
+    spine = [('pose.bones["spine"].rotation_quaternion', i) for i in range(4)]
+    new_q, old_q = (np.stack([keys[c][:, 1] for c in spine], axis=1) for keys in (after, before))
+    assert rotations.angle_between(new_q[45:75], old_q[45:75]).max() > 0.1  # the span did change
+    steps = rotations.angle_between(new_q[1:], new_q[:-1])
+    largest_source_step = rotations.angle_between(old_q[1:], old_q[:-1]).max()
+    assert steps[38] <= largest_source_step + 1e-6 and steps[79] <= largest_source_step + 1e-6  # both seams
+    new_steps = rotations.angle_between(new_q[1:], new_q[:-1])
+    largest_new_step = max(rotations.angle_between(a[1:], a[:-1]).max() for a in (old_q, new_q))
+    assert new_steps.max() <= 1.5 * largest_new_step  # and no lurch inside the blends either
+
+
+def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
+    package, _ = addon
+    action = bpy.data.actions.new(package.tracks.action_name("a person walks", 3))
+    package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, 21, dtype=float), 0.0))
+    positions = np.random.default_rng(0).normal(size=(20, 22, 3)).astype(np.float32)
+    motion = {"fps": 20, "joint_names": [f"j{i}" for i in range(22)], "positions": positions,
+              "rotations": np.tile([1.0, 0, 0, 0], (20, 22, 1))}
+    package.operators._store(action, motion, "a person walks", 3, "demo")
+    path = tmp_path / "saved.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reloaded = bpy.data.actions["MoSa: a person walks (seed 3)"]
+    assert reloaded["mosa"]["prompt"] == "a person walks" and reloaded["mosa"]["seed"] == 3
+    np.testing.assert_array_equal(package.storage.decode_motion(reloaded["mosa"]["motion"])["positions"], positions)
+    assert len(package.action_compat.fcurves_for(reloaded, bpy.data.objects["rig"])) == len(BONES) * 4 + 3
