@@ -127,11 +127,4 @@ class MOSA_OT_import_official(bpy.types.Operator):
 CLASSES = (MOSA_OT_engine_start, MOSA_OT_engine_stop, MOSA_OT_setup_engine, MOSA_OT_import_official)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -101,11 +101,4 @@ class MOSA_OT_load_mapping(bpy.types.Operator):
 CLASSES = (MOSA_OT_save_mapping, MOSA_OT_load_mapping)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -363,11 +363,4 @@ class MOSA_OT_use_preview_range(bpy.types.Operator):
 CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_cancel, MOSA_OT_use_preview_range)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -13,12 +13,21 @@ class MOSA_UL_mapping(bpy.types.UIList):
         row.prop_search(item, "bone", context.active_object.data, "bones", text="")
 
 
-class MOSA_PT_main(bpy.types.Panel):
-    bl_idname = "MOSA_PT_main"
-    bl_label = "MoSa Motion"
+class _Sidebar:
+    """Where every MoSa panel lives: View3D > Sidebar > MoSa."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "MoSa"
+
+
+class _SubPanel(_Sidebar):
+    bl_parent_id = "MOSA_PT_main"
+
+
+class MOSA_PT_main(_Sidebar, bpy.types.Panel):
+    bl_idname = "MOSA_PT_main"
+    bl_label = "MoSa Motion"
 
     def draw(self, context):
         layout, settings = self.layout, context.scene.mosa
@@ -50,12 +59,8 @@ class MOSA_PT_main(bpy.types.Panel):
         layout.label(text=f"Engine: {context.scene.mosa.status}")
 
 
-class MOSA_PT_mapping(bpy.types.Panel):
+class MOSA_PT_mapping(_SubPanel, bpy.types.Panel):
     bl_label = "Mapping"
-    bl_parent_id = "MOSA_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MoSa"
     bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
@@ -67,12 +72,8 @@ class MOSA_PT_mapping(bpy.types.Panel):
         self.layout.template_list("MOSA_UL_mapping", "", mapping, "pairs", mapping, "active_index", rows=6)
 
 
-class MOSA_PT_edit(bpy.types.Panel):
+class MOSA_PT_edit(_SubPanel, bpy.types.Panel):
     bl_label = "Regenerate Range"
-    bl_parent_id = "MOSA_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MoSa"
 
     def draw(self, context):
         settings = context.scene.mosa
@@ -84,12 +85,8 @@ class MOSA_PT_edit(bpy.types.Panel):
         self.layout.operator("mosa.regenerate_range", icon="FILE_REFRESH")
 
 
-class MOSA_PT_sampling(bpy.types.Panel):
+class MOSA_PT_sampling(_SubPanel, bpy.types.Panel):
     bl_label = "Sampling"
-    bl_parent_id = "MOSA_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MoSa"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
@@ -98,12 +95,8 @@ class MOSA_PT_sampling(bpy.types.Panel):
             self.layout.prop(settings, name)
 
 
-class MOSA_PT_jobs(bpy.types.Panel):
+class MOSA_PT_jobs(_SubPanel, bpy.types.Panel):
     bl_label = "Recent Jobs"
-    bl_parent_id = "MOSA_PT_main"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MoSa"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
@@ -114,11 +107,4 @@ class MOSA_PT_jobs(bpy.types.Panel):
 CLASSES = (MOSA_UL_mapping, MOSA_PT_main, MOSA_PT_mapping, MOSA_PT_edit, MOSA_PT_sampling, MOSA_PT_jobs)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

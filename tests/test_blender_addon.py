@@ -3,6 +3,7 @@ operators and panel registered, baking with foreach_set, Regenerate Range's key 
 seams, stored motion across save and reload, undo, and the clear messages for bad input."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -160,3 +161,42 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     assert reloaded["mosa"]["prompt"] == "a person walks" and reloaded["mosa"]["seed"] == 3
     np.testing.assert_array_equal(package.storage.decode_motion(reloaded["mosa"]["motion"])["positions"], positions)
     assert len(package.action_compat.fcurves_for(reloaded, bpy.data.objects["rig"])) == len(BONES) * 4 + 3
+
+
+def test_mapping_saves_loads_and_undoes(addon, rig, tmp_path):
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps({"family": "studio", "bones": {
+        "Hips": "hips", "Spine": "spine", "LeftUpLeg": "thigh.L", "LeftLeg": "no_such_bone"}}))
+    bpy.ops.ed.undo_push(message="before loading")
+    bpy.ops.mosa.load_mapping("EXEC_DEFAULT", True, filepath=str(path))  # True: push its undo step, as the UI does
+    mapping = bpy.context.active_object.data.mosa_mapping
+    bones = {pair.joint: pair.bone for pair in mapping.pairs}
+    assert mapping.family == "studio" and len(bones) == 22
+    mapped = {joint: bone for joint, bone in bones.items() if bone}
+    assert mapped == {"Hips": "hips", "Spine": "spine", "LeftUpLeg": "thigh.L"}  # the missing bone stays unmapped
+
+    saved = tmp_path / "saved.json"
+    bpy.ops.mosa.save_mapping(filepath=str(saved))
+    assert {joint: bone for joint, bone in json.loads(saved.read_text())["bones"].items() if bone} == mapped
+
+    bpy.ops.ed.undo()
+    assert len(bpy.data.objects["rig"].data.mosa_mapping.pairs) == 0  # one undo step took it all back
+
+    path.write_text(json.dumps({"bones": {"Tail": "hips"}}))
+    with pytest.raises(RuntimeError, match="joints the canonical skeleton lacks: \\['Tail'\\]"):
+        bpy.ops.mosa.load_mapping(filepath=str(path))
+
+
+def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
+    package, _ = addon
+    user_dir = package.preferences.user_dir()
+    assert str(user_dir).startswith(os.environ["BLENDER_USER_RESOURCES"])
+    commands = package.engine_setup.setup_commands("/usr/bin/python3", user_dir)
+    python = str(package.engine_setup.venv_python(user_dir))
+    assert commands[0] == ["/usr/bin/python3", "-m", "venv", str(user_dir / "engine-venv")]
+    assert commands[-1][:5] == [python, "-m", "pip", "install", "-r"]
+    assert Path(commands[-1][5]).read_text().count("torch") == 1  # the shipped requirements file
+    assert package.engine_setup.setup_log(user_dir).parent == user_dir
+    assert package.preferences.get(bpy.context).resolved_python() == python  # the default engine Python
+    with pytest.raises(ValueError, match="no Python to build"):
+        package.engine_setup.setup_commands("", user_dir)
