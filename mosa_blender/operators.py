@@ -21,6 +21,13 @@ from .tracks import action_name
 POLL_S = 0.1
 
 
+def progress_fraction(progress: dict | None) -> float:
+    """The engine reports progress as {step, total} (scales of the pyramid); the status bar wants 0..1."""
+    if not progress or not progress.get("total"):
+        return 0.0
+    return min(1.0, progress["step"] / progress["total"])
+
+
 @dataclass
 class JobRun:
     """One engine job followed to its end: `step()` polls once and says whether it is over."""
@@ -38,7 +45,7 @@ class JobRun:
         except (EngineUnavailable, EngineError) as failure:
             self.state, self.error = "failed", f"the engine stopped answering: {failure}"
             return True
-        self.state, self.progress = job["state"], float(job.get("progress") or 0.0)
+        self.state, self.progress = job["state"], progress_fraction(job.get("progress"))
         if self.state == "done":
             self.result = job["result"]
         elif self.state == "failed":

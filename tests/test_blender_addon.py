@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Blender reads its user folders once, at import: point them into a temporary folder first so
@@ -200,3 +202,62 @@ def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
     assert package.preferences.get(bpy.context).resolved_python() == python  # the default engine Python
     with pytest.raises(ValueError, match="no Python to build"):
         package.engine_setup.setup_commands("", user_dir)
+
+
+@pytest.fixture(scope="module")
+def engine(addon, tmp_path_factory):
+    """The installed extension's own engine (engine/ inside the zip) on a random-weight model."""
+    from service_engine import ENGINE_PYTHON, random_checkpoint
+
+    package, _ = addon
+    checkpoint = random_checkpoint(tmp_path_factory.mktemp("model"))
+    prefs = package.preferences.get(bpy.context)
+    prefs.engine_python, prefs.checkpoint, prefs.device = ENGINE_PYTHON, str(checkpoint), "cpu"
+    client, news = package.engine_session.connect(prefs, package.preferences.user_dir())
+    assert news.startswith("started the engine")
+    yield package, client
+    package.engine_session.stop()
+
+
+def run_to_end(run, timeout_s: float = 120.0):
+    """Loop the one step the modal operator runs on each timer tick."""
+    deadline = time.monotonic() + timeout_s
+    while not run.step():
+        assert time.monotonic() < deadline, f"job {run.job_id} still {run.state} after {timeout_s} s"
+        time.sleep(0.05)
+    return run
+
+
+def test_job_steps_bring_back_motion_and_cancel_stops_a_job(engine):
+    package, client = engine
+    done = run_to_end(package.operators.JobRun(client, client.generate("a person walks forward", seconds=2, seed=1)))
+    assert done.state == "done" and done.progress == 1.0
+    assert np.asarray(done.result[0]["positions"]).shape == (40, 22, 3)
+    cancelled = package.operators.JobRun(client, client.generate("a person dances", seconds=9.8, seed=2))
+    cancelled.cancel()
+    assert run_to_end(cancelled).state == "cancelled"
+
+
+def test_a_killed_engine_is_reported_and_restarted(engine, rig):
+    package, client = engine
+    run = package.operators.JobRun(client, client.generate("a person jumps", seconds=9.8, seed=3))
+    os.kill(package.engine_session._process.pid, signal.SIGKILL)
+    assert run_to_end(run).state == "failed" and "stopped answering" in run.error
+    client, news = package.engine_session.connect(package.preferences.get(bpy.context), package.preferences.user_dir())
+    assert "restarted" in news
+    assert run_to_end(package.operators.JobRun(client, client.generate("a person waves", seconds=1))).state == "done"
+
+
+def test_an_engine_that_cannot_start_gives_a_clear_report(addon, tmp_path):
+    from service_engine import ENGINE_PYTHON
+
+    package, _ = addon
+    prefs = package.preferences.get(bpy.context)
+    saved = prefs.engine_python, prefs.checkpoint
+    prefs.engine_python, prefs.checkpoint = ENGINE_PYTHON, str(tmp_path / "missing.pt")
+    try:
+        with pytest.raises(RuntimeError, match="MoSa engine unavailable: the engine did not start"):
+            bpy.ops.mosa.engine_start()
+    finally:
+        prefs.engine_python, prefs.checkpoint = saved
+        package.engine_session.stop()
