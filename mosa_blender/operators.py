@@ -329,6 +329,40 @@ def _seam_gap_and_budget(old_part, new_part, seam_frames: int) -> tuple[float, f
     return gap, largest - near_seams
 
 
+class MOSA_OT_bake(bpy.types.Operator):
+    """Bake the active action's stored motion onto the rig again, with the foot lock and in-place options"""
+
+    bl_idname = "mosa.bake"
+    bl_label = "Bake to Rig"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if not _armature_poll(cls, context):
+            return False
+        animation = context.active_object.animation_data
+        if animation is None or animation.action is None or "mosa" not in animation.action:
+            cls.poll_message_set("The active action carries no MoSa motion; generate one first")
+            return False
+        return True
+
+    def execute(self, context):
+        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+        source = obj.animation_data.action
+        motion = storage.decode_motion(source["mosa"]["motion"])
+        try:
+            tracks = motion_to_tracks(obj, motion, _scene_fps(scene), int(source.frame_range[0]),
+                                      foot_lock=settings.foot_lock, in_place=settings.in_place)
+        except (ValueError, RuntimeError) as failure:
+            self.report({"ERROR"}, f"MoSa: {failure}")
+            return {"CANCELLED"}
+        baked = bpy.data.actions.new(f"{source.name} (baked)")
+        baking.bake_tracks(baked, obj, tracks)
+        baked["mosa"] = source["mosa"]
+        assign_action(obj, baked)
+        return {"FINISHED"}
+
+
 class MOSA_OT_cancel(bpy.types.Operator):
     """Cancel the running MoSa job; the scene stays as it was"""
 
@@ -367,7 +401,7 @@ class MOSA_OT_use_preview_range(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_cancel, MOSA_OT_use_preview_range)
+CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_bake, MOSA_OT_cancel, MOSA_OT_use_preview_range)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

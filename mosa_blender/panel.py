@@ -83,6 +83,7 @@ class MOSA_PT_edit(_SubPanel, bpy.types.Panel):
         row.operator("mosa.use_preview_range", text="", icon="TIME")
         self.layout.prop(settings, "seam_frames")
         self.layout.operator("mosa.regenerate_range", icon="FILE_REFRESH")
+        self.layout.operator("mosa.bake", icon="ACTION")
 
 
 class MOSA_PT_sampling(_SubPanel, bpy.types.Panel):

@@ -87,7 +87,7 @@ def test_zip_layout_and_installed_package(addon):
     assert (installed / "retarget" / "rotations.py").is_file() and (installed / "engine" / "__main__.py").is_file()
     assert not list(installed.rglob("*.pyc"))
     assert package.spans.rotations.__name__ == f"{package.__name__}.retarget.rotations"  # the vendored copy
-    assert {"generate", "regenerate_range", "cancel", "save_mapping", "load_mapping", "engine_start",
+    assert {"generate", "regenerate_range", "bake", "cancel", "save_mapping", "load_mapping", "engine_start",
             "engine_stop", "setup_engine", "import_official"} <= set(dir(bpy.ops.mosa))
     assert hasattr(bpy.types, "MOSA_PT_main")
 
