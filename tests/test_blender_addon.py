@@ -148,6 +148,19 @@ def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
     assert new_steps.max() <= 1.5 * largest_new_step  # and no lurch inside the blends either
 
 
+def test_variations_as_nla_strips_play_one_after_another(addon, rig):
+    package, _ = addon
+    actions = []
+    for seed, length in ((0, 30), (1, 50)):
+        action = bpy.data.actions.new(package.tracks.action_name("a person waves", seed))
+        package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, length + 1, dtype=float), seed))
+        actions.append(action)
+    package.operators.place_as_strips(rig, actions, start_frame=10)
+    strips = [track.strips[0] for track in rig.animation_data.nla_tracks]
+    assert [strip.action for strip in strips] == actions
+    assert [(strip.frame_start, strip.frame_end) for strip in strips] == [(10, 39), (40, 89)]
+
+
 def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     package, _ = addon
     action = bpy.data.actions.new(package.tracks.action_name("a person walks", 3))
@@ -261,3 +274,75 @@ def test_an_engine_that_cannot_start_gives_a_clear_report(addon, tmp_path):
     finally:
         prefs.engine_python, prefs.checkpoint = saved
         package.engine_session.stop()
+
+
+def mixamo_rig():
+    """A Mixamo-named armature on the canonical rest pose (Blender: Z up, facing -Y)."""
+    from retarget import canonical
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    rest = canonical.rest_positions() + [0.0, 0.95, 0.0]
+    heads = np.stack([rest[:, 0], -rest[:, 2], rest[:, 1]], axis=1)
+    names = ["mixamorig:" + name.replace("Toe", "ToeBase") for name in canonical.JOINT_NAMES]
+    armature = bpy.data.armatures.new("mixamo")
+    obj = bpy.data.objects.new("mixamo", armature)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for joint, name in enumerate(names):
+        bone = armature.edit_bones.new(name)
+        children = np.flatnonzero(canonical.PARENTS == joint)
+        bone.head = heads[joint]
+        bone.tail = heads[children[0]] if len(children) else heads[joint] + [0, 0, 0.08]
+        if canonical.PARENTS[joint] >= 0:
+            bone.parent = armature.edit_bones[names[canonical.PARENTS[joint]]]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def rigify_rig():
+    """Rigify's human metarig, generated into a full control rig (DEF/ORG/MCH and controls)."""
+    import addon_utils
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    bpy.ops.pose.rigify_generate()
+    return bpy.context.active_object
+
+
+@pytest.mark.parametrize("make_rig", [mixamo_rig, rigify_rig])
+def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path):
+    pytest.importorskip("retarget.transfer", reason="retargeting (retarget.transfer) has not landed yet")
+    package, _ = engine
+    fcurves_for = package.action_compat.fcurves_for
+    obj = make_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 30, 1
+    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    source = obj.animation_data.action
+    assert source.name == "MoSa: a person walks forward (seed 3)"
+    keys = keys_of(source, obj, fcurves_for)
+    first, last = min(k[0, 0] for k in keys.values()), max(k[-1, 0] for k in keys.values())
+    assert first == 1 and abs(last - (1 + 79 / 20 * 30)) <= 1  # 80 canonical frames at the scene's 30 fps
+
+    scene.mosa.prompt, scene.mosa.range_start, scene.mosa.range_end = "a person jumps", 40, 80
+    bpy.ops.ed.undo_push(message="before the edit")
+    assert bpy.ops.mosa.regenerate_range("EXEC_DEFAULT", True, synchronous=True) == {"FINISHED"}
+    edited = obj.animation_data.action
+    assert edited != source and keys_of(source, obj, fcurves_for).keys() == keys.keys()
+    after = keys_of(edited, obj, fcurves_for)
+    changed = False
+    for channel, source_keys in keys.items():
+        np.testing.assert_array_equal(keys_of(source, obj, fcurves_for)[channel], source_keys)  # source untouched
+        outside = (source_keys[:, 0] < 40) | (source_keys[:, 0] > 80)
+        np.testing.assert_array_equal(after[channel][outside], source_keys[outside])
+        changed |= not np.allclose(after[channel][~outside], source_keys[~outside])
+    assert changed
+
+    path = tmp_path / "generated.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    stored = package.storage.decode_motion(bpy.data.actions[source.name]["mosa"]["motion"])
+    assert stored["positions"].shape == (80, 22, 3)
