@@ -257,6 +257,11 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
 
     def check_input(self, context) -> str:
         settings = context.scene.mosa
+        if settings.range_start == settings.range_end == 0:  # never set: take it from the timeline
+            span = timeline_span(context)
+            if span is None:
+                return "Set the range, a preview range, or select keys to pick the frames to regenerate"
+            settings.range_start, settings.range_end = span
         if settings.range_end < settings.range_start:
             return f"The range {settings.range_start}..{settings.range_end} ends before it starts"
         return super().check_input(context)
@@ -389,16 +394,21 @@ class MOSA_OT_use_preview_range(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        scene, obj = context.scene, context.active_object
-        preview = (scene.frame_preview_start, scene.frame_preview_end) if scene.use_preview_range else None
-        action = obj.animation_data.action if obj and obj.animation_data else None
-        selected = baking.keyed_frames(action, obj, selected_only=True) if action else []
-        span = spans.default_span(preview, selected)
+        span = timeline_span(context)
         if span is None:
             self.report({"ERROR"}, "Set a preview range or select keys to pick the frames")
             return {"CANCELLED"}
-        scene.mosa.range_start, scene.mosa.range_end = span
+        context.scene.mosa.range_start, context.scene.mosa.range_end = span
         return {"FINISHED"}
+
+
+def timeline_span(context) -> tuple[int, int] | None:
+    """The preview range if set, else the span of the active action's selected keys."""
+    scene, obj = context.scene, context.active_object
+    preview = (scene.frame_preview_start, scene.frame_preview_end) if scene.use_preview_range else None
+    action = obj.animation_data.action if obj and obj.animation_data else None
+    selected = baking.keyed_frames(action, obj, selected_only=True) if action else []
+    return spans.default_span(preview, selected)
 
 
 CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_bake, MOSA_OT_cancel, MOSA_OT_use_preview_range)

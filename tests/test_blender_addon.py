@@ -161,6 +161,21 @@ def test_variations_as_nla_strips_play_one_after_another(addon, rig):
     assert [(strip.frame_start, strip.frame_end) for strip in strips] == [(10, 39), (40, 89)]
 
 
+def test_range_comes_from_the_preview_range_or_the_selected_keys(addon, rig):
+    package, _ = addon
+    action = bpy.data.actions.new("keys")
+    package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, 101, dtype=float), 0.0))
+    for fcurve in package.action_compat.fcurves_for(action, rig):
+        for point in fcurve.keyframe_points:
+            point.select_control_point = 30 <= point.co[0] <= 55
+    scene = bpy.context.scene
+    assert bpy.ops.mosa.use_preview_range() == {"FINISHED"}
+    assert (scene.mosa.range_start, scene.mosa.range_end) == (30, 55)
+    scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end = True, 40, 80
+    bpy.ops.mosa.use_preview_range()
+    assert (scene.mosa.range_start, scene.mosa.range_end) == (40, 80)
+
+
 def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     package, _ = addon
     action = bpy.data.actions.new(package.tracks.action_name("a person walks", 3))
