@@ -157,7 +157,8 @@ class _JobOperator:
         finished = _active_run.step()
         settings = context.scene.mosa
         settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
-        settings.jobs[-1].state = _active_run.state if len(settings.jobs) else ""
+        if len(settings.jobs):
+            settings.jobs[-1].state = _active_run.state
         if not self.synchronous:
             context.window_manager.progress_update(_active_run.progress)
             context.workspace.status_text_set(f"MoSa: {settings.status} - Esc cancels")
