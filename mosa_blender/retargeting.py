@@ -1,8 +1,8 @@
 """Canonical motion -> pose tracks on the user's armature, through the vendored retarget package.
 
 The one bridge between the add-on and retarget: the skeleton from the armature
-(armature_io.skeleton_from_armature), the mapping (stored on the armature or found
-automatically), the transfer, the resampling to the scene's fps and the optional foot lock.
+(armature_io.skeleton_from_armature), the mapping (the one edited in the panel, else found
+automatically), the transfer with the optional foot lock, and the resampling to the scene's fps.
 """
 from __future__ import annotations
 
@@ -22,16 +22,32 @@ def _retarget(module: str):
         raise RuntimeError(f"retargeting is not available in this build ({error})") from error
 
 
+def armature_mapping(obj: bpy.types.Object):
+    """The armature's skeleton and mapping; the automatic one is written to the panel's list."""
+    from . import armature_io
+
+    mapping_module = _retarget("mapping")
+    skeleton = armature_io.skeleton_from_armature(obj)
+    stored = obj.data.mosa_mapping
+    if len(stored.pairs):
+        mapping = mapping_module.Mapping.from_dict(
+            {"family": stored.family, "bones": {pair.joint: pair.bone for pair in stored.pairs if pair.bone}})
+    else:
+        mapping = mapping_module.auto_map(skeleton)
+        stored.family, stored.confidence = mapping.family, mapping.confidence
+        for joint, bone in mapping.to_dict()["bones"].items():
+            pair = stored.pairs.add()
+            pair.joint, pair.bone = joint, bone or ""
+    if not any(pair.bone for pair in stored.pairs):
+        raise ValueError(f"no bones of '{obj.name}' map onto the human skeleton; map them by hand in the MoSa panel")
+    return skeleton, mapping
+
+
 def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
                      foot_lock: bool = True, in_place: bool = False) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
-    from . import armature_io
-
-    mapping_module, transfer, resample = _retarget("mapping"), _retarget("transfer"), _retarget("resample")
-    skeleton = armature_io.skeleton_from_armature(obj)
-    mapping = mapping_module.auto_map(skeleton)
-    if not mapping.mapped_joints():
-        raise ValueError(f"no bones of '{obj.name}' map onto the human skeleton; map them by hand in the MoSa panel")
+    transfer, resample = _retarget("transfer"), _retarget("resample")
+    skeleton, mapping = armature_mapping(obj)
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
     posed = resample.resample(posed, scene_fps)
     frames = start_frame + np.arange(len(posed.root_location))

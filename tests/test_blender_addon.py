@@ -24,6 +24,8 @@ import pytest  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from retarget import rotations  # noqa: E402
 
+pytestmark = pytest.mark.blender
+
 BONES = ("hips", "spine", "thigh.L", "shin.L")
 
 
