@@ -34,6 +34,7 @@ class JobRun:
 
     client: EngineClient
     job_id: str
+    model: str = ""  # the checkpoint's name, stored with the actions it makes
     state: str = "queued"
     progress: float = 0.0
     result: list[dict] = field(default_factory=list)
@@ -110,7 +111,7 @@ class _JobOperator:
     def submit(self, context, client: EngineClient) -> str:
         raise NotImplementedError
 
-    def finish(self, context, result: list[dict]) -> None:
+    def finish(self, context, run: JobRun) -> None:
         raise NotImplementedError
 
     def execute(self, context):
@@ -123,7 +124,7 @@ class _JobOperator:
         if client is None:
             return {"CANCELLED"}
         try:
-            _active_run = JobRun(client, self.submit(context, client))
+            _active_run = JobRun(client, self.submit(context, client), model=client.health().get("model") or "")
         except (EngineUnavailable, EngineError, ValueError) as failure:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
@@ -174,7 +175,7 @@ class _JobOperator:
             self.report({"ERROR"}, f"MoSa: {run.error}")
             return {"CANCELLED"}
         try:
-            self.finish(context, run.result)
+            self.finish(context, run)
         except (ValueError, RuntimeError) as failure:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
@@ -210,16 +211,16 @@ class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
                                temperature=settings.temperature, top_k=settings.top_k,
                                top_p=settings.top_p, smooth=settings.smooth)
 
-    def finish(self, context, result):
+    def finish(self, context, run):
         scene, settings, obj = context.scene, context.scene.mosa, context.active_object
         actions = []
-        for number, motion in enumerate(result):
+        for number, motion in enumerate(run.result):
             tracks = motion_to_tracks(obj, motion, _scene_fps(scene), scene.frame_current,
                                       foot_lock=settings.foot_lock, in_place=settings.in_place)
             seed = settings.seed + number
             action = bpy.data.actions.new(action_name(settings.prompt, seed))
             baking.bake_tracks(action, obj, tracks)
-            _store(action, motion, settings.prompt, seed, motion.get("model", ""))
+            _store(action, motion, settings.prompt, seed, run.model)
             actions.append(action)
         if settings.place_variations == "NLA":
             place_as_strips(obj, actions, scene.frame_current)
@@ -284,14 +285,14 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         return client.edit(settings.prompt, wire, mask.tolist(), seed=settings.seed, guidance=settings.guidance,
                            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
 
-    def finish(self, context, result):
+    def finish(self, context, run):
         scene, settings, obj = context.scene, context.scene.mosa, context.active_object
-        source = obj.animation_data.action
+        source, motion = obj.animation_data.action, run.result[0]
         _, start = self.source_motion(context)
-        full = motion_to_tracks(obj, result[0], _scene_fps(scene), int(start),
+        full = motion_to_tracks(obj, motion, _scene_fps(scene), int(start),
                                 foot_lock=settings.foot_lock, in_place=settings.in_place)
         edited = regenerate_span(source, obj, full, (settings.range_start, settings.range_end), settings.seam_frames)
-        _store(edited, result[0], settings.prompt, settings.seed, result[0].get("model", ""))
+        _store(edited, motion, settings.prompt, settings.seed, run.model)
         assign_action(obj, edited)
         self.report({"INFO"}, f"MoSa: frames {settings.range_start}..{settings.range_end} regenerated into {edited.name}")
 
