@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty
 
 from . import baking, engine_session, preferences, spans, storage
 from .action_compat import assign_action
