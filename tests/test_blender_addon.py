@@ -232,6 +232,10 @@ def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
     assert package.preferences.get(bpy.context).resolved_python() == python  # the default engine Python
     with pytest.raises(ValueError, match="no Python to build"):
         package.engine_setup.setup_commands("", user_dir)
+    assert package.engine_ops.import_official_command(python, "/x/MoSa.zip", "/y/official.pt") == [
+        python, "-m", "engine", "import-official", "/x/MoSa.zip", "--out", "/y/official.pt"]
+    with pytest.raises(RuntimeError, match="No such file.*pick the official MoSa.zip"):
+        bpy.ops.mosa.import_official(filepath=str(user_dir / "missing.zip"))
 
 
 @pytest.fixture(scope="module")
