@@ -5,6 +5,8 @@
     python3 build.py test [ARGS]      setup, then the whole suite; ARGS pass through to pytest
                                       (with no ARGS the Blender tests run again on 4.5 LTS)
     python3 build.py extension        build dist/mosa-<version>.zip and validate it as Blender does
+    python3 build.py demo ["prompt"]  the extension on a Rigify human: writes out/<name>.blend, .bvh,
+                                      a contact sheet and a GIF (--help lists the options)
 
 The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
@@ -93,9 +95,9 @@ def cmd_test(args: argparse.Namespace) -> None:
     Extra arguments go to the main run only; `--no-lts` skips the second run (for quick loops).
     """
     python = cmd_setup(args)
-    pytest_args = [a for a in args.pytest_args if a != "--no-lts"]
+    pytest_args = [a for a in args.passthrough if a != "--no-lts"]
     run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT)
-    if "--no-lts" in args.pytest_args or pytest_args:
+    if "--no-lts" in args.passthrough or pytest_args:
         return
     lts_python = BLENDER_LTS.ensure()
     env = dict(os.environ, MOSA_BLENDER_ONLY="1", MOSA_ENGINE_PYTHON=str(python))
@@ -137,6 +139,16 @@ def cmd_extension(args: argparse.Namespace) -> Path:
     return archive
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Build the extension, then run the demo (demo/__main__.py) in the environment's Python."""
+    if any(arg in ("-h", "--help") for arg in args.passthrough):
+        python = cmd_setup(args)
+        run([str(python), "-m", "demo", "--help"], cwd=ROOT)
+        return
+    archive = cmd_extension(args)
+    run([str(MAIN.python), "-m", "demo", "--extension", str(archive), *args.passthrough], cwd=ROOT)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,10 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     test = commands.add_parser("test", help="run the whole test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
     commands.add_parser("extension", help="build and validate the extension zip").set_defaults(func=cmd_extension)
-    # Unknown options belong to the command (pytest's -x, -k ...), so parse leniently.
-    args, args.pytest_args = parser.parse_known_args(argv)
-    if args.pytest_args and args.command != "test":
-        parser.error(f"unrecognized arguments: {' '.join(args.pytest_args)}")
+    # No help of its own: --help goes through to the demo, which lists its options.
+    commands.add_parser("demo", help='prompt in, animated Rigify human out (python3 build.py demo --help)',
+                        add_help=False).set_defaults(func=cmd_demo)
+    # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt), so parse leniently.
+    args, args.passthrough = parser.parse_known_args(argv)
+    if args.passthrough and args.command not in ("test", "demo"):
+        parser.error(f"unrecognized arguments: {' '.join(args.passthrough)}")
     args.func(args)
 
 
