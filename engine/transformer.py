@@ -1,0 +1,308 @@
+"""The scale-autoregressive (SAR) transformer of MoSa, in one file.
+
+It predicts the tokenizer's 10 token maps coarse to fine, one step per scale, every token of a
+scale in parallel: p(x_1..x_Q | text) = prod_q p(x_q | x_<q, text). Step 1 reads learned start
+tokens; step q+1 reads the tokenizer's accumulated latent z_hat downsampled to scale q+1.
+
+Attribute names are those of the authors' release, so that the `official` preset's state_dict
+has exactly the released keys (mosa-spec.md section 5) and their checkpoints load unchanged.
+Which of the two 512 -> 384 projections the release calls `input_process` and which `input_emb`
+is not documented; here `input_process` embeds the tokenizer's latents (as in MoMask, whose
+`input_process` embeds motion tokens) and `input_emb` embeds the text.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+OFFICIAL_SCALES = (3, 6, 10, 15, 20, 25, 30, 36, 42, 49)
+OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)
+FRAMES_PER_TOKEN = 4  # the tokenizer downsamples time by 4: 196 frames -> 49 latents
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = 384
+    n_layers: int = 8
+    n_heads: int = 6
+    ff_size: int = 768
+    dropout: float = 0.2
+    text_dim: int = 512  # CLIP ViT-B/32 token features
+    code_dim: int = 512  # the tokenizer's latent width
+    scales: tuple[int, ...] = OFFICIAL_SCALES
+    codebook_sizes: tuple[int, ...] = OFFICIAL_CODEBOOK_SIZES
+    cond_drop_prob: float = 0.1  # text zeroed for this share of training samples (for guidance)
+    token_corruption: float = 0.5  # teacher-forced input tokens replaced by random codes
+    rope_base: float = 100.0
+    rope_span: float = 64.0  # every scale's tokens spread over positions [0, rope_span]
+    norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        self.scales = tuple(int(s) for s in self.scales)
+        self.codebook_sizes = tuple(int(v) for v in self.codebook_sizes)
+        if len(self.scales) != len(self.codebook_sizes):
+            raise ValueError(f"{len(self.scales)} scales but {len(self.codebook_sizes)} codebook sizes; expected one size per scale")
+        if list(self.scales) != sorted(set(self.scales)):
+            raise ValueError(f"scales {self.scales} must grow strictly from coarse to fine")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"d_model {self.d_model} must split into {self.n_heads} heads of an even width (rotary pairs)")
+
+    @property
+    def length_tokens(self) -> int:
+        """Latent positions at full resolution (49): the length embedding has one row per length."""
+        return self.scales[-1]
+
+    @property
+    def sequence_length(self) -> int:
+        return sum(self.scales)
+
+    @classmethod
+    def official(cls, tokenizer=None) -> "TransformerConfig":
+        """The released HumanML3D / Motion-X model (about 18.9 M parameters without CLIP)."""
+        return cls(**_tokenizer_fields(tokenizer))
+
+    @classmethod
+    def demo(cls, tokenizer=None) -> "TransformerConfig":
+        """The small model trained here, on all-MiniLM-L6-v2 text features (384-d)."""
+        return cls(d_model=256, n_layers=4, n_heads=4, ff_size=512, dropout=0.1, text_dim=384, **_tokenizer_fields(tokenizer))
+
+    def to_dict(self) -> dict:
+        config = asdict(self)
+        config["scales"], config["codebook_sizes"] = list(self.scales), list(self.codebook_sizes)
+        return config
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "TransformerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown transformer config keys {unknown}; expected some of {sorted(known)}")
+        return cls(**config)
+
+
+def _tokenizer_fields(tokenizer) -> dict:
+    """Scales, codebook sizes and latent width from a TokenizerConfig, so the two always agree."""
+    if tokenizer is None:
+        return {}
+    return {"scales": tuple(tokenizer.scales), "codebook_sizes": tuple(tokenizer.codebook_sizes()), "code_dim": tokenizer.code_dim}
+
+
+# --- scale layout -------------------------------------------------------------------------------
+def scale_levels(scales: tuple[int, ...]) -> Tensor:
+    """The scale index of every token of the flattened sequence: (sum(scales),) int64."""
+    return torch.cat([torch.full((size,), level, dtype=torch.long) for level, size in enumerate(scales)])
+
+
+def block_causal_mask(scales: tuple[int, ...]) -> Tensor:
+    """Additive mask (1, 1, L, L): a token sees every token of its own and coarser scales."""
+    levels = scale_levels(scales)
+    visible = levels[None, :] <= levels[:, None]
+    return torch.zeros(visible.shape).masked_fill(~visible, float("-inf"))[None, None]
+
+
+def scale_rotary_frequencies(scales: tuple[int, ...], head_dim: int, base: float, span: float) -> Tensor:
+    """Scale-aware RoPE: token i of a p-token scale sits at i/(p-1)*span, so all scales span the
+    same range and a token lines up with the tokens covering the same time at other scales."""
+    positions = torch.cat([torch.linspace(0.0, span, size) if size > 1 else torch.zeros(1) for size in scales])
+    frequencies = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = positions.double()[:, None] * frequencies[None, :]
+    return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)  # (L, head_dim/2)
+
+
+def apply_rotary(x: Tensor, freqs_cis: Tensor) -> Tensor:
+    """Rotate adjacent channel pairs of x (B, H, L, D) by the complex frequencies (L, D/2)."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * freqs_cis).flatten(-2).type_as(x)
+
+
+# --- blocks -------------------------------------------------------------------------------------
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.scale
+
+
+@dataclass
+class LayerCache:
+    """Self-attention keys and values of the scales generated so far, for one block."""
+
+    keys: Tensor | None = None
+    values: Tensor | None = None
+
+
+class Attention(nn.Module):
+    """Multi-head attention of x over a source (itself for self-attention, the text for cross)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.n_heads = config.n_heads
+        self.dropout = config.dropout
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+        self.proj_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, source: Tensor, freqs_cis: Tensor | None = None,
+                mask: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:  # fmt: skip
+        q, k, v = (self._heads(linear(inp)) for linear, inp in ((self.query, x), (self.key, source), (self.value, source)))
+        if freqs_cis is not None:
+            q, k = apply_rotary(q, freqs_cis), apply_rotary(k, freqs_cis)
+        if cache is not None:  # earlier scales' keys and values, then this scale's
+            if cache.keys is not None:
+                k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
+            cache.keys, cache.values = k, v
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # (B, H, L, head_dim)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.c_fc1 = nn.Linear(config.d_model, config.ff_size, bias=False)
+        self.c_fc2 = nn.Linear(config.d_model, config.ff_size, bias=False)
+        self.c_proj = nn.Linear(config.ff_size, config.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.c_proj(F.silu(self.c_fc1(x)) * self.c_fc2(x))
+
+
+class Block(nn.Module):
+    """Cross-attention to the text, block-causal self-attention with scale RoPE, SwiGLU."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.ln0 = RMSNorm(config.d_model, config.norm_eps)
+        self.ln0_t = RMSNorm(config.d_model, config.norm_eps)
+        self.attn0 = Attention(config)
+        self.ln1 = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = Attention(config)
+        self.ln2 = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = nn.Sequential(SwiGLU(config), nn.Dropout(config.dropout))
+
+    def forward(self, x: Tensor, text: Tensor, freqs_cis: Tensor, mask: Tensor | None = None,
+                cache: LayerCache | None = None) -> Tensor:  # fmt: skip
+        x = x + self.attn0(self.ln0(x), self.ln0_t(text))
+        h = self.ln1(x)
+        x = x + self.attn(h, h, freqs_cis, mask, cache)
+        return x + self.mlp(self.ln2(x))
+
+
+# --- the model ----------------------------------------------------------------------------------
+class Transformer(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.input_process = nn.Linear(config.code_dim, d)  # tokenizer latent -> next scale's input
+        self.input_emb = nn.Linear(config.text_dim, d)  # text token features
+        self.pos_start = nn.Parameter(torch.empty(1, config.scales[0], d))
+        self.len_embed = nn.Embedding(config.length_tokens, d)
+        self.lvl_embed = nn.Embedding(len(config.scales), d)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.heads = nn.ModuleList(nn.Linear(d, size) for size in config.codebook_sizes)
+
+        head_dim = d // config.n_heads
+        self.register_buffer("freqs_cis", scale_rotary_frequencies(config.scales, head_dim, config.rope_base, config.rope_span))
+        self.register_buffer("lvl_1L", scale_levels(config.scales)[None])
+        self.register_buffer("attn_mask", block_causal_mask(config.scales))
+        self.scale_starts = [0]
+        for size in config.scales:
+            self.scale_starts.append(self.scale_starts[-1] + size)
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.pos_start, std=0.02)
+
+    # -- inputs --
+    def length_index(self, lengths: Tensor) -> Tensor:
+        """Motion length in frames -> length-embedding row (m_len // 4 - 1), checked."""
+        tokens = lengths // FRAMES_PER_TOKEN
+        if (lengths % FRAMES_PER_TOKEN).any() or (tokens < 1).any() or (tokens > self.config.length_tokens).any():
+            raise ValueError(
+                f"motion lengths {lengths.tolist()} must be multiples of {FRAMES_PER_TOKEN} "
+                f"in {FRAMES_PER_TOKEN}..{FRAMES_PER_TOKEN * self.config.length_tokens} frames"
+            )
+        return tokens - 1
+
+    def text_context(self, text: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Text features -> the cross-attention source (B, Lt, d), and the length embedding (B, d)."""
+        if text.dim() != 3 or text.shape[-1] != self.config.text_dim:
+            raise ValueError(f"text features have shape {tuple(text.shape)}; expected (batch, tokens, {self.config.text_dim})")
+        length = self.len_embed(self.length_index(lengths))
+        return self.input_emb(text) + length[:, None], length
+
+    def start_tokens(self, length: Tensor) -> Tensor:
+        """The first scale's input: learned start tokens plus the length embedding."""
+        return self.pos_start.expand(length.shape[0], -1, -1) + length[:, None]
+
+    # -- full pass (training, and the reference for the cached one) --
+    def forward(self, text: Tensor, lengths: Tensor, next_inputs: Tensor | None = None) -> list[Tensor]:
+        """Teacher-forced block-causal pass. next_inputs (B, n, code_dim) holds the latents of
+        scales 2..k (n = s_2 + .. + s_k; None for the first scale only); returns the logits
+        [(B, s_q, V_q)] of scales 1..k."""
+        context, length = self.text_context(text, lengths)
+        x = self.start_tokens(length)
+        if next_inputs is not None:
+            x = torch.cat([x, self.input_process(next_inputs)], dim=1)
+        total = x.shape[1]
+        if total not in self.scale_starts:
+            first = self.config.scales[0]
+            raise ValueError(f"next_inputs cover {total - first} tokens; expected whole scales, one of {[s - first for s in self.scale_starts[2:]]}")
+        x = x + self.lvl_embed(self.lvl_1L[:, :total])
+        for block in self.blocks:
+            x = block(x, context, self.freqs_cis[:total], self.attn_mask[:, :, :total, :total])
+        levels = self.scale_starts.index(total)
+        return [self.heads[q](x[:, self.scale_starts[q]:self.scale_starts[q + 1]]) for q in range(levels)]
+
+    # -- one scale at a time with the key/value cache (inference) --
+    def new_cache(self) -> list[LayerCache]:
+        return [LayerCache() for _ in self.blocks]
+
+    def step(self, level: int, context: Tensor, length: Tensor, latent: Tensor | None, cache: list[LayerCache]) -> Tensor:
+        """Logits (B, s_q, V_q) of scale `level`; the earlier scales reach it through `cache`.
+        latent: the accumulated z_hat downsampled to this scale (B, s_q, code_dim), None at 0."""
+        span = slice(self.scale_starts[level], self.scale_starts[level + 1])
+        x = self.start_tokens(length) if level == 0 else self.input_process(latent)
+        x = x + self.lvl_embed(self.lvl_1L[:, span])
+        for block, layer_cache in zip(self.blocks, cache):
+            x = block(x, context, self.freqs_cis[span], None, layer_cache)
+        return self.heads[level](x)
+
+    # -- training --
+    def training_loss(self, text: Tensor, lengths: Tensor, tokens: list[Tensor], quantizer) -> tuple[Tensor, dict[str, float]]:
+        """mean(CE of scales 1..Q-1) + CE of scale Q, with corrupted inputs and dropped text."""
+        config = self.config
+        dropped = torch.rand(text.shape[0], device=text.device) < config.cond_drop_prob
+        text = text.masked_fill(dropped[:, None, None], 0.0)
+        corrupted = []
+        for codes, size in zip(tokens, config.codebook_sizes):
+            random_codes = torch.randint_like(codes, size)
+            corrupted.append(torch.where(torch.rand(codes.shape, device=codes.device) < config.token_corruption, random_codes, codes))
+        with torch.no_grad():
+            next_inputs = quantizer.teacher_inputs(corrupted)
+        logits = self(text, lengths, next_inputs)
+        losses = [F.cross_entropy(scale_logits.flatten(0, 1), codes.flatten()) for scale_logits, codes in zip(logits, tokens)]
+        loss = torch.stack(losses[:-1]).mean() + losses[-1]
+        stats = {"loss": loss.item(), "ce_first": losses[0].item(), "ce_last": losses[-1].item()}
+        stats["accuracy_last"] = (logits[-1].argmax(-1) == tokens[-1]).float().mean().item()
+        return loss, stats
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.trunc_normal_(module.weight, std=0.02)
