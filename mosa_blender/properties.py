@@ -29,9 +29,12 @@ class MOSA_PG_settings(bpy.types.PropertyGroup):
         default="ACTIONS")
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", default=4.0, min=0.0, max=20.0)
     temperature: FloatProperty(name="Temperature", default=1.0, min=0.05, max=3.0)
-    top_k: IntProperty(name="Top-k", description="Sample among the k likeliest tokens (0: all)", default=0, min=0)
-    top_p: FloatProperty(name="Top-p", description="Nucleus sampling mass (1: off)", default=1.0, min=0.05, max=1.0)
-    smooth: BoolProperty(name="Smooth", description="Light temporal smoothing of the decoded motion", default=True)
+    # The paper's sampling defaults: drop the least likely 80% of codes, then nucleus 0.95.
+    top_k: FloatProperty(name="Top-k", description="Fraction of the least likely codes dropped before sampling (0: none)",
+                         default=0.8, min=0.0, max=0.99)
+    top_p: FloatProperty(name="Top-p", description="Nucleus sampling mass (1: off)", default=0.95, min=0.05, max=1.0)
+    smooth: BoolProperty(name="Smooth", description="Mix codes (Gumbel-softmax) instead of picking one: smoother, less varied",
+                         default=False)
     range_start: IntProperty(name="Start", description="First frame to regenerate")
     range_end: IntProperty(name="End", description="Last frame to regenerate")
     seam_frames: IntProperty(name="Seam", description="Frames inside the range blended towards the source",
