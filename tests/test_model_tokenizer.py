@@ -1,0 +1,108 @@
+"""The CAQ-VAE tokenizer: official layout and size, the quantizer's lookup and codebook upkeep,
+tokens that rebuild the model's own latent, and training on real motion."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.tokenizer import Codebook, Tokenizer, TokenizerConfig
+
+OFFICIAL_CODEBOOK_SIZES = [256, 313, 370, 427, 484, 540, 597, 654, 711, 768]
+
+
+def tiny_config() -> TokenizerConfig:
+    return TokenizerConfig(width=16, code_dim=16, nb_code_st=8, nb_code_ed=32, slot_group=1)
+
+
+def test_official_preset_size_and_release_keys():
+    with torch.device("meta"):
+        tokenizer = Tokenizer(TokenizerConfig.official())
+    parameters = sum(p.numel() for p in tokenizer.parameters())
+    assert abs(parameters - 34.5e6) / 34.5e6 < 0.01, parameters
+    assert tokenizer.config.codebook_sizes() == OFFICIAL_CODEBOOK_SIZES
+    shapes = {name: tuple(t.shape) for name, t in tokenizer.state_dict().items()}
+    assert shapes["virtual_slot"] == (1960, 263) and shapes["initted"] == (1,)
+    assert not tokenizer.virtual_slot.requires_grad
+    assert shapes["encoder.down.2.attn.1.qkv.weight"] == (768, 256, 1)
+    assert shapes["encoder.down.1.block.0.nin_shortcut.weight"] == (512, 256, 1)
+    assert "encoder.down.2.downsample.conv.weight" not in shapes
+    assert shapes["decoder.up.0.upsample.conv.weight"] == (256, 256, 3)
+    assert shapes["decoder.up.2.attn.2.proj_out.weight"] == (256, 256, 1)
+    assert shapes["decoder.conv_out.weight"][:2] == (263, 256)
+    for q, size in enumerate(OFFICIAL_CODEBOOK_SIZES):
+        assert shapes[f"quantizer.layers.{q}.codebook"] == (size, 512)
+        assert shapes[f"quantizer.layers.{q}.code_sum"] == (size, 512)
+        assert shapes[f"quantizer.layers.{q}.code_count"] == (size,)
+        assert shapes[f"quantizer.phis.{q}.phi.1.0.weight"] == (512, 512, 3)
+
+
+def test_lookup_picks_the_code_of_highest_cosine_not_nearest_euclidean():
+    codebook = Codebook(size=2, dim=2, mu=0.99)
+    codebook.codebook.copy_(torch.tensor([[10.0, 0.0], [0.6, 0.8]]))
+    # Euclidean-nearest is code 1, but code 0 points the same way as the query.
+    query = torch.tensor([[1.0, 0.05]])
+    assert torch.cdist(query, codebook.codebook).argmin().item() == 1
+    assert codebook.lookup(query).tolist() == [0]
+    random_codes = torch.randn(50, 8)
+    codebook = Codebook(size=50, dim=8, mu=0.99)
+    codebook.codebook.copy_(random_codes)
+    queries = torch.randn(20, 8)
+    expected = F.cosine_similarity(queries[:, None], random_codes[None], dim=-1).argmax(1)
+    assert torch.equal(codebook.lookup(queries), expected)
+
+
+def test_codebook_initialises_from_the_first_batch_and_resets_dead_codes():
+    torch.manual_seed(0)
+    codebook = Codebook(size=6, dim=3, mu=0.9)
+    batch = torch.randn(40, 3)
+    codebook.init_from(batch)
+    assert codebook.initted.item() == 1.0
+    # every code is one of the batch vectors
+    assert (codebook.codebook[:, None] == batch[None]).all(-1).any(1).all()
+    # all vectors go to code 0: it moves towards their mean; the unused codes die and are
+    # re-seeded from the batch
+    before = codebook.codebook.clone()
+    fresh = torch.randn(30, 3) + 5.0
+    codebook.ema_update(fresh, torch.zeros(30, dtype=torch.long))
+    expected_code0 = (0.9 * before[0] + 0.1 * fresh.sum(0)) / (0.9 + 0.1 * 30)
+    assert torch.allclose(codebook.codebook[0], expected_code0, atol=1e-5)
+    assert codebook.code_count[1:].max() < 1.0
+    assert (codebook.codebook[1:, None] - fresh[None]).norm(dim=-1).min(dim=1).values.max() < 0.01
+    assert codebook.code_count[0] > 1.0
+
+
+def test_tokens_rebuild_the_latent_of_the_forward_pass():
+    torch.manual_seed(1)
+    tokenizer = Tokenizer(tiny_config())
+    x = torch.randn(3, 196, 263)
+    tokenizer.train()
+    tokenizer(x)  # initialises the codebooks from this batch
+    tokenizer.eval()
+    with torch.no_grad():
+        recon, codes, _ = tokenizer(x)
+        tokens = tokenizer.encode_tokens(x)
+        assert [t.shape for t in tokens] == [(3, s) for s in tokenizer.config.scales]
+        assert all(torch.equal(a, b) for a, b in zip(codes, tokens))
+        assert torch.allclose(tokenizer.decode_tokens(tokens), recon, atol=1e-5)
+        # the transformer's teacher inputs are z_hat after each scale, downsampled to the next
+        inputs = tokenizer.quantizer.teacher_inputs(tokens)
+        assert inputs.shape == (3, sum(tokenizer.config.scales[1:]), 16)
+        z_hat = tokenizer.quantizer.tokens_to_zhat(tokens[:4])
+        start = sum(tokenizer.config.scales[1:4])
+        assert torch.allclose(inputs[:, start:start + 20], tokenizer.quantizer.next_input(3, z_hat), atol=1e-6)
+        assert torch.allclose(tokenizer.quantizer.add_scale(4, z_hat, tokens[4]), tokenizer.quantizer.tokens_to_zhat(tokens[:5]))
+
+
+def test_short_motions_are_padded_and_bad_shapes_rejected():
+    tokenizer = Tokenizer(tiny_config()).eval()
+    short = torch.randn(2, 40, 263)
+    padded = tokenizer.pad(short)
+    assert padded.shape == (2, 196, 263) and torch.equal(padded[:, :40], short) and not padded[:, 40:].any()
+    assert tokenizer.decode_tokens(tokenizer.encode_tokens(short)).shape == (2, 196, 263)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        tokenizer.encode_tokens(torch.randn(1, 42, 263))
+    with pytest.raises(ValueError, match="263"):
+        tokenizer.encode_tokens(torch.randn(1, 40, 200))
+    with pytest.raises(ValueError, match="one per scale"):
+        tokenizer.decode_tokens(tokenizer.encode_tokens(short)[:9])
