@@ -14,7 +14,7 @@ from bpy.props import BoolProperty
 from . import baking, engine_session, preferences, spans, storage
 from .action_compat import assign_action
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
-from .retargeting import motion_to_tracks
+from .retargeting import armature_mapping, motion_to_tracks
 from .spans import rotations
 from .tracks import action_name
 
@@ -182,7 +182,14 @@ class _JobOperator:
         return {"FINISHED"}
 
     def check_input(self, context) -> str:
-        return "" if context.scene.mosa.prompt.strip() else "Type a prompt first: what should the character do?"
+        """What stops the job before the engine does any work: '' when nothing does."""
+        if not context.scene.mosa.prompt.strip():
+            return "Type a prompt first: what should the character do?"
+        try:
+            armature_mapping(context.active_object)  # an unmappable rig fails here, not after generating
+        except (ValueError, RuntimeError) as failure:
+            return f"MoSa: {failure}"
+        return ""
 
 
 def _scene_fps(scene) -> float:
