@@ -107,6 +107,7 @@ class _JobOperator:
 
     synchronous: BoolProperty(name="Synchronous", description="Wait for the result, blocking (scripts, tests)",
                               default=False, options={"SKIP_SAVE"})
+    _modal = False  # set once the timer-driven path starts: only then is there a status bar to update
 
     def submit(self, context, client: EngineClient) -> str:
         raise NotImplementedError
@@ -129,10 +130,11 @@ class _JobOperator:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
         _record_job(context.scene.mosa, _active_run, self.bl_idname, context.scene.mosa.prompt)
-        if self.synchronous:
+        if self.synchronous or context.window is None:  # scripts, tests, `blender -b`: no window to poll from
             while not self.advance(context):
                 time.sleep(POLL_S)
             return self.conclude(context)
+        self._modal = True
         self._timer = context.window_manager.event_timer_add(POLL_S, window=context.window)
         context.window_manager.progress_begin(0, 1)
         context.window_manager.modal_handler_add(self)
@@ -160,7 +162,7 @@ class _JobOperator:
         settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
         if len(settings.jobs):
             settings.jobs[-1].state = _active_run.state
-        if not self.synchronous:
+        if self._modal:
             context.window_manager.progress_update(_active_run.progress)
             context.workspace.status_text_set(f"MoSa: {settings.status} - Esc cancels")
         return finished
