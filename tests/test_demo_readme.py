@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ RUN_BY: dict[str, list[tuple[str, str]]] = {
     "python -m engine import-official": [("tests/test_blender_addon.py", "import-official")],
     "python -m engine generate": [("tests/test_service_cli.py", '"generate"')],
     "python -m engine edit": [("tests/test_service_cli.py", '"edit"')],
+    # Downloads cannot run offline in the suite; the test checks the tool and its options exist.
+    "hf download": [],
     "python -m engine serve": [("tests/test_service_process.py", '"serve"'), ("tests/test_service_process.py", '"--allow-remote"')],
 }
 
@@ -43,6 +46,8 @@ def help_text(prefix: str) -> str:
     words = prefix.split()
     if words[:2] == ["python3", "build.py"]:
         argv = [sys.executable, str(ROOT / "build.py"), *words[2:], "--help"]
+    elif words[0] == "hf":  # the Hugging Face CLI in the environment's bin folder
+        argv = [str(Path(sys.executable).parent / "hf"), *words[1:], "--help"]
     else:  # python -m engine COMMAND
         argv = [sys.executable, *words[1:], "--help"]
     finished = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
