@@ -1,0 +1,155 @@
+"""The engine's model file: tokenizer, transformer, feature statistics and text encoder in ONE file.
+
+It is read with torch.load(weights_only=True), which only rebuilds tensors and plain containers,
+so opening a checkpoint from elsewhere cannot run code. Layout (format "mosa-blender-checkpoint"):
+
+    {format, version,
+     tokenizer: {config: dict, state_dict}, transformer: {config: dict, state_dict} or None,
+     mean, std: float32 tensors (263,), std already divided by the feature bias,
+     text_encoder: {name, dim}, meta: JSON-able dict (name, preset, dataset, training info)}
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from engine.tokenizer import Tokenizer, TokenizerConfig
+from engine.transformer import Transformer, TransformerConfig
+
+FORMAT = "mosa-blender-checkpoint"
+VERSION = 1
+PRESETS = ("demo", "official")
+
+
+@dataclass
+class Checkpoint:
+    tokenizer: Tokenizer
+    transformer: Transformer | None  # None for a tokenizer-only file (during training)
+    mean: np.ndarray  # (263,) feature mean
+    std: np.ndarray  # (263,) feature std with the feature bias applied
+    text_encoder: str  # a name engine.text_encoders.load_text_encoder knows
+    meta: dict = field(default_factory=dict)
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint atomically: a reader never sees a half-written file."""
+    path = Path(path)
+    feature_dim = checkpoint.tokenizer.config.feature_dim
+    for name in ("mean", "std"):
+        values = np.asarray(getattr(checkpoint, name))
+        if values.shape != (feature_dim,):
+            raise ValueError(f"checkpoint {name} has shape {values.shape}; expected ({feature_dim},)")
+    try:
+        meta = json.loads(json.dumps(checkpoint.meta))
+    except TypeError as error:
+        raise ValueError(f"checkpoint meta must hold only JSON values (str, numbers, lists, dicts): {error}") from None
+    transformer = checkpoint.transformer
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tokenizer": _module_entry(checkpoint.tokenizer),
+        "transformer": None if transformer is None else _module_entry(transformer),
+        "mean": torch.as_tensor(np.asarray(checkpoint.mean, np.float32)),
+        "std": torch.as_tensor(np.asarray(checkpoint.std, np.float32)),
+        "text_encoder": {"name": checkpoint.text_encoder, "dim": None if transformer is None else transformer.config.text_dim},
+        "meta": meta,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def _module_entry(module: Tokenizer | Transformer) -> dict:
+    return {"config": module.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint; a file that is not one, or does not fit its own config, is a ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} file (for the authors' MoSa.zip use `python -m engine import-official`)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path} has checkpoint version {payload.get('version')}; this engine reads version {VERSION}")
+    missing = sorted({"tokenizer", "transformer", "mean", "std", "text_encoder", "meta"} - set(payload))
+    if missing:
+        raise ValueError(f"{path} lacks the entries {missing}")
+
+    tokenizer = Tokenizer(TokenizerConfig.from_dict(_entry(payload, "tokenizer", path)["config"]))
+    load_state_strict(tokenizer, payload["tokenizer"]["state_dict"], f"{path} tokenizer")
+    transformer = None
+    if payload["transformer"] is not None:
+        transformer = Transformer(TransformerConfig.from_dict(_entry(payload, "transformer", path)["config"]))
+        load_state_strict(transformer, payload["transformer"]["state_dict"], f"{path} transformer")
+
+    feature_dim = tokenizer.config.feature_dim
+    statistics = {}
+    for name in ("mean", "std"):
+        values = payload[name]
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (feature_dim,):
+            shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+            raise ValueError(f"{path}: '{name}' has shape {shape}; expected ({feature_dim},)")
+        statistics[name] = values.cpu().numpy().astype(np.float32)
+    return Checkpoint(tokenizer.to(device).eval(), None if transformer is None else transformer.to(device).eval(),
+                      statistics["mean"], statistics["std"], str(payload["text_encoder"]["name"]), dict(payload["meta"]))  # fmt: skip
+
+
+def _entry(payload: dict, name: str, path: Path) -> dict:
+    entry = payload[name]
+    if not isinstance(entry, dict) or not {"config", "state_dict"} <= set(entry):
+        raise ValueError(f"{path}: '{name}' must hold 'config' and 'state_dict'")
+    return entry
+
+
+def load_state_strict(module: nn.Module, state_dict: dict, source: str) -> None:
+    """load_state_dict(strict=True), with an error that names the keys and both shapes."""
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{source}: missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
+                         f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")  # fmt: skip
+    for key, tensor in expected.items():
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{source}: '{key}' is a {type(value).__name__}, expected a tensor of shape {tuple(tensor.shape)}")
+        if value.shape != tensor.shape:
+            raise ValueError(f"{source}: '{key}' has shape {tuple(value.shape)}; the model expects {tuple(tensor.shape)}")
+    module.load_state_dict(state_dict, strict=True)
+
+
+def create_random(path: str | Path, preset: str = "demo", text_encoder: str = "all-minilm-l6-v2", text_dim: int | None = None,
+                  seed: int = 0) -> Path:  # fmt: skip
+    """A real model of the preset with random weights (for tests and benchmarks; its motion is noise).
+
+    text_dim defaults to the preset's own encoder (demo: MiniLM 384, official: CLIP 512); pass it
+    when pairing a preset with another encoder.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {list(PRESETS)}")
+    torch.manual_seed(seed)
+    tokenizer_config = getattr(TokenizerConfig, preset)()
+    tokenizer = Tokenizer(tokenizer_config)
+    for layer in tokenizer.quantizer.layers:  # codebooks are empty until trained: fill them
+        layer.init_from(torch.randn(layer.codebook.shape))
+    tokenizer.initted.fill_(1.0)
+    transformer_config = getattr(TransformerConfig, preset)(tokenizer_config)
+    if text_dim is not None:
+        transformer_config.text_dim = text_dim
+    feature_dim = tokenizer_config.feature_dim
+    checkpoint = Checkpoint(tokenizer, Transformer(transformer_config), np.zeros(feature_dim, np.float32),
+                            np.ones(feature_dim, np.float32), text_encoder, {"name": f"random-{preset}", "preset": preset, "random": True})  # fmt: skip
+    save(path, checkpoint)
+    return Path(path)
