@@ -104,7 +104,7 @@ def _load_clip(device, path) -> TextEncoder:
         where = f"the folder {path}" if path is not None else f"the Hugging Face cache {HF_HUB_CACHE} ({CLIP_REPO})"
         raise FileNotFoundError(
             f"CLIP ViT-B/32 text weights not found in {where}. The official models need them: run "
-            f"`huggingface-cli download {CLIP_REPO}` once on a machine with network access, or pass the folder "
+            f"`hf download {CLIP_REPO}` once on a machine with network access, or pass the folder "
             "of a saved CLIPTextModel and CLIPTokenizer."
         ) from None
     # OpenAI's tokenizer, which the released models were trained with, pads with token 0.

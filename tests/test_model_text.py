@@ -53,7 +53,7 @@ def test_clip_loads_a_saved_model_and_pads_to_77_tokens(tmp_path) -> None:
 
 
 def test_missing_clip_weights_name_where_it_looked(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="not found in the folder .*nothing-here.*huggingface-cli download"):
+    with pytest.raises(FileNotFoundError, match="not found in the folder .*nothing-here.*hf download"):
         load_text_encoder("clip-vit-b32", path=tmp_path / "nothing-here")
 
 
