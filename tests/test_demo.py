@@ -54,9 +54,9 @@ print(json.dumps({"action": action.name, "stored": "mosa" in action, "range": [f
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    for module, piece in (("engine.pipeline", "the model"), ("retarget.transfer", "retargeting"),
+    for module, piece in (("engine.pipeline", "the model"), ("engine.service", "the engine service"), ("retarget.transfer", "retargeting"),
                           ("retarget.bvh", "the BVH writer")):
-        pytest.importorskip(module, reason=f"{piece} ({module}) has not landed yet")
+        pytest.importorskip(module, reason=f"{piece} ({module}) has not landed yet", exc_type=ImportError)
     out = tmp_path_factory.mktemp("demo")
     command = [sys.executable, str(ROOT / "build.py"), "demo", "a person walks forward", "--seed", "1",
                "--frames", "48", "--name", "walk", "--out", str(out), "--size", f"{TILE[0]}x{TILE[1]}",
