@@ -62,7 +62,7 @@ def slug(prompt: str, limit: int = 40) -> str:
 
 
 def choose_checkpoint(args: argparse.Namespace) -> tuple[Path, bool]:
-    """The checkpoint to serve, and whether it is the demo model (whose captions we know)."""
+    """The checkpoint to serve, and whether it is the trained demo model (whose captions we know)."""
     if args.checkpoint is not None:
         if not args.checkpoint.is_file():
             sys.exit(f"demo: no checkpoint at {args.checkpoint}")
@@ -79,7 +79,7 @@ def choose_checkpoint(args: argparse.Namespace) -> tuple[Path, bool]:
     if not path.exists():
         checkpoint.create_random(path, preset="demo")
     say(f"NOTE: {DEMO_CHECKPOINT.relative_to(ROOT)} is missing; using RANDOM weights ({path}): the motion is noise")
-    return path, True
+    return path, False
 
 
 def install_extension(archive: Path, repo_dir: Path):

@@ -73,7 +73,10 @@ def test_demo_writes_what_it_promises_and_says_what_to_open(demo_run):
     out, stdout, _ = demo_run
     for name in ("walk.blend", "walk.bvh", "walk_sheet.png", "walk.gif"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, f"{name} missing:\n{stdout}"
-    assert "the demo model has seen motions like this" in stdout
+    if DEMO_CHECKPOINT.is_file():
+        assert "the demo model has seen motions like this" in stdout
+    else:
+        assert "using RANDOM weights" in stdout
     assert f"Open {out / 'walk.blend'}" in stdout and "press Space" in stdout
 
 
