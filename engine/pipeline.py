@@ -1,0 +1,221 @@
+"""What the service and the CLI call: prompt (and source motion) in, canonical motions out.
+
+A Pipeline holds one loaded model: the text encoder, the SAR transformer, the CAQ-VAE
+tokenizer and the dataset's feature statistics. It checks requests, runs engine.generate's
+sampling loop, decodes the latent, and turns features into canonical motion. Requests are
+plain dataclasses; bad values raise ValueError saying what was expected.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine import representation
+from engine.generate import Cancelled, EditSource, SamplingOptions, sample, scale_masks
+from engine.text_encoders import TextEncoder, load_text_encoder
+from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
+from engine.transformer import Transformer
+
+__all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
+
+FEATURE_DIM = 263
+
+
+@dataclass
+class GenerateRequest:
+    prompt: str
+    frames: int  # a multiple of 4, at most 196 (9.8 s at 20 fps)
+    seed: int | None = None  # None: a fresh random seed
+    samples: int = 1  # sample i uses seed + i
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+@dataclass
+class EditRequest:
+    prompt: str
+    source_features: np.ndarray  # raw (frames - 1 or frames, 263) features of the source motion
+    frame_mask: np.ndarray  # bool (frames,), True = regenerate this frame
+    seed: int | None = None
+    samples: int = 1
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+@dataclass
+class Progress:
+    step: int  # scales done
+    total: int  # scales in all
+    preview_joints: np.ndarray | None  # (frames, 22, 3) coarse decode of the first sample
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+class Pipeline:
+    def __init__(self, tokenizer: Tokenizer, transformer: Transformer, text_encoder: TextEncoder,
+                 mean: np.ndarray, std: np.ndarray, device: torch.device, name: str, preset: str) -> None:  # fmt: skip
+        if text_encoder.dim != transformer.config.text_dim:
+            raise ValueError(
+                f"text encoder {text_encoder.name} gives {text_encoder.dim}-d features; "
+                f"the transformer expects {transformer.config.text_dim}-d"
+            )
+        if tuple(transformer.config.scales) != tuple(tokenizer.config.scales):
+            raise ValueError(f"transformer scales {transformer.config.scales} differ from the tokenizer's {tokenizer.config.scales}")
+        self.tokenizer = tokenizer.to(device).eval()
+        self.transformer = transformer.to(device).eval()
+        self.text_encoder = text_encoder
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.device = device
+        self.max_frames = tokenizer.config.max_frames
+        self.info = {
+            "model": name,
+            "preset": preset,
+            "text_encoder": text_encoder.name,
+            "device": str(device),
+            "parameters": {
+                "transformer": sum(p.numel() for p in transformer.parameters()),
+                "tokenizer": sum(p.numel() for p in tokenizer.parameters()),
+            },
+        }
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, checkpoint_path: str | Path, device: str = "auto", text_encoder_path: str | Path | None = None) -> "Pipeline":
+        from engine import checkpoint
+
+        return cls.from_checkpoint(checkpoint.load(checkpoint_path, device="cpu"), device, text_encoder_path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt, device: str = "auto", text_encoder_path: str | Path | None = None) -> "Pipeline":
+        if ckpt.transformer is None:
+            raise ValueError("this checkpoint holds only a tokenizer; generating needs a trained transformer too")
+        torch_device = resolve_device(device)
+        text_encoder = load_text_encoder(ckpt.text_encoder, torch_device, text_encoder_path)
+        meta = ckpt.meta or {}
+        return cls(ckpt.tokenizer, ckpt.transformer, text_encoder, ckpt.mean, ckpt.std, torch_device,
+                   name=meta.get("name", "mosa"), preset=meta.get("preset", "unknown"))  # fmt: skip
+
+    # --- requests -------------------------------------------------------------------------------
+    def generate(self, request: GenerateRequest, on_progress: ProgressCallback | None = None,
+                 should_cancel: CancelCheck | None = None) -> list:  # fmt: skip
+        """`request.samples` motions of `request.frames` frames for the prompt."""
+        return self._run([request], None, on_progress, should_cancel)[0]
+
+    def generate_many(self, requests: list[GenerateRequest]) -> list[list]:
+        """Several requests (other prompts, lengths, seeds) as one batch; the same motions as one by one."""
+        return self._run(requests, None, None, None)
+
+    def edit(self, request: EditRequest, on_progress: ProgressCallback | None = None,
+             should_cancel: CancelCheck | None = None) -> list:  # fmt: skip
+        """Regenerate the masked frames of the source motion; tokens outside the mask stay."""
+        frames = len(request.frame_mask)
+        features = self._source_features(request.source_features, frames)
+        frame_mask = np.asarray(request.frame_mask, dtype=bool)
+        if frame_mask.ndim != 1 or not frame_mask.any():
+            raise ValueError("frame_mask must be a 1-D list of booleans with at least one frame to regenerate (True)")
+        length = self._check_frames(FRAMES_PER_LATENT * math.ceil(frames / FRAMES_PER_LATENT))
+        normalized = np.zeros((length, FEATURE_DIM), np.float32)  # padding is zero in normalised space
+        normalized[:frames] = representation.normalize(features, self.mean, self.std)
+        tokens = self.tokenizer.encode_tokens(torch.from_numpy(normalized)[None].to(self.device))
+        full_mask = torch.zeros(1, self.max_frames, dtype=torch.bool, device=self.device)
+        full_mask[0, :frames] = torch.from_numpy(frame_mask)
+        resample = scale_masks(full_mask, self.tokenizer.config.scales)
+        rows = request.samples
+        source = EditSource([t.expand(rows, -1) for t in tokens], [m.expand(rows, -1) for m in resample])
+        generate_request = GenerateRequest(request.prompt, length, request.seed, request.samples, request.sampling)
+        return self._run([generate_request], source, on_progress, should_cancel, crop=frames)[0]
+
+    # --- the work -------------------------------------------------------------------------------
+    def _run(self, requests: list[GenerateRequest], edit: EditSource | None, on_progress: ProgressCallback | None,
+             should_cancel: CancelCheck | None, crop: int | None = None) -> list[list]:  # fmt: skip
+        if not requests:
+            return []
+        options = requests[0].sampling
+        if any(r.sampling != options for r in requests):
+            raise ValueError("requests batched together must share their sampling options")
+        prompts, lengths, generators = [], [], []
+        for request in requests:
+            prompt = self._check_request(request)
+            seed = secrets.randbits(31) if request.seed is None else request.seed
+            for index in range(request.samples):
+                prompts.append(prompt)
+                lengths.append(request.frames)
+                generators.append(torch.Generator(device=self.device).manual_seed(seed + index))
+        text = self._encode_prompts(prompts)
+        lengths_tensor = torch.tensor(lengths, device=self.device)
+
+        on_scale = None
+        if on_progress is not None:
+            def on_scale(step: int, total: int, z_hat: torch.Tensor) -> None:
+                preview = self._features(z_hat[:1], [crop or lengths[0]])[0]
+                on_progress(Progress(step, total, representation.features_to_joints(preview)))
+
+        _, z_hat = sample(self.transformer, self.tokenizer.quantizer, text, lengths_tensor, generators, options,
+                          edit, on_scale, should_cancel)  # fmt: skip
+        features = self._features(z_hat, [crop or length for length in lengths])
+        motions = [representation.features_to_motion(f) for f in features]
+        results, start = [], 0
+        for request in requests:
+            results.append(motions[start : start + request.samples])
+            start += request.samples
+        return results
+
+    @torch.no_grad()
+    def _features(self, z_hat: torch.Tensor, frames: list[int]) -> list[np.ndarray]:
+        """Decoded latents -> raw features, each cropped to its length."""
+        decoded = self.tokenizer.decode_latent(z_hat).float().cpu().numpy()
+        return [representation.denormalize(row[:count], self.mean, self.std) for row, count in zip(decoded, frames)]
+
+    def _encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Text features per row, encoding each distinct prompt once."""
+        distinct = sorted(set(prompts))
+        features = self.text_encoder.encode(distinct).to(self.device)
+        return features[[distinct.index(p) for p in prompts]]
+
+    def _check_request(self, request: GenerateRequest) -> str:
+        if not isinstance(request.prompt, str) or not request.prompt.strip():
+            raise ValueError("the prompt is empty; describe the motion, e.g. 'a person walks forward'")
+        self._check_frames(request.frames)
+        if not isinstance(request.samples, int) or request.samples < 1:
+            raise ValueError(f"samples is {request.samples!r}; expected an integer of at least 1")
+        if request.seed is not None and (not isinstance(request.seed, int) or request.seed < 0):
+            raise ValueError(f"seed is {request.seed!r}; expected a non-negative integer or None")
+        return request.prompt.strip()
+
+    def _check_frames(self, frames: int) -> int:
+        if not isinstance(frames, int) or frames % FRAMES_PER_LATENT or not FRAMES_PER_LATENT <= frames <= self.max_frames:
+            raise ValueError(f"frames is {frames!r}; expected a multiple of {FRAMES_PER_LATENT} from {FRAMES_PER_LATENT} to {self.max_frames}")
+        return frames
+
+    def _source_features(self, source_features: np.ndarray, frames: int) -> np.ndarray:
+        """The source's features as one row per frame (the last row repeated when one short)."""
+        features = np.asarray(source_features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != FEATURE_DIM or len(features) not in (frames - 1, frames) or len(features) < 1:
+            raise ValueError(
+                f"source features have shape {features.shape}; expected ({frames - 1} or {frames}, {FEATURE_DIM}) "
+                f"for a frame mask of {frames} frames"
+            )
+        if not np.isfinite(features).all():
+            raise ValueError("source features contain NaN or infinite values")
+        if len(features) == frames - 1:
+            features = np.concatenate([features, features[-1:]])
+        return features
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' picks the GPU when there is one."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu' or 'auto'")
+    return resolved
