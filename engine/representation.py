@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from retarget import canonical, rotations
+from retarget.motion import CanonicalMotion
 
 FEATURE_SIZE = 263
 NUM_JOINTS = canonical.NUM_JOINTS
@@ -259,6 +260,12 @@ def features_to_rotation_joints(features: np.ndarray) -> np.ndarray:
     local = np.asarray(features, dtype=np.float64)[:, ROT_SLICE].reshape(len(features), NUM_JOINTS - 1, 6)
     matrices = np.concatenate([rotations.to_matrix(rotation)[:, None], rotations.cont6d_to_matrix(local)], axis=1)
     return chain_fk(matrices, root)
+
+
+def features_to_motion(features: np.ndarray) -> CanonicalMotion:
+    """The engine's result: positions from the ric part (features_to_joints), rotations by IK
+    from those positions (see retarget.motion), the root's path, and the features themselves."""
+    return CanonicalMotion.from_positions(features_to_joints(features), features=features)
 
 
 # ---------------------------------------------------------------- normalisation
