@@ -46,6 +46,22 @@ class EditSource:
 
     tokens: list[Tensor]  # per scale (B, s_q) codes of the source motion
     resample: list[Tensor]  # per scale (B, s_q) bool, True = take the model's sample
+    keep_latent: Tensor | None = None  # (B, 49) bool: final latent positions that stay the source's
+
+
+def edit_source(quantizer, tokens: list[Tensor], frame_mask: Tensor, seam_tokens: int = 1) -> EditSource:
+    """The edit of a source motion (its token maps) where frame_mask (B, 196) is True.
+
+    Besides the release's per-scale token masks, the final latent is reset to the source's
+    away from the mask (dilated by `seam_tokens` for the seam). A resampled coarse token moves
+    the latent over its whole interpolation span, and the release lets that drift into the
+    unedited frames; keeping the source latent there confines the edit to the span.
+    """
+    resample = scale_masks(frame_mask, quantizer.scales)
+    edited = resample[-1].float()[:, None]
+    if seam_tokens > 0:
+        edited = F.max_pool1d(edited, kernel_size=2 * seam_tokens + 1, stride=1, padding=seam_tokens)
+    return EditSource(tokens, resample, keep_latent=edited[:, 0] == 0)
 
 
 # Called after each scale with (scales done, total scales, z_hat so far (B, code_dim, 49)).
@@ -147,6 +163,8 @@ def sample(
         tokens.append(codes)
         if q + 1 < len(scales):
             latent = quantizer.next_input(q, z_hat)
+        if edit is not None and edit.keep_latent is not None and q + 1 == len(scales):
+            z_hat = torch.where(edit.keep_latent[:, None], quantizer.tokens_to_zhat(edit.tokens), z_hat)
         if on_scale is not None:
             on_scale(q + 1, len(scales), z_hat)
     return tokens, z_hat

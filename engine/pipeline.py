@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from engine import representation
-from engine.generate import Cancelled, EditSource, SamplingOptions, sample, scale_masks
+from engine.generate import Cancelled, EditSource, SamplingOptions, edit_source, sample
 from engine.text_encoders import TextEncoder, load_text_encoder
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
 from engine.transformer import Transformer
@@ -125,9 +125,8 @@ class Pipeline:
         tokens = self.tokenizer.encode_tokens(torch.from_numpy(normalized)[None].to(self.device))
         full_mask = torch.zeros(1, self.max_frames, dtype=torch.bool, device=self.device)
         full_mask[0, :frames] = torch.from_numpy(frame_mask)
-        resample = scale_masks(full_mask, self.tokenizer.config.scales)
-        rows = request.samples
-        source = EditSource([t.expand(rows, -1) for t in tokens], [m.expand(rows, -1) for m in resample])
+        source = edit_source(self.tokenizer.quantizer, [t.expand(request.samples, -1) for t in tokens],
+                             full_mask.expand(request.samples, -1))  # fmt: skip
         generate_request = GenerateRequest(request.prompt, length, request.seed, request.samples, request.sampling)
         return self._run([generate_request], source, on_progress, should_cancel, crop=frames)[0]
 

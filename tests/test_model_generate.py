@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.generate import Cancelled, EditSource, SamplingOptions, filter_logits, sample, scale_masks
+from engine.generate import Cancelled, EditSource, SamplingOptions, edit_source, filter_logits, sample, scale_masks
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
 
@@ -116,6 +116,22 @@ def test_editing_keeps_the_source_tokens_outside_the_mask(model, span) -> None:
     # Hard codes: z_hat is exactly the tokenizer's latent of the edited token maps.
     edited, z_hat = run(model, text_for(1, seed=2), [196], [22], edit=EditSource(source, resample))
     assert torch.allclose(z_hat, tokenizer.quantizer.tokens_to_zhat(edited), atol=1e-5)
+
+
+def test_the_final_latent_stays_the_source_away_from_the_edit(model) -> None:
+    transformer, tokenizer = model
+    source, _ = run(model, text_for(1, seed=1), [196], [21])
+    frame_mask = torch.zeros(1, 196, dtype=torch.bool)
+    frame_mask[0, 80:120] = True  # tokens 20..29
+    edit = edit_source(tokenizer.quantizer, source, frame_mask, seam_tokens=1)
+    assert edit.keep_latent[0].logical_not().nonzero().flatten().tolist() == list(range(19, 31))
+    edited, z_hat = run(model, text_for(1, seed=2), [196], [22], edit=edit)
+    source_latent = tokenizer.quantizer.tokens_to_zhat(source)
+    keep = edit.keep_latent[0]
+    assert torch.equal(z_hat[..., keep], source_latent[..., keep])
+    assert not torch.allclose(z_hat[..., ~keep], source_latent[..., ~keep])
+    for new, old, mask in zip(edited, source, edit.resample):
+        assert torch.equal(new[~mask], old[~mask])
 
 
 def test_progress_after_each_scale_and_cancel_between_scales(model) -> None:
