@@ -18,7 +18,7 @@ RUN_BY: dict[str, list[tuple[str, str]]] = {
     "python3 build.py demo": [("tests/test_demo.py", '"demo"')],
     "python3 build.py test": [(".ci/run", "python3 build.py test")],
     "python3 build.py extension": [("tests/test_blender_addon.py", '"extension"')],
-    "python -m engine import-official": [("tests/test_blender_addon.py", "import-official")],
+    "python -m engine import-official": [("tests/test_model_official.py", '"import-official"')],
     "python -m engine generate": [("tests/test_service_cli.py", '"generate"')],
     "python -m engine edit": [("tests/test_service_cli.py", '"edit"')],
     # Downloads cannot run offline in the suite; the test checks the tool and its options exist.
