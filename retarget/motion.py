@@ -43,7 +43,8 @@ def forward_kinematics(
     offsets: np.ndarray = canonical.OFFSETS,
     parents: np.ndarray = canonical.PARENTS,
 ) -> np.ndarray:
-    """World positions (T, J, 3) from local rotations (T, J, 4) on rest offsets (J, 3).
+    """World positions (T, J, 3) from local rotations (T, J, 4) on rest offsets (J, 3), or on
+    per-frame offsets (T, J, 3) for skeletons whose joints also translate (BVH position channels).
 
     Parents must come before their children (true for the canonical order and for BVH files).
     """
@@ -57,7 +58,7 @@ def forward_kinematics(
             positions[:, j] = root_translation
         else:
             world_rotations[:, j] = rotations.multiply(world_rotations[:, parent], local_rotations[:, j])
-            positions[:, j] = positions[:, parent] + rotations.rotate(world_rotations[:, parent], offsets[j])
+            positions[:, j] = positions[:, parent] + rotations.rotate(world_rotations[:, parent], offsets[..., j, :])
     return positions
 
 

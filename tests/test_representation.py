@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from engine import representation
 from engine.datasets import deepmimic, real_clips
-from retarget import canonical, rotations
+from retarget import bvh, canonical, rotations
 
 REPO = Path(__file__).resolve().parents[1]
 FEET = canonical.LEFT_FOOT + canonical.RIGHT_FOOT
@@ -19,7 +19,8 @@ FEET = canonical.LEFT_FOOT + canonical.RIGHT_FOOT
 
 @pytest.fixture(scope="module")
 def clips(shared_data) -> dict[str, np.ndarray]:
-    return dict(real_clips(shared_data))
+    """Every real clip at 20 fps, and the BVH template's own motion (60 fps, every third frame)."""
+    return dict(real_clips(shared_data)) | {"template": bvh.read_bvh(shared_data / "humanml3d_template.bvh").positions[::3]}
 
 
 def test_import_does_not_load_torch():
