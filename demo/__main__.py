@@ -32,8 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="output file name (default: from the prompt)")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--seconds", type=float, default=6.0, help="motion length (0.5 to 9.8 s)")
-    length.add_argument("--frames", type=int, help="motion length in 20 fps frames (instead of --seconds)")
+    length.add_argument("--seconds", type=float, default=6.0, help="motion length (2 to 9.8 s)")
+    length.add_argument("--frames", type=int, help="motion length in 20 fps frames, a multiple of 4 (instead of --seconds)")
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="output folder")
     parser.add_argument("--checkpoint", type=Path, help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)})")
     parser.add_argument("--random-model", action="store_true",
@@ -48,9 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 320x240")
     args.width, args.height = (int(value) for value in args.size.split("x"))
     if args.frames is not None:
+        if args.frames % 4:
+            parser.error(f"--frames {args.frames}: the model makes whole tokens of 4 frames; try {4 * round(args.frames / 4)}")
         args.seconds = args.frames / 20.0
-    if not 0.5 <= args.seconds <= 9.8:
-        parser.error(f"a motion of {args.seconds} s: the model makes 0.5 to 9.8 s (10 to 196 frames at 20 fps)")
+    if not 2.0 <= args.seconds <= 9.8:
+        parser.error(f"a motion of {args.seconds:g} s: the model makes 2 to 9.8 s (40 to 196 frames at 20 fps)")
     args.name = args.name or slug(args.prompt)
     return args
 

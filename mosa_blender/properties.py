@@ -17,8 +17,8 @@ class MOSA_PG_job(bpy.types.PropertyGroup):
 
 class MOSA_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What the character should do")
-    seconds: FloatProperty(name="Length", description="Motion length in seconds (up to 9.8)",
-                           default=4.0, min=0.5, max=9.8, subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE")
+    seconds: FloatProperty(name="Length", description="Motion length in seconds (2 to 9.8, in steps of 0.2)",
+                           default=4.0, min=2.0, max=9.8, subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE")
     seed: IntProperty(name="Seed", default=0, min=0)
     variations: IntProperty(name="Variations", description="How many motions to sample (seeds seed, seed+1, ...)",
                             default=1, min=1, max=8)

@@ -286,7 +286,7 @@ def test_a_killed_engine_is_reported_and_restarted(engine, rig):
     assert run_to_end(run).state == "failed" and "stopped answering" in run.error
     client, news = package.engine_session.connect(package.preferences.get(bpy.context), package.preferences.user_dir())
     assert "restarted" in news
-    assert run_to_end(package.operators.JobRun(client, client.generate("a person waves", seconds=1))).state == "done"
+    assert run_to_end(package.operators.JobRun(client, client.generate("a person waves", seconds=2))).state == "done"
 
 
 def test_an_engine_that_cannot_start_gives_a_clear_report(addon, tmp_path):

@@ -11,12 +11,14 @@ from demo.familiarity import familiarity, training_captions
 from demo.pictures import TITLE_HEIGHT, animated_gif, contact_sheet
 
 
-def test_options_and_their_clear_errors(tmp_path):
+def test_options_and_their_clear_errors(capsys):
     args = driver.parse_args(["A person walks forward, and waves!", "--frames", "60", "--extension", "x.zip"])
     assert (args.name, args.seconds, args.width, args.height) == ("a_person_walks_forward_and_waves", 3.0, 320, 240)
-    for bad, message in ((["--seconds", "12"], "0.5 to 9.8 s"), (["--size", "big"], "expected WIDTHxHEIGHT")):
+    for bad, message in ((["--seconds", "12"], "2 to 9.8 s"), (["--frames", "42"], "try 40"),
+                         (["--size", "big"], "expected WIDTHxHEIGHT")):
         with pytest.raises(SystemExit):
             driver.parse_args([*bad, "--extension", "x.zip"])
+        assert message in capsys.readouterr().err
     assert driver.slug("!!!") == "motion"
 
 
