@@ -22,6 +22,7 @@ configuration, with which FK reproduces a rigid clip exactly (the BVH writer use
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,10 +261,11 @@ class CanonicalMotion:
 
     @classmethod
     def load(cls, path: str | Path) -> CanonicalMotion:
+        """Read a file written by save; a missing file raises FileNotFoundError, a foreign one ValueError."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 stored = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
+        except (ValueError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a canonical motion .npz file: {error}") from None
         missing = [k for k in ("positions", "rotations", "root_translation", "fps") if k not in stored]
         if missing:

@@ -107,3 +107,5 @@ def test_bad_motion_is_refused_clearly(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a canonical motion .npz"):
         CanonicalMotion.load(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError):
+        CanonicalMotion.load(tmp_path / "absent.npz")
