@@ -12,7 +12,7 @@ is not documented; here `input_process` embeds the tokenizer's latents (as in Mo
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn as nn
@@ -132,10 +132,20 @@ class RMSNorm(nn.Module):
 
 @dataclass
 class LayerCache:
-    """Self-attention keys and values of the scales generated so far, for one block."""
+    """Keys and values an attention layer keeps between scales at inference.
 
+    Self-attention grows by one scale per step; cross-attention computes the text's once.
+    """
+
+    grows: bool
     keys: Tensor | None = None
     values: Tensor | None = None
+
+
+@dataclass
+class BlockCache:
+    text: LayerCache = field(default_factory=lambda: LayerCache(grows=False))
+    scales: LayerCache = field(default_factory=lambda: LayerCache(grows=True))
 
 
 class Attention(nn.Module):
@@ -154,11 +164,15 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, source: Tensor, freqs_cis: Tensor | None = None,
                 mask: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:  # fmt: skip
-        q, k, v = (self._heads(linear(inp)) for linear, inp in ((self.query, x), (self.key, source), (self.value, source)))
+        q = self._heads(self.query(x))
+        if cache is not None and not cache.grows and cache.keys is not None:
+            k, v = cache.keys, cache.values  # the text's, from the first scale
+        else:
+            k, v = self._heads(self.key(source)), self._heads(self.value(source))
         if freqs_cis is not None:
             q, k = apply_rotary(q, freqs_cis), apply_rotary(k, freqs_cis)
-        if cache is not None:  # earlier scales' keys and values, then this scale's
-            if cache.keys is not None:
+        if cache is not None:
+            if cache.grows and cache.keys is not None:  # earlier scales' keys and values, then this scale's
                 k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
             cache.keys, cache.values = k, v
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
@@ -193,10 +207,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(SwiGLU(config), nn.Dropout(config.dropout))
 
     def forward(self, x: Tensor, text: Tensor, freqs_cis: Tensor, mask: Tensor | None = None,
-                cache: LayerCache | None = None) -> Tensor:  # fmt: skip
-        x = x + self.attn0(self.ln0(x), self.ln0_t(text))
+                cache: BlockCache | None = None) -> Tensor:  # fmt: skip
+        x = x + self.attn0(self.ln0(x), self.ln0_t(text), cache=None if cache is None else cache.text)
         h = self.ln1(x)
-        x = x + self.attn(h, h, freqs_cis, mask, cache)
+        x = x + self.attn(h, h, freqs_cis, mask, None if cache is None else cache.scales)
         return x + self.mlp(self.ln2(x))
 
 
@@ -266,17 +280,17 @@ class Transformer(nn.Module):
         return [self.heads[q](x[:, self.scale_starts[q]:self.scale_starts[q + 1]]) for q in range(levels)]
 
     # -- one scale at a time with the key/value cache (inference) --
-    def new_cache(self) -> list[LayerCache]:
-        return [LayerCache() for _ in self.blocks]
+    def new_cache(self) -> list[BlockCache]:
+        return [BlockCache() for _ in self.blocks]
 
-    def step(self, level: int, context: Tensor, length: Tensor, latent: Tensor | None, cache: list[LayerCache]) -> Tensor:
+    def step(self, level: int, context: Tensor, length: Tensor, latent: Tensor | None, cache: list[BlockCache]) -> Tensor:
         """Logits (B, s_q, V_q) of scale `level`; the earlier scales reach it through `cache`.
         latent: the accumulated z_hat downsampled to this scale (B, s_q, code_dim), None at 0."""
         span = slice(self.scale_starts[level], self.scale_starts[level + 1])
         x = self.start_tokens(length) if level == 0 else self.input_process(latent)
         x = x + self.lvl_embed(self.lvl_1L[:, span])
-        for block, layer_cache in zip(self.blocks, cache):
-            x = block(x, context, self.freqs_cis[span], None, layer_cache)
+        for block, block_cache in zip(self.blocks, cache):
+            x = block(x, context, self.freqs_cis[span], None, block_cache)
         return self.heads[level](x)
 
     # -- training --
