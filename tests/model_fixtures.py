@@ -1,13 +1,27 @@
-"""Builders shared by the model tests: a tiny, randomly initialised CLIP text model on disk.
+"""What the model tests share: one torch thread, and a tiny random CLIP text model on disk.
 
-It has the structure of CLIP ViT-B/32's text tower (CLIPTextModel + CLIPTokenizer, saved with
-save_pretrained) at a tiny size, so the real loading code runs without the 250 MB weights.
+The CLIP builder has the structure of CLIP ViT-B/32's text tower (CLIPTextModel +
+CLIPTokenizer, saved with save_pretrained) at a tiny size, so the real loading code runs
+without the 250 MB weights.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
+
 TINY_CLIP_WIDTH = 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models run many times faster on one thread than on cores shared with other work
+    (a test module imports this fixture to use it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _byte_symbols() -> list[str]:
@@ -25,7 +39,6 @@ def _byte_symbols() -> list[str]:
 
 def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     """A CLIPTextModel (width 32, 2 layers, 77 positions) and a byte-level CLIPTokenizer in folder."""
-    import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     symbols = _byte_symbols()

@@ -7,6 +7,7 @@ import torch
 from engine.generate import Cancelled, EditSource, SamplingOptions, edit_source, filter_logits, sample, scale_masks
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 TEXT_DIM = 16
 

@@ -9,9 +9,7 @@ import torch
 
 from engine import checkpoint, representation
 from engine.pipeline import Cancelled, EditRequest, GenerateRequest, Pipeline, SamplingOptions
-
-if not hasattr(representation, "features_to_motion"):
-    pytest.skip("representation.features_to_motion (helper 'repr') has not landed yet", allow_module_level=True)
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "engine" / "checkpoints" / "demo.pt"
 

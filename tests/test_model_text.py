@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.text_encoders import CLIP_TOKENS, MINILM_TOKENS, load_text_encoder
-from tests.model_fixtures import TINY_CLIP_WIDTH, save_tiny_clip
+from tests.model_fixtures import TINY_CLIP_WIDTH, one_thread, save_tiny_clip  # noqa: F401  (one_thread: autouse)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from engine.transformer import OFFICIAL_CODEBOOK_SIZES, Transformer, TransformerConfig, scale_rotary_frequencies
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 TINY = dict(d_model=32, n_layers=2, n_heads=2, ff_size=64, dropout=0.0, text_dim=16, code_dim=8)
 
