@@ -8,7 +8,9 @@ code, so a renamed attribute or a changed layer size fails here.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,9 +21,10 @@ import torch
 from engine import checkpoint
 from engine.official import OPTIONS_END, OPTIONS_START, import_official, parse_options
 from engine.transformer import block_causal_mask, scale_levels, scale_rotary_frequencies
-from model_fixtures import save_tiny_clip
+from tests.model_fixtures import save_tiny_clip
 from conftest import ENGINE_PYTHON, ROOT
 
+ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")  # the engine subprocess, on cores shared with other work
 SCALES = (3, 6, 10, 15, 20, 25, 30, 36, 42, 49)
 OFFICIAL_TOKENIZER = {"width": 256, "width_mul": (1, 2, 1), "depth": 2, "code_dim": 512, "scales": SCALES, "nb_code_st": 256,
                       "nb_code_ed": 768, "phi_k": 3, "phi_depth": 2, "slot_group": 10, "mu": 0.99, "using_znorm": True,
@@ -31,6 +34,15 @@ OFFICIAL_TRANSFORMER = {"latent_dim": 384, "n_heads": 6, "n_layers": 8, "ff_size
 # A small model in the same layout (Motion-X run of the archive): opt.txt decides the sizes.
 SMALL_TOKENIZER = {**OFFICIAL_TOKENIZER, "width": 16, "code_dim": 16, "nb_code_st": 8, "nb_code_ed": 26, "slot_group": 1}
 SMALL_TRANSFORMER = {**OFFICIAL_TRANSFORMER, "latent_dim": 32, "n_heads": 2, "n_layers": 1, "ff_size": 64}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The model's small matrix products run far faster on one thread than on cores shared with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def codebook_sizes(options: dict) -> list[int]:
@@ -192,10 +204,12 @@ def test_opt_txt_values_parse_as_python_literals():
 def test_official_size_import_from_the_command_line_then_generate(official_zip, tmp_path):
     path, written = official_zip
     out = tmp_path / "mosa-t2m.pt"
+    started = time.perf_counter()
     finished = subprocess.run([ENGINE_PYTHON, "-m", "engine", "import-official", str(path), "--out", str(out)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+                              cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert finished.returncode == 0, finished.stderr
     assert "HumanML3D" in finished.stdout
+    print(f"import-official: {time.perf_counter() - started:.1f} s")
     imported = checkpoint.load(out)
     assert imported.meta["preset"] == "official" and imported.meta["dataset"] == "HumanML3D"
     assert imported.meta["tokenizer_run"] == {"name": "rvq_t2m_scales10_l2", "total_it": 300000}
@@ -214,7 +228,9 @@ def test_official_size_import_from_the_command_line_then_generate(official_zip, 
     config.hidden_size = 512  # the width of CLIP ViT-B/32's token features, which the official transformer reads
     CLIPTextModel(config).save_pretrained(clip_folder)
     pipeline = Pipeline.from_checkpoint(imported, "cpu", text_encoder_path=clip_folder)
+    started = time.perf_counter()
     motions = pipeline.generate(GenerateRequest("a person walks", frames=40, seed=0))
+    print(f"one generation: {time.perf_counter() - started:.1f} s")
     assert len(motions) == 1 and np.asarray(motions[0].positions).shape == (40, 22, 3)
     assert np.isfinite(np.asarray(motions[0].positions)).all()
 
@@ -274,6 +290,6 @@ def test_broken_archives_say_what_is_wrong(tmp_path):
         import_official(other_lookup)
 
     finished = subprocess.run([ENGINE_PYTHON, "-m", "engine", "import-official", str(wrong), "--out", str(tmp_path / "x.pt")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+                              cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert finished.returncode == 2 and "encoder.conv_in.weight" in finished.stderr.splitlines()[-1]
     assert not (tmp_path / "x.pt").exists()
