@@ -48,14 +48,18 @@ def run(args: argparse.Namespace) -> int:
         body = _request_body(args)
         parse = validation.parse_generate if args.command == "generate" else validation.parse_edit
         request = parse(body, Limits())
-    except (RequestError, OSError) as exc:
+    except (RequestError, OSError, ValueError) as exc:  # a bad source file, frame span or number
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     from engine.pipeline import Pipeline
 
     started = time.monotonic()
-    pipeline = Pipeline.load(args.checkpoint, device=args.device)
+    try:
+        pipeline = Pipeline.load(args.checkpoint, device=args.device)
+    except (OSError, ValueError) as exc:  # a missing, corrupt or mismatched checkpoint
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"loaded {pipeline.info.get('model')} on {pipeline.info.get('device')} in {time.monotonic() - started:.1f} s", flush=True)
 
     def report(progress) -> None:

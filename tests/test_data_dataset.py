@@ -81,8 +81,6 @@ def test_mirrored_copies_swap_sides_in_motion_and_text(dataset):
 
 def test_features_statistics_and_read_split(dataset):
     out, report = dataset
-    if not report.with_features:
-        pytest.skip("engine.representation (joints_to_features) has not landed yet; features not built")
     mean, std = layout.read_statistics(out)
     assert mean.shape == std.shape == (263,) and np.isfinite(mean).all() and (std > 0).all()
     samples = layout.read_split(out, "train")
@@ -121,16 +119,3 @@ def test_every_caption_is_tagged_and_mirrors_cleanly():
         captions.tokens("a person juggles")
     with pytest.raises(ValueError, match="no captions"):
         captions.captions_for("deepmimic_moonwalk")
-
-
-def test_statistics_weight_root_and_contacts_like_humanml3d():
-    rng = np.random.default_rng(0)
-    features = [rng.normal(size=(50, 263)) * np.linspace(0.5, 2.0, 263)]
-    mean, std = layout.feature_statistics(features)
-    assert mean.shape == (263,) and np.isfinite(std).all()
-    frames = features[0]
-    assert std[0] == pytest.approx(frames[:, 0].std() / 5, rel=1e-5)
-    assert np.allclose(std[4:67], frames[:, 4:67].std(axis=0).mean(), rtol=1e-5)
-    assert np.allclose(std[259:263], frames[:, 259:263].std(axis=0).mean() / 5, rtol=1e-5)
-    with pytest.raises(ValueError, match="263"):
-        layout.feature_statistics([np.zeros((3, 10))])

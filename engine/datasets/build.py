@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import representation
 from retarget import canonical
 
 from . import captions as captions_module
@@ -47,7 +48,6 @@ class BuildReport:
     dropped: list[str] = field(default_factory=list)
     split_sizes: dict[str, int] = field(default_factory=dict)
     seconds_to_build: float = 0.0
-    with_features: bool = False
 
     def summary(self) -> str:
         seconds = self.frames / canonical.FPS
@@ -55,7 +55,7 @@ class BuildReport:
         lines = [
             f"clips {self.clips}, samples {self.samples} (windows and mirrors), frames {self.frames} "
             f"({seconds:.1f} s of motion), captions {self.captions}",
-            f"splits: {splits}; features: {'yes' if self.with_features else 'no (engine.representation missing)'}",
+            f"splits: {splits}",
             f"built in {self.seconds_to_build:.1f} s",
         ]
         lines += [f"dropped {reason}" for reason in self.dropped]
@@ -88,14 +88,6 @@ def assign_splits(clips: list[str], val_clips: int, test_clips: int) -> dict[str
     return split
 
 
-def _features_function():
-    try:
-        from engine.representation import joints_to_features
-    except ImportError:
-        return None
-    return joints_to_features
-
-
 def caption_lines(captions: list[str]) -> list[layout.TextLine]:
     return [layout.TextLine(c, captions_module.tokens(c)) for c in captions]
 
@@ -103,8 +95,6 @@ def caption_lines(captions: list[str]) -> list[layout.TextLine]:
 def build_dataset(config: BuildConfig) -> BuildReport:
     started = time.perf_counter()
     report = BuildReport()
-    to_features = _features_function()
-    report.with_features = to_features is not None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -128,10 +118,10 @@ def build_dataset(config: BuildConfig) -> BuildReport:
                 mirrored_captions = [captions_module.mirror_caption(c) for c in captions]
                 variants.append((layout.MIRROR_PREFIX + sample_id, mirror_joints(window), mirrored_captions))
             for name, motion, texts in variants:
-                features = None if to_features is None else to_features(motion)
+                features = representation.joints_to_features(motion)
                 layout.write_sample(out, name, motion, features, caption_lines(texts))
                 names[split_of[clip]].append(name)
-                if features is not None and split_of[clip] == "train":
+                if split_of[clip] == "train":
                     train_features.append(features)
                 report.samples += 1
                 report.frames += len(motion)
@@ -147,7 +137,7 @@ def build_dataset(config: BuildConfig) -> BuildReport:
         report.split_sizes[split] = len(split_names)
     layout.write_split(out, "all", [n for split in layout.SPLITS for n in names[split]])
     if train_features:
-        layout.write_statistics(out, *layout.feature_statistics(train_features))
+        layout.write_statistics(out, *representation.mean_std(train_features))
     report.seconds_to_build = time.perf_counter() - started
     _write_description(out, config, report, sources)
     return report
@@ -160,7 +150,6 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
         "max_frames": config.max_frames,
         "min_frames": config.min_frames,
         "mirrored": config.mirror,
-        "with_features": report.with_features,
         "clips": report.clips,
         "samples": report.samples,
         "frames": report.frames,

@@ -19,19 +19,6 @@ SPLITS = ("train", "val", "test")
 FEATURE_SIZE = 263
 MIRROR_PREFIX = "M"
 
-# Feature blocks and how HumanML3D weights their spread: each block shares one std (its mean),
-# and the root and foot-contact blocks are divided by FEATURE_BIAS so they count 5x in the loss.
-FEATURE_BIAS = 5.0
-_STD_BLOCKS: list[tuple[slice, float]] = [
-    (slice(0, 1), FEATURE_BIAS),  # root yaw velocity
-    (slice(1, 3), FEATURE_BIAS),  # root XZ velocity
-    (slice(3, 4), FEATURE_BIAS),  # root height
-    (slice(4, 67), 1.0),  # joint positions relative to the root
-    (slice(67, 193), 1.0),  # 6-D local rotations
-    (slice(193, 259), 1.0),  # joint velocities
-    (slice(259, 263), FEATURE_BIAS),  # foot contacts
-]
-MIN_STD = 1e-6  # a block that never varies (e.g. contacts always on) must not divide by zero
 
 
 @dataclass(frozen=True)
@@ -65,28 +52,12 @@ class Sample:
     captions: list[str]
 
 
-def feature_statistics(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and HumanML3D-weighted Std (263,) over all frames of the given feature arrays."""
-    if not features:
-        raise ValueError("need at least one feature array to compute Mean/Std")
-    frames = np.concatenate(features, axis=0).astype(np.float64)
-    if frames.ndim != 2 or frames.shape[1] != FEATURE_SIZE:
-        raise ValueError(f"expected features of shape (frames, {FEATURE_SIZE}), got {frames.shape}")
-    mean = frames.mean(axis=0)
-    spread = frames.std(axis=0)
-    std = np.empty(FEATURE_SIZE)
-    for block, bias in _STD_BLOCKS:
-        std[block] = max(spread[block].mean(), MIN_STD) / bias
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def write_sample(root: Path, name: str, joints: np.ndarray, features: np.ndarray | None, texts: list[TextLine]) -> None:
+def write_sample(root: Path, name: str, joints: np.ndarray, features: np.ndarray, texts: list[TextLine]) -> None:
     root = Path(root)
     for folder in ("new_joints", "new_joint_vecs", "texts"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     np.save(root / "new_joints" / f"{name}.npy", np.asarray(joints, dtype=np.float32))
-    if features is not None:
-        np.save(root / "new_joint_vecs" / f"{name}.npy", np.asarray(features, dtype=np.float32))
+    np.save(root / "new_joint_vecs" / f"{name}.npy", np.asarray(features, dtype=np.float32))
     (root / "texts" / f"{name}.txt").write_text("".join(t.to_line() + "\n" for t in texts))
 
 
