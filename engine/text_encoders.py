@@ -7,12 +7,14 @@ package. Both load from local files only: the engine never touches the network.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 CLIP_REPO = "openai/clip-vit-base-patch32"
+CLIP_PATH_VARIABLE = "MOSA_CLIP_PATH"  # a folder with a saved CLIPTextModel + CLIPTokenizer
 CLIP_TOKENS = 77  # CLIP's context length; the official transformer saw all 77 positions
 MINILM_TOKENS = 32  # prompts are one sentence; a fixed length keeps results independent of the batch
 
@@ -94,6 +96,7 @@ def _load_clip(device, path) -> TextEncoder:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     _quiet_loading()
+    path = path if path is not None else os.environ.get(CLIP_PATH_VARIABLE)
     source = str(path) if path is not None else CLIP_REPO
     try:
         tokenizer = CLIPTokenizer.from_pretrained(source, local_files_only=True)
@@ -104,8 +107,8 @@ def _load_clip(device, path) -> TextEncoder:
         where = f"the folder {path}" if path is not None else f"the Hugging Face cache {HF_HUB_CACHE} ({CLIP_REPO})"
         raise FileNotFoundError(
             f"CLIP ViT-B/32 text weights not found in {where}. The official models need them: run "
-            f"`hf download {CLIP_REPO}` once on a machine with network access, or pass the folder "
-            "of a saved CLIPTextModel and CLIPTokenizer."
+            f"`hf download {CLIP_REPO}` once on a machine with network access, or set {CLIP_PATH_VARIABLE} "
+            "to the folder of a saved CLIPTextModel and CLIPTokenizer."
         ) from None
     # OpenAI's tokenizer, which the released models were trained with, pads with token 0.
     return TextEncoder("clip-vit-b32", model.to(device), tokenizer, CLIP_TOKENS, 0, attend_to_padding=True)

@@ -52,6 +52,11 @@ def test_clip_loads_a_saved_model_and_pads_to_77_tokens(tmp_path) -> None:
     assert len(ids) == 3  # start, the merged word, end: the saved BPE merges load too
 
 
+def test_clip_folder_from_the_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MOSA_CLIP_PATH", str(save_tiny_clip(tmp_path / "clip")))
+    assert load_text_encoder("clip-vit-b32").dim == TINY_CLIP_WIDTH
+
+
 def test_missing_clip_weights_name_where_it_looked(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not found in the folder .*nothing-here.*hf download"):
         load_text_encoder("clip-vit-b32", path=tmp_path / "nothing-here")
