@@ -136,7 +136,7 @@ def sample(
     guided = options.guidance > 0
     if guided:  # rows [0, B) see the text, rows [B, 2B) see none
         text, lengths = torch.cat([text, torch.zeros_like(text)]), torch.cat([lengths, lengths])
-    context, length = transformer.text_context(text, lengths)
+    context, length_embedding = transformer.text_context(text, lengths)
     cache = transformer.new_cache()
     z_hat = text.new_zeros(batch, transformer.config.code_dim, quantizer.latent_length)
     latent, tokens = None, []
@@ -144,7 +144,7 @@ def sample(
         if should_cancel is not None and should_cancel():
             raise Cancelled()
         step_input = None if latent is None else (torch.cat([latent, latent]) if guided else latent)
-        logits = transformer.step(q, context, length, step_input, cache).float()
+        logits = transformer.step(q, context, length_embedding, step_input, cache).float()
         if guided:
             conditioned, unconditioned = logits.chunk(2)
             weight = options.guidance * q / (len(scales) - 1)

@@ -253,20 +253,20 @@ class Transformer(nn.Module):
         """Text features -> the cross-attention source (B, Lt, d), and the length embedding (B, d)."""
         if text.dim() != 3 or text.shape[-1] != self.config.text_dim:
             raise ValueError(f"text features have shape {tuple(text.shape)}; expected (batch, tokens, {self.config.text_dim})")
-        length = self.len_embed(self.length_index(lengths))
-        return self.input_emb(text) + length[:, None], length
+        length_embedding = self.len_embed(self.length_index(lengths))
+        return self.input_emb(text) + length_embedding[:, None], length_embedding
 
-    def start_tokens(self, length: Tensor) -> Tensor:
+    def start_tokens(self, length_embedding: Tensor) -> Tensor:
         """The first scale's input: learned start tokens plus the length embedding."""
-        return self.pos_start.expand(length.shape[0], -1, -1) + length[:, None]
+        return self.pos_start.expand(length_embedding.shape[0], -1, -1) + length_embedding[:, None]
 
     # -- full pass (training, and the reference for the cached one) --
     def forward(self, text: Tensor, lengths: Tensor, next_inputs: Tensor | None = None) -> list[Tensor]:
         """Teacher-forced block-causal pass. next_inputs (B, n, code_dim) holds the latents of
         scales 2..k (n = s_2 + .. + s_k; None for the first scale only); returns the logits
         [(B, s_q, V_q)] of scales 1..k."""
-        context, length = self.text_context(text, lengths)
-        x = self.start_tokens(length)
+        context, length_embedding = self.text_context(text, lengths)
+        x = self.start_tokens(length_embedding)
         if next_inputs is not None:
             x = torch.cat([x, self.input_process(next_inputs)], dim=1)
         total = x.shape[1]
@@ -283,11 +283,11 @@ class Transformer(nn.Module):
     def new_cache(self) -> list[BlockCache]:
         return [BlockCache() for _ in self.blocks]
 
-    def step(self, level: int, context: Tensor, length: Tensor, latent: Tensor | None, cache: list[BlockCache]) -> Tensor:
+    def step(self, level: int, context: Tensor, length_embedding: Tensor, latent: Tensor | None, cache: list[BlockCache]) -> Tensor:
         """Logits (B, s_q, V_q) of scale `level`; the earlier scales reach it through `cache`.
         latent: the accumulated z_hat downsampled to this scale (B, s_q, code_dim), None at 0."""
         span = slice(self.scale_starts[level], self.scale_starts[level + 1])
-        x = self.start_tokens(length) if level == 0 else self.input_process(latent)
+        x = self.start_tokens(length_embedding) if level == 0 else self.input_process(latent)
         x = x + self.lvl_embed(self.lvl_1L[:, span])
         for block, block_cache in zip(self.blocks, cache):
             x = block(x, context, self.freqs_cis[span], None, block_cache)

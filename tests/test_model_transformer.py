@@ -76,11 +76,11 @@ def test_kv_cached_steps_give_the_full_pass_logits() -> None:
     inputs = teacher_inputs(model, 3, generator)
     with torch.no_grad():
         full = model(text, lengths, inputs)
-        context, length = model.text_context(text, lengths)
+        context, length_embedding = model.text_context(text, lengths)
         cache = model.new_cache()
         for q in range(10):
             span = slice(model.scale_starts[q] - 3, model.scale_starts[q + 1] - 3)
-            stepped = model.step(q, context, length, None if q == 0 else inputs[:, span], cache)
+            stepped = model.step(q, context, length_embedding, None if q == 0 else inputs[:, span], cache)
             assert (stepped - full[q]).abs().max() < 1e-4
     assert cache[0].scales.keys.shape[2] == 236 and cache[0].text.keys.shape[2] == 7
 
