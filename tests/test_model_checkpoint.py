@@ -9,6 +9,7 @@ import torch
 from engine import checkpoint
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 
 def tiny_checkpoint() -> checkpoint.Checkpoint:

@@ -21,7 +21,7 @@ import torch
 from engine import checkpoint
 from engine.official import OPTIONS_END, OPTIONS_START, import_official, parse_options
 from engine.transformer import block_causal_mask, scale_levels, scale_rotary_frequencies
-from tests.model_fixtures import save_tiny_clip
+from tests.model_fixtures import one_thread, save_tiny_clip  # noqa: F401  (one_thread: autouse)
 from conftest import ENGINE_PYTHON, ROOT
 
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")  # the engine subprocess, on cores shared with other work
@@ -34,15 +34,6 @@ OFFICIAL_TRANSFORMER = {"latent_dim": 384, "n_heads": 6, "n_layers": 8, "ff_size
 # A small model in the same layout (Motion-X run of the archive): opt.txt decides the sizes.
 SMALL_TOKENIZER = {**OFFICIAL_TOKENIZER, "width": 16, "code_dim": 16, "nb_code_st": 8, "nb_code_ed": 26, "slot_group": 1}
 SMALL_TRANSFORMER = {**OFFICIAL_TRANSFORMER, "latent_dim": 32, "n_heads": 2, "n_layers": 1, "ff_size": 64}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The model's small matrix products run far faster on one thread than on cores shared with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def codebook_sizes(options: dict) -> list[int]:

@@ -8,15 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.tokenizer import Codebook, Tokenizer, TokenizerConfig
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on cores shared with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 
 OFFICIAL_CODEBOOK_SIZES = [256, 313, 370, 427, 484, 540, 597, 654, 711, 768]
