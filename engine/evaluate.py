@@ -1,0 +1,231 @@
+"""`python -m engine eval`: how good is a checkpoint, measured on real motion.
+
+Two measurements:
+1. Tokenizer: reconstruction MPJPE (mm) on held-out motions (the test split: clips the tokenizer
+   never saw), comparing joints recovered from the reconstructed features with joints recovered
+   from the original features; and codebook usage per scale (live codes after training).
+2. Text to motion: for every clip of the demo dataset, prompts in words that are not in its
+   captions; each generated motion is labelled with the clip whose motion is nearest (a distance
+   on motion statistics, below), giving an accuracy and the list of confusions.
+
+The paper's FID / R-precision need Guo et al.'s text-motion matching model (finest.tar) and GloVe
+vectors, which are not available offline here; this command does not compute them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import representation
+from engine.datasets import layout
+from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
+
+# Prompts in new words for each demo clip: none of them appears among the clip's captions
+# (engine/datasets/captions.py), so a hit means the text encoder generalised the wording.
+NEW_WORD_PROMPTS: dict[str, list[str]] = {
+    "deepmimic_backflip": ["a gymnast throws a backward salto", "an acrobat somersaults over backwards from standing"],
+    "deepmimic_cartwheel": ["an athlete performs a sideways handspring", "a child turns a cartwheel across the lawn"],
+    "deepmimic_crawl": ["a baby creeps across the floor on palms and knees", "a soldier crawls low through the grass"],
+    "deepmimic_dance_a": ["a ballerina pirouettes with her hands above her head", "a dancer twirls gracefully on the spot"],
+    "deepmimic_dance_b": ["a dancer sways sideways, pumping each arm overhead", "someone grooves left and right at a party"],
+    "deepmimic_getup_facedown": ["someone lying on their belly rises to standing", "a person on the floor face first stands up"],
+    "deepmimic_getup_faceup": ["someone resting on their back gets onto their feet", "a person lying supine stands up"],
+    "deepmimic_jump": ["an athlete performs two broad jumps", "a kid leaps ahead with feet together"],
+    "deepmimic_punch": ["a boxer strides in and throws a right hook", "a fighter advances and strikes with his fist"],
+    "deepmimic_roll": ["a gymnast tumbles head over heels along the mat", "a child does a forward somersault on the floor"],
+    "deepmimic_run": ["an athlete dashes ahead at full speed", "a jogger races down the track"],
+    "deepmimic_spin": ["a dancer whirls leftward flinging the legs upward", "someone twists around in the air with legs flying"],
+    "deepmimic_spinkick": ["a karate fighter does a tornado kick", "a martial artist performs a spinning roundhouse kick"],
+    "deepmimic_walk": ["a pedestrian ambles ahead calmly", "a man strolls down the street"],
+    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a b-boy shuffles to the beat with open arms", "a breakdancer grooves standing up"],
+}
+
+
+# --- 1. tokenizer reconstruction --------------------------------------------------------------------
+@torch.no_grad()
+def reconstruction_mpjpe(tokenizer: Tokenizer, motions: list[np.ndarray], mean: np.ndarray, std: np.ndarray,
+                         device: torch.device | str = "cpu") -> float:  # fmt: skip
+    """Mean per-joint position error (mm) of the tokenizer's reconstructions of normalised motions.
+
+    Each motion is used at its longest multiple of 4 frames up to 196; both sides go through
+    features_to_joints, so the error is the tokenizer's alone, not the representation's.
+    """
+    errors = []
+    for motion in motions:
+        frames = min(len(motion), tokenizer.config.max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        if frames == 0:
+            continue
+        original = motion[:frames]
+        recon, _, _ = tokenizer(torch.from_numpy(original[None]).to(device))
+        decoded = recon[0, :frames].float().cpu().numpy()
+        joints = representation.features_to_joints(representation.denormalize(decoded, mean, std))
+        target = representation.features_to_joints(representation.denormalize(original, mean, std))
+        errors.append(np.linalg.norm(joints - target, axis=-1).reshape(-1))
+    if not errors:
+        raise ValueError("no motion of at least 4 frames to reconstruct")
+    return float(np.concatenate(errors).mean() * 1000.0)
+
+
+# --- 2. nearest clip ----------------------------------------------------------------------------------
+def motion_descriptor(features: np.ndarray) -> np.ndarray:
+    """Statistics of raw features (T, 263) that tell the demo's clips apart, whatever the length.
+
+    Mean and spread of the root height and of the root-relative joint positions (the pose),
+    mean root speed and turning rate, and mean speed of each joint.
+    """
+    if features.ndim != 2 or features.shape[1] != layout.FEATURE_SIZE:
+        raise ValueError(f"expected features (frames, {layout.FEATURE_SIZE}), got {features.shape}")
+    height, pose = features[:, 3], features[:, 4:67]
+    root_speed = np.linalg.norm(features[:, 1:3], axis=1)
+    turning = np.abs(features[:, 0])
+    joint_speed = np.linalg.norm(features[:, 193:259].reshape(len(features), 22, 3), axis=2)
+    return np.concatenate([[height.mean(), height.std()], pose.mean(0), pose.std(0), [root_speed.mean(), turning.mean()], joint_speed.mean(0)])
+
+
+@dataclass
+class NearestClip:
+    """Labels a motion with the clip of the nearest reference sample (descriptors z-scored)."""
+
+    clips: list[str]  # the clip of each reference row
+    descriptors: np.ndarray  # (N, D)
+    scale: np.ndarray  # (D,) spread of each statistic over the references
+
+    @classmethod
+    def from_dataset(cls, data: Path) -> "NearestClip":
+        clip_of = sample_clips(data)
+        clips, rows = [], []
+        for name in layout.read_names(data, "all"):
+            clips.append(clip_of[name])
+            rows.append(motion_descriptor(np.load(Path(data) / "new_joint_vecs" / f"{name}.npy")))
+        descriptors = np.stack(rows)
+        return cls(clips, descriptors, descriptors.std(0) + 1e-6)
+
+    def label(self, features: np.ndarray) -> str:
+        distances = np.linalg.norm((self.descriptors - motion_descriptor(features)) / self.scale, axis=1)
+        return self.clips[int(distances.argmin())]
+
+
+def sample_clips(data: Path) -> dict[str, str]:
+    """Sample id -> source clip, from the dataset.json that build-dataset writes (mirrors included)."""
+    description = json.loads((Path(data) / "dataset.json").read_text())
+    clip_of = {}
+    for sample_id, source in description["samples_by_id"].items():
+        clip_of[sample_id] = source["clip"]
+        if source.get("mirrored_id"):
+            clip_of[source["mirrored_id"]] = source["clip"]
+    return clip_of
+
+
+def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int) -> list[np.ndarray]:
+    """Raw features (frames, 263) of `samples` generated motions."""
+    from engine.pipeline import GenerateRequest
+
+    motions = pipeline.generate(GenerateRequest(prompt, frames, seed=seed, samples=samples))
+    return [representation.joints_to_features(np.asarray(m.positions)) for m in motions]
+
+
+# --- the report -------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    checkpoint: str
+    reconstruction_mpjpe_mm: float
+    reconstruction_split: str
+    reconstruction_samples: int
+    codebook_usage: list[float]
+    text_to_motion_accuracy: float | None = None
+    generated: int = 0
+    per_clip: dict[str, float] = field(default_factory=dict)
+    confusions: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [
+            f"checkpoint: {self.checkpoint}",
+            "| measure | value |",
+            "|---|---|",
+            f"| reconstruction MPJPE ({self.reconstruction_split} split, {self.reconstruction_samples} motions) | {self.reconstruction_mpjpe_mm:.1f} mm |",
+            f"| codebook usage per scale | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
+        ]
+        if self.text_to_motion_accuracy is not None:
+            lines.append(f"| nearest-clip accuracy ({self.generated} motions, new-word prompts) | {self.text_to_motion_accuracy:.3f} |")
+            lines += ["", "| clip | accuracy |", "|---|---|"] + [f"| {clip} | {acc:.2f} |" for clip, acc in self.per_clip.items()]
+            if self.confusions:
+                lines += ["", "confusions (prompt -> nearest clip):"]
+                lines += [f"- {c['clip']}: \"{c['prompt']}\" -> {c['nearest']}" for c in self.confusions]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per_prompt: int = 2, seed: int = 0,
+             text_to_motion: bool = True) -> Report:  # fmt: skip
+    from engine import checkpoint as checkpoint_io
+
+    started = time.perf_counter()
+    ckpt = checkpoint_io.load(checkpoint_path)
+    held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in layout.read_split(data, split)]
+    report = Report(
+        checkpoint=str(checkpoint_path),
+        reconstruction_mpjpe_mm=reconstruction_mpjpe(ckpt.tokenizer, held_out, ckpt.mean, ckpt.std),
+        reconstruction_split=split,
+        reconstruction_samples=len(held_out),
+        codebook_usage=ckpt.tokenizer.quantizer.usage(),
+        notes=["FID / R-precision need Guo et al.'s evaluator (finest.tar + GloVe), not available offline: not computed"],
+    )
+    if text_to_motion and ckpt.transformer is not None:
+        from engine.pipeline import Pipeline
+
+        pipeline = Pipeline.from_checkpoint(ckpt, device="cpu")
+        classifier = NearestClip.from_dataset(data)
+        lengths = clip_lengths(data)
+        hits: dict[str, list[bool]] = {}
+        for clip, prompts in NEW_WORD_PROMPTS.items():
+            if clip not in lengths:
+                continue
+            for prompt in prompts:
+                for features in generated_features(pipeline, prompt, lengths[clip], samples_per_prompt, seed):
+                    nearest = classifier.label(features)
+                    hits.setdefault(clip, []).append(nearest == clip)
+                    if nearest != clip:
+                        report.confusions.append({"clip": clip, "prompt": prompt, "nearest": nearest})
+        report.per_clip = {clip: float(np.mean(h)) for clip, h in hits.items()}
+        report.generated = sum(len(h) for h in hits.values())
+        report.text_to_motion_accuracy = float(np.mean([x for h in hits.values() for x in h])) if hits else None
+    report.seconds = round(time.perf_counter() - started, 1)
+    return report
+
+
+def clip_lengths(data: Path) -> dict[str, int]:
+    """Each clip's longest sample, in frames (a multiple of 4): the length its prompts generate."""
+    clip_of = sample_clips(data)
+    lengths: dict[str, int] = {}
+    for name in layout.read_names(data, "all"):
+        frames = len(np.load(Path(data) / "new_joint_vecs" / f"{name}.npy", mmap_mode="r"))
+        usable = min(frames, 196) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        lengths[clip_of[name]] = max(lengths.get(clip_of[name], 0), usable)
+    return lengths
+
+
+def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the demo dataset (python -m engine build-dataset)")
+    parser.add_argument("--split", default="test", help="held-out split for the reconstruction error")
+    parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only)
+    print(report.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(asdict(report), indent=1))
+    return 0

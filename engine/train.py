@@ -1,0 +1,444 @@
+"""`python -m engine train tokenizer|transformer`: train MoSa's two stages on a HumanML3D-layout folder.
+
+One script for one process or many: under `python -m torch.distributed.run --nproc_per_node N`
+the same code runs data-parallel (DDP; gloo on CPU, nccl on GPU), every process drawing its own
+batches. Stage 1 trains the CAQ-VAE tokenizer on random crops of the motions; stage 2 freezes
+that tokenizer and trains the SAR transformer on its token maps, conditioned on cached text
+features of the captions. Both write checkpoints in the engine's own format (engine.checkpoint),
+so `--out DIR/transformer.pt` is a model the engine can load directly.
+
+Files in --out: <stage>.pt (the model, written every --save-every steps and at the end),
+<stage>.state.pt (optimizer and step, for --resume), <stage>.log.jsonl (one JSON line per log).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from engine import checkpoint as checkpoint_io
+from engine.datasets import layout
+from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer, TokenizerConfig
+from engine.transformer import Transformer, TransformerConfig
+
+STAGES = ("tokenizer", "transformer")
+PRESET_TEXT_ENCODERS = {"demo": "all-minilm-l6-v2", "official": "clip-vit-b32"}
+STAGE_WEIGHT_DECAY = {"tokenizer": 0.0, "transformer": 1e-5}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; the defaults are the paper's (mosa-spec.md sections 2 and 3)."""
+
+    stage: str = "tokenizer"
+    data: Path = Path("data/HumanML3D")
+    out: Path = Path("runs/mosa")
+    preset: str = "demo"  # model widths: "demo" (small, CPU) or "official" (the released shapes)
+    model_overrides: dict = field(default_factory=dict)  # e.g. {"width": 32} for tiny test models
+    tokenizer: Path | None = None  # stage 2: the trained tokenizer checkpoint
+    text_encoder: str | None = None  # stage 2: default from the preset (demo MiniLM, official CLIP)
+    splits: tuple[str, ...] = ("train",)  # what the model learns from
+    eval_split: str = "val"  # held out: reconstruction MPJPE (stage 1) or loss (stage 2)
+    # optimisation
+    steps: int = 100_000
+    batch_size: int = 64  # over all processes together
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float | None = None  # None: 0 for the tokenizer, 1e-5 for the transformer
+    warmup_steps: int = 2000
+    decay_at: tuple[float, ...] = (0.8,)  # fractions of `steps` where the learning rate drops x0.1
+    # motion crops: lengths are multiples of 4 in [min_frames, max_frames], within each motion
+    min_frames: int = 40
+    max_frames: int = 196
+    # bookkeeping
+    log_every: int = 50
+    eval_every: int = 500
+    save_every: int = 1000
+    seed: int = 0
+    threads: int = 0  # CPU threads per process; 0: the machine's cores shared among processes
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; expected one of {list(STAGES)}")
+        if self.preset not in PRESET_TEXT_ENCODERS:
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESET_TEXT_ENCODERS)}")
+        if self.stage == "transformer" and self.tokenizer is None:
+            raise ValueError("the transformer stage needs --tokenizer FILE (a checkpoint written by the tokenizer stage)")
+        if not FRAMES_PER_LATENT <= self.min_frames <= self.max_frames:
+            raise ValueError(f"crop lengths {self.min_frames}..{self.max_frames} must satisfy 4 <= min <= max")
+        if self.weight_decay is None:
+            self.weight_decay = STAGE_WEIGHT_DECAY[self.stage]
+        self.text_encoder = self.text_encoder or PRESET_TEXT_ENCODERS[self.preset]
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.out) / f"{self.stage}.pt"
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.out) / f"{self.stage}.state.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.out) / f"{self.stage}.log.jsonl"
+
+
+# --- processes ------------------------------------------------------------------------------------
+@dataclass
+class Processes:
+    """Where this process sits in a (possibly single-process) run."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_processes() -> Processes:
+    """Join the process group when launched by torch.distributed.run (it sets WORLD_SIZE etc.)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world == 1:
+        return Processes(0, 1, torch.device("cuda" if cuda else "cpu"))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    device = torch.device("cpu")
+    if cuda:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    return Processes(dist.get_rank(), world, device)
+
+
+class TrainingLoss(nn.Module):
+    """Makes a model's training_loss its forward, so DDP averages gradients across processes."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model.training_loss(*inputs)
+
+
+# --- data -------------------------------------------------------------------------------------------
+@dataclass
+class MotionSet:
+    """Normalised features (T, 263) and captions of the samples of some splits."""
+
+    names: list[str]
+    motions: list[np.ndarray]
+    captions: list[list[str]]
+
+
+def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.ndarray, min_frames: int) -> MotionSet:
+    """Samples of the splits, normalised; motions shorter than min_frames cannot be cropped and are left out."""
+    names, motions, captions = [], [], []
+    for split in splits:
+        for sample in layout.read_split(data, split):
+            if len(sample.features) < min_frames:
+                continue
+            names.append(sample.name)
+            motions.append(((sample.features - mean) / std).astype(np.float32))
+            captions.append(sample.captions or [""])
+    if not motions:
+        raise ValueError(f"no motions of at least {min_frames} frames in the splits {list(splits)} of {data}")
+    return MotionSet(names, motions, captions)
+
+
+def usable_length(frames: int, max_frames: int) -> int:
+    """The longest multiple of 4 that fits in the motion and in max_frames."""
+    return min(frames, max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+
+
+def crop_batch(motions: MotionSet, batch: int, config: TrainConfig, rng: np.random.Generator):
+    """Random crops of random samples: (x (B, L, 263) zero-padded, lengths (B,), sample indices (B,)).
+
+    Each crop's length is a multiple of 4 drawn from [min_frames, the sample's usable length];
+    L is the longest crop of the batch, and padding is zero as in normalised space.
+    """
+    picks = rng.integers(len(motions.motions), size=batch)
+    lengths = []
+    for index in picks:
+        longest = usable_length(len(motions.motions[index]), config.max_frames)
+        shortest = min(longest, math.ceil(config.min_frames / FRAMES_PER_LATENT) * FRAMES_PER_LATENT)
+        lengths.append(FRAMES_PER_LATENT * int(rng.integers(shortest // FRAMES_PER_LATENT, longest // FRAMES_PER_LATENT + 1)))
+    x = np.zeros((batch, max(lengths), layout.FEATURE_SIZE), np.float32)
+    for row, (index, length) in enumerate(zip(picks, lengths)):
+        motion = motions.motions[index]
+        start = int(rng.integers(len(motion) - length + 1))
+        x[row, :length] = motion[start:start + length]
+    return torch.from_numpy(x), torch.tensor(lengths), picks
+
+
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    return (torch.arange(frames)[None] < lengths[:, None]).float()
+
+
+class CaptionFeatures:
+    """Text features of every caption, computed once: the text encoder is frozen."""
+
+    def __init__(self, motions: MotionSet, text_encoder, batch: int = 64) -> None:
+        self.offsets, captions = [], []
+        for sample_captions in motions.captions:
+            self.offsets.append((len(captions), len(sample_captions)))
+            captions.extend(sample_captions)
+        self.features = torch.cat([text_encoder.encode(captions[i:i + batch]) for i in range(0, len(captions), batch)])
+
+    def pick(self, samples: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """One random caption's features per sample: (B, tokens, dim)."""
+        rows = [start + int(rng.integers(count)) for start, count in (self.offsets[i] for i in samples)]
+        return self.features[rows]
+
+
+# --- models -----------------------------------------------------------------------------------------
+def with_overrides(config, overrides: dict):
+    """A model config with some fields replaced; an unknown field is a ValueError naming the known ones."""
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown {type(config).__name__} settings {unknown}; expected some of {sorted(known)}")
+    return replace(config, **overrides)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup, then x0.1 at each of the decay points."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    drops = sum(step >= fraction * config.steps for fraction in config.decay_at)
+    return config.lr * warmup * 0.1**drops
+
+
+# --- the run ----------------------------------------------------------------------------------------
+def train(config: TrainConfig) -> Path:
+    """Run one stage; returns the path of the model checkpoint it wrote."""
+    processes = start_processes()
+    if config.batch_size % processes.world:
+        raise ValueError(f"batch size {config.batch_size} must divide evenly among {processes.world} processes")
+    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // processes.world))
+    device = processes.device
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(config.data)
+
+    # Statistics and (stage 2) the frozen tokenizer. The spec's feature bias is already in the
+    # dataset's Std.npy, as in HumanML3D's own Mean/Std.
+    tokenizer_checkpoint = None
+    if config.stage == "transformer":
+        tokenizer_checkpoint = checkpoint_io.load(config.tokenizer, device="cpu")
+        mean, std = tokenizer_checkpoint.mean, tokenizer_checkpoint.std
+    else:
+        mean, std = layout.read_statistics(data)
+    train_set = load_motions(data, config.splits, mean, std, config.min_frames)
+    eval_set = load_motions(data, (config.eval_split,), mean, std, FRAMES_PER_LATENT)
+
+    frozen_tokenizer = text_features = eval_text = None
+    text_dim = 0
+    if config.stage == "transformer":
+        from engine.text_encoders import load_text_encoder
+
+        frozen_tokenizer = tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
+        encoder = load_text_encoder(config.text_encoder)
+        text_features, eval_text, text_dim = CaptionFeatures(train_set, encoder), CaptionFeatures(eval_set, encoder), encoder.dim
+        del encoder  # every caption is encoded: the frozen encoder is not needed any more
+
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    resumed = config.resume and config.model_path.exists()
+    if resumed:
+        previous = checkpoint_io.load(config.model_path, device="cpu")
+        model = previous.tokenizer if config.stage == "tokenizer" else previous.transformer
+        state = torch.load(config.state_path, map_location="cpu", weights_only=True)
+        start_step = int(state["step"])
+    else:
+        model = build_model(config, tokenizer_checkpoint, text_dim)
+        state, start_step = None, 0
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+
+    # DDP averages gradients; it also broadcasts buffers from rank 0 at every step, so the
+    # tokenizer's EMA codebooks follow rank 0's batches in every process.
+    step_model = TrainingLoss(model)
+    if processes.world > 1:
+        # find_unused_parameters: the release's tokenizer keeps an upsample on decoder.up.0 that never runs.
+        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None,
+                                             find_unused_parameters=True)  # fmt: skip
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    # Batches are drawn from a generator seeded by (seed, rank, step): each process has its own
+    # stream, and a resumed run is as reproducible as a fresh one.
+    rng = np.random.default_rng([config.seed, processes.rank, start_step])
+    torch.manual_seed(config.seed * 1000 + processes.rank + start_step)
+    per_process = config.batch_size // processes.world
+    log = Log(config.log_path if processes.main else None, resumed)
+    if processes.main:
+        log.write({"event": "start", "step": start_step, "processes": processes.world, "threads": torch.get_num_threads(),
+                   "device": str(device), "train_samples": len(train_set.motions), "eval_samples": len(eval_set.motions),
+                   "parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(config)})  # fmt: skip
+    started = time.perf_counter()
+    for step in range(start_step, config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        x, lengths, picks = crop_batch(train_set, per_process, config, rng)
+        x, lengths = x.to(device), lengths.to(device)
+        with autocast:
+            if config.stage == "tokenizer":
+                loss, stats = step_model(x, frame_mask(lengths, x.shape[1]).to(device))
+            else:
+                tokens = frozen_tokenizer.encode_tokens(x)
+                loss, stats = step_model(text_features.pick(picks, rng).to(device), lengths, tokens, frozen_tokenizer.quantizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        done = step + 1
+        if processes.main and (done % config.log_every == 0 or done == config.steps):
+            log.write({"step": done, "lr": learning_rate(step, config), "seconds": round(time.perf_counter() - started, 1), **stats})
+        if processes.main and (done % config.eval_every == 0 or done == config.steps):
+            model.eval()
+            if config.stage == "tokenizer":
+                from engine.evaluate import reconstruction_mpjpe
+
+                held_out = {"eval_mpjpe_mm": reconstruction_mpjpe(model, eval_set.motions, mean, std, device)}
+            else:
+                held_out = {"eval_loss": held_out_loss(model, frozen_tokenizer, eval_set, eval_text, config, device)}
+            model.train()
+            log.write({"step": done, "split": config.eval_split, **held_out})
+        if processes.main and (done % config.save_every == 0 or done == config.steps):
+            save(config, model, tokenizer_checkpoint, mean, std, optimizer, done, time.perf_counter() - started)
+    if processes.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return config.model_path
+
+
+def build_model(config: TrainConfig, tokenizer_checkpoint, text_dim: int) -> nn.Module:
+    """A fresh model of the preset, with the run's overrides applied."""
+    if config.stage == "tokenizer":
+        return Tokenizer(with_overrides(getattr(TokenizerConfig, config.preset)(), config.model_overrides))
+    transformer_config = getattr(TransformerConfig, config.preset)(tokenizer_checkpoint.tokenizer.config)
+    return Transformer(with_overrides(replace(transformer_config, text_dim=text_dim), config.model_overrides))
+
+
+@torch.no_grad()
+def held_out_loss(model, tokenizer, motions: MotionSet, text: CaptionFeatures, config: TrainConfig, device) -> float:
+    """The training loss on held-out motions (first caption, whole usable length), with a fixed seed."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        losses = []
+        for index, motion in enumerate(motions.motions):
+            length = usable_length(len(motion), config.max_frames)
+            if length < config.min_frames:
+                continue
+            x = torch.from_numpy(motion[None, :length]).to(device)
+            features = text.features[text.offsets[index][0]][None].to(device)
+            loss, _ = model.training_loss(features, torch.tensor([length], device=device), tokenizer.encode_tokens(x), tokenizer.quantizer)
+            losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def save(config: TrainConfig, model: nn.Module, tokenizer_checkpoint, mean, std, optimizer, step: int, seconds: float) -> None:
+    """The model in the engine's format (+ the optimizer state for --resume)."""
+    meta = {
+        "name": f"mosa-{config.preset}",
+        "preset": config.preset,
+        "stage": config.stage,
+        "step": step,
+        "train_seconds": round(seconds, 1),
+        "dataset": str(config.data),
+        "train_config": config_dict(config),
+    }
+    if config.stage == "tokenizer":
+        ckpt = checkpoint_io.Checkpoint(model, None, mean, std, config.text_encoder, meta)
+    else:
+        meta["tokenizer_meta"] = tokenizer_checkpoint.meta
+        ckpt = checkpoint_io.Checkpoint(tokenizer_checkpoint.tokenizer, model, mean, std, config.text_encoder, meta)
+    checkpoint_io.save(config.model_path, ckpt)
+    partial = config.state_path.with_name(config.state_path.name + ".partial")
+    torch.save({"step": step, "optimizer": optimizer.state_dict()}, partial)
+    os.replace(partial, config.state_path)
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
+class Log:
+    """Each record as a line on stdout and a JSON line in the log file."""
+
+    def __init__(self, path: Path | None, append: bool) -> None:
+        self.path = path
+        if path is not None and not append:
+            path.write_text("")
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "config"}
+        print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+
+
+# --- command line -----------------------------------------------------------------------------------
+def parse_overrides(pairs: list[str]) -> dict:
+    """["width=32", "scales=(3, 7)"] -> {"width": 32, "scales": (3, 7)}: values are Python literals."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"model setting {pair!r} must look like key=value, e.g. width=32")
+        try:
+            overrides[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"model setting {pair!r}: the value must be a Python literal (number, tuple, ...)") from None
+    return overrides
+
+
+def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("stage", choices=STAGES, help="tokenizer first, then transformer")
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder in HumanML3D layout")
+    parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
+    parser.add_argument("--preset", choices=sorted(PRESET_TEXT_ENCODERS), default=defaults.preset)
+    parser.add_argument("--set", dest="model_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model config field, e.g. --set width=32 (repeatable)")  # fmt: skip
+    parser.add_argument("--tokenizer", type=Path, help="stage 2: the tokenizer checkpoint of stage 1")
+    parser.add_argument("--text-encoder", choices=sorted(set(PRESET_TEXT_ENCODERS.values())), help="stage 2 (default: the preset's)")
+    parser.add_argument("--splits", default=",".join(defaults.splits), help="comma-separated splits to train on")
+    parser.add_argument("--eval-split", default=defaults.eval_split)
+    for name in ("steps", "batch_size", "warmup_steps", "min_frames", "max_frames", "log_every", "eval_every", "save_every", "seed", "threads"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, help="default: 0 for the tokenizer, 1e-5 for the transformer")
+    parser.add_argument("--decay-at", type=float, nargs="*", default=list(defaults.decay_at), help="fractions of steps where lr drops x0.1")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        stage=args.stage, data=args.data, out=args.out, preset=args.preset, model_overrides=parse_overrides(args.model_overrides),
+        tokenizer=args.tokenizer, text_encoder=args.text_encoder, splits=tuple(s for s in args.splits.split(",") if s),
+        eval_split=args.eval_split, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps, decay_at=tuple(args.decay_at), min_frames=args.min_frames, max_frames=args.max_frames,
+        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, threads=args.threads,
+        resume=args.resume,
+    )  # fmt: skip
+    path = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint written to {path}")
+    return 0

@@ -1,0 +1,132 @@
+"""Training on the real demo dataset: both stages learn, checkpoint, resume, and run under DDP."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine import checkpoint
+from engine.datasets.build import BuildConfig, build_dataset
+from engine.train import TrainConfig, build_model, crop_batch, frame_mask, learning_rate, load_motions, parse_overrides, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TOKENIZER = {"width": 16, "code_dim": 16, "nb_code_st": 16, "nb_code_ed": 32}
+TINY_TRANSFORMER = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff_size": 64}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, shared_data) -> Path:
+    out = tmp_path_factory.mktemp("demo-data")
+    build_dataset(BuildConfig(out=out, shared_data=shared_data))
+    return out
+
+
+def tiny_config(dataset: Path, out: Path, **changes) -> TrainConfig:
+    settings = dict(stage="tokenizer", data=dataset, out=out, model_overrides=TINY_TOKENIZER, steps=30, batch_size=8,
+                    lr=1e-3, warmup_steps=5, decay_at=(), log_every=1, eval_every=30, save_every=15, threads=2)  # fmt: skip
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def losses(log: Path) -> list[float]:
+    return [record["loss"] for record in map(json.loads, log.read_text().splitlines()) if "loss" in record]
+
+
+def test_crops_are_multiples_of_four_within_each_motion(dataset) -> None:
+    config = tiny_config(dataset, Path("unused"))
+    mean, std = np.load(dataset / "Mean.npy"), np.load(dataset / "Std.npy")
+    motions = load_motions(dataset, ("train",), mean, std, config.min_frames)
+    x, lengths, picks = crop_batch(motions, 16, config, np.random.default_rng(0))
+    assert x.shape[0] == 16 and x.shape[1] == int(lengths.max())
+    for row, (length, index) in enumerate(zip(lengths.tolist(), picks)):
+        assert length % 4 == 0 and config.min_frames <= length <= len(motions.motions[index])
+        assert torch.all(x[row, length:] == 0)  # padding is zero in normalised space
+
+
+def test_schedule_warms_up_then_drops_tenfold() -> None:
+    config = TrainConfig(steps=100, warmup_steps=10, decay_at=(0.5,))
+    assert learning_rate(0, config) == pytest.approx(config.lr / 10)
+    assert learning_rate(20, config) == pytest.approx(config.lr)
+    assert learning_rate(60, config) == pytest.approx(config.lr / 10)
+
+
+def test_bad_settings_are_refused_with_the_expected_values(dataset, tmp_path) -> None:
+    with pytest.raises(ValueError, match="--tokenizer"):
+        TrainConfig(stage="transformer")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["width"])
+    with pytest.raises(ValueError, match="unknown TokenizerConfig settings"):
+        train(tiny_config(dataset, tmp_path, model_overrides={"widht": 16}))
+
+
+def fixed_batch_loss(tokenizer, dataset: Path, config: TrainConfig) -> float:
+    """The tokenizer's loss on one fixed batch of 64 crops: training batches vary too much to compare."""
+    mean, std = np.load(dataset / "Mean.npy"), np.load(dataset / "Std.npy")
+    motions = load_motions(dataset, ("train",), mean, std, config.min_frames)
+    x, lengths, _ = crop_batch(motions, 64, config, np.random.default_rng(1))
+    with torch.no_grad():
+        return tokenizer.eval().training_loss(x, frame_mask(lengths, x.shape[1]))[0].item()
+
+
+def test_tokenizer_learns_checkpoints_and_resumes(dataset, tmp_path) -> None:
+    config = tiny_config(dataset, tmp_path, steps=30)
+    path = train(config)
+    saved = checkpoint.load(path)
+    torch.manual_seed(config.seed)  # the initial weights train() started from
+    untrained = build_model(config, None, 0)
+    assert fixed_batch_loss(saved.tokenizer, dataset, config) < 0.92 * fixed_batch_loss(untrained, dataset, config)
+    assert saved.transformer is None and saved.meta["step"] == 30 and saved.text_encoder == "all-minilm-l6-v2"
+    np.testing.assert_allclose(saved.std, np.load(dataset / "Std.npy"))  # the dataset's Std carries the feature bias
+    assert saved.tokenizer.config.width == 16 and min(saved.tokenizer.quantizer.usage()) > 0
+    held_out = [json.loads(line) for line in config.log_path.read_text().splitlines() if "eval_mpjpe_mm" in line]
+    assert held_out and np.isfinite(held_out[-1]["eval_mpjpe_mm"])
+
+    train(replace(config, steps=40, resume=True))
+    resumed = checkpoint.load(path)
+    assert resumed.meta["step"] == 40
+    assert torch.load(config.state_path, weights_only=True)["step"] == 40
+    steps = [json.loads(line).get("step") for line in config.log_path.read_text().splitlines()]
+    assert steps.count(31) == 1 and 40 in steps  # the resumed run appended steps 31..40
+
+
+def test_transformer_learns_on_the_frozen_tokenizer(dataset, tmp_path) -> None:
+    tokenizer_path = train(tiny_config(dataset, tmp_path / "stage1", steps=20))
+    config = tiny_config(dataset, tmp_path / "stage2", stage="transformer", tokenizer=tokenizer_path,
+                         model_overrides=TINY_TRANSFORMER, steps=40, lr=1e-3, eval_every=40, save_every=40)  # fmt: skip
+    path = train(config)
+    first, last = losses(config.log_path)[:5], losses(config.log_path)[-5:]
+    assert np.mean(last) < 0.9 * np.mean(first)
+    combined = checkpoint.load(path)
+    assert combined.transformer is not None and combined.transformer.config.text_dim == 384
+    stage1 = checkpoint.load(tokenizer_path)
+    for key, value in stage1.tokenizer.state_dict().items():  # the tokenizer stayed frozen
+        assert torch.equal(value, combined.tokenizer.state_dict()[key]), key
+
+
+def test_two_processes_train_checkpoint_and_resume(dataset, tmp_path) -> None:
+    """The same script under torch.distributed.run: two gloo processes on the CPU."""
+
+    def launch(steps: int, *extra: str) -> str:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   "-m", "engine", "train", "tokenizer", "--data", str(dataset), "--out", str(tmp_path),
+                   "--steps", str(steps), "--batch-size", "8", "--warmup-steps", "2", "--log-every", "1",
+                   "--eval-every", "100", "--save-every", "3", "--threads", "1", *extra]  # fmt: skip
+        for key, value in TINY_TOKENIZER.items():
+            command += ["--set", f"{key}={value}"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        return done.stdout
+
+    output = launch(4)
+    assert "processes=2" in output and output.count("checkpoint written") == 1  # rank 0 alone writes
+    log = tmp_path / "tokenizer.log.jsonl"
+    assert json.loads(log.read_text().splitlines()[0])["processes"] == 2
+    launch(6, "--resume")
+    assert checkpoint.load(tmp_path / "tokenizer.pt").meta["step"] == 6
+    assert [json.loads(line).get("step") for line in log.read_text().splitlines()].count(5) == 1
