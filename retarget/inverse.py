@@ -1,0 +1,89 @@
+"""A rig's animation back to canonical motion, so any action can be edited by the engine.
+
+The rig is posed from its pose-basis rotations and root location (as Blender composes them), the
+canonical joints are read off the posed bones (mapping.joint_positions) and carried into
+canonical space by the inverse of the placement the forward transfer uses: the rig's facing
+becomes +Z, its floor y = 0, its leg length the canonical one. Rotations follow by IK on the
+canonical skeleton (CanonicalMotion.from_positions). A BVH file of any known naming family takes
+the same road (motion_from_bvh).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import canonical, rotations
+from .bvh import read_clip
+from .mapping import J, Mapping, auto_map, joint_positions
+from .motion import CanonicalMotion
+from .skeleton import CANONICAL_TO_BLENDER, Skeleton
+from .transfer import placement, root_bone_of
+
+
+def posed_joints(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
+                 root_location: np.ndarray) -> np.ndarray:
+    """Canonical joint positions (T, 22, 3) in armature space on the posed rig. Bones without a
+    rotation track stay at rest; root_location (T, 3) is the pose-basis location of the bone that
+    carries the root motion (transfer.root_bone_of: the hips or the first unconnected bone above)."""
+    root_location = np.asarray(root_location, dtype=np.float64)
+    if root_location.ndim != 2 or root_location.shape[1] != 3:
+        raise ValueError(f"root_location must have shape (frames, 3); got {root_location.shape}")
+    frames = len(root_location)
+    basis = np.tile(np.eye(3), (frames, len(skeleton), 1, 1))
+    for name, track in rotations_by_bone.items():
+        track = np.asarray(track, dtype=np.float64)
+        if track.shape != (frames, 4):
+            raise ValueError(f"rotation track of bone {name!r} has shape {track.shape}; expected ({frames}, 4)")
+        basis[:, skeleton.index(name)] = rotations.to_matrix(track)
+    root = root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))
+    root_head = skeleton.heads[root] + root_location @ skeleton.rest_rotations[root].T
+    heads, tails = skeleton.posed_heads_tails(skeleton.world_from_basis(basis), root, root_head)
+    return joint_positions(skeleton, mapping, heads, tails)
+
+
+def pose_to_motion(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
+                   root_location: np.ndarray, fps: float) -> CanonicalMotion:
+    """The rig's animation as a canonical motion (at the rig's fps; resample.resample_motion
+    brings it to the engine's 20)."""
+    mapping.check(skeleton)
+    joints = posed_joints(skeleton, mapping, rotations_by_bone, root_location)
+    rest_joints = joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails)
+    # The forward placement of a canonical rest body: undoing it turns rig space into canonical space.
+    canonical_rest = canonical.rest_positions()
+    canonical_rest[:, 1] -= canonical_rest[canonical.LEFT_FOOT + canonical.RIGHT_FOOT, 1].min()
+    place = placement(skeleton, rest_joints, canonical_rest[None], align=False)
+    return CanonicalMotion.from_positions(place.canonical_points(joints), fps=fps)
+
+
+def motion_from_bvh(path: str | Path, mapping: Mapping | None = None) -> CanonicalMotion:
+    """A canonical motion from a BVH file of any naming family the mapping knows (or a given
+    mapping): the file's skeleton is posed by its own channels and read like a rig."""
+    clip = read_clip(path)
+    rest = canonical_space_rest(clip)
+    skeleton = Skeleton.from_joints(clip.names, rest, clip.parents)
+    mapping = mapping or auto_map(skeleton)
+    mapping.check(skeleton)
+    positions = clip.positions()
+    heads = positions @ CANONICAL_TO_BLENDER.T
+    tails = np.stack([heads[:, _tail_joint(skeleton, b)] if _tail_joint(skeleton, b) is not None
+                      else heads[:, b] + (skeleton.tails[b] - skeleton.heads[b]) for b in range(len(skeleton))], axis=1)
+    joints = joint_positions(skeleton, mapping, heads, tails) @ CANONICAL_TO_BLENDER
+    return CanonicalMotion.from_positions(joints, fps=clip.fps)
+
+
+def canonical_space_rest(clip) -> np.ndarray:
+    """Rest joint positions (J, 3) of a BVH skeleton: its offsets accumulated (Y up)."""
+    rest = np.zeros((len(clip.names), 3))
+    for j, parent in enumerate(clip.parents):
+        rest[j] = clip.offsets[j] + (rest[parent] if parent >= 0 else 0.0)
+    return rest
+
+
+def _tail_joint(skeleton: Skeleton, bone: int) -> int | None:
+    """The child joint a bone built by Skeleton.from_joints points at, if any."""
+    for child in skeleton.children(bone):
+        if np.allclose(skeleton.heads[child], skeleton.tails[bone]):
+            return child
+    return None
+

@@ -1,0 +1,71 @@
+"""Real motion and the measurements the retargeting tests assert on, shared by the numpy tests
+and the Blender ones: direction error of a posed rig against its source, drift of planted
+feet, and the demo dataset's clips as source motion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.datasets import layout
+from engine.datasets.build import BuildConfig, build_dataset
+from retarget import rotations
+from retarget.mapping import J, Mapping, joint_positions
+from retarget.skeleton import Skeleton
+from retarget.transfer import placement, primary_pairs
+
+FOOT_JOINTS = [J["LeftFoot"], J["LeftToe"], J["RightFoot"], J["RightToe"]]  # the order of the contact flags
+
+
+@dataclass
+class Clip:
+    name: str
+    joints: np.ndarray  # (T, 22, 3) canonical joints
+    features: np.ndarray  # (T - 1, 263) raw HumanML3D features (contacts in 259:263)
+
+    def motion(self, frames: slice = slice(None)) -> dict:
+        """The dict form of a canonical motion that transfer accepts; features cut to match."""
+        joints = self.joints[frames]
+        return {"positions": joints, "features": self.features[frames][: len(joints) - 1], "fps": 20.0}
+
+
+def demo_clips(out: Path, shared_data: Path) -> list[Clip]:
+    """One window of every source clip of the demo dataset (not the mirrored copies)."""
+    build_dataset(BuildConfig(out=out, shared_data=shared_data))
+    names = [name for name in layout.read_names(out, "all") if not name.startswith("M")]
+    return [Clip(name, layout.read_joints(out, name), np.load(out / "new_joint_vecs" / f"{name}.npy")) for name in names]
+
+
+def direction_errors(skeleton: Skeleton, mapping: Mapping, rig_joints: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Degrees (T, segments) between each mapped bone's world direction on the posed rig (its
+    joint to the next mapped joint; rig_joints (T, 22, 3) in world space) and the same direction
+    in the source (canonical joints (T, 22, 3)), with the source turned to face the rig's way."""
+    rest_joints = joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails)
+    place = placement(skeleton, rest_joints, source)
+    to_world = skeleton.object_rotation
+    # One pair per segment of the rig: where two mapped joints start at the same rest point (CMU's
+    # Hips and LowerBack), the segment turns with the lower one, the later in canonical order.
+    segments = {}
+    for joint, (a, b) in sorted(primary_pairs(mapping, rest_joints).items()):
+        segments[tuple(np.round(rest_joints[a], 6)), b] = (a, b)
+    errors = []
+    for a, b in segments.values():
+        on_rig = rotations.normalize(rig_joints[:, b] - rig_joints[:, a])
+        wanted = rotations.normalize(place.directions(source[:, b] - source[:, a]) @ to_world.T)
+        errors.append(np.degrees(np.arccos(np.clip(np.sum(on_rig * wanted, axis=-1), -1.0, 1.0))))
+    return np.stack(errors, axis=-1)
+
+
+def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of set flags (T,)."""
+    edges = np.diff(np.concatenate([[0], flags.astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def planted_drift(rig_joints: np.ndarray, contacts: np.ndarray) -> float:
+    """The farthest (metres) any foot joint moves from where it stood when its contact flag
+    (contacts (T, 4)) was set, while it stays set."""
+    drift = [np.linalg.norm(rig_joints[start:stop, joint] - rig_joints[start, joint], axis=-1).max()
+             for k, joint in enumerate(FOOT_JOINTS) for start, stop in contact_runs(contacts[:, k])]
+    return float(max(drift, default=0.0))
