@@ -29,21 +29,24 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
         fcurve.update()
 
 
-def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks) -> PoseTracks:
-    """The action's values on the channels and frames of `like` (the rest pose where unkeyed)."""
+def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks,
+                  frames: np.ndarray | None = None) -> PoseTracks:
+    """The action's values on the channels of `like`, at its frames or the `frames` given (the
+    rest pose where unkeyed)."""
     fcurves = fcurves_for(action, obj)
+    frames = like.frames if frames is None else np.asarray(frames, dtype=np.float64)
     rest = {"rotation": np.array([1.0, 0.0, 0.0, 0.0]), "location": np.zeros(3)}
 
     def sampled(data_path: str, kind: str, width: int) -> np.ndarray:
         columns = []
         for index in range(width):
             fcurve = fcurves.find(data_path, index=index)
-            columns.append([fcurve.evaluate(frame) for frame in like.frames] if fcurve
-                           else np.full(len(like.frames), rest[kind][index]))
+            columns.append([fcurve.evaluate(frame) for frame in frames] if fcurve
+                           else np.full(len(frames), rest[kind][index]))
         return np.stack(columns, axis=1)
 
     return PoseTracks(
-        frames=like.frames,
+        frames=frames,
         rotations={bone: sampled(ROTATION_PATH.format(bone), "rotation", 4) for bone in like.rotations},
         locations={bone: sampled(LOCATION_PATH.format(bone), "location", 3) for bone in like.locations},
     )
@@ -55,3 +58,10 @@ def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only:
     for fcurve in fcurves_for(action, obj):
         frames.extend(point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only)
     return frames
+
+
+def bones_keyed_without_quaternions(action: bpy.types.Action, obj: bpy.types.Object) -> list[str]:
+    """Bones whose rotation the action keys as Euler or axis-angle: a span of quaternion keys
+    spliced into them would not play."""
+    return sorted({fcurve.data_path.split('"')[1] for fcurve in fcurves_for(action, obj)
+                   if fcurve.data_path.startswith("pose.bones[") and fcurve.data_path.endswith(("rotation_euler", "rotation_axis_angle"))})

@@ -24,7 +24,8 @@ class MOSA_OT_engine_start(bpy.types.Operator):
         if client is None:
             return {"CANCELLED"}
         health = client.health()
-        context.scene.mosa.status = f"engine ready: {health.get('model', '?')} on {health.get('device', '?')}"
+        model = health["model"] if health["ready"] else f"{health['loading']['message']} ..."
+        context.scene.mosa.status = f"engine running: {model} on {health['device']}"
         return {"FINISHED"}
 
 

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass, field
 
 import bpy
+import numpy as np
 from bpy.props import BoolProperty
 
 from . import baking, engine_session, preferences, spans, storage
 from .action_compat import assign_action
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
-from .retargeting import armature_mapping, motion_to_tracks
+from .retargeting import action_to_motion, armature_mapping, motion_to_tracks
 from .spans import rotations
 from .tracks import action_name
 
@@ -34,7 +35,7 @@ class JobRun:
 
     client: EngineClient
     job_id: str
-    model: str = ""  # the checkpoint's name, stored with the actions it makes
+    model: str = ""  # the model's name once the job is done, stored with the actions it makes
     state: str = "queued"
     progress: float = 0.0
     result: list[dict] = field(default_factory=list)
@@ -43,6 +44,8 @@ class JobRun:
     def step(self) -> bool:
         try:
             job = self.client.job(self.job_id)
+            if job["state"] == "done":
+                self.model = self.client.health().get("model") or ""  # loaded by now, so health names it
         except (EngineUnavailable, EngineError) as failure:
             self.state, self.error = "failed", f"the engine stopped answering: {failure}"
             return True
@@ -125,8 +128,8 @@ class _JobOperator:
         if client is None:
             return {"CANCELLED"}
         try:
-            _active_run = JobRun(client, self.submit(context, client), model=client.health().get("model") or "")
-        except (EngineUnavailable, EngineError, ValueError) as failure:
+            _active_run = JobRun(client, self.submit(context, client))
+        except (EngineUnavailable, EngineError, ValueError, RuntimeError) as failure:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
         _record_job(context.scene.mosa, _active_run, self.bl_idname, context.scene.mosa.prompt)
@@ -275,19 +278,27 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
             settings.range_start, settings.range_end = span
         if settings.range_end < settings.range_start:
             return f"The range {settings.range_start}..{settings.range_end} ends before it starts"
+        obj = context.active_object
+        other_modes = baking.bones_keyed_without_quaternions(obj.animation_data.action, obj)
+        if other_modes:
+            return (f"'{obj.animation_data.action.name}' keys {', '.join(other_modes[:3])} with Euler or axis-angle "
+                    "rotations; MoSa keys quaternions: convert the action to quaternions first")
         return super().check_input(context)
 
-    def source_motion(self, context) -> tuple[dict, float]:
-        """The action's stored canonical motion and the frame it starts on."""
-        action = context.active_object.animation_data.action
+    def source_motion(self, context) -> dict:
+        """The active action as canonical motion: the one MoSa stored with it, else read back
+        from the rig by inverse transfer (any action: hand keyed, mocap, another tool's)."""
+        obj = context.active_object
+        action = obj.animation_data.action
         stored = action.get("mosa")
-        if stored is None:
-            raise ValueError(f"'{action.name}' was not made by MoSa and carries no motion to edit")
-        return storage.decode_motion(stored["motion"]), action.frame_range[0]
+        if stored is not None:
+            return storage.decode_motion(stored["motion"])
+        first, last = (int(round(frame)) for frame in action.frame_range)
+        return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene))
 
     def submit(self, context, client):
         settings = context.scene.mosa
-        motion, start = self.source_motion(context)
+        motion, start = self.source_motion(context), context.active_object.animation_data.action.frame_range[0]
         mask = spans.canonical_mask((settings.range_start, settings.range_end), start, _scene_fps(context.scene),
                                     len(motion["positions"]), motion["fps"])
         wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
@@ -297,8 +308,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
     def finish(self, context, run):
         scene, settings, obj = context.scene, context.scene.mosa, context.active_object
         source, motion = obj.animation_data.action, run.result[0]
-        _, start = self.source_motion(context)
-        full = motion_to_tracks(obj, motion, _scene_fps(scene), int(start),
+        full = motion_to_tracks(obj, motion, _scene_fps(scene), int(round(source.frame_range[0])),
                                 foot_lock=settings.foot_lock, in_place=settings.in_place)
         edited = regenerate_span(source, obj, full, (settings.range_start, settings.range_end), settings.seam_frames)
         _store(edited, motion, settings.prompt, settings.seed, run.model)
@@ -313,11 +323,11 @@ def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: 
     inside = (generated.frames >= span[0]) & (generated.frames <= span[1])
     if not inside.any():
         raise ValueError(f"frames {span[0]}..{span[1]} are outside the generated motion")
-    new_part = type(generated)(frames=generated.frames[inside],
-                               rotations={b: q[inside] for b, q in generated.rotations.items()},
-                               locations={b: p[inside] for b, p in generated.locations.items()})
-    old_part = baking.sample_tracks(source, obj, new_part)
-    width = spans.seam_width(*_seam_gap_and_budget(old_part, new_part, seam_frames), seam_frames, int(inside.sum()) // 2)
+    new_part = generated.take(inside)
+    # The source one frame beyond each end too: the steps across the seams count.
+    around = baking.sample_tracks(source, obj, new_part, np.concatenate([[span[0] - 1], new_part.frames, [span[1] + 1]]))
+    old_part = around.take(slice(1, -1))
+    width = spans.seam_width(*_seam_gap_and_budget(around, new_part, seam_frames), seam_frames, int(inside.sum()) // 2)
     weights = spans.seam_weights(inside, width)[inside]
     for bone in new_part.rotations:
         new_part.rotations[bone] = spans.blend_rotations(old_part.rotations[bone], new_part.rotations[bone], weights)
@@ -329,14 +339,15 @@ def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: 
     return edited
 
 
-def _seam_gap_and_budget(old_part, new_part, seam_frames: int) -> tuple[float, float]:
+def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, float]:
     """The largest rotation gap at either seam, and how much the blend ramp may add per frame:
-    the source's largest step minus the fastest movement near the seams (source or new)."""
+    the source's largest step minus the fastest movement near the seams (source or new).
+    `around`: the source over the span and one frame beyond each end."""
     gap, largest, near_seams = 0.0, 0.0, 0.0
-    edge = max(seam_frames, 2)
+    edge = max(seam_frames, 2) + 1
     for bone, new in new_part.rotations.items():
-        old = old_part.rotations[bone]
-        gap = max(gap, rotations.angle_between(old[[0, -1]], new[[0, -1]]).max())
+        old = around.rotations[bone]
+        gap = max(gap, rotations.angle_between(old[[1, -2]], new[[0, -1]]).max())
         old_steps, new_steps = (rotations.angle_between(q[1:], q[:-1]) for q in (old, new))
         if len(old_steps):
             largest = max(largest, old_steps.max())

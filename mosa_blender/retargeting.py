@@ -2,7 +2,8 @@
 
 The one bridge between the add-on and retarget: the skeleton from the armature
 (armature_io.skeleton_from_armature), the mapping (the one edited in the panel, else found
-automatically), the transfer with the optional foot lock, and the resampling to the scene's fps.
+automatically), the transfer with the optional foot lock, and the resampling to the scene's fps;
+and the way back (an action MoSa did not make, as canonical motion the engine can edit).
 """
 from __future__ import annotations
 
@@ -53,3 +54,16 @@ def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, star
     frames = start_frame + np.arange(len(posed.root_location))
     return PoseTracks(frames=frames, rotations=dict(posed.rotations),
                       locations={posed.root_bone: posed.root_location})
+
+
+def action_to_motion(obj: bpy.types.Object, frames: list[int], scene_fps: float) -> dict:
+    """The armature's animation over `frames` (the active action, evaluated) as a canonical
+    motion dict at the engine's 20 fps: inverse transfer through the same mapping."""
+    from . import armature_io
+
+    inverse, resample, transfer = _retarget("inverse"), _retarget("resample"), _retarget("transfer")
+    skeleton, mapping = armature_mapping(obj)
+    rotations, locations = armature_io.read_animation(obj, frames)
+    root = skeleton.names[transfer.root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))]
+    motion = inverse.pose_to_motion(skeleton, mapping, rotations, locations[root], fps=scene_fps)
+    return resample.resample_motion(motion, _retarget("canonical").FPS).to_dict()

@@ -36,6 +36,11 @@ class PoseTracks:
                         f"expected ({len(self.frames)}, {width}) to match the frames")
                 channels[bone] = values
 
+    def take(self, which) -> PoseTracks:
+        """The tracks at some of the frames (a boolean mask or a slice over them)."""
+        return PoseTracks(frames=self.frames[which], rotations={bone: q[which] for bone, q in self.rotations.items()},
+                          locations={bone: p[which] for bone, p in self.locations.items()})
+
     def channels(self) -> list[tuple[str, int, np.ndarray]]:
         """(data_path, array_index, values over frames) for every fcurve to write."""
         result = []
