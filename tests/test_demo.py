@@ -32,7 +32,9 @@ for layer in action.layers:
         for bag in strip.channelbags:
             for fcurve in bag.fcurves:
                 keyed.setdefault(fcurve.data_path, set()).update(round(p.co[0]) for p in fcurve.keyframe_points)
-mapped = [pair["bone"] for pair in rig.data["mosa_mapping"]["pairs"] if pair.get("bone")]
+# The add-on is not registered here: its properties are read raw (Blender 5 keeps them apart from custom ones).
+raw = rig.data.bl_system_properties_get() if hasattr(rig.data, "bl_system_properties_get") else rig.data
+mapped = [pair["bone"] for pair in raw["mosa_mapping"]["pairs"] if pair.get("bone")]
 deform = [bone.name for bone in rig.data.bones if bone.use_deform]
 
 def pose(names):
