@@ -7,6 +7,7 @@
     python3 build.py extension        build dist/mosa-<version>.zip and validate it as Blender does
     python3 build.py demo ["prompt"]  the extension on a Rigify human: writes out/<name>.blend, .bvh,
                                       a contact sheet and a GIF (--help lists the options)
+    python3 build.py bench [--quick]  seconds per generated sample of both presets: out/bench.md
 
 The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
@@ -149,6 +150,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run([str(MAIN.python), "-m", "demo", "--extension", str(archive), *args.passthrough], cwd=ROOT)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Time generation (engine/bench.py) in the environment; the table goes to out/bench.md and stdout."""
+    python = cmd_setup(args)
+    run([str(python), "-m", "engine", "bench", "--out", str(ROOT / "out" / "bench.md"), *args.passthrough], cwd=ROOT)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,9 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     # No help of its own: --help goes through to the demo, which lists its options.
     commands.add_parser("demo", help='prompt in, animated Rigify human out (python3 build.py demo --help)',
                         add_help=False).set_defaults(func=cmd_demo)
-    # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt), so parse leniently.
+    commands.add_parser("bench", help="seconds per generated sample, both presets (--quick: batch 1 only)",
+                        add_help=False).set_defaults(func=cmd_bench)
+    # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt; bench's --quick), so parse leniently.
     args, args.passthrough = parser.parse_known_args(argv)
-    if args.passthrough and args.command not in ("test", "demo"):
+    if args.passthrough and args.command not in ("test", "demo", "bench"):
         parser.error(f"unrecognized arguments: {' '.join(args.passthrough)}")
     args.func(args)
 

@@ -1,0 +1,186 @@
+"""`python -m engine bench`: seconds per generated sample, and peak memory, for both presets.
+
+The workload is what a user's Generate costs: encode the prompts, run the 10 scales of the
+SAR transformer with guidance, decode the latent and recover the joints, for 196 frames (9.8 s),
+at batch 1 and at batch 32 (32 different prompts). Weights are random with the exact shapes of
+each preset: the work does not depend on their values, and the official weights cannot ship.
+The official preset's CLIP ViT-B/32 text tower is the full-size model too (random weights from
+CLIPTextConfig's defaults, which are ViT-B/32's), fed 77 token ids, since CLIP's files are only
+on a user's machine.
+
+Each case runs in a fresh process, so its peak resident memory (RSS) is its own; on CUDA the
+table also gives torch.cuda.max_memory_allocated.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+FRAMES = 196
+BATCHES = (1, 32)
+PRESETS = ("demo", "official")
+PROMPT = "a person walks forward, turns around and waves with the right hand"
+# Published figures for scale (mosa-spec.md section 6): per sample, on the authors' GPU.
+PAPER_SECONDS = {"MoSa": 0.045, "MoMask": 0.062}
+
+
+@dataclass
+class Case:
+    preset: str
+    device: str
+    batch: int
+    threads: int
+    repeats: int
+
+
+@dataclass
+class Result:
+    case: Case
+    seconds_per_batch: float  # median over the repeats, after one warm-up run
+    peak_rss_mb: float
+    cuda_peak_mb: float | None
+    parameters: dict[str, int]
+
+    @property
+    def seconds_per_sample(self) -> float:
+        return self.seconds_per_batch / self.case.batch
+
+
+class _ByteIds:
+    """Stand-in for CLIP's BPE tokenizer: start token, one id per byte, end token (77 at most).
+
+    Tokenizing is negligible next to the model; what counts is the 77 positions CLIP reads.
+    """
+
+    def __call__(self, prompt: str, truncation: bool, max_length: int) -> dict[str, list[int]]:
+        start, end = 49406, 49407  # CLIP's <|startoftext|> and <|endoftext|>
+        return {"input_ids": [start, *list(prompt.encode())[: max_length - 2], end]}
+
+
+def text_encoder_for(preset: str, device):
+    """The preset's text encoder: the real MiniLM for demo, a full-size random CLIP for official."""
+    from engine.text_encoders import CLIP_TOKENS, TextEncoder, load_text_encoder
+
+    if preset == "demo":
+        return load_text_encoder("all-minilm-l6-v2", device)
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return TextEncoder("clip-vit-b32 (random weights)", CLIPTextModel(CLIPTextConfig()).to(device), _ByteIds(),
+                       CLIP_TOKENS, 0, attend_to_padding=True)  # fmt: skip
+
+
+def run_case(case: Case) -> Result:
+    """Time one case; runs in its own process (see measure)."""
+    import torch
+
+    from engine import checkpoint
+    from engine.pipeline import GenerateRequest, Pipeline
+
+    torch.set_num_threads(case.threads)
+    device = torch.device(case.device)
+    with tempfile.TemporaryDirectory() as folder:
+        model = checkpoint.load(checkpoint.create_random(Path(folder) / "model.pt", case.preset))
+    pipeline = Pipeline(model.tokenizer, model.transformer, text_encoder_for(case.preset, device), model.mean, model.std,
+                        device, name=f"random-{case.preset}", preset=case.preset)  # fmt: skip
+    requests = [GenerateRequest(f"{PROMPT} ({i + 1})", FRAMES, seed=i) for i in range(case.batch)]
+
+    def once(batch: list[GenerateRequest]) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        pipeline.generate_many(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    once(requests[:1])  # warm-up: first-call allocations and kernel choices
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = statistics.median(once(requests) for _ in range(case.repeats))
+    cuda_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Result(case, seconds, peak_rss, cuda_peak, pipeline.info["parameters"])
+
+
+def measure(case: Case) -> Result:
+    """run_case in a fresh process, so that the peak memory is this case's alone."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_case, case).result()
+
+
+def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
+    batches = (1,) if quick else BATCHES
+    return [Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1)
+            for device in devices for preset in PRESETS for batch in batches]  # fmt: skip
+
+
+def table(results: list[Result], notes: list[str]) -> str:
+    lines = [
+        f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
+        "",
+        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | s / sample | s / batch | peak RSS | peak CUDA memory |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        params = f"{r.parameters['transformer'] / 1e6:.1f} M + {r.parameters['tokenizer'] / 1e6:.1f} M"
+        cuda = f"{r.cuda_peak_mb:.0f} MB" if r.cuda_peak_mb is not None else "-"
+        lines.append(f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
+                     f"{r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def notes(devices: list[str]) -> list[str]:
+    import torch
+
+    found = [
+        f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}; "
+        "time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
+        "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
+        "MoMask reference: not measured. Its code is not a package this project installs and its weights are not here; "
+        "a look-alike of its layer sizes built from our code would time our code, not MoMask's. For scale, the papers "
+        f"report {PAPER_SECONDS['MoSa']} s (MoSa) and {PAPER_SECONDS['MoMask']} s (MoMask) per sample on a GPU",
+    ]
+    if "cuda" not in devices:
+        found.append("CUDA: no GPU on this machine, so no GPU rows")
+    return found
+
+
+def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only (a check, not the recorded run)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    results = []
+    for case in cases(devices, args.threads, args.quick):
+        print(f"[bench] {case.preset} on {case.device}, batch {case.batch} ...", flush=True)
+        results.append(measure(case))
+    report = table(results, notes(devices))
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+    return 0
