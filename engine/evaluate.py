@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,27 +25,47 @@ import torch
 
 from engine import representation
 from engine.datasets import layout
+from engine.datasets.captions import captions_for, mirror_caption, tokens
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
 
-# Prompts in new words for each demo clip: none of them appears among the clip's captions
-# (engine/datasets/captions.py), so a hit means the text encoder generalised the wording.
+# Prompts in new words for each demo clip: no noun, verb, adjective, adverb or number of a prompt
+# is one of its clip's caption words (engine/datasets/captions.py, mirrored captions included;
+# reused_caption_words checks it), so a hit means the text encoder generalised the wording.
 NEW_WORD_PROMPTS: dict[str, list[str]] = {
-    "deepmimic_backflip": ["a gymnast throws a backward salto", "an acrobat somersaults over backwards from standing"],
-    "deepmimic_cartwheel": ["an athlete performs a sideways handspring", "a child turns a cartwheel across the lawn"],
-    "deepmimic_crawl": ["a baby creeps across the floor on palms and knees", "a soldier crawls low through the grass"],
-    "deepmimic_dance_a": ["a ballerina pirouettes with her hands above her head", "a dancer twirls gracefully on the spot"],
-    "deepmimic_dance_b": ["a dancer sways sideways, pumping each arm overhead", "someone grooves left and right at a party"],
-    "deepmimic_getup_facedown": ["someone lying on their belly rises to standing", "a person on the floor face first stands up"],
-    "deepmimic_getup_faceup": ["someone resting on their back gets onto their feet", "a person lying supine stands up"],
-    "deepmimic_jump": ["an athlete performs two broad jumps", "a kid leaps ahead with feet together"],
-    "deepmimic_punch": ["a boxer strides in and throws a right hook", "a fighter advances and strikes with his fist"],
-    "deepmimic_roll": ["a gymnast tumbles head over heels along the mat", "a child does a forward somersault on the floor"],
-    "deepmimic_run": ["an athlete dashes ahead at full speed", "a jogger races down the track"],
-    "deepmimic_spin": ["a dancer whirls leftward flinging the legs upward", "someone twists around in the air with legs flying"],
-    "deepmimic_spinkick": ["a karate fighter does a tornado kick", "a martial artist performs a spinning roundhouse kick"],
-    "deepmimic_walk": ["a pedestrian ambles ahead calmly", "a man strolls down the street"],
-    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a b-boy shuffles to the beat with open arms", "a breakdancer grooves standing up"],
+    "deepmimic_backflip": ["an acrobat executes a rearward salto", "a gymnast tumbles heels over head in reverse"],
+    "deepmimic_cartwheel": ["a gymnast executes a lateral handspring", "an acrobat flips laterally, palms touching the lawn"],
+    "deepmimic_crawl": ["a baby creeps along the carpet on its palms", "an infant scoots across the floor on all limbs"],
+    "deepmimic_dance_a": ["a ballerina pirouettes with her hands aloft", "someone gyrates clockwise with elevated hands"],
+    "deepmimic_dance_b": ["someone boogies, pumping alternate palms skyward", "a partygoer shimmies rhythmically, palms thrust toward the ceiling"],
+    "deepmimic_getup_facedown": ["someone sprawled on the belly climbs to an erect posture", "a fellow flat on his chest heaves himself vertical"],
+    "deepmimic_getup_faceup": ["someone resting supine recovers to an erect posture", "a sleeper sprawled belly upward climbs upright"],
+    "deepmimic_jump": ["an athlete bounds onward with legs joined", "a kid springs into the air, ankles side by side"],
+    "deepmimic_punch": ["a boxer advances and delivers a jab", "a fighter approaches and smacks with the knuckles"],
+    "deepmimic_roll": ["a gymnast tumbles head first along the mat", "a kid curls into a ball and tumbles onward"],
+    "deepmimic_run": ["an athlete dashes onward at top velocity", "a racer hurries along the track"],
+    "deepmimic_spin": ["a figure skater pivots rapidly, flinging the limbs skyward", "someone rotates repeatedly counterclockwise, flailing the limbs aloft"],
+    "deepmimic_spinkick": ["a karate fighter delivers a tornado strike", "a martial artist executes a rotating roundhouse"],
+    "deepmimic_walk": ["a pedestrian ambles along calmly", "someone wanders down the street leisurely"],
+    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a hip hop artist shuffles to the rhythm", "someone grooves rhythmically in a street style"],
 }
+FUNCTION_TAGS = ("DET", "PRON", "ADP", "CCONJ", "SCONJ", "AUX", "PART")  # words any sentence needs
+
+
+def reused_caption_words(prompt: str, clip: str) -> list[str]:
+    """The prompt's content words whose lemma is a content word of the clip's captions (or their mirrors)."""
+    captions = captions_for(clip)
+    taken = set()
+    for caption in captions + [mirror_caption(c) for c in captions]:
+        taken |= {lemma for lemma, tag in (t.split("/") for t in tokens(caption).split()) if tag not in FUNCTION_TAGS}
+    reused = []
+    for word in re.findall(r"[a-z]+", prompt.lower()):
+        try:
+            lemma, tag = tokens(word).split("/")
+        except ValueError:  # not in the caption vocabulary at all: a new word
+            continue
+        if tag not in FUNCTION_TAGS and lemma in taken:
+            reused.append(word)
+    return reused
 
 
 # --- 1. tokenizer reconstruction --------------------------------------------------------------------

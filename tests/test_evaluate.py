@@ -1,0 +1,41 @@
+"""The evaluation's own parts: its prompts really use new words, and its clip classifier knows the clips."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.datasets import layout
+from engine.datasets.build import BuildConfig, build_dataset
+from engine.evaluate import NEW_WORD_PROMPTS, NearestClip, reused_caption_words, sample_clips
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, shared_data) -> Path:
+    out = tmp_path_factory.mktemp("demo-data")
+    build_dataset(BuildConfig(out=out, shared_data=shared_data))
+    return out
+
+
+def test_every_clip_has_prompts_in_words_its_captions_do_not_use(dataset) -> None:
+    clips = set(sample_clips(dataset).values())
+    assert clips == set(NEW_WORD_PROMPTS)
+    for clip, prompts in NEW_WORD_PROMPTS.items():
+        assert len(prompts) >= 2, clip
+        for prompt in prompts:
+            assert reused_caption_words(prompt, clip) == [], (clip, prompt)
+    # the check itself catches caption words, in any inflection, and the mirrored side
+    assert reused_caption_words("Someone walked ahead", "deepmimic_walk") == ["walked", "ahead"]
+    assert reused_caption_words("a cartwheel to the right", "deepmimic_cartwheel") == ["cartwheel", "right"]
+
+
+def test_nearest_clip_labels_the_middle_of_every_sample_with_its_clip(dataset) -> None:
+    """A generated motion is never a whole training sample: 60 % of one must still be recognised."""
+    classifier = NearestClip.from_dataset(dataset)
+    clip_of = sample_clips(dataset)
+    for name in layout.read_names(dataset, "all"):
+        features = np.load(dataset / "new_joint_vecs" / f"{name}.npy")
+        frames = len(features)
+        middle = features[frames // 5 : frames - frames // 5]
+        assert classifier.label(middle) == clip_of[name], name
