@@ -74,8 +74,9 @@ FAMILIES: dict[str, dict[str, list[str]]] = {
                       LeftToe="LeftToeBase", RightToe="RightToeBase", **_MIXAMO_LIMBS),
     "cmu": _family(Hips="Hips", Spine="LowerBack", Spine1="Spine", Spine2="Spine1", Neck="Neck", Head="Head",
                    LeftToe="LeftToeBase", RightToe="RightToeBase", **_MIXAMO_LIMBS),
-    # A generated Rigify rig: the torso control carries the body, the FK controls the limbs.
-    "rigify_controls": _family(Hips="torso", Spine2="chest", Neck="neck", Head="head",
+    # A generated Rigify rig: the torso control carries the body, the upper FK spine controls the
+    # chest (its hips and chest controls stay put), the FK controls the limbs (IK/FK set to FK).
+    "rigify_controls": _family(Hips="torso", Spine1="spine_fk.002", Spine2="spine_fk.003", Neck="neck", Head="head",
                                **_limbs(lambda side, part: {"toe": f"toe_fk.{side[0]}", "collar": f"shoulder.{side[0]}"}.get(
                                    part, f"{_RIGIFY_PARTS[part]}_fk.{side[0]}"))),
     "rigify_metarig": _rigify(""),

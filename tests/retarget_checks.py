@@ -3,6 +3,7 @@ and the Blender ones: direction error of a posed rig against its source, drift o
 feet, and the demo dataset's clips as source motion."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ FOOT_JOINTS = [J["LeftFoot"], J["LeftToe"], J["RightFoot"], J["RightToe"]]  # th
 
 @dataclass
 class Clip:
-    name: str
+    name: str  # the source clip (deepmimic_walk, aistpp_...)
     joints: np.ndarray  # (T, 22, 3) canonical joints
     features: np.ndarray  # (T - 1, 263) raw HumanML3D features (contacts in 259:263)
 
@@ -31,10 +32,15 @@ class Clip:
 
 
 def demo_clips(out: Path, shared_data: Path) -> list[Clip]:
-    """One window of every source clip of the demo dataset (not the mirrored copies)."""
+    """The first window of every source clip of the demo dataset (no mirrored copies)."""
     build_dataset(BuildConfig(out=out, shared_data=shared_data))
-    names = [name for name in layout.read_names(out, "all") if not name.startswith("M")]
-    return [Clip(name, layout.read_joints(out, name), np.load(out / "new_joint_vecs" / f"{name}.npy")) for name in names]
+    samples = json.loads((out / "dataset.json").read_text())["samples_by_id"]
+    first = {}
+    for sample in sorted(layout.read_names(out, "all")):
+        if not sample.startswith("M"):
+            first.setdefault(samples[sample]["clip"], sample)
+    return [Clip(clip, layout.read_joints(out, sample), np.load(out / "new_joint_vecs" / f"{sample}.npy"))
+            for clip, sample in first.items()]
 
 
 def direction_errors(skeleton: Skeleton, mapping: Mapping, rig_joints: np.ndarray, source: np.ndarray) -> np.ndarray:
