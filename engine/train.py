@@ -190,19 +190,23 @@ def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 class CaptionFeatures:
-    """Text features of every caption, computed once: the text encoder is frozen."""
+    """Text features of every caption, computed once (the text encoder is frozen).
+
+    Kept on the CPU in float16: HumanML3D's ~90 k captions as CLIP token features (77 x 512)
+    take 7 GB so, 14 GB in float32.
+    """
 
     def __init__(self, motions: MotionSet, text_encoder, batch: int = 64) -> None:
         self.offsets, captions = [], []
         for sample_captions in motions.captions:
             self.offsets.append((len(captions), len(sample_captions)))
             captions.extend(sample_captions)
-        self.features = torch.cat([text_encoder.encode(captions[i:i + batch]) for i in range(0, len(captions), batch)])
+        self.features = torch.cat([text_encoder.encode(captions[i:i + batch]).half().cpu() for i in range(0, len(captions), batch)])
 
     def pick(self, samples: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """One random caption's features per sample: (B, tokens, dim)."""
+        """One random caption's features per sample: (B, tokens, dim) float32."""
         rows = [start + int(rng.integers(count)) for start, count in (self.offsets[i] for i in samples)]
-        return self.features[rows]
+        return self.features[rows].float()
 
 
 # --- models -----------------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def train(config: TrainConfig) -> Path:
         from engine.text_encoders import load_text_encoder
 
         frozen_tokenizer = tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
-        encoder = load_text_encoder(config.text_encoder)
+        encoder = load_text_encoder(config.text_encoder, device)
         text_features, eval_text, text_dim = CaptionFeatures(train_set, encoder), CaptionFeatures(eval_set, encoder), encoder.dim
         del encoder  # every caption is encoded: the frozen encoder is not needed any more
 
@@ -345,7 +349,7 @@ def held_out_loss(model, tokenizer, motions: MotionSet, text: CaptionFeatures, c
             if length < config.min_frames:
                 continue
             x = torch.from_numpy(motion[None, :length]).to(device)
-            features = text.features[text.offsets[index][0]][None].to(device)
+            features = text.features[text.offsets[index][0]][None].float().to(device)
             loss, _ = model.training_loss(features, torch.tensor([length], device=device), tokenizer.encode_tokens(x), tokenizer.quantizer)
             losses.append(loss.item())
     return float(np.mean(losses)) if losses else float("nan")
