@@ -55,32 +55,22 @@ def skeleton_from_armature(obj: bpy.types.Object):
     )
 
 
-def read_pose(obj: bpy.types.Object) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The current pose: bone -> basis quaternion (4,) (whatever the bone's rotation mode) and
-    bone -> basis location (3,)."""
-    rotations, locations = {}, {}
-    for pose_bone in obj.pose.bones:
-        basis = pose_bone.matrix_basis
-        rotations[pose_bone.name] = np.array(basis.to_quaternion())
-        locations[pose_bone.name] = np.array(basis.to_translation())
-    return rotations, locations
-
-
-def read_animation(obj: bpy.types.Object, frames: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The pose at each scene frame: bone -> (T, 4) basis quaternions and bone -> (T, 3) locations."""
+def read_posed_bones(obj: bpy.types.Object, skeleton, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Bone heads and tails (T, B, 3, armature space, in the skeleton's bone order) at each scene
+    frame, as Blender evaluates them: keys, constraints, IK and drivers all count."""
     scene = bpy.context.scene
     current = scene.frame_current
-    rotations = {bone.name: np.zeros((len(frames), 4)) for bone in obj.pose.bones}
-    locations = {bone.name: np.zeros((len(frames), 3)) for bone in obj.pose.bones}
+    order = np.array([obj.pose.bones.find(name) for name in skeleton.names])
+    count = len(obj.pose.bones)
+    heads, tails = np.zeros((len(frames), count * 3)), np.zeros((len(frames), count * 3))
     try:
         for t, frame in enumerate(frames):
             scene.frame_set(int(frame))
-            pose_rotations, pose_locations = read_pose(obj)
-            for name in rotations:
-                rotations[name][t], locations[name][t] = pose_rotations[name], pose_locations[name]
+            obj.pose.bones.foreach_get("head", heads[t])
+            obj.pose.bones.foreach_get("tail", tails[t])
     finally:
         scene.frame_set(current)
-    return rotations, locations
+    return heads.reshape(len(frames), count, 3)[:, order], tails.reshape(len(frames), count, 3)[:, order]
 
 
 def apply_pose(obj: bpy.types.Object, posed, frame: int) -> None:
@@ -102,7 +92,8 @@ def follow_constraints(obj: bpy.types.Object, skeleton, posed):
     """Transfer output (PosedRig) corrected for constraints above the written bones: frame by
     frame, bones are set parents first (pose_bone.matrix, which Blender turns into pose-basis
     values under the evaluated parent) to the armature-space orientation the plain hierarchy
-    gives. Rigs without such constraints come back unchanged, at no cost."""
+    gives, and read back; the rig's own pose is restored afterwards. Rigs without such
+    constraints come back unchanged, at no cost."""
     names = list(posed.rotations)
     if not any(_constrained(obj.pose.bones[name]) for name in names + [posed.root_bone]):
         return posed
@@ -116,19 +107,26 @@ def follow_constraints(obj: bpy.types.Object, skeleton, posed):
     levels = [[name for name in names if depth[name] == level] for level in sorted(set(depth.values()))]
     rotations = {name: np.zeros((posed.frames, 4)) for name in names}
     root_location = np.zeros((posed.frames, 3))
-    for frame in range(posed.frames):
-        apply_pose(obj, posed, frame)
-        bpy.context.view_layer.update()
-        for level in levels:
-            for name in level:
-                pose_bone = obj.pose.bones[name]
-                matrix = np.eye(4)
-                matrix[:3, :3] = targets[frame, skeleton.index(name)]
-                matrix[:3, 3] = root_heads[frame] if name == posed.root_bone else np.array(pose_bone.matrix.translation)
-                pose_bone.matrix = Matrix(matrix.tolist())
+    touched = [obj.pose.bones[name] for name in dict.fromkeys(names + [posed.root_bone])]
+    users_pose = [(bone.rotation_mode, bone.matrix_basis.copy()) for bone in touched]
+    try:
+        for frame in range(posed.frames):
+            apply_pose(obj, posed, frame)
             bpy.context.view_layer.update()
-        for name in names:
-            rotations[name][frame] = np.array(obj.pose.bones[name].rotation_quaternion)
-        root_location[frame] = np.array(obj.pose.bones[posed.root_bone].location)
+            for level in levels:
+                for name in level:
+                    pose_bone = obj.pose.bones[name]
+                    matrix = np.eye(4)
+                    matrix[:3, :3] = targets[frame, skeleton.index(name)]
+                    matrix[:3, 3] = root_heads[frame] if name == posed.root_bone else np.array(pose_bone.matrix.translation)
+                    pose_bone.matrix = Matrix(matrix.tolist())
+                bpy.context.view_layer.update()
+            for name in names:
+                rotations[name][frame] = np.array(obj.pose.bones[name].rotation_quaternion)
+            root_location[frame] = np.array(obj.pose.bones[posed.root_bone].location)
+    finally:  # the user's pose comes back
+        for bone, (mode, basis) in zip(touched, users_pose):
+            bone.rotation_mode, bone.matrix_basis = mode, basis
+        bpy.context.view_layer.update()
     return replace(posed, rotations={name: rotations_module.make_continuous(track) for name, track in rotations.items()},
                    root_location=root_location)

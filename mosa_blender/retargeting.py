@@ -47,10 +47,12 @@ def armature_mapping(obj: bpy.types.Object):
 def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
                      foot_lock: bool = True, in_place: bool = False) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
+    from . import armature_io
+
     transfer, resample = _retarget("transfer"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
-    posed = resample.resample(posed, scene_fps)
+    posed = resample.resample(armature_io.follow_constraints(obj, skeleton, posed), scene_fps)
     frames = start_frame + np.arange(len(posed.root_location))
     return PoseTracks(frames=frames, rotations=dict(posed.rotations),
                       locations={posed.root_bone: posed.root_location})
@@ -61,9 +63,8 @@ def action_to_motion(obj: bpy.types.Object, frames: list[int], scene_fps: float)
     motion dict at the engine's 20 fps: inverse transfer through the same mapping."""
     from . import armature_io
 
-    inverse, resample, transfer = _retarget("inverse"), _retarget("resample"), _retarget("transfer")
+    inverse, resample = _retarget("inverse"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
-    rotations, locations = armature_io.read_animation(obj, frames)
-    root = skeleton.names[transfer.root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))]
-    motion = inverse.pose_to_motion(skeleton, mapping, rotations, locations[root], fps=scene_fps)
+    heads, tails = armature_io.read_posed_bones(obj, skeleton, frames)
+    motion = inverse.motion_from_bones(skeleton, mapping, heads, tails, fps=scene_fps)
     return resample.resample_motion(motion, _retarget("canonical").FPS).to_dict()

@@ -21,11 +21,12 @@ from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 from .transfer import placement, root_bone_of
 
 
-def posed_joints(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
-                 root_location: np.ndarray) -> np.ndarray:
-    """Canonical joint positions (T, 22, 3) in armature space on the posed rig. Bones without a
-    rotation track stay at rest; root_location (T, 3) is the pose-basis location of the bone that
-    carries the root motion (transfer.root_bone_of: the hips or the first unconnected bone above)."""
+def posed_bones(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
+                root_location: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bone heads and tails (T, B, 3) in armature space of the rig posed by pose-basis values, as
+    Blender composes them without constraints. Bones without a rotation track stay at rest;
+    root_location (T, 3) is the pose-basis location of the bone that carries the root motion
+    (transfer.root_bone_of: the hips or the first unconnected bone above)."""
     root_location = np.asarray(root_location, dtype=np.float64)
     if root_location.ndim != 2 or root_location.shape[1] != 3:
         raise ValueError(f"root_location must have shape (frames, 3); got {root_location.shape}")
@@ -38,22 +39,30 @@ def posed_joints(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[s
         basis[:, skeleton.index(name)] = rotations.to_matrix(track)
     root = root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))
     root_head = skeleton.heads[root] + root_location @ skeleton.rest_rotations[root].T
-    heads, tails = skeleton.posed_heads_tails(skeleton.world_from_basis(basis), root, root_head)
-    return joint_positions(skeleton, mapping, heads, tails)
+    return skeleton.posed_heads_tails(skeleton.world_from_basis(basis), root, root_head)
+
+
+def motion_from_bones(skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, tails: np.ndarray,
+                      fps: float) -> CanonicalMotion:
+    """A canonical motion from the posed bones (heads, tails (T, B, 3) in armature space; in
+    Blender the evaluated pose bones, so constraints and IK count), in the canonical space the
+    forward transfer places on this rig: with align=False and ground=False it lands back here."""
+    mapping.check(skeleton)
+    joints = joint_positions(skeleton, mapping, heads, tails)
+    rest_joints = joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails)
+    # Placed without alignment, canonical space keeps the rig's facing and floor; its leg length
+    # (measured on the canonical rest body) becomes the canonical one.
+    canonical_rest = canonical.rest_positions()
+    place = placement(skeleton, rest_joints, canonical_rest[None], align=False)
+    return CanonicalMotion.from_positions(place.canonical_points(joints), fps=fps)
 
 
 def pose_to_motion(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
                    root_location: np.ndarray, fps: float) -> CanonicalMotion:
-    """The rig's animation as a canonical motion (at the rig's fps; resample.resample_motion
-    brings it to the engine's 20)."""
+    """The rig's animation given as pose-basis values, as a canonical motion at the rig's fps
+    (resample.resample_motion brings it to the engine's 20)."""
     mapping.check(skeleton)
-    joints = posed_joints(skeleton, mapping, rotations_by_bone, root_location)
-    rest_joints = joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails)
-    # The forward placement of a canonical rest body: undoing it turns rig space into canonical space.
-    canonical_rest = canonical.rest_positions()
-    canonical_rest[:, 1] -= canonical_rest[canonical.LEFT_FOOT + canonical.RIGHT_FOOT, 1].min()
-    place = placement(skeleton, rest_joints, canonical_rest[None], align=False)
-    return CanonicalMotion.from_positions(place.canonical_points(joints), fps=fps)
+    return motion_from_bones(skeleton, mapping, *posed_bones(skeleton, mapping, rotations_by_bone, root_location), fps)
 
 
 def motion_from_bvh(path: str | Path, mapping: Mapping | None = None) -> CanonicalMotion:

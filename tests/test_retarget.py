@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from retarget import canonical, rotations
-from retarget.inverse import pose_to_motion, posed_joints
-from retarget.mapping import Mapping, auto_map, map_by_structure
+from retarget.inverse import pose_to_motion, posed_bones
+from retarget.mapping import Mapping, auto_map, joint_positions, map_by_structure
 from retarget.resample import resample, sample_points
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
@@ -27,7 +27,7 @@ def clips(tmp_path_factory, shared_data):
 
 
 def world_joints(skeleton, mapping, posed) -> np.ndarray:
-    return skeleton.to_world(posed_joints(skeleton, mapping, posed.rotations, posed.root_location))
+    return skeleton.to_world(joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations, posed.root_location)))
 
 
 @pytest.mark.parametrize("pose", ["T", "A"])

@@ -15,7 +15,7 @@ from mathutils import Matrix
 
 from mosa_blender import armature_io
 from retarget import rotations
-from retarget.inverse import pose_to_motion
+from retarget.inverse import motion_from_bones
 from retarget.mapping import auto_map, joint_positions
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
@@ -224,30 +224,47 @@ def test_locked_feet_stay_planted(armatures, clips):
     print("\n" + "\n".join(lines))
 
 
-@pytest.mark.parametrize("key", [("smpl", "A"), ("cmu", "T"), ("rigify_metarig", "rest")])
+def test_control_rig_correction_leaves_the_users_pose(armatures, clips):
+    obj = armatures["rigify_controls", "rest"]
+    skeleton, found = mapped(obj)
+    chest = obj.pose.bones["spine_fk.003"]
+    chest.rotation_mode = "XYZ"
+    chest.rotation_euler = (0.3, 0.1, -0.2)
+    before = [bone.matrix_basis.copy() for bone in obj.pose.bones]
+    posed = transfer(clips[0].motion(slice(0, 4)), skeleton, found)
+    corrected = armature_io.follow_constraints(obj, skeleton, posed)
+    changed = max(rotations.angle_between(posed.rotations[name], corrected.rotations[name]).max() for name in posed.rotations)
+    assert np.degrees(changed) > 5.0  # the neck and the arms hang off bones that copy rotations
+    assert chest.rotation_mode == "XYZ"
+    assert all(np.allclose(bone.matrix_basis, basis, atol=1e-6) for bone, basis in zip(obj.pose.bones, before))
+    chest.rotation_euler = (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("key", [("smpl", "A"), ("cmu", "T"), ("rigify_metarig", "rest"), ("rigify_controls", "rest")])
 def test_inverse_then_forward_gives_back_the_keyed_pose(armatures, clips, key):
-    """An action keyed on the rig is read back (armature_io.read_animation), turned into canonical
-    motion and transferred again: every keyed bone ends within a degree of where it was."""
+    """An action keyed on the rig is read back off the evaluated bones (armature_io.read_posed_bones),
+    turned into canonical motion and transferred again (align and ground off): every keyed bone
+    ends within a degree of where it was, control rigs included."""
     obj = armatures[key]
     skeleton, found = mapped(obj)
-    original = transfer(clips[1].motion(slice(0, 24)), skeleton, found, foot_lock=True)
+    original = armature_io.follow_constraints(
+        obj, skeleton, transfer(clips[1].motion(slice(0, 24)), skeleton, found, foot_lock=True))
+    action = bpy.data.actions.new(f"keyed_{key[0]}")
     obj.animation_data_create()
-    obj.animation_data.action = bpy.data.actions.new(f"keyed_{key[0]}")
+    obj.animation_data.action = action
     frames = key_animation(obj, original)
-    rotations_read, locations_read = armature_io.read_animation(obj, frames)
-    motion = pose_to_motion(skeleton, found, rotations_read, locations_read[original.root_bone], fps=20.0)
-    again = transfer(motion, skeleton, found, align=False, ground=False)
+    motion = motion_from_bones(skeleton, found, *armature_io.read_posed_bones(obj, skeleton, frames), fps=20.0)
+    again = armature_io.follow_constraints(obj, skeleton, transfer(motion, skeleton, found, align=False, ground=False))
     names = list(original.rotations)
     worst = 0.0
     for frame in range(original.frames):
+        obj.animation_data.action = action
         bpy.context.scene.frame_set(frames[frame])
         before = world_orientations(obj, names)
         obj.animation_data.action = None
         armature_io.apply_pose(obj, again, frame)
         bpy.context.view_layer.update()
         worst = max(worst, np.degrees(rotations.angle_between(before, world_orientations(obj, names))).max())
-        obj.animation_data.action = bpy.data.actions[f"keyed_{key[0]}"]
-    obj.animation_data.action = None
     for pose_bone in obj.pose.bones:
         pose_bone.matrix_basis = Matrix.Identity(4)
     print(f"\ninverse then forward on {key[0]} {key[1]}: worst bone {worst:.5f} deg over {original.frames} frames")
