@@ -15,7 +15,7 @@ import numpy as np
 
 from . import canonical, rotations
 from .bvh import read_clip
-from .mapping import J, Mapping, auto_map, joint_positions
+from .mapping import Mapping, auto_map, joint_positions
 from .motion import CanonicalMotion
 from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 from .transfer import placement, root_bone_of

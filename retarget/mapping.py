@@ -128,9 +128,6 @@ class Mapping:
     def missing_essentials(self) -> list[str]:
         return [group for group, joints in ESSENTIAL_GROUPS.items() if all(self.bones[j] is None for j in joints)]
 
-    def bone_of(self, joint: int) -> str | None:
-        return self.bones[JOINTS[joint]]
-
     def check(self, skeleton: Skeleton) -> None:
         """Raise ValueError when a mapped bone is not in the rig or an essential joint is unmapped."""
         absent = sorted(bone for bone in self.bones.values() if bone is not None and bone not in skeleton.names)

@@ -103,13 +103,13 @@ def reference_directions(positions: np.ndarray, directions: dict[int, np.ndarray
     p, d = positions, directions
     hips_axis = p[..., J["LeftUpLeg"], :] - p[..., J["RightUpLeg"], :]
     hips_side = frames_from_directions(d[J["Hips"]], hips_axis)[..., 0]
-    collars = (J["LeftShoulder"], J["RightShoulder"])
-    if all(collar in d for collar in collars):  # the collar directions point left and right
-        chest_side = _unit(_unit(d[collars[0]]) - _unit(d[collars[1]]))
-    else:
-        chest_side = _unit(p[..., J["LeftArm"], :] - p[..., J["RightArm"], :])
+    # The chest's sides: where the collars start (or without collars, the shoulders), both
+    # carried by the chest bone like the hips by the pelvis.
+    collars = (J["LeftShoulder"], J["RightShoulder"]) if J["LeftShoulder"] in d and J["RightShoulder"] in d else (
+        J["LeftArm"], J["RightArm"])
     chest = max((j for j in (J["Spine"], J["Spine1"], J["Spine2"]) if j in d), key=SPINE_CHAIN.index)
     chest_up = _unit(d[chest])
+    chest_side = frames_from_directions(d[chest], p[..., collars[0], :] - p[..., collars[1], :])[..., 0]
     chest_forward = _unit(np.cross(chest_side, chest_up))
     refs = {J["Hips"]: hips_axis, J["Spine"]: hips_side, J["Spine1"]: _unit(hips_side + chest_side),
             J["Spine2"]: chest_side, J["Neck"]: chest_side, J["Head"]: chest_side,

@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from retarget import canonical, rotations
-from retarget.inverse import pose_to_motion, posed_bones
+from retarget import bvh, canonical, rotations
+from retarget.inverse import motion_from_bvh, pose_to_motion, posed_bones
 from retarget.mapping import Mapping, auto_map, joint_positions, map_by_structure
+from retarget.motion import CanonicalMotion
 from retarget.resample import resample, sample_points
+from retarget.skeleton import CANONICAL_TO_BLENDER, Skeleton
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
 from tests.retarget_checks import demo_clips, direction_errors, planted_drift
@@ -179,3 +181,28 @@ def test_inverse_gives_canonical_proportions(clips):
         motion.positions[:, 7] - motion.positions[:, 4], axis=-1)
     assert np.allclose(legs, canonical.LEG_LENGTH, atol=1e-4)
     assert abs(motion.positions[0, canonical.LEFT_FOOT + canonical.RIGHT_FOOT, 1].min()) < 0.1
+
+
+def test_the_canonical_skeleton_takes_motion_unchanged(clips):
+    """The template skeleton as a rig (Skeleton.from_canonical) is the source's own body: the
+    joints land where the source has them, turned into Blender axes and moved as one."""
+    dance = next(clip for clip in clips if clip.name.startswith("aistpp"))
+    rig = Skeleton.from_canonical()
+    found = auto_map(rig)
+    assert found.family == "humanml3d"
+    joints = world_joints(rig, found, transfer(dance.motion(), rig, found))
+    moved = joints - dance.joints @ CANONICAL_TO_BLENDER.T
+    print(f"\ncanonical rig: joints within {np.abs(moved - moved[0, 0]).max() * 1000:.4f} mm of the source, moved as one")
+    assert np.abs(moved - moved[0, 0]).max() < 1e-5
+
+
+def test_a_bvh_of_another_family_reads_into_canonical_motion(clips, tmp_path):
+    """A BVH whose joints carry Mixamo names comes in through the same mapping as a rig."""
+    dance = next(clip for clip in clips if clip.name.startswith("aistpp"))
+    clip = bvh.canonical_clip(CanonicalMotion.from_positions(dance.joints[:30]))
+    clip.names = ["mixamorig:" + name.replace("Toe", "ToeBase") for name in clip.names]
+    bvh.write_clip(tmp_path / "mixamo.bvh", clip)
+    motion = motion_from_bvh(tmp_path / "mixamo.bvh")
+    error = np.abs(motion.positions - dance.joints[:30]).max()
+    print(f"\nMixamo-named BVH back to canonical joints within {error * 1000:.4f} mm")
+    assert error < 1e-4
