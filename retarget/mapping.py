@@ -299,9 +299,11 @@ def _leg(rig: _Rig, hips: int, start: int) -> dict[str, int | None]:
     path = rig.path_lengths(chain)
     middle = 0.5 * (path[thigh_at] + path[foot_at])
     knee_at = min(range(thigh_at + 1, foot_at), key=lambda i: abs(path[i] - middle))
-    toe_at = foot_at + 1 if foot_at + 1 < len(chain) else None
-    return {"UpLeg": chain[thigh_at], "Leg": chain[knee_at], "Foot": chain[foot_at],
-            "Toe": chain[toe_at] if toe_at is not None else None}
+    foot = chain[foot_at]
+    # The toes reach farthest along the ground from the ankle (a heel bone stays close behind it).
+    toe = max(rig.children[foot], key=lambda c: np.linalg.norm((rig.subtree_points[c] - rig.heads[foot])[:, :2], axis=-1).max(),
+              default=None)
+    return {"UpLeg": chain[thigh_at], "Leg": chain[knee_at], "Foot": foot, "Toe": toe}
 
 
 def _arm(rig: _Rig, start: int, center_x: float) -> dict[str, int | None]:
@@ -358,9 +360,13 @@ def map_by_structure(skeleton: Skeleton) -> Mapping:
         bones.update(zip(["Spine2"] if len(below_chest) == 1 else ["Spine", "Spine2"], below_chest))
     else:  # extra spine bones between these share the rotation of the one below them
         bones.update(Spine=below_chest[0], Spine1=below_chest[len(below_chest) // 2], Spine2=below_chest[-1])
-    # A leaf near the top of the skull marks the end of the head, not the head joint.
-    if len(above_chest) >= 3 and not rig.children[above_chest[-1]] and rig.top - rig.heads[above_chest[-1], 2] < 0.06 * rig.height:
-        above_chest = above_chest[:-1]
+    # A bone that starts at the top of the skull only marks its end (Mixamo's HeadTop_End); the
+    # head bone is the first to reach the top, and bones beyond it belong to the face.
+    near_top = rig.top - 0.06 * rig.height
+    above_chest = [bone for bone in above_chest if rig.heads[bone, 2] < near_top] or above_chest
+    reaching_top = [i for i, bone in enumerate(above_chest) if rig.tails[bone, 2] > near_top]
+    if reaching_top:
+        above_chest = above_chest[:reaching_top[0] + 1]
     if not above_chest:
         raise ValueError("nothing above the chest: no neck or head")
     bones["Head"] = above_chest[-1]

@@ -175,12 +175,16 @@ def humanml3d():
     return bones
 
 
-def random_names(seed: int = 7):
-    """The Mixamo-like human with every bone renamed to a meaningless word."""
+def renamed(bones, seed: int = 7):
+    """The same rig with every bone renamed to a meaningless word."""
     rng = np.random.default_rng(seed)
-    bones = mixamo(prefix="")
     rename = {name: "".join(rng.choice(list("bcdfghjklmnpqrstvwxz"), 6)) + str(i) for i, (name, *_rest) in enumerate(bones)}
     return [(rename[name], head, tail, rename[parent] if parent else None) for name, head, tail, parent in bones]
+
+
+def random_names(seed: int = 7):
+    """The Mixamo-like human with every bone renamed to a meaningless word."""
+    return renamed(mixamo(prefix=""), seed)
 
 
 FAMILIES = {"mixamo": mixamo, "mixamo1": lambda: mixamo("mixamorig1:"), "unreal4": lambda: unreal(4),

@@ -43,9 +43,11 @@ def test_every_family_maps_by_name(family, pose):
 
 
 @pytest.mark.parametrize("pose", ["T", "A"])
-def test_unfamiliar_names_map_by_structure_like_the_named_rig(pose):
-    """The renamed Mixamo rig maps each joint onto the renamed twin of the bone Mixamo's names give."""
-    named, renamed = rigs.mixamo(prefix=""), rigs.random_names()
+@pytest.mark.parametrize("family", sorted(rigs.FAMILIES))
+def test_unfamiliar_names_map_by_structure_like_the_named_rig(family, pose):
+    """Every family's rig with its bones renamed to meaningless words maps each joint onto the
+    renamed twin of the bone its names give (root bones, twist bones, IK helpers, CMU hip joints)."""
+    named, renamed = rigs.FAMILIES[family](), rigs.renamed(rigs.FAMILIES[family](), seed=len(family))
     twin = {old[0]: new[0] for old, new in zip(named, renamed)}
     by_names = auto_map(rigs.skeleton(named, pose, roll_seed=2))
     by_structure = auto_map(rigs.skeleton(renamed, pose, roll_seed=2))

@@ -16,7 +16,7 @@ from mathutils import Matrix
 from mosa_blender import armature_io
 from retarget import rotations
 from retarget.inverse import motion_from_bones
-from retarget.mapping import auto_map, joint_positions
+from retarget.mapping import auto_map, joint_positions, map_by_structure
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
 from tests.retarget_checks import demo_clips, direction_errors, planted_drift
@@ -174,6 +174,16 @@ def test_every_rig_maps_automatically(armatures):
         assert found.family == expected[family], lines[-1]
         assert not found.missing_essentials()
     print("\n" + "\n".join(lines))
+
+
+def test_structure_alone_finds_the_same_bones(armatures):
+    """Reading hierarchy and rest geometry only (names ignored) gives the bones the names give,
+    Rigify's metarigs (face, heel, breast and pelvis bones) included."""
+    for (family, pose), obj in sorted(armatures.items()):
+        if family == "rigify_controls":
+            continue  # controls hang off helper bones: the hierarchy is no skeleton
+        skeleton, by_names = mapped(obj)
+        assert map_by_structure(skeleton).bones == by_names.bones, f"{family} {pose}"
 
 
 def test_motion_follows_the_source_on_every_rig(armatures, clips):
