@@ -1,11 +1,13 @@
 """A rig's animation back to canonical motion, so any action can be edited by the engine.
 
-The rig is posed from its pose-basis rotations and root location (as Blender composes them), the
-canonical joints are read off the posed bones (mapping.joint_positions) and carried into
-canonical space by the inverse of the placement the forward transfer uses: the rig's facing
-becomes +Z, its floor y = 0, its leg length the canonical one. Rotations follow by IK on the
-canonical skeleton (CanonicalMotion.from_positions). A BVH file of any known naming family takes
-the same road (motion_from_bvh).
+The canonical joints are read off the posed bones (mapping.joint_positions): in Blender the
+evaluated pose bones (armature_io.read_posed_bones, so constraints and IK count), or bones posed
+here from pose-basis values. They are carried into canonical space by the inverse of the
+placement the forward transfer uses without alignment: the rig's facing becomes +Z, its floor
+y = 0, its leg length the canonical one. Rotations follow by IK on the canonical skeleton
+(CanonicalMotion.from_positions). Forward transfer with align=False and ground=False puts such a
+motion back exactly where it was. A BVH file of any known naming family takes the same road
+(motion_from_bvh).
 """
 from __future__ import annotations
 

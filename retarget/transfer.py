@@ -2,17 +2,20 @@
 
 Every mapped bone is turned so that the direction from its joint to the next mapped joint down
 the chain matches the source in the world, whatever the rig's rest pose (T, A, odd rolls). Each
-mapped canonical joint gets a frame made of two directions measured on joint positions (the
-`primary` one along the chain, a `reference` one fixing the twist: the hip axis for the pelvis,
-the shoulder axis for chest, neck and head, the knee or elbow bend plane for limbs, hands and
-feet). The same frame is measured on the rig's rest joints; the bone's world rotation is the
-source frame times the inverse rest frame, applied to the bone's rest orientation. Bones between
-mapped ones (extra spine bones, split limb segments, twist bones) keep an identity basis and so
-turn with the mapped bone above them; unmapped bones elsewhere (fingers, face) are not written.
+mapped canonical joint gets a frame made of two directions measured on joint positions: the
+`primary` one along the chain, and a `reference` fixing the twist (the hip axis for the pelvis;
+the pelvis's and the chest's sides for the spine, neck and head, the chest's sides coming from
+where the collars start; the knee or elbow bend plane for limbs, hands and feet). The same frame
+is measured on the rig's rest joints; the bone's world rotation is the source frame times the
+inverse rest frame, applied to the bone's rest orientation. References are built only from what
+this reproduces exactly, so the frames measured on the posed rig are the source's: a pose read
+back off the rig (inverse.py) transfers to itself. Bones between mapped ones (extra spine or
+neck bones, split limb segments) keep an identity basis and so share the rotation of the mapped
+bone below them; unmapped bones elsewhere (fingers, face, twist bones) are not written.
 
 Root motion is scaled by leg length (target / source); the hips height follows the target's
-scale and, with `ground`, the feet are put on the rig's floor. The foot lock (footlock.py) works
-on the posed rig before the pose-basis values are taken.
+scale and, with `ground`, the feet are put on the rig's floor. The foot lock (footlock.py) moves
+the leg joints of the posed rig; the leg bones are then turned to those joints like any other.
 """
 from __future__ import annotations
 

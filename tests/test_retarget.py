@@ -208,3 +208,4 @@ def test_a_bvh_of_another_family_reads_into_canonical_motion(clips, tmp_path):
     error = np.abs(motion.positions - dance.joints[:30]).max()
     print(f"\nMixamo-named BVH back to canonical joints within {error * 1000:.4f} mm")
     assert error < 1e-4
+
