@@ -152,7 +152,8 @@ def notes(devices: list[str]) -> list[str]:
     import torch
 
     found = [
-        f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}; "
+        f"machine: {cpu_name()} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end: "
+        f"other work on the machine slows these figures), torch {torch.__version__}; "
         "time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
         "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
         "MoMask reference: not measured. Its code is not a package this project installs and its weights are not here; "
