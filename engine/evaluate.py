@@ -93,6 +93,19 @@ def reconstruction_mpjpe(tokenizer: Tokenizer, motions: list[np.ndarray], mean: 
     return float(np.concatenate(errors).mean() * 1000.0)
 
 
+@torch.no_grad()
+def codes_used(tokenizer: Tokenizer, motions: list[np.ndarray]) -> list[float]:
+    """Per scale, the share of the codebook that appears in the token maps of the motions."""
+    seen = [set() for _ in tokenizer.config.scales]
+    for motion in motions:
+        frames = min(len(motion), tokenizer.config.max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        if frames == 0:
+            continue
+        for scale, codes in enumerate(tokenizer.encode_tokens(torch.from_numpy(motion[None, :frames]))):
+            seen[scale].update(codes.flatten().tolist())
+    return [len(codes) / size for codes, size in zip(seen, tokenizer.config.codebook_sizes())]
+
+
 # --- 2. nearest clip ----------------------------------------------------------------------------------
 def motion_descriptor(features: np.ndarray) -> np.ndarray:
     """Statistics of raw features (T, 263) that tell the demo's clips apart, whatever the length.
@@ -158,7 +171,8 @@ class Report:
     reconstruction_mpjpe_mm: float
     reconstruction_split: str
     reconstruction_samples: int
-    codebook_usage: list[float]
+    codebook_usage: list[float]  # live codes (EMA count >= 1) per scale
+    codes_used: list[float]  # share of each scale's codebook that encoding the held-out motions uses
     text_to_motion_accuracy: float | None = None
     generated: int = 0
     per_clip: dict[str, float] = field(default_factory=dict)
@@ -172,7 +186,8 @@ class Report:
             "| measure | value |",
             "|---|---|",
             f"| reconstruction MPJPE ({self.reconstruction_split} split, {self.reconstruction_samples} motions) | {self.reconstruction_mpjpe_mm:.1f} mm |",
-            f"| codebook usage per scale | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
+            f"| codebook usage per scale (live codes) | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
+            f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
         if self.text_to_motion_accuracy is not None:
             lines.append(f"| nearest-clip accuracy ({self.generated} motions, new-word prompts) | {self.text_to_motion_accuracy:.3f} |")
@@ -197,6 +212,7 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
         reconstruction_split=split,
         reconstruction_samples=len(held_out),
         codebook_usage=ckpt.tokenizer.quantizer.usage(),
+        codes_used=codes_used(ckpt.tokenizer, held_out),
         notes=["FID / R-precision need Guo et al.'s evaluator (finest.tar + GloVe), not available offline: not computed"],
     )
     if text_to_motion and ckpt.transformer is not None:
