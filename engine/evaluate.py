@@ -4,9 +4,11 @@ Two measurements:
 1. Tokenizer: reconstruction MPJPE (mm) on held-out motions (the test split: clips the tokenizer
    never saw), comparing joints recovered from the reconstructed features with joints recovered
    from the original features; and codebook usage per scale (live codes after training).
-2. Text to motion: for every clip of the demo dataset, prompts in words that are not in its
-   captions; each generated motion is labelled with the clip whose motion is nearest (a distance
-   on motion statistics, below), giving an accuracy and the list of confusions.
+2. Text to motion: for every clip of the demo dataset, prompts it was not trained on, in two sets:
+   "new words" (no content word of the clip's captions) and "paraphrases" (the word naming the
+   motion is new; body parts and directions may repeat). Each generated motion is labelled with
+   the clip whose motion is nearest (a distance on motion statistics, below), giving an accuracy
+   per set and the list of confusions.
 
 The paper's FID / R-precision need Guo et al.'s text-motion matching model (finest.tar) and GloVe
 vectors, which are not available offline here; this command does not compute them.
@@ -26,6 +28,7 @@ import torch
 from engine import representation
 from engine.datasets import layout
 from engine.datasets.captions import captions_for, mirror_caption, tokens
+from engine.generate import SamplingOptions
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
 
 # Prompts in new words for each demo clip: no noun, verb, adjective, adverb or number of a prompt
@@ -48,6 +51,30 @@ NEW_WORD_PROMPTS: dict[str, list[str]] = {
     "deepmimic_walk": ["a pedestrian ambles along calmly", "someone wanders down the street leisurely"],
     "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a hip hop artist shuffles to the rhythm", "someone grooves rhythmically in a street style"],
 }
+# Everyday paraphrases: the word naming the motion is new, but a body part, a side or a direction
+# may be a caption's (GENERIC_WORDS), as a user would write; a looser test than NEW_WORD_PROMPTS.
+PARAPHRASE_PROMPTS: dict[str, list[str]] = {
+    "deepmimic_backflip": ["someone does a back tuck in place", "an acrobat turns over backwards through the air"],
+    "deepmimic_cartwheel": ["a gymnast vaults sideways over the hands and back onto the feet", "someone tips sideways onto the hands and over onto the feet"],
+    "deepmimic_crawl": ["a baby creeps forward on hands and knees", "someone creeps along the ground like a baby"],
+    "deepmimic_dance_a": ["a ballerina pirouettes with the arms above the head", "a dancer rotates on the spot with the arms overhead"],
+    "deepmimic_dance_b": ["a person sways from side to side, pumping the arms up alternately", "someone boogies left and right with the arms up"],
+    "deepmimic_getup_facedown": ["someone sprawled on the belly climbs to their feet", "a person face down on the floor scrambles to standing"],
+    "deepmimic_getup_faceup": ["someone sprawled on their back climbs to their feet", "a person flat on the back springs up onto the feet"],
+    "deepmimic_jump": ["someone bounds forward with both feet", "a kid springs ahead with the feet together"],
+    "deepmimic_punch": ["a boxer moves in and jabs with the right hand", "a fighter advances and jabs with the right fist"],
+    "deepmimic_roll": ["a person tumbles forward head over heels", "someone curls up and tumbles forward along the floor"],
+    "deepmimic_run": ["someone dashes forward", "a person races ahead at full speed"],
+    "deepmimic_spin": ["someone pivots around to the left, flinging the legs up", "a person twists round and round to the left with the legs flying high"],
+    "deepmimic_spinkick": ["a martial artist rotates and lashes out with the right leg", "someone twirls and strikes high with the right foot"],
+    "deepmimic_walk": ["a person ambles forward", "someone wanders ahead at an easy tempo"],
+    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a b-boy shuffles to the rhythm with the arms spread", "someone grooves to a hip hop rhythm"],
+}
+GENERIC_WORDS = frozenset(
+    "person persons do does move moves arm arms leg legs foot feet hand hands fist head knee knees face back side "
+    "ground floor air left right forward backwards ahead sideways up down over around high overhead together".split()
+)
+PROMPT_SETS: dict[str, dict[str, list[str]]] = {"new words": NEW_WORD_PROMPTS, "paraphrases": PARAPHRASE_PROMPTS}
 FUNCTION_TAGS = ("DET", "PRON", "ADP", "CCONJ", "SCONJ", "AUX", "PART")  # words any sentence needs
 
 
@@ -156,11 +183,11 @@ def sample_clips(data: Path) -> dict[str, str]:
     return clip_of
 
 
-def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int) -> list[np.ndarray]:
+def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions) -> list[np.ndarray]:
     """Raw features (frames, 263) of `samples` generated motions."""
     from engine.pipeline import GenerateRequest
 
-    motions = pipeline.generate(GenerateRequest(prompt, frames, seed=seed, samples=samples))
+    motions = pipeline.generate(GenerateRequest(prompt, frames, seed=seed, samples=samples, sampling=sampling))
     return [representation.joints_to_features(np.asarray(m.positions)) for m in motions]
 
 
@@ -173,9 +200,10 @@ class Report:
     reconstruction_samples: int
     codebook_usage: list[float]  # live codes (EMA count >= 1) per scale
     codes_used: list[float]  # share of each scale's codebook that encoding the held-out motions uses
-    text_to_motion_accuracy: float | None = None
-    generated: int = 0
-    per_clip: dict[str, float] = field(default_factory=dict)
+    guidance: float | None = None
+    accuracy: dict[str, float] = field(default_factory=dict)  # prompt set -> nearest-clip accuracy
+    generated: dict[str, int] = field(default_factory=dict)  # prompt set -> motions judged
+    per_clip: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> clip -> accuracy
     confusions: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -189,18 +217,22 @@ class Report:
             f"| codebook usage per scale (live codes) | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
-        if self.text_to_motion_accuracy is not None:
-            lines.append(f"| nearest-clip accuracy ({self.generated} motions, new-word prompts) | {self.text_to_motion_accuracy:.3f} |")
-            lines += ["", "| clip | accuracy |", "|---|---|"] + [f"| {clip} | {acc:.2f} |" for clip, acc in self.per_clip.items()]
-            if self.confusions:
-                lines += ["", "confusions (prompt -> nearest clip):"]
-                lines += [f"- {c['clip']}: \"{c['prompt']}\" -> {c['nearest']}" for c in self.confusions]
+        for name, accuracy in self.accuracy.items():
+            lines.append(f"| nearest-clip accuracy, {name} ({self.generated[name]} motions, guidance {self.guidance}) | {accuracy:.3f} |")
+        if self.per_clip:
+            names = list(self.per_clip)
+            lines += ["", f"| clip | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+            for clip in self.per_clip[names[0]]:
+                lines.append(f"| {clip} | {' | '.join(f'{self.per_clip[n][clip]:.2f}' for n in names)} |")
+        if self.confusions:
+            lines += ["", "confusions (prompt -> nearest clip):"]
+            lines += [f"- {c['set']}, {c['clip']}: \"{c['prompt']}\" -> {c['nearest']}" for c in self.confusions]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
 def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per_prompt: int = 2, seed: int = 0,
-             text_to_motion: bool = True) -> Report:  # fmt: skip
+             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance) -> Report:  # fmt: skip
     from engine import checkpoint as checkpoint_io
 
     started = time.perf_counter()
@@ -221,19 +253,23 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
         pipeline = Pipeline.from_checkpoint(ckpt, device="cpu")
         classifier = NearestClip.from_dataset(data)
         lengths = clip_lengths(data)
-        hits: dict[str, list[bool]] = {}
-        for clip, prompts in NEW_WORD_PROMPTS.items():
-            if clip not in lengths:
-                continue
-            for prompt in prompts:
-                for features in generated_features(pipeline, prompt, lengths[clip], samples_per_prompt, seed):
-                    nearest = classifier.label(features)
-                    hits.setdefault(clip, []).append(nearest == clip)
-                    if nearest != clip:
-                        report.confusions.append({"clip": clip, "prompt": prompt, "nearest": nearest})
-        report.per_clip = {clip: float(np.mean(h)) for clip, h in hits.items()}
-        report.generated = sum(len(h) for h in hits.values())
-        report.text_to_motion_accuracy = float(np.mean([x for h in hits.values() for x in h])) if hits else None
+        sampling = SamplingOptions(guidance=guidance)
+        report.guidance = guidance
+        for name, prompt_set in PROMPT_SETS.items():
+            hits: dict[str, list[bool]] = {}
+            for clip, prompts in prompt_set.items():
+                if clip not in lengths:
+                    continue
+                for prompt in prompts:
+                    for features in generated_features(pipeline, prompt, lengths[clip], samples_per_prompt, seed, sampling):
+                        nearest = classifier.label(features)
+                        hits.setdefault(clip, []).append(nearest == clip)
+                        if nearest != clip:
+                            report.confusions.append({"set": name, "clip": clip, "prompt": prompt, "nearest": nearest})
+            if hits:
+                report.per_clip[name] = {clip: float(np.mean(h)) for clip, h in hits.items()}
+                report.generated[name] = sum(len(h) for h in hits.values())
+                report.accuracy[name] = float(np.mean([x for h in hits.values() for x in h]))
     report.seconds = round(time.perf_counter() - started, 1)
     return report
 
@@ -255,12 +291,13 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--split", default="test", help="held-out split for the reconstruction error")
     parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only)
+    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance)
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

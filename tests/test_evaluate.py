@@ -8,7 +8,7 @@ import pytest
 
 from engine.datasets import layout
 from engine.datasets.build import BuildConfig, build_dataset
-from engine.evaluate import NEW_WORD_PROMPTS, NearestClip, reused_caption_words, sample_clips
+from engine.evaluate import GENERIC_WORDS, NEW_WORD_PROMPTS, PARAPHRASE_PROMPTS, NearestClip, reused_caption_words, sample_clips
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,10 @@ def test_every_clip_has_prompts_in_words_its_captions_do_not_use(dataset) -> Non
         assert len(prompts) >= 2, clip
         for prompt in prompts:
             assert reused_caption_words(prompt, clip) == [], (clip, prompt)
+    assert set(PARAPHRASE_PROMPTS) == clips
+    for clip, prompts in PARAPHRASE_PROMPTS.items():  # only body parts, sides and directions repeat
+        for prompt in prompts:
+            assert set(reused_caption_words(prompt, clip)) <= GENERIC_WORDS, (clip, prompt)
     # the check itself catches caption words, in any inflection, and the mirrored side
     assert reused_caption_words("Someone walked ahead", "deepmimic_walk") == ["walked", "ahead"]
     assert reused_caption_words("a cartwheel to the right", "deepmimic_cartwheel") == ["cartwheel", "right"]
