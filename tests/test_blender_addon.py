@@ -246,12 +246,17 @@ def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
 @pytest.fixture(scope="module")
 def engine(addon, tmp_path_factory):
     """The installed extension's own engine (engine/ inside the zip) on a random-weight model."""
-    from service_engine import ENGINE_PYTHON, random_checkpoint
+    from service_engine import ENGINE_PYTHON, engine_env
 
-    pytest.importorskip("engine.service", reason="the engine (engine.service and what it imports) has not fully landed yet",
-                        exc_type=ImportError)
     package, _ = addon
-    checkpoint = random_checkpoint(tmp_path_factory.mktemp("model"))
+    # Made by the engine's Python: on the 4.5 LTS run this process has no torch.
+    checkpoint = tmp_path_factory.mktemp("model") / "random-demo.pt"
+    made = subprocess.run([ENGINE_PYTHON, "-c", "import sys; from engine import checkpoint; "
+                           "checkpoint.create_random(sys.argv[1], preset='demo')", str(checkpoint)],
+                          capture_output=True, text=True, env=engine_env(), cwd=ROOT)
+    if made.returncode != 0 and "No module named 'engine." in made.stderr:
+        pytest.skip(f"the engine has not fully landed yet: {made.stderr.strip().splitlines()[-1]}")
+    assert made.returncode == 0, made.stderr
     prefs = package.preferences.get(bpy.context)
     prefs.engine_python, prefs.checkpoint, prefs.device = ENGINE_PYTHON, str(checkpoint), "cpu"
     client, news = package.engine_session.connect(prefs, package.preferences.user_dir())
@@ -324,6 +329,9 @@ def rigify_rig():
     """Rigify's human metarig, generated into a full control rig (DEF/ORG/MCH and controls)."""
     import addon_utils
 
+    if bpy.app.version < (5, 0, 0):
+        pytest.skip("the bpy 4.5 module deadlocks at exit once rigify_generate has run (its delayed-close "
+                    "thread waits on a condition its static destructor destroys); Rigify runs on bpy 5")
     bpy.ops.wm.read_homefile(use_empty=True)
     addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_human_metarig_add()
