@@ -372,7 +372,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     fcurves_for = package.action_compat.fcurves_for
     obj = make_rig()
     scene = bpy.context.scene
-    scene.render.fps, scene.frame_current = 30, 1
+    scene.render.fps, scene.frame_current = 30, 11
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
     scene.mosa.variations, scene.mosa.place_variations = 2, "NLA"
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
@@ -380,7 +380,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     assert source.name == "MoSa: a person walks forward (seed 3)"
     keys = keys_of(source, obj, fcurves_for)
     first, last = min(k[0, 0] for k in keys.values()), max(k[-1, 0] for k in keys.values())
-    assert first == 1 and abs(last - (1 + 79 / 20 * 30)) <= 1  # 80 canonical frames at the scene's 30 fps
+    assert first == 11 and abs(last - (11 + 79 / 20 * 30)) <= 1  # from the current frame: 80 frames at 20 fps, at 30
     mapped = {pair.bone for pair in obj.data.mosa_mapping.pairs if pair.bone}
     assert len(mapped) >= 14 and mapped <= {path.split('"')[1] for path, _ in keys}  # every mapped bone is keyed
     assert all(len(k) == len(keys[next(iter(keys))]) for k in keys.values())  # one key per scene frame on each
@@ -388,7 +388,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     # The second variation: an action of its own (seed 4), and both as NLA strips one after another.
     strips = [track.strips[0] for track in obj.animation_data.nla_tracks]
     assert [strip.action.name for strip in strips] == [source.name, "MoSa: a person walks forward (seed 4)"]
-    assert strips[0].frame_start == 1 and strips[1].frame_start == strips[0].frame_end + 1
+    assert strips[0].frame_start == 11 and strips[1].frame_start == strips[0].frame_end + 1
     assert strips[1].action["mosa"]["seed"] == 4
 
     scene.mosa.prompt, scene.mosa.range_start, scene.mosa.range_end = "a person jumps", 40, 80
