@@ -8,7 +8,7 @@ Two measurements:
    "new words" (no content word of the clip's captions) and "paraphrases" (the word naming the
    motion is new; body parts and directions may repeat). Each generated motion is labelled with
    the clip whose motion is nearest (a distance on motion statistics, below), giving an accuracy
-   per set and the list of confusions.
+   per set and the list of confusions; the clips' own training captions are a third, seen set.
 
 The paper's FID / R-precision need Guo et al.'s text-motion matching model (finest.tar) and GloVe
 vectors, which are not available offline here; this command does not compute them.
@@ -74,7 +74,12 @@ GENERIC_WORDS = frozenset(
     "person persons do does move moves arm arms leg legs foot feet hand hands fist head knee knees face back side "
     "ground floor air left right forward backwards ahead sideways up down over around high overhead together".split()
 )
-PROMPT_SETS: dict[str, dict[str, list[str]]] = {"new words": NEW_WORD_PROMPTS, "paraphrases": PARAPHRASE_PROMPTS}
+# For comparison, two of each clip's own training captions: what the model does with known wording.
+PROMPT_SETS: dict[str, dict[str, list[str]]] = {
+    "new words": NEW_WORD_PROMPTS,
+    "paraphrases": PARAPHRASE_PROMPTS,
+    "training captions": {clip: captions_for(clip)[:2] for clip in NEW_WORD_PROMPTS},
+}
 FUNCTION_TAGS = ("DET", "PRON", "ADP", "CCONJ", "SCONJ", "AUX", "PART")  # words any sentence needs
 
 
