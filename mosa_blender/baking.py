@@ -27,6 +27,22 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
         points.add(len(tracks.frames))
         points.foreach_set("co", np.concatenate([kept, flat_keys(tracks.frames, values)]))
         fcurve.update()
+    key_fk_switches(action, obj, tracks)
+
+
+def key_fk_switches(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
+    """Switch the limbs whose FK controls the tracks key to FK, in the action itself.
+
+    A generated Rigify rig starts its limbs in IK (the "IK_FK" property of `<limb>_parent.L`
+    is 0): FK keys would not show, and the IK targets left behind would stretch the limbs.
+    """
+    fcurves = fcurves_for(action, obj)
+    for pose_bone in obj.pose.bones:
+        limb, _, side = pose_bone.name.rpartition("_parent.")
+        if "IK_FK" in pose_bone and f"{limb}_fk.{side}" in tracks.rotations:
+            data_path = f'pose.bones["{pose_bone.name}"]["IK_FK"]'
+            if fcurves.find(data_path) is None:
+                fcurves.new(data_path).keyframe_points.insert(float(tracks.frames[0]), 1.0)
 
 
 def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks,

@@ -44,12 +44,16 @@ first, last = (int(frame) for frame in action.frame_range)
 bpy.context.scene.frame_set(first)
 start_mapped, start_deform = pose(mapped), pose(deform)
 travel = {"mapped": 0.0, "deform": 0.0}
+rest_lengths = np.array([rig.data.bones[name].length for name in deform])
+stretch = 0.0  # how far any deforming bone's posed length strays from its rest length (a share)
 for frame in range(first, last + 1, 4):
     bpy.context.scene.frame_set(frame)
     travel["mapped"] = max(travel["mapped"], float(np.abs(pose(mapped) - start_mapped).max()))
     travel["deform"] = max(travel["deform"], float(np.abs(pose(deform) - start_deform).max()))
+    lengths = np.array([(rig.pose.bones[name].tail - rig.pose.bones[name].head).length for name in deform])
+    stretch = max(stretch, float(np.abs(lengths / rest_lengths - 1).max()))
 print(json.dumps({"action": action.name, "stored": "mosa" in action, "range": [first, last],
-                  "keyed": {path: len(frames) for path, frames in keyed.items()}, "mapped": mapped, "travel": travel,
+                  "keyed": {path: len(frames) for path, frames in keyed.items()}, "mapped": mapped, "travel": travel, "stretch": stretch,
                   "body": "body" in bpy.data.objects, "camera": bpy.context.scene.camera is not None}))
 """
 
@@ -94,10 +98,12 @@ def test_blend_reopens_with_the_animated_rig(demo_run):
     assert first == 1 and abs(last - (1 + 47 / 20 * 24)) <= 1  # 48 frames at 20 fps, the scene's 24 fps
     keyed_bones = {path.split('"')[1] for path in blend["keyed"]}
     assert len(blend["mapped"]) >= 15 and set(blend["mapped"]) <= keyed_bones
-    assert all(count >= last - first for count in blend["keyed"].values())  # a key on every frame
+    motion_keys = [count for path, count in blend["keyed"].items() if path.endswith(("rotation_quaternion", "location"))]
+    assert motion_keys and all(count >= last - first for count in motion_keys)  # a key on every frame
     # The keyed bones move, and so do the deforming bones the body follows (Rigify's constraints
     # must not hold them still).
     assert blend["travel"]["mapped"] > 0.05 and blend["travel"]["deform"] > 0.05, blend["travel"]
+    assert blend["stretch"] < 0.01  # the body keeps its proportions: no limb pulled long by an IK target
 
 
 def test_bvh_parses_into_the_canonical_motion(demo_run):
