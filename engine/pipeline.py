@@ -25,6 +25,7 @@ from engine.transformer import Transformer
 __all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
 
 FEATURE_DIM = 263
+SEAM_FRAMES = 8  # an edit blends into the source's own decode over this many frames each side
 
 
 @dataclass
@@ -128,11 +129,12 @@ class Pipeline:
         source = edit_source(self.tokenizer.quantizer, [t.expand(request.samples, -1) for t in tokens],
                              full_mask.expand(request.samples, -1))  # fmt: skip
         generate_request = GenerateRequest(request.prompt, length, request.seed, request.samples, request.sampling)
-        return self._run([generate_request], source, on_progress, should_cancel, crop=frames)[0]
+        return self._run([generate_request], source, on_progress, should_cancel, crop=frames,
+                         edit_weight=seam_weights(full_mask[0].cpu().numpy()))[0]  # fmt: skip
 
     # --- the work -------------------------------------------------------------------------------
     def _run(self, requests: list[GenerateRequest], edit: EditSource | None, on_progress: ProgressCallback | None,
-             should_cancel: CancelCheck | None, crop: int | None = None) -> list[list]:  # fmt: skip
+             should_cancel: CancelCheck | None, crop: int | None = None, edit_weight: np.ndarray | None = None) -> list[list]:  # fmt: skip
         if not requests:
             return []
         options = requests[0].sampling
@@ -157,7 +159,7 @@ class Pipeline:
 
         _, z_hat = sample(self.transformer, self.tokenizer.quantizer, text, lengths_tensor, generators, options,
                           edit, on_scale, should_cancel)  # fmt: skip
-        features = self._features(z_hat, [crop or length for length in lengths])
+        features = self._features(z_hat, [crop or length for length in lengths], edit, edit_weight)
         motions = [representation.features_to_motion(f) for f in features]
         results, start = [], 0
         for request in requests:
@@ -166,9 +168,19 @@ class Pipeline:
         return results
 
     @torch.no_grad()
-    def _features(self, z_hat: torch.Tensor, frames: list[int]) -> list[np.ndarray]:
-        """Decoded latents -> raw features, each cropped to its length."""
+    def _features(self, z_hat: torch.Tensor, frames: list[int], edit: EditSource | None = None,
+                  edit_weight: np.ndarray | None = None) -> list[np.ndarray]:  # fmt: skip
+        """Decoded latents -> raw features, each cropped to its length.
+
+        For an edit, frames away from the mask are the decode of the source's own tokens, blended
+        in by edit_weight (196,): the decoder attends across the whole latent, so a changed span
+        alters every decoded frame a little, and unedited frames must not drift.
+        """
         decoded = self.tokenizer.decode_latent(z_hat).float().cpu().numpy()
+        if edit is not None and edit_weight is not None:
+            source = self.tokenizer.decode_latent(self.tokenizer.quantizer.tokens_to_zhat(edit.tokens)).float().cpu().numpy()
+            weight = edit_weight.astype(np.float32)[None, :, None]
+            decoded = weight * decoded + (1.0 - weight) * source
         return [representation.denormalize(row[:count], self.mean, self.std) for row, count in zip(decoded, frames)]
 
     def _encode_prompts(self, prompts: list[str]) -> torch.Tensor:
@@ -205,6 +217,14 @@ class Pipeline:
         if len(features) == frames - 1:
             features = np.concatenate([features, features[-1:]])
         return features
+
+
+def seam_weights(frame_mask: np.ndarray, seam_frames: int = SEAM_FRAMES) -> np.ndarray:
+    """Per frame, how much of an edit's decode to take: 1 on the mask, falling linearly to 0
+    seam_frames away from it; the rest of the weight goes to the decode of the source."""
+    edited = np.flatnonzero(frame_mask)
+    distance = np.abs(np.arange(len(frame_mask))[:, None] - edited[None, :]).min(axis=1)
+    return np.clip(1.0 - distance / seam_frames, 0.0, 1.0)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
