@@ -158,20 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint, is_demo_model = choose_checkpoint(args)
+    unfamiliar_note = ""  # said again at the end, where it cannot scroll away
     if is_demo_model:
         from demo.familiarity import familiarity, training_captions
 
-        say(f"prompt \"{args.prompt}\": {familiarity(args.prompt, training_captions()).note()}")
+        known = familiarity(args.prompt, training_captions())
+        say(f"prompt \"{args.prompt}\": {known.note()}")
+        unfamiliar_note = "" if known.familiar else f"NOTE: {known.note()}"
     # Blender reads its user folders once, when bpy is first imported: point them into a throwaway
     # folder first, so the demo never touches the user's own configuration.
     if "bpy" in sys.modules:
         raise RuntimeError("the demo must import bpy itself, after choosing Blender's user folders")
     with tempfile.TemporaryDirectory(prefix="mosa-demo-blender-") as user_folder:
         os.environ["BLENDER_USER_RESOURCES"] = user_folder
-        return run_demo(args, checkpoint, Path(user_folder))
+        return run_demo(args, checkpoint, Path(user_folder), unfamiliar_note)
 
 
-def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path) -> int:
+def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path, closing_note: str = "") -> int:
     import bpy
     import numpy as np
 
@@ -204,6 +207,8 @@ def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path) -> i
     print("\nWrote:", *[f"  {path}" for path in (blend_path, bvh_path, *pictures)], sep="\n")
     print(f"\nOpen {blend_path} in Blender 4.2 or newer and press Space to play it;\n"
           f"the poses over time are in {pictures[0]}.", flush=True)
+    if closing_note:
+        print(f"\n{closing_note}", flush=True)
     return 0
 
 
