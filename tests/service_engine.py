@@ -1,4 +1,4 @@
-"""What the service tests share: a real random-weight demo checkpoint and a real engine subprocess."""
+"""What the service tests share: the trained demo checkpoint and a real engine subprocess."""
 from __future__ import annotations
 
 import json
@@ -24,15 +24,10 @@ def engine_env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
 
-def random_checkpoint(folder: Path) -> Path:
-    """The demo preset with random weights: a real model, fast to make and to run."""
-    import pytest
-
-    checkpoint = pytest.importorskip("engine.checkpoint", reason="the model (engine.checkpoint, engine.pipeline) has not landed yet")
-    path = folder / "random-demo.pt"
-    if not path.exists():
-        checkpoint.create_random(path, preset="demo")
-    return path
+def demo_checkpoint() -> Path:
+    """The trained demo model the product ships (engine/checkpoints/demo.pt): the service is
+    tested on what users run."""
+    return ROOT / "engine" / "checkpoints" / "demo.pt"
 
 
 def write_token(folder: Path) -> tuple[Path, str]:
@@ -102,9 +97,9 @@ class RunningEngine:
 
 @contextmanager
 def serving(folder: Path, *extra_args: str) -> Iterator[RunningEngine]:
-    """An engine on the random demo model in `folder`, loaded and ready, stopped afterwards."""
+    """An engine on the demo model, its files in `folder`, loaded and ready, stopped afterwards."""
     token_file, token = write_token(folder)
-    args = ["--checkpoint", str(random_checkpoint(folder)), "--token-file", str(token_file), "--device", "cpu",
+    args = ["--checkpoint", str(demo_checkpoint()), "--token-file", str(token_file), "--device", "cpu",
             "--log-file", str(folder / "engine.log"), *extra_args]  # fmt: skip
     process, ready = start_engine(args, folder / "stderr")
     try:

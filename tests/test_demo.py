@@ -60,15 +60,10 @@ print(json.dumps({"action": action.name, "stored": "mosa" in action, "range": [f
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    for module, piece in (("engine.pipeline", "the model"), ("engine.service", "the engine service"), ("retarget.transfer", "retargeting"),
-                          ("retarget.bvh", "the BVH writer")):
-        pytest.importorskip(module, reason=f"{piece} ({module}) has not landed yet", exc_type=ImportError)
     out = tmp_path_factory.mktemp("demo")
     command = [sys.executable, str(ROOT / "build.py"), "demo", "a person walks forward", "--seed", "1",
                "--frames", "48", "--name", "walk", "--out", str(out), "--size", f"{TILE[0]}x{TILE[1]}",
                "--sheet-frames", str(SHEET_FRAMES), "--gif-fps", "5", "--device", "cpu"]
-    if not DEMO_CHECKPOINT.is_file():
-        command.append("--random-model")  # until the trained demo model lands: the flag says so
     started = time.monotonic()
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, f"the demo failed:\n{finished.stdout[-4000:]}\n{finished.stderr[-4000:]}"
@@ -79,10 +74,7 @@ def test_demo_writes_what_it_promises_and_says_what_to_open(demo_run):
     out, stdout, _ = demo_run
     for name in ("walk.blend", "walk.bvh", "walk_sheet.png", "walk.gif"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, f"{name} missing:\n{stdout}"
-    if DEMO_CHECKPOINT.is_file():
-        assert "the demo model has seen motions like this" in stdout
-    else:
-        assert "using RANDOM weights" in stdout
+    assert DEMO_CHECKPOINT.is_file() and "the demo model has seen motions like this" in stdout
     assert f"Open {out / 'walk.blend'}" in stdout and "press Space" in stdout
 
 

@@ -210,7 +210,6 @@ def test_official_size_import_from_the_command_line_then_generate(official_zip, 
     assert_lands_unchanged(imported.transformer, written["t2m"]["transformer"])
     assert np.array_equal(imported.mean, written["t2m"]["mean"]) and np.array_equal(imported.std, written["t2m"]["std"])
 
-    pytest.importorskip("engine.representation", reason="generation needs engine.representation (helper 'repr'), not landed yet")
     from engine.pipeline import GenerateRequest, Pipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 

@@ -114,7 +114,7 @@ def test_config_round_trips_and_rejects_unknown_keys() -> None:
 
 
 def test_training_lowers_the_loss_on_real_tokenizer_tokens() -> None:
-    tokenizer_module = pytest.importorskip("engine.tokenizer", reason="engine.tokenizer (helper 'tokenizer') has not landed yet")
+    from engine import tokenizer as tokenizer_module
     torch.manual_seed(0)
     tokenizer = tokenizer_module.Tokenizer(tokenizer_module.TokenizerConfig.demo()).eval()
     config = TransformerConfig(**{**TINY, "code_dim": tokenizer.config.code_dim}, scales=tokenizer.config.scales,

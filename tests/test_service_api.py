@@ -1,4 +1,4 @@
-"""The HTTP API against a real engine subprocess serving the random-weight demo model."""
+"""The HTTP API against a real engine subprocess serving the trained demo model."""
 from __future__ import annotations
 
 import json

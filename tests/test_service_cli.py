@@ -1,18 +1,19 @@
-"""`python -m engine generate` and `edit` as a user runs them, on the random-weight demo model."""
+"""`python -m engine generate` and `edit` as a user runs them, on the trained demo model."""
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service_engine import ENGINE_PYTHON, ROOT, engine_env, random_checkpoint
+from service_engine import ENGINE_PYTHON, ROOT, engine_env, demo_checkpoint
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return random_checkpoint(tmp_path_factory.mktemp("cli"))
+def checkpoint() -> Path:
+    return demo_checkpoint()
 
 
 def engine(*args: str) -> subprocess.CompletedProcess:
@@ -22,7 +23,7 @@ def engine(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
-    bvh = pytest.importorskip("retarget.bvh", reason="the BVH writer (helper repr) has not landed yet")
+    from retarget import bvh
     run = engine("generate", "--prompt", "a person walks forward", "--frames", "40", "--seed", "1", "--samples", "2",
                  "--out", str(tmp_path / "walk.bvh"), "--checkpoint", str(checkpoint), "--device", "cpu")  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -34,7 +35,7 @@ def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
 
 
 def test_generate_json_then_edit_npz(checkpoint, tmp_path):
-    motion_module = pytest.importorskip("retarget.motion", reason="CanonicalMotion (helper repr) has not landed yet")
+    from retarget import motion as motion_module
     source = tmp_path / "source.json"
     run = engine("generate", "--prompt", "a person jumps", "--seconds", "3", "--out", str(source),
                  "--checkpoint", str(checkpoint), "--device", "cpu")  # fmt: skip
@@ -59,13 +60,11 @@ def test_generate_json_then_edit_npz(checkpoint, tmp_path):
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args, words):
-    pytest.importorskip("engine.pipeline", reason="the model (engine.pipeline) has not landed yet")
     run = engine(*args)
     assert run.returncode == 2 and words in run.stderr, run.stderr
 
 
 def test_frame_span_mask():
-    pytest.importorskip("engine.representation", reason="engine.representation (helper repr) has not landed yet")
     from engine.cli import frame_span_mask
     from engine.validation import RequestError
 

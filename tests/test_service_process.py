@@ -13,12 +13,12 @@ import pytest
 
 from mosa_blender.engine_client import EngineClient, EngineUnavailable, JobFailed
 from mosa_blender.engine_process import EngineProcess, EngineStartError
-from service_engine import ENGINE_PYTHON, ROOT, engine_env, random_checkpoint, start_engine, stop, wait_ready, write_token
+from service_engine import ENGINE_PYTHON, ROOT, engine_env, demo_checkpoint, start_engine, stop, wait_ready, write_token
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+def checkpoint() -> Path:
+    return demo_checkpoint()
 
 
 @pytest.fixture(scope="module")
