@@ -329,9 +329,6 @@ def rigify_rig():
     """Rigify's human metarig, generated into a full control rig (DEF/ORG/MCH and controls)."""
     import addon_utils
 
-    if bpy.app.version < (5, 0, 0):
-        pytest.skip("the bpy 4.5 module deadlocks at exit once rigify_generate has run (its delayed-close "
-                    "thread waits on a condition its static destructor destroys); Rigify runs on bpy 5")
     bpy.ops.wm.read_homefile(use_empty=True)
     addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_human_metarig_add()
