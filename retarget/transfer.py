@@ -29,8 +29,7 @@ from .mapping import SPINE_CHAIN, J, Mapping, joint_positions
 from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 
 UP = np.array([0.0, 0.0, 1.0])
-# (side prefix, hip/shoulder joint, knee/elbow, ankle/wrist, toe/None)
-LEGS = [(side, J[f"{side}UpLeg"], J[f"{side}Leg"], J[f"{side}Foot"], J[f"{side}Toe"]) for side in ("Left", "Right")]
+# (side prefix, shoulder, elbow, wrist); the legs are footlock.LEGS: (hip, knee, ankle, toe)
 ARMS = [(side, J[f"{side}Arm"], J[f"{side}ForeArm"], J[f"{side}Hand"]) for side in ("Left", "Right")]
 BEND_HINT = 0.3  # how much the foot (legs) or the chest's forward (arms) decides the bend plane of a straight limb
 
@@ -38,7 +37,7 @@ BEND_HINT = 0.3  # how much the foot (legs) or the chest's forward (arms) decide
 @dataclass
 class PosedRig:
     """Transfer output, per frame: pose-basis quaternions (w, x, y, z) of the bones written and the
-    root bone's pose-basis location; `contacts` (T, 2) are the left/right foot contact flags used."""
+    root bone's pose-basis location; `contacts` (T, 4) are the foot contact flags used (footlock.contacts)."""
 
     rotations: dict[str, np.ndarray]  # bone -> (T, 4)
     root_bone: str
@@ -84,7 +83,7 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
         pairs[j] = (start, next_apart(start))
     below_head = [j for j in SPINE_CHAIN[:-1] if j in mapped and is_apart(j, J["Head"])]
     pairs[J["Head"]] = (below_head[-1], J["Head"])
-    for side, hip, knee, ankle, toe in LEGS:
+    for hip, knee, ankle, toe in footlock.LEGS:
         pairs.update({hip: (hip, knee), knee: (knee, ankle), ankle: (ankle, toe), toe: (ankle, toe)})
     for side, shoulder, elbow, wrist in ARMS:
         collar = J[f"{side}Shoulder"]
@@ -117,7 +116,7 @@ def reference_directions(positions: np.ndarray, directions: dict[int, np.ndarray
     refs = {J["Hips"]: hips_axis, J["Spine"]: hips_side, J["Spine1"]: _unit(hips_side + chest_side),
             J["Spine2"]: chest_side, J["Neck"]: chest_side, J["Head"]: chest_side,
             J["LeftShoulder"]: chest_up, J["RightShoulder"]: chest_up}
-    for side, hip, knee, ankle, toe in LEGS:
+    for hip, knee, ankle, toe in footlock.LEGS:
         # The knee bends backwards, away from the toes: a straight leg's hinge comes from the foot.
         hinge = np.cross(_unit(d[hip]), _unit(d[knee]) - BEND_HINT * _unit(d[ankle]))
         refs.update({hip: hinge, knee: hinge, ankle: hinge, toe: hinge})
@@ -181,7 +180,7 @@ def leg_length(positions: np.ndarray) -> float:
     """Hip to knee to ankle, both sides averaged, median over frames (positions (..., 22, 3))."""
     lengths = [np.linalg.norm(positions[..., knee, :] - positions[..., hip, :], axis=-1)
                + np.linalg.norm(positions[..., ankle, :] - positions[..., knee, :], axis=-1)
-               for _, hip, knee, ankle, _ in LEGS]
+               for hip, knee, ankle, _ in footlock.LEGS]
     return float(np.median(0.5 * (lengths[0] + lengths[1])))
 
 
@@ -200,9 +199,6 @@ def yaw_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     angle = np.arctan2(source[0] * target[1] - source[1] * target[0], source @ target)
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-FOOT_JOINTS = [J["LeftFoot"], J["LeftToe"], J["RightFoot"], J["RightToe"]]
 
 
 def motion_arrays(motion) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -258,11 +254,11 @@ def placement(skeleton: Skeleton, rest_joints: np.ndarray, source: np.ndarray, a
     rotation = to_world.T @ yaw_between(source_facing, facing(world_rest)) @ CANONICAL_TO_BLENDER
     scale = leg_length(world_rest) / leg_length(source_blender)
     if align:
-        source_floor = np.percentile(source[:, FOOT_JOINTS, 1].min(axis=1), 5)
+        source_floor = np.percentile(source[:, footlock.FOOT_JOINTS, 1].min(axis=1), 5)
         source_origin = np.array([source[0, 0, 0], source_floor, source[0, 0, 2]])
     else:
         source_origin = np.zeros(3)
-    target_floor = world_rest[FOOT_JOINTS, 2].min()
+    target_floor = world_rest[footlock.FOOT_JOINTS, 2].min()
     target_origin = skeleton.to_armature(np.array([world_rest[0, 0], world_rest[0, 1], target_floor]))
     return Placement(rotation, scale / skeleton.object_scale, source_origin, target_origin)
 
@@ -314,8 +310,8 @@ def _ground_offset(skeleton: Skeleton, mapping: Mapping, deltas: dict[int, np.nd
     """A constant shift (3,) along the rig's up axis putting the posed feet on the rig's floor:
     the lowest foot joint, over the clip's lower frames, at the height it has in the rest pose."""
     heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, len(root_head)), root, root_head)
-    feet = joint_positions(skeleton, mapping, heads, tails)[:, FOOT_JOINTS]
+    feet = joint_positions(skeleton, mapping, heads, tails)[:, footlock.FOOT_JOINTS]
     up = skeleton.object_rotation.T @ UP
     posed_low = np.percentile((feet @ up).min(axis=1), 5)
-    rest_low = (rest_joints[FOOT_JOINTS] @ up).min()
+    rest_low = (rest_joints[footlock.FOOT_JOINTS] @ up).min()
     return (rest_low - posed_low) * up

@@ -12,12 +12,10 @@ import numpy as np
 from engine.datasets import layout
 from engine.datasets.build import BuildConfig, build_dataset
 from retarget import rotations
-from retarget.mapping import J, Mapping, joint_positions
+from retarget.footlock import FOOT_JOINTS
+from retarget.mapping import Mapping, joint_positions
 from retarget.skeleton import Skeleton
 from retarget.transfer import placement, primary_pairs
-
-FOOT_JOINTS = [J["LeftFoot"], J["LeftToe"], J["RightFoot"], J["RightToe"]]  # the order of the contact flags
-
 
 @dataclass
 class Clip:
