@@ -18,7 +18,7 @@ import numpy as np
 from . import canonical, rotations
 from .bvh import read_clip
 from .mapping import Mapping, auto_map, joint_positions
-from .motion import CanonicalMotion
+from .motion import CanonicalMotion, forward_kinematics
 from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 from .transfer import placement, root_bone_of
 
@@ -71,24 +71,17 @@ def motion_from_bvh(path: str | Path, mapping: Mapping | None = None) -> Canonic
     """A canonical motion from a BVH file of any naming family the mapping knows (or a given
     mapping): the file's skeleton is posed by its own channels and read like a rig."""
     clip = read_clip(path)
-    rest = canonical_space_rest(clip)
+    # The rest pose (Y up): the file's offsets under identity rotations, the root at its own offset.
+    rest = forward_kinematics(rotations.identity((1, len(clip.names))), clip.offsets[:1], clip.offsets, clip.parents)[0]
     skeleton = Skeleton.from_joints(clip.names, rest, clip.parents)
     mapping = mapping or auto_map(skeleton)
     mapping.check(skeleton)
-    positions = clip.positions()
-    heads = positions @ CANONICAL_TO_BLENDER.T
-    tails = np.stack([heads[:, _tail_joint(skeleton, b)] if _tail_joint(skeleton, b) is not None
-                      else heads[:, b] + (skeleton.tails[b] - skeleton.heads[b]) for b in range(len(skeleton))], axis=1)
+    heads = clip.positions() @ CANONICAL_TO_BLENDER.T
+    tail_joints = [_tail_joint(skeleton, b) for b in range(len(skeleton))]
+    tails = np.stack([heads[:, joint] if joint is not None else heads[:, b] + (skeleton.tails[b] - skeleton.heads[b])
+                      for b, joint in enumerate(tail_joints)], axis=1)
     joints = joint_positions(skeleton, mapping, heads, tails) @ CANONICAL_TO_BLENDER
     return CanonicalMotion.from_positions(joints, fps=clip.fps)
-
-
-def canonical_space_rest(clip) -> np.ndarray:
-    """Rest joint positions (J, 3) of a BVH skeleton: its offsets accumulated (Y up)."""
-    rest = np.zeros((len(clip.names), 3))
-    for j, parent in enumerate(clip.parents):
-        rest[j] = clip.offsets[j] + (rest[parent] if parent >= 0 else 0.0)
-    return rest
 
 
 def _tail_joint(skeleton: Skeleton, bone: int) -> int | None:
