@@ -52,8 +52,6 @@ _UNREAL_PARTS = {"thigh": "thigh", "shin": "calf", "foot": "foot", "toe": "ball"
                  "upper_arm": "upperarm", "forearm": "lowerarm", "hand": "hand"}
 _UNITY_PARTS = {"thigh": "UpperLeg", "shin": "LowerLeg", "foot": "Foot", "toe": "Toes", "collar": "Shoulder",
                 "upper_arm": "UpperArm", "forearm": "LowerArm", "hand": "Hand"}
-_SMPL_PARTS = {"thigh": "hip", "shin": "knee", "foot": "ankle", "toe": "foot", "collar": "collar",
-               "upper_arm": "shoulder", "forearm": "elbow", "hand": "wrist"}
 _RIGIFY_PARTS = {"thigh": "thigh", "shin": "shin", "foot": "foot", "toe": "toe", "collar": "shoulder",
                  "upper_arm": "upper_arm", "forearm": "forearm", "hand": "hand"}
 _RIGIFY_METARIG_SPINE = dict(Hips="spine", Spine="spine.001", Spine1="spine.002", Spine2="spine.003",
