@@ -29,7 +29,8 @@ from engine import representation
 from engine.datasets import layout
 from engine.datasets.captions import captions_for, mirror_caption, tokens
 from engine.generate import SamplingOptions
-from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
+from engine.tokenizer import Tokenizer
+from engine.train import usable_length
 
 # Prompts in new words for each demo clip: no noun, verb, adjective, adverb or number of a prompt
 # is one of its clip's caption words (engine/datasets/captions.py, mirrored captions included;
@@ -111,7 +112,7 @@ def reconstruction_mpjpe(tokenizer: Tokenizer, motions: list[np.ndarray], mean: 
     """
     errors = []
     for motion in motions:
-        frames = min(len(motion), tokenizer.config.max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        frames = usable_length(len(motion), tokenizer.config.max_frames)
         if frames == 0:
             continue
         original = motion[:frames]
@@ -130,7 +131,7 @@ def codes_used(tokenizer: Tokenizer, motions: list[np.ndarray]) -> list[float]:
     """Per scale, the share of the codebook that appears in the token maps of the motions."""
     seen = [set() for _ in tokenizer.config.scales]
     for motion in motions:
-        frames = min(len(motion), tokenizer.config.max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        frames = usable_length(len(motion), tokenizer.config.max_frames)
         if frames == 0:
             continue
         for scale, codes in enumerate(tokenizer.encode_tokens(torch.from_numpy(motion[None, :frames]))):
@@ -285,7 +286,7 @@ def clip_lengths(data: Path) -> dict[str, int]:
     lengths: dict[str, int] = {}
     for name in layout.read_names(data, "all"):
         frames = len(np.load(Path(data) / "new_joint_vecs" / f"{name}.npy", mmap_mode="r"))
-        usable = min(frames, 196) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+        usable = usable_length(frames, 196)
         lengths[clip_of[name]] = max(lengths.get(clip_of[name], 0), usable)
     return lengths
 
