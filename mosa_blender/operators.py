@@ -349,7 +349,7 @@ def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, flo
         old = around.rotations[bone]
         gap = max(gap, rotations.angle_between(old[[1, -2]], new[[0, -1]]).max())
         old_steps, new_steps = (rotations.angle_between(q[1:], q[:-1]) for q in (old, new))
-        if len(old_steps):
+        if len(new_steps):  # `around` always has steps; a one-frame span has none of its own
             largest = max(largest, old_steps.max())
             near_seams = max(near_seams, old_steps[:edge].max(), old_steps[-edge:].max(),
                              new_steps[:edge].max(), new_steps[-edge:].max())

@@ -155,6 +155,21 @@ def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
     assert new_steps.max() <= 1.5 * largest_new_step  # and no lurch inside the blends either
 
 
+def test_a_one_frame_span_is_regenerated(addon, rig):
+    """The smallest span, one frame: spliced in, every other key kept bit for bit."""
+    package, _ = addon
+    fcurves_for = package.action_compat.fcurves_for
+    frames = np.arange(1, 121, dtype=float)
+    source = bpy.data.actions.new("source")
+    package.baking.bake_tracks(source, rig, wavy_tracks(package, frames, phase=0.0))
+    before = keys_of(source, rig, fcurves_for)
+    edited = package.operators.regenerate_span(source, rig, wavy_tracks(package, frames, phase=1.0), (40, 40), 4)
+    after = keys_of(edited, rig, fcurves_for)
+    for channel, source_keys in before.items():
+        np.testing.assert_array_equal(after[channel][frames != 40], source_keys[frames != 40])
+        np.testing.assert_array_equal(after[channel][:, 0], frames)
+
+
 def test_variations_as_nla_strips_play_one_after_another(addon, rig):
     package, _ = addon
     actions = []
