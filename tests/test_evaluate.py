@@ -1,11 +1,14 @@
-"""The evaluation's own parts: its prompts really use new words, and its clip classifier knows the clips."""
+"""The evaluation: its prompts really use new words, its clip classifier knows the clips, and the command measures a real model."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.__main__ import main
+from engine.cli import DEFAULT_CHECKPOINT
 from engine.datasets import layout
 from engine.datasets.build import BuildConfig, build_dataset
 from engine.evaluate import GENERIC_WORDS, NEW_WORD_PROMPTS, PARAPHRASE_PROMPTS, NearestClip, reused_caption_words, sample_clips
@@ -43,3 +46,16 @@ def test_nearest_clip_labels_the_middle_of_every_sample_with_its_clip(dataset) -
         frames = len(features)
         middle = features[frames // 5 : frames - frames // 5]
         assert classifier.label(middle) == clip_of[name], name
+
+
+def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, capsys) -> None:
+    """`python -m engine eval --tokenizer-only` on the shipped demo model: its figure in docs/training.md is 76.5 mm."""
+    report_path = tmp_path / "report.json"
+    assert main(["eval", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(dataset), "--split", "all", "--tokenizer-only",
+                 "--json", str(report_path)]) == 0  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert report["reconstruction_samples"] == len(layout.read_names(dataset, "all"))
+    assert 0 < report["reconstruction_mpjpe_mm"] < 100
+    assert len(report["codes_used"]) == 10 and all(0 < share <= 1 for share in report["codes_used"])
+    assert report["accuracy"] == {}  # --tokenizer-only generates nothing
+    assert f"| reconstruction MPJPE (all split, {report['reconstruction_samples']} motions) |" in capsys.readouterr().out
