@@ -41,11 +41,11 @@ def pytest_report_header(config) -> str:
         return "bpy module: not installed here"
 
 
+EXIT_STATUS = pytest.StashKey[int]()
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     session.config.stash[EXIT_STATUS] = int(exitstatus)
-
-
-EXIT_STATUS = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(trylast=True)
@@ -53,11 +53,8 @@ def pytest_unconfigure(config) -> None:
     """Leave the 4.x bpy module without its exit-time destructors: once Rigify has generated a rig,
     bpy 4.5 deadlocks in them (its delayed-close thread waits on a condition a static destructor
     has already destroyed) and the run would never end. The report is complete by now."""
-    try:
-        major = int(metadata.version("bpy").split(".")[0])
-    except metadata.PackageNotFoundError:
-        return
-    if major < 5 and "bpy" in sys.modules:
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and bpy.app.version < (5, 0, 0):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(config.stash.get(EXIT_STATUS, 1))

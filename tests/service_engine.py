@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from engine.cli import DEFAULT_CHECKPOINT
 from mosa_blender.engine_client import EngineClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,12 +23,6 @@ ENGINE_PYTHON = os.environ.get("MOSA_ENGINE_PYTHON", sys.executable)
 
 def engine_env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-
-
-def demo_checkpoint() -> Path:
-    """The trained demo model the product ships (engine/checkpoints/demo.pt): the service is
-    tested on what users run."""
-    return ROOT / "engine" / "checkpoints" / "demo.pt"
 
 
 def write_token(folder: Path) -> tuple[Path, str]:
@@ -99,7 +94,7 @@ class RunningEngine:
 def serving(folder: Path, *extra_args: str) -> Iterator[RunningEngine]:
     """An engine on the demo model, its files in `folder`, loaded and ready, stopped afterwards."""
     token_file, token = write_token(folder)
-    args = ["--checkpoint", str(demo_checkpoint()), "--token-file", str(token_file), "--device", "cpu",
+    args = ["--checkpoint", str(DEFAULT_CHECKPOINT), "--token-file", str(token_file), "--device", "cpu",
             "--log-file", str(folder / "engine.log"), *extra_args]  # fmt: skip
     process, ready = start_engine(args, folder / "stderr")
     try:

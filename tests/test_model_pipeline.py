@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from engine import checkpoint, representation
+from engine.cli import DEFAULT_CHECKPOINT
 from engine.pipeline import Cancelled, EditRequest, GenerateRequest, Pipeline, SamplingOptions
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "engine" / "checkpoints" / "demo.pt"
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +120,9 @@ def test_trained_demo_edit_keeps_frames_away_from_the_mask() -> None:
     tokenizer's own reconstruction of the source. Compared in the body frame (root height and
     root-relative joints, features[3:67]): the root path is integrated from velocities, so a
     changed span legitimately moves everything after it."""
-    if not DEMO_CHECKPOINT.exists():
-        pytest.skip(f"the trained demo model {DEMO_CHECKPOINT} does not exist yet (helper 'train' makes it)")
     from engine.datasets import deepmimic
 
-    pipeline = Pipeline.load(DEMO_CHECKPOINT, device="cpu")
+    pipeline = Pipeline.load(DEFAULT_CHECKPOINT, device="cpu")
     joints = deepmimic.load_joints("walk", min_seconds=10.0)[:160]
     features = representation.joints_to_features(joints)  # 159 rows for 160 frames
     mask = np.zeros(160, dtype=bool)

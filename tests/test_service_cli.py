@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service_engine import ENGINE_PYTHON, ROOT, engine_env, demo_checkpoint
+from engine.cli import DEFAULT_CHECKPOINT
+from service_engine import ENGINE_PYTHON, ROOT, engine_env
 
 
 @pytest.fixture(scope="module")
 def checkpoint() -> Path:
-    return demo_checkpoint()
+    return DEFAULT_CHECKPOINT
 
 
 def engine(*args: str) -> subprocess.CompletedProcess:

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from engine.cli import DEFAULT_CHECKPOINT
 from mosa_blender.engine_client import EngineClient, EngineUnavailable, JobFailed
 from mosa_blender.engine_process import EngineProcess, EngineStartError
-from service_engine import ENGINE_PYTHON, ROOT, engine_env, demo_checkpoint, start_engine, stop, wait_ready, write_token
+from service_engine import ENGINE_PYTHON, ROOT, engine_env, start_engine, stop, wait_ready, write_token
 
 
 @pytest.fixture(scope="module")
 def checkpoint() -> Path:
-    return demo_checkpoint()
+    return DEFAULT_CHECKPOINT
 
 
 @pytest.fixture(scope="module")
