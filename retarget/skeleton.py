@@ -170,38 +170,34 @@ class Skeleton:
 
     # ------------------------------------------------------------ posing (armature space)
 
+    def unposed(self, world: np.ndarray, bone: int) -> np.ndarray:
+        """The bone's orientation (T, 3, 3), or (3, 3) for a root, with an identity pose basis under
+        its posed parent (world: (T, B, 3, 3)): parent world @ (parent rest^-1 @ rest), as Blender
+        composes it."""
+        rest, parent = self.rest_rotations, self.parents[bone]
+        return rest[bone] if parent < 0 else world[:, parent] @ (rest[parent].T @ rest[bone])
+
     def world_rotations(self, deltas: dict[int, np.ndarray], frames: int) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3): a bone with a delta (bone index -> (T, 3, 3), a turn
         of its rest orientation) gets delta @ rest; any other keeps an identity basis under its parent."""
-        rest = self.rest_rotations
         world = np.empty((frames, len(self), 3, 3))
-        for b, parent in enumerate(self.parents):
-            if b in deltas:
-                world[:, b] = deltas[b] @ rest[b]
-            elif parent < 0:
-                world[:, b] = rest[b]
-            else:
-                world[:, b] = world[:, parent] @ (rest[parent].T @ rest[b])
+        for b in range(len(self)):
+            world[:, b] = deltas[b] @ self.rest_rotations[b] if b in deltas else self.unposed(world, b)
         return world
 
     def world_from_basis(self, basis: np.ndarray) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3) from pose-basis rotations (T, B, 3, 3), as Blender
         composes them: world = parent world @ (parent rest^-1 @ rest) @ basis."""
-        rest = self.rest_rotations
         world = np.empty_like(basis)
-        for b, parent in enumerate(self.parents):
-            parent_world = rest[b] if parent < 0 else world[:, parent] @ (rest[parent].T @ rest[b])
-            world[:, b] = parent_world @ basis[:, b]
+        for b in range(len(self)):
+            world[:, b] = self.unposed(world, b) @ basis[:, b]
         return world
 
     def basis_from_world(self, world: np.ndarray, bones: list[int]) -> dict[str, np.ndarray]:
         """pose_bone.rotation_quaternion (T, 4) of these bones; the inverse of world_from_basis."""
-        rest = self.rest_rotations
         result = {}
         for b in bones:
-            parent = self.parents[b]
-            unposed = rest[b] if parent < 0 else world[:, parent] @ (rest[parent].T @ rest[b])
-            basis = np.swapaxes(unposed, -1, -2) @ world[:, b]
+            basis = np.swapaxes(self.unposed(world, b), -1, -2) @ world[:, b]
             result[self.names[b]] = rotations.make_continuous(rotations.from_matrix(basis))
         return result
 
