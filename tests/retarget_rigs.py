@@ -190,6 +190,10 @@ def random_names(seed: int = 7):
 FAMILIES = {"mixamo": mixamo, "mixamo1": lambda: mixamo("mixamorig1:"), "unreal4": lambda: unreal(4),
             "unreal5": lambda: unreal(5), "unity": unity, "vrm": vrm, "smpl": smpl, "smplx": lambda: smpl("smplx"),
             "cmu": cmu, "humanml3d": humanml3d}
+# Every test rig: the families and one with meaningless names, with the family each must map by.
+RIGS = {**FAMILIES, "unfamiliar": random_names}
+MAPPED_AS = {"mixamo": "mixamo", "mixamo1": "mixamo", "unreal4": "unreal4", "unreal5": "unreal5", "unity": "unity",
+             "vrm": "vrm", "smpl": "smpl", "smplx": "smpl", "cmu": "cmu", "humanml3d": "humanml3d", "unfamiliar": "structure"}
 
 
 def rig_arrays(bones, pose: str = "T", roll_seed: int | None = 0, scale: float = 1.0):

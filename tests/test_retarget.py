@@ -18,11 +18,6 @@ from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
 from tests.retarget_checks import demo_clips, direction_errors, planted_drift
 
-# The family each test rig must be recognised as.
-EXPECTED_FAMILY = {"mixamo": "mixamo", "mixamo1": "mixamo", "unreal4": "unreal4", "unreal5": "unreal5", "unity": "unity",
-                   "vrm": "vrm", "smpl": "smpl", "smplx": "smpl", "cmu": "cmu", "humanml3d": "humanml3d"}
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory, shared_data):
     return demo_clips(tmp_path_factory.mktemp("demo_dataset"), shared_data)
@@ -37,7 +32,7 @@ def world_joints(skeleton, mapping, posed) -> np.ndarray:
 def test_every_family_maps_by_name(family, pose):
     skeleton = rigs.skeleton(rigs.FAMILIES[family](), pose, roll_seed=1)
     found = auto_map(skeleton)
-    assert found.family == EXPECTED_FAMILY[family]
+    assert found.family == rigs.MAPPED_AS[family]
     assert found.unmapped() == [] and found.confidence == 1.0
     assert all(bone in skeleton.names for bone in found.bones.values())
 
@@ -89,7 +84,7 @@ def test_mapping_round_trips_through_json(tmp_path):
 @pytest.mark.parametrize("pose", ["T", "A"])
 def test_transfer_matches_bone_directions_on_every_family(clips, pose):
     report = []
-    for family, build in sorted({**rigs.FAMILIES, "unfamiliar": rigs.random_names}.items()):
+    for family, build in sorted(rigs.RIGS.items()):
         skeleton = rigs.skeleton(build(), pose, roll_seed=3)
         found = auto_map(skeleton)
         errors = np.concatenate([direction_errors(skeleton, found, world_joints(skeleton, found, transfer(clip.motion(), skeleton, found)),

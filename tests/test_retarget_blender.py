@@ -23,10 +23,6 @@ from tests.retarget_checks import demo_clips, direction_errors, planted_drift
 
 CLIPS = ("deepmimic_walk", "deepmimic_cartwheel", "deepmimic_dance_a", "aistpp_gBR_sBM_cAll_d04_mBR0_ch01")
 EVERY_NTH_FRAME = 8  # a few frames of each clip for the direction checks
-NAMED_FAMILY = {"mixamo": "mixamo", "mixamo1": "mixamo", "unreal4": "unreal4", "unreal5": "unreal5", "unity": "unity",
-                "vrm": "vrm", "smpl": "smpl", "smplx": "smpl", "cmu": "cmu", "humanml3d": "humanml3d",
-                "unfamiliar": "structure"}
-RIG_BUILDERS = {**rigs.FAMILIES, "unfamiliar": rigs.random_names}
 
 
 # ---------------------------------------------------------------- building armatures
@@ -148,7 +144,7 @@ def armatures():
     """Every test armature, built once: (family, pose) -> object."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     built = {(family, pose): armature_from_bones(f"{family}_{pose}", build(), pose, roll_seed=11 + k)
-             for k, (family, build) in enumerate(sorted(RIG_BUILDERS.items())) for pose in ("T", "A")}
+             for k, (family, build) in enumerate(sorted(rigs.RIGS.items())) for pose in ("T", "A")}
     built["mixamo", "fbx"] = armature_from_bones("mixamo_fbx", rigs.mixamo(), "T", roll_seed=5, scale=1.2, fbx_axes=True)
     built.update({(family, "rest"): obj for family, obj in rigify_rigs().items()})
     yield built
@@ -164,7 +160,7 @@ def mapped(obj):
 
 
 def test_every_rig_maps_automatically(armatures):
-    expected = {**NAMED_FAMILY, "rigify_metarig": "rigify_metarig", "rigify_controls": "rigify_controls",
+    expected = {**rigs.MAPPED_AS, "rigify_metarig": "rigify_metarig", "rigify_controls": "rigify_controls",
                 "rigify_def": "rigify_def", "basic_human": "rigify_metarig"}
     lines = []
     for (family, pose), obj in sorted(armatures.items()):
