@@ -12,6 +12,7 @@ from importlib import import_module
 import bpy
 import numpy as np
 
+from . import armature_io
 from .tracks import PoseTracks
 from .vendored import retarget
 
@@ -25,8 +26,6 @@ def _retarget(module: str):
 
 def armature_mapping(obj: bpy.types.Object):
     """The armature's skeleton and mapping; the automatic one is written to the panel's list."""
-    from . import armature_io
-
     mapping_module = _retarget("mapping")
     skeleton = armature_io.skeleton_from_armature(obj)
     stored = obj.data.mosa_mapping
@@ -47,8 +46,6 @@ def armature_mapping(obj: bpy.types.Object):
 def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
                      foot_lock: bool = True, in_place: bool = False) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
-    from . import armature_io
-
     transfer, resample = _retarget("transfer"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
@@ -61,8 +58,6 @@ def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, star
 def action_to_motion(obj: bpy.types.Object, frames: list[int], scene_fps: float) -> dict:
     """The armature's animation over `frames` (the active action, evaluated) as a canonical
     motion dict at the engine's 20 fps: inverse transfer through the same mapping."""
-    from . import armature_io
-
     inverse, resample = _retarget("inverse"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
     heads, tails = armature_io.read_posed_bones(obj, skeleton, frames)
