@@ -29,8 +29,7 @@ from engine import representation
 from engine.datasets import layout
 from engine.datasets.captions import captions_for, mirror_caption, tokens
 from engine.generate import SamplingOptions
-from engine.tokenizer import Tokenizer
-from engine.train import usable_length
+from engine.tokenizer import Tokenizer, usable_length
 
 # Prompts in new words for each demo clip: no noun, verb, adjective, adverb or number of a prompt
 # is one of its clip's caption words (engine/datasets/captions.py, mirrored captions included;

@@ -26,6 +26,11 @@ FRAMES_PER_LATENT = 4  # two stride-2 downsamples
 JOINT_FEATURES = slice(4, 67)  # root-relative joint positions: weighted extra in the loss
 
 
+def usable_length(frames: int, max_frames: int) -> int:
+    """The longest multiple of 4 that fits in the motion and in max_frames."""
+    return min(frames, max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
+
+
 @dataclass
 class TokenizerConfig:
     feature_dim: int = 263

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine import checkpoint as checkpoint_io
 from engine.datasets import layout
-from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer, TokenizerConfig
+from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer, TokenizerConfig, usable_length
 from engine.transformer import Transformer, TransformerConfig
 
 STAGES = ("tokenizer", "transformer")
@@ -158,11 +158,6 @@ def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.
     if not motions:
         raise ValueError(f"no motions of at least {min_frames} frames in the splits {list(splits)} of {data}")
     return MotionSet(names, motions, captions)
-
-
-def usable_length(frames: int, max_frames: int) -> int:
-    """The longest multiple of 4 that fits in the motion and in max_frames."""
-    return min(frames, max_frames) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
 
 
 def crop_batch(motions: MotionSet, batch: int, config: TrainConfig, rng: np.random.Generator):
