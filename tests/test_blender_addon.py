@@ -127,14 +127,21 @@ def test_bake_writes_one_key_per_frame_with_the_values(addon, rig):
     np.testing.assert_allclose(rig.pose.bones["hips"].location, tracks.locations["hips"][39], atol=1e-5)
 
 
-def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
-    package, _ = addon
-    fcurves_for = package.action_compat.fcurves_for
+def regenerate_wavy(package, rig, span: tuple[int, int]):
+    """A wavy source action on frames 1..120, its keys, and a copy with `span` regenerated from
+    the same waves a phase later."""
     frames = np.arange(1, 121, dtype=float)
     source = bpy.data.actions.new("source")
     package.baking.bake_tracks(source, rig, wavy_tracks(package, frames, phase=0.0))
-    before = keys_of(source, rig, fcurves_for)
-    edited = package.operators.regenerate_span(source, rig, wavy_tracks(package, frames, phase=1.0), (40, 80), 4)
+    before = keys_of(source, rig, package.action_compat.fcurves_for)
+    edited = package.operators.regenerate_span(source, rig, wavy_tracks(package, frames, phase=1.0), span, 4)
+    return frames, source, before, edited
+
+
+def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
+    package, _ = addon
+    fcurves_for = package.action_compat.fcurves_for
+    frames, source, before, edited = regenerate_wavy(package, rig, (40, 80))
 
     assert keys_of(source, rig, fcurves_for).keys() == before.keys()
     for channel, source_keys in keys_of(source, rig, fcurves_for).items():
@@ -156,18 +163,13 @@ def test_regenerated_span_keeps_outside_keys_and_has_smooth_seams(addon, rig):
 
 
 def test_a_one_frame_span_is_regenerated(addon, rig):
-    """The smallest span, one frame: spliced in, every other key kept bit for bit."""
+    """The smallest span, one frame: spliced in (it changes), every other key kept bit for bit."""
     package, _ = addon
-    fcurves_for = package.action_compat.fcurves_for
-    frames = np.arange(1, 121, dtype=float)
-    source = bpy.data.actions.new("source")
-    package.baking.bake_tracks(source, rig, wavy_tracks(package, frames, phase=0.0))
-    before = keys_of(source, rig, fcurves_for)
-    edited = package.operators.regenerate_span(source, rig, wavy_tracks(package, frames, phase=1.0), (40, 40), 4)
-    after = keys_of(edited, rig, fcurves_for)
-    for channel, source_keys in before.items():
-        np.testing.assert_array_equal(after[channel][frames != 40], source_keys[frames != 40])
-        np.testing.assert_array_equal(after[channel][:, 0], frames)
+    frames, _, before, edited = regenerate_wavy(package, rig, (40, 40))
+    after = keys_of(edited, rig, package.action_compat.fcurves_for)
+    assert_outside_kept_and_span_changed(before, after, (40, 40))
+    for keys in after.values():
+        np.testing.assert_array_equal(keys[:, 0], frames)
 
 
 def test_variations_as_nla_strips_play_one_after_another(addon, rig):
