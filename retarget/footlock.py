@@ -25,6 +25,12 @@ BLEND_FRAMES = 3
 REACH_LIMIT = 0.999  # share of a leg's length a locked leg may stretch to
 
 
+def floor_height(foot_heights: np.ndarray) -> float:
+    """A clip's floor from its foot joints' heights (T, 4): the lowest joint of each frame, at the
+    5th percentile over the frames, so a few frames below the rest do not decide it."""
+    return float(np.percentile(foot_heights.min(axis=1), 5))
+
+
 def contacts(positions: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
     """(T, 4) bool: left ankle, left toe, right ankle, right toe in contact, per frame.
 
@@ -37,7 +43,7 @@ def contacts(positions: np.ndarray, features: np.ndarray | None = None) -> np.nd
     else:
         feet = positions[:, FOOT_JOINTS]
         step = np.sum(np.diff(feet, axis=0) ** 2, axis=-1)
-        floor = np.percentile(feet[..., 1].min(axis=1), 5)
+        floor = floor_height(feet[..., 1])
         flags = (step < canonical.CONTACT_VELOCITY_THRESHOLD) & (feet[:-1, :, 1] < floor + CONTACT_HEIGHT)
     if len(flags) == 0:
         return np.zeros((frames, 4), dtype=bool)

@@ -254,7 +254,7 @@ def placement(skeleton: Skeleton, rest_joints: np.ndarray, source: np.ndarray, a
     rotation = to_world.T @ yaw_between(source_facing, facing(world_rest)) @ CANONICAL_TO_BLENDER
     scale = leg_length(world_rest) / leg_length(source_blender)
     if align:
-        source_floor = np.percentile(source[:, footlock.FOOT_JOINTS, 1].min(axis=1), 5)
+        source_floor = footlock.floor_height(source[:, footlock.FOOT_JOINTS, 1])
         source_origin = np.array([source[0, 0, 0], source_floor, source[0, 0, 2]])
     else:
         source_origin = np.zeros(3)
@@ -312,6 +312,6 @@ def _ground_offset(skeleton: Skeleton, mapping: Mapping, deltas: dict[int, np.nd
     heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, len(root_head)), root, root_head)
     feet = joint_positions(skeleton, mapping, heads, tails)[:, footlock.FOOT_JOINTS]
     up = skeleton.object_rotation.T @ UP
-    posed_low = np.percentile((feet @ up).min(axis=1), 5)
+    posed_low = footlock.floor_height(feet @ up)
     rest_low = (rest_joints[footlock.FOOT_JOINTS] @ up).min()
     return (rest_low - posed_low) * up
