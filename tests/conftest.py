@@ -21,6 +21,17 @@ def shared_data() -> Path:
         pytest.skip(f"reference data not found at {SHARED_DATA} (set MOSA_SHARED_DATA)")
     return SHARED_DATA
 
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory, shared_data) -> Path:
+    """The demo dataset (HumanML3D layout), built once from the real clips for the tests that read it."""
+    from engine.datasets.build import BuildConfig, build_dataset
+
+    out = tmp_path_factory.mktemp("demo-data")
+    build_dataset(BuildConfig(out=out, shared_data=shared_data))
+    return out
+
+
 # The engine subprocess always runs on the main environment's Python, also while the Blender
 # tests run a second time on the 4.5 LTS module (whose environment has no torch).
 ENGINE_PYTHON = os.environ.get("MOSA_ENGINE_PYTHON", sys.executable)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +9,7 @@ import pytest
 from engine.__main__ import main
 from engine.cli import DEFAULT_CHECKPOINT
 from engine.datasets import layout
-from engine.datasets.build import BuildConfig, build_dataset
 from engine.evaluate import GENERIC_WORDS, NEW_WORD_PROMPTS, PARAPHRASE_PROMPTS, NearestClip, reused_caption_words, sample_clips
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, shared_data) -> Path:
-    out = tmp_path_factory.mktemp("demo-data")
-    build_dataset(BuildConfig(out=out, shared_data=shared_data))
-    return out
 
 
 def test_every_clip_has_prompts_in_words_its_captions_do_not_use(dataset) -> None:

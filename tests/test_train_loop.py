@@ -12,19 +12,11 @@ import pytest
 import torch
 
 from engine import checkpoint
-from engine.datasets.build import BuildConfig, build_dataset
 from engine.train import TrainConfig, build_model, crop_batch, frame_mask, learning_rate, load_motions, parse_overrides, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TOKENIZER = {"width": 16, "code_dim": 16, "nb_code_st": 16, "nb_code_ed": 32}
 TINY_TRANSFORMER = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff_size": 64}
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, shared_data) -> Path:
-    out = tmp_path_factory.mktemp("demo-data")
-    build_dataset(BuildConfig(out=out, shared_data=shared_data))
-    return out
 
 
 def tiny_config(dataset: Path, out: Path, **changes) -> TrainConfig:
