@@ -210,15 +210,14 @@ def joint_positions(skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, tai
         positions[..., neck, :] = positions[..., head, :]
     if head not in bone:
         positions[..., head, :] = tails[..., bone[neck], :]
-    known = [j for j in SPINE_CHAIN[:5] if j in bone or j == neck]
+    # Places along the spine (hips 0 ... neck 4) whose joint is known; the others lie between.
+    known = [k for k, j in enumerate(SPINE_CHAIN[:5]) if j in bone or j == neck]
     for k, j in enumerate(SPINE_CHAIN[:5]):
-        if j in known:
+        if k in known:
             continue
-        below = max(i for i in known if SPINE_CHAIN.index(i) < k)
-        above = min((i for i in known if SPINE_CHAIN.index(i) > k), key=SPINE_CHAIN.index)
-        lo, hi = SPINE_CHAIN.index(below), SPINE_CHAIN.index(above)
+        lo, hi = max(i for i in known if i < k), min(i for i in known if i > k)
         t = (k - lo) / (hi - lo)
-        positions[..., j, :] = (1 - t) * positions[..., below, :] + t * positions[..., above, :]
+        positions[..., j, :] = (1 - t) * positions[..., SPINE_CHAIN[lo], :] + t * positions[..., SPINE_CHAIN[hi], :]
     for collar in (J["LeftShoulder"], J["RightShoulder"]):
         if collar not in bone:
             positions[..., collar, :] = positions[..., J["Spine2"], :]
