@@ -10,16 +10,14 @@ bone has the orientation transfer meant.
 from __future__ import annotations
 
 from dataclasses import replace
-from importlib import import_module
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .vendored import retarget
+from .vendored import rotations as rotations_module
+from .vendored import skeleton as skeleton_module
 
-skeleton_module = import_module(f"{retarget.__name__}.skeleton")
-rotations_module = import_module(f"{retarget.__name__}.rotations")
 
 
 def _parents_first(bones) -> list:

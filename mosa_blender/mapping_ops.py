@@ -3,15 +3,13 @@ save it to JSON and load it back (for a studio's rigs that no automatic rule kno
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from pathlib import Path
 
 import bpy
 from bpy.props import StringProperty
 
-from .vendored import retarget
+from .vendored import canonical
 
-canonical = import_module(f"{retarget.__name__}.canonical")
 
 
 def mapping_to_dict(mapping) -> dict:

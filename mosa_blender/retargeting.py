@@ -7,26 +7,17 @@ and the way back (an action MoSa did not make, as canonical motion the engine ca
 """
 from __future__ import annotations
 
-from importlib import import_module
-
 import bpy
 import numpy as np
 
 from . import armature_io
 from .tracks import PoseTracks
-from .vendored import retarget
-
-
-def _retarget(module: str):
-    try:
-        return import_module(f"{retarget.__name__}.{module}")
-    except ImportError as error:
-        raise RuntimeError(f"retargeting is not available in this build ({error})") from error
+from .vendored import canonical, inverse, resample, transfer
+from .vendored import mapping as mapping_module
 
 
 def armature_mapping(obj: bpy.types.Object):
     """The armature's skeleton and mapping; the automatic one is written to the panel's list."""
-    mapping_module = _retarget("mapping")
     skeleton = armature_io.skeleton_from_armature(obj)
     stored = obj.data.mosa_mapping
     if len(stored.pairs):
@@ -46,7 +37,6 @@ def armature_mapping(obj: bpy.types.Object):
 def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
                      foot_lock: bool = True, in_place: bool = False) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
-    transfer, resample = _retarget("transfer"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
     posed = resample.resample(armature_io.follow_constraints(obj, skeleton, posed), scene_fps)
@@ -58,8 +48,7 @@ def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, star
 def action_to_motion(obj: bpy.types.Object, frames: list[int], scene_fps: float) -> dict:
     """The armature's animation over `frames` (the active action, evaluated) as a canonical
     motion dict at the engine's 20 fps: inverse transfer through the same mapping."""
-    inverse, resample = _retarget("inverse"), _retarget("resample")
     skeleton, mapping = armature_mapping(obj)
     heads, tails = armature_io.read_posed_bones(obj, skeleton, frames)
     motion = inverse.motion_from_bones(skeleton, mapping, heads, tails, fps=scene_fps)
-    return resample.resample_motion(motion, _retarget("canonical").FPS).to_dict()
+    return resample.resample_motion(motion, canonical.FPS).to_dict()

@@ -5,13 +5,11 @@ frames at 20 fps. The mask says which canonical frames the engine may regenerate
 """
 from __future__ import annotations
 
-from importlib import import_module
 
 import numpy as np
 
-from .vendored import retarget
+from .vendored import rotations  # the vendored copy inside the extension
 
-rotations = import_module(f"{retarget.__name__}.rotations")  # the vendored copy inside the extension
 
 
 def default_span(preview_range: tuple[int, int] | None, selected_key_frames: list[float]) -> tuple[int, int] | None:

@@ -1,9 +1,10 @@
 """Where the add-on finds `retarget`: inside the built extension, or beside it in a checkout.
 
 The extension zip ships retarget/ as a subpackage (Blender installs each extension as a package
-of its own); a development checkout keeps it at the top level next to mosa_blender/.
+of its own); a development checkout keeps it at the top level next to mosa_blender/. The add-on
+imports the retarget modules it uses from here.
 """
-try:
-    from . import retarget  # noqa: F401  (the installed extension)
-except ImportError:
-    import retarget  # noqa: F401  (a development checkout)
+try:  # the installed extension
+    from .retarget import canonical, inverse, mapping, resample, rotations, skeleton, transfer  # noqa: F401
+except ImportError:  # a development checkout
+    from retarget import canonical, inverse, mapping, resample, rotations, skeleton, transfer  # noqa: F401
