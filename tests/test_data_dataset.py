@@ -25,13 +25,15 @@ def test_dataset_has_every_clip_with_mirrors_and_reports_its_size(dataset):
     out, report = dataset
     info = json.loads((out / "dataset.json").read_text())
     clips = {entry["clip"] for entry in info["samples_by_id"].values()}
-    # 15 DeepMimic clips + 1 AIST++ take, minus the kick (31 frames, does not loop).
-    assert report.clips == len(clips) == 15 and "deepmimic_kick" not in clips
+    # 15 DeepMimic clips + 1 AIST++ take + 1 CMU take + the composed walk and wave, minus the
+    # kick (31 frames, does not loop).
+    assert report.clips == len(clips) == 17 and "deepmimic_kick" not in clips
+    assert {"cmu_111_37", "composed_walk_wave"} <= clips
     assert any("deepmimic_kick" in reason for reason in report.dropped)
     # The 12 s AIST++ take (240 frames) becomes two windows of 196 frames.
     assert sum(e["clip"].startswith("aistpp") for e in info["samples_by_id"].values()) == 2
-    assert report.samples == 2 * 16
-    assert report.captions == 6 * report.samples
+    assert report.samples == 2 * 18
+    assert report.captions == 12 * report.samples
     assert report.frames == sum(len(layout.read_joints(out, n)) for n in layout.read_names(out, "all"))
 
 
@@ -88,14 +90,14 @@ def test_features_statistics_and_read_split(dataset):
     for sample in samples:
         joints = layout.read_joints(out, sample.name)
         assert sample.features.shape == (len(joints) - 1, 263)
-        assert len(sample.captions) >= 6
+        assert len(sample.captions) >= 12
 
 
 def test_build_dataset_command_prints_the_size(tmp_path, shared_data, capsys):
     code = engine_main(["build-dataset", "--out", str(tmp_path / "ds"), "--shared-data", str(shared_data), "--no-mirror"])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "clips 15, samples 16" in printed and "captions 96" in printed
+    assert "clips 17, samples 18" in printed and "captions 216" in printed
     assert (tmp_path / "ds" / "README.md").exists() and not list((tmp_path / "ds" / "new_joints").glob("M*"))
 
 

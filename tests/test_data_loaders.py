@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.datasets import aistpp, deepmimic, real_clips
+from engine.datasets import aistpp, cmu, compose, deepmimic, real_clips
 from engine.datasets.placement import facing_directions
 from retarget import canonical
 
@@ -102,5 +102,40 @@ def test_aistpp_rejects_other_pickles(tmp_path):
 
 def test_real_clips_yields_every_source(shared_data):
     names = [name for name, _ in real_clips(shared_data)]
-    assert len(names) == 16
+    assert len(names) == 18
+    assert "cmu_111_37" in names and "composed_walk_wave" in names
     assert "deepmimic_walk" in names and "aistpp_gBR_sBM_cAll_d04_mBR0_ch01" in names
+
+
+def test_cmu_wave_take_is_plausible_and_the_right_forearm_is_up_then_lowered():
+    assert cmu.take_names() == ["111_37"]
+    joints = cmu.load_joints("111_37")
+    check_canonical_clip(joints, "cmu_111_37")
+    assert len(joints) == 54  # 325 frames at 120 fps, every sixth
+    right_wrist, right_elbow, left_wrist, left_elbow = joints[:, 21], joints[:, 19], joints[:, 20], joints[:, 18]
+    forearm_up = right_wrist[:, 1] - right_elbow[:, 1]
+    assert (forearm_up[:44] > 0.1).all() and forearm_up[-1] < 0  # up from the start, lowered at the end
+    assert (left_wrist[:, 1] < left_elbow[:, 1]).all()  # the other arm hangs
+    assert np.linalg.norm(joints[-1, 0, [0, 2]]) < 0.1  # stands in place
+    with pytest.raises(ValueError, match="unknown CMU take"):
+        cmu.load_joints("01_01")
+
+
+def test_composed_walk_and_wave_walks_then_stands_and_waves():
+    walk = deepmimic.load_joints("walk", min_seconds=3.0)
+    wave = cmu.load_joints("111_37")
+    joints = compose.compose(walk, wave)
+    assert len(walk) - compose.CUT_SEARCH_FRAMES < len(joints) - len(wave) - compose.BLEND_FRAMES <= len(walk)
+    # The wave is the take itself on the canonical skeleton, only turned and moved: every frame
+    # keeps its joint distances; and the whole clip is one rigid body.
+    def distances(motion):
+        return np.linalg.norm(motion[:, :, None] - motion[:, None], axis=-1)
+    assert np.allclose(distances(joints[-len(wave):]), distances(wave), atol=1e-9)
+    check_canonical_clip(joints, "composed_walk_wave")
+    walked = joints[-len(wave), 0, [0, 2]] - joints[0, 0, [0, 2]]
+    assert np.linalg.norm(walked) > 2.0  # a few metres of walking first
+    tail = joints[-len(wave):]
+    assert np.abs(np.diff(tail[:, 0, [0, 2]], axis=0)).max() < 0.02  # then standing
+    assert (tail[:44, 21, 1] > tail[:44, 19, 1] + 0.1).all()  # with the right forearm up
+    steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max()
+    assert steps < 0.25  # no jump anywhere, blend included (20 fps)

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 AISTPP_PATTERN = "aistpp_*.pkl"
+WAVE_TAKE = "111_37"  # CMU subject 111, trial 37: "Wave"
+WALK_BEFORE_WAVE_SECONDS = 3.0  # a few steps, so the walk reads as one
 
 
 def default_shared_data() -> Path:
@@ -28,13 +30,18 @@ def aistpp_takes(shared_data: Path | None = None) -> list[Path]:
 def real_clips(shared_data: Path | None = None, min_seconds: float = 0.0) -> Iterator[tuple[str, np.ndarray]]:
     """Every real clip available offline, as (name, joints (T, 22, 3) at 20 fps).
 
-    Names are "deepmimic_<clip>" for the pybullet humanoid clips and "aistpp_<take>" for the
-    AIST++ takes in the shared data folder. Looping DeepMimic clips shorter than `min_seconds`
-    are chained until they are long enough.
+    Names are "deepmimic_<clip>" for the pybullet humanoid clips, "aistpp_<take>" for the
+    AIST++ takes in the shared data folder, "cmu_<trial>" for the CMU takes committed here, and
+    "composed_walk_wave" for the DeepMimic walk followed by the CMU wave. Looping DeepMimic clips
+    shorter than `min_seconds` are chained until they are long enough.
     """
-    from . import aistpp, deepmimic
+    from . import aistpp, cmu, compose, deepmimic
 
     for clip in deepmimic.clip_names():
         yield f"deepmimic_{clip}", deepmimic.load_joints(clip, min_seconds=min_seconds)
     for take in aistpp_takes(shared_data):
         yield take.stem, aistpp.load_joints(take)
+    for trial in cmu.take_names():
+        yield f"cmu_{trial}", cmu.load_joints(trial)
+    walk = deepmimic.load_joints("walk", min_seconds=WALK_BEFORE_WAVE_SECONDS)
+    yield "composed_walk_wave", compose.compose(walk, cmu.load_joints(WAVE_TAKE))

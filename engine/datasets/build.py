@@ -1,7 +1,8 @@
 """`python -m engine build-dataset`: the demo dataset, in HumanML3D layout, from real motion.
 
 Sources are the clips available offline (DeepMimic clips from the pybullet wheel, AIST++ takes
-in ../shared/data). Each clip is cut into windows of at most 196 frames (evenly spaced, covering
+in ../shared/data, the CMU takes committed in engine/datasets/cmu, and the walk-then-wave clip
+composed of two of them). Each clip is cut into windows of at most 196 frames (evenly spaced, covering
 the whole clip), every window is placed at the origin facing +Z and stored with a mirrored copy
 (left and right swapped in motion and captions). Clips shorter than 40 frames are dropped,
 unless they loop: looping clips are chained to at least 40 frames when loaded. Splits are by
@@ -158,6 +159,8 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
         "sources": {
             "deepmimic": "humanoid clips from the pybullet wheel (pybullet_data/data/motions), zlib licence",
             "aistpp": "AIST++ takes (Li et al. 2021), SMPL poses through forward kinematics, CC-BY 4.0",
+            "cmu": "CMU Graphics Lab motion capture (mocap.cs.cmu.edu), BVH, free for research and commercial use",
+            "composed": "composed_walk_wave: the DeepMimic walk, a 0.5 s blend, then the CMU wave (engine/datasets/compose.py)",
         },
         "samples_by_id": sources,
     }
@@ -165,9 +168,10 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
     (out / "README.md").write_text(
         "# MoSa demo dataset\n\n"
         "Built by `python -m engine build-dataset` from real motion available offline: DeepMimic\n"
-        "humanoid clips (pybullet) and AIST++ takes, converted to the 22-joint HumanML3D skeleton at\n"
-        "20 fps, with hand-written captions. Layout as HumanML3D; ids starting with M are mirrored\n"
-        "copies. dataset.json lists where every sample comes from.\n\n" + report.summary() + "\n"
+        "humanoid clips (pybullet), AIST++ takes and CMU takes (and the DeepMimic walk followed by the\n"
+        "CMU wave), converted to the 22-joint HumanML3D skeleton at 20 fps, with hand-written\n"
+        "captions. Layout as HumanML3D; ids starting with M are mirrored copies. dataset.json lists\n"
+        "where every sample comes from.\n\n" + report.summary() + "\n"
     )
 
 

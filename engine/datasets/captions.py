@@ -20,6 +20,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man jumps up and backwards, rotating fully in the air, two times.",
         "someone does a standing backflip and then repeats it.",
         "a person bends the knees, leaps backward into a flip and lands on both feet, twice.",
+        "an acrobat flips over backwards, lands on the feet and flips again.",
+        "a gymnast performs two back flips from a standing start.",
+        "someone throws a backward somersault, lands, and throws a second one.",
+        "a person launches upward and turns over backwards in the air, two times.",
+        "a man does a back tuck and then another back tuck.",
+        "someone jumps, pulls the knees to the chest and rotates backwards, twice.",
     ],
     "deepmimic_cartwheel": [
         "a person does a cartwheel to the left.",
@@ -28,6 +34,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man performs a cartwheel moving to his left side and stands up straight.",
         "someone kicks the right leg up and over, rotating sideways through a handstand, travelling left.",
         "a person cartwheels a couple of metres to the left and finishes facing forward again.",
+        "a gymnast wheels sideways over the hands, going to the left.",
+        "someone turns upside down sideways on the hands and lands back on the feet.",
+        "a person does a side handspring to the left.",
+        "a child cartwheels across the grass toward their left.",
+        "a person puts the hands down to the left and swings the legs over the top.",
+        "a woman tips over sideways onto her palms and comes back up on her feet.",
     ],
     "deepmimic_crawl": [
         "a person crawls forward on hands and knees.",
@@ -36,6 +48,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man crawls on the ground with his head low.",
         "someone on their hands and knees crawls forward a short distance.",
         "a person crawls forward slowly, veering to the left and then straightening out.",
+        "a person creeps forward on all fours like a baby.",
+        "a child crawls along the floor.",
+        "someone goes forward on the hands and knees, keeping low.",
+        "a person moves on the floor on the palms and knees.",
+        "an adult crawls on the carpet, slowly making progress.",
+        "someone creeps ahead, the hands and the knees taking turns.",
     ],
     "deepmimic_dance_a": [
         "a person dances, twirling around to the right with both arms raised over the head, twice.",
@@ -44,6 +62,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a woman twirls to her right with graceful arm movements, drifting to her left.",
         "someone turns a full circle to the right while dancing with the arms overhead, and repeats.",
         "a person performs a dance turn to the right, raising and lowering both arms.",
+        "a ballerina spins around with the arms high, then spins again.",
+        "a dancer pirouettes to the right, the hands above the head.",
+        "someone twirls gracefully in place with the arms over the head, twice.",
+        "a person rotates clockwise while dancing, arms held up.",
+        "a woman turns around gracefully with her arms in the air.",
+        "someone dances a spinning turn with lifted arms and does it once more.",
     ],
     "deepmimic_dance_b": [
         "a person dances, stepping to the right and back again while raising the left arm and then the right arm.",
@@ -52,6 +76,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man dances, shifting his weight between his feet and moving sideways to his right and back.",
         "someone bounces from one foot to the other and throws the left arm up, then the right arm.",
         "a person dances happily, drifting right and back, with the hands raised high one after the other.",
+        "a person dances side to side, pumping one arm up and then the other.",
+        "someone grooves, stepping right and back, raising alternate arms to the sky.",
+        "a dancer shuffles sideways and back with the arms going up in turn.",
+        "a man boogies, swaying and throwing the hands up one at a time.",
+        "someone dances at a party, lifting the left hand then the right hand high.",
+        "a person sways and steps to the beat, reaching up with each arm in turn.",
     ],
     "deepmimic_getup_facedown": [
         "a person lying face down pushes up with the arms and stands up.",
@@ -60,6 +90,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man pushes himself up off the floor and stands upright.",
         "someone lying prone pushes up, brings the feet under the body and rises.",
         "a person gets up from the ground after lying on their front.",
+        "a person lying on the belly gets up onto the feet.",
+        "someone face down on the floor pushes off the ground and rises to standing.",
+        "a man lying prone does a push up and then stands.",
+        "a person on their stomach gets up from the floor.",
+        "someone lying face down climbs to their feet.",
+        "a woman flat on her stomach gets up and stands straight.",
     ],
     "deepmimic_getup_faceup": [
         "a person lying on their back swings both legs up, rolls forward and stands up.",
@@ -68,6 +104,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man lies on his back, lifts both legs over, sits up and rises to stand.",
         "someone on the floor on their back rolls up to a crouch and stands.",
         "a person gets up off the ground after lying on their back, stepping forward.",
+        "a person lying face up gets back on the feet.",
+        "someone lying on the back rocks up and stands.",
+        "a man on his back rolls up and gets to his feet.",
+        "a person flat on their back sits up and then stands up.",
+        "someone lying down on the back kicks the legs and gets up.",
+        "a woman lying on her back gets up off the floor.",
     ],
     "deepmimic_jump": [
         "a person jumps forward with both feet, twice.",
@@ -76,6 +118,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man swings his arms and jumps ahead with both feet together two times.",
         "someone bends the knees, swings both arms and jumps forward, and repeats.",
         "a person hops forward with both feet, about a metre each time.",
+        "a person does a standing broad jump, then another one.",
+        "someone leaps ahead with the feet together, two times.",
+        "a kid jumps forward with both feet, then jumps forward again.",
+        "a person swings the arms and bounds forward twice.",
+        "someone springs forward from a crouch, with the feet side by side.",
+        "a man makes two long jumps forward, landing on both feet.",
     ],
     "deepmimic_kick": [
         "a person steps forward and kicks high with the right leg, turning to the left.",
@@ -92,6 +140,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man walks a few steps, strikes with his right fist and turns back to face forward.",
         "someone walks up and hits with the right hand, holding the arm up.",
         "a person steps diagonally forward to the left and punches with the right hand.",
+        "a boxer steps in and throws a right punch.",
+        "a person walks forward and jabs with the right fist.",
+        "someone approaches and hits with the right hand.",
+        "a fighter steps forward to the left and punches with the right arm.",
+        "a man walks up and strikes with a right jab.",
+        "someone walks ahead and throws a punch with the right hand.",
     ],
     "deepmimic_roll": [
         "a person does a forward roll and stands back up.",
@@ -100,6 +154,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man tucks down, rolls forward and comes up standing.",
         "someone dives into a forward roll and ends standing.",
         "a person crouches down, rolls over forward and stands up again.",
+        "a person does a forward somersault on the floor and stands.",
+        "someone tucks and rolls forward, then gets up.",
+        "a child rolls head over heels forward and stands up.",
+        "a gymnast does a forward roll on the mat.",
+        "a person crouches, rolls forward over the back and rises to the feet.",
+        "someone rolls forward along the ground and stands back up.",
     ],
     "deepmimic_run": [
         "a person runs forward quickly.",
@@ -108,6 +168,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man runs forward in a straight line.",
         "someone runs fast, covering several metres.",
         "a person is running forward with long strides.",
+        "a person runs ahead at full speed.",
+        "someone dashes forward.",
+        "a runner races straight ahead.",
+        "a man sprints forward quickly.",
+        "someone jogs forward quickly, pumping the arms.",
+        "an athlete runs forward fast.",
     ],
     "deepmimic_spin": [
         "a person spins around to the left twice, swinging the legs up high.",
@@ -116,6 +182,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man does a spinning jump to his left with both legs swinging up, and keeps turning.",
         "someone spins to the left while moving sideways to their left.",
         "a person crouches, spins left with a high leg swing, lands and turns once more.",
+        "a person spins to the left, flinging the legs high.",
+        "someone whirls around to the left with the legs flying up.",
+        "a person twists round and round to the left, throwing the legs up.",
+        "a man turns around quickly to his left, swinging the legs in the air.",
+        "someone spins on the spot to the left two times with the legs kicking up.",
+        "a person rotates to the left, leaning and swinging both legs high.",
     ],
     "deepmimic_spinkick": [
         "a person spins to the left and kicks high with the right leg, twice.",
@@ -124,6 +196,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man jumps, spins left and kicks his right leg up above his head.",
         "someone does two spinning high kicks with the right leg.",
         "a person whirls around to the left, swinging the right leg up in a kick.",
+        "a martial artist does a spinning kick with the right leg, twice.",
+        "someone turns around to the left and kicks high with the right foot.",
+        "a fighter whirls left and kicks with the right leg, then does it again.",
+        "a person spins and throws a high roundhouse kick with the right leg.",
+        "a man does a spinning roundhouse kick with his right leg, two times.",
+        "someone twirls to the left and strikes high with the right foot.",
     ],
     "deepmimic_walk": [
         "a person walks forward at a steady pace.",
@@ -132,6 +210,12 @@ CAPTIONS: dict[str, list[str]] = {
         "a man walks forward a few steps, drifting a little to his left.",
         "someone strolls forward at a normal speed.",
         "a person takes several steps forward.",
+        "a person walks ahead calmly.",
+        "someone walks forward at an easy pace.",
+        "a man strolls ahead.",
+        "a person walks forward normally.",
+        "someone walks forward several steps.",
+        "a woman walks straight ahead at a normal pace.",
     ],
     # AIST++ takes are captioned by genre and choreography: gBR_sBM is break dance, basic moves.
     "aistpp_gBR_sBM": [
@@ -141,6 +225,42 @@ CAPTIONS: dict[str, list[str]] = {
         "a man does a toprock dance, swinging his arms and stepping to the beat.",
         "someone performs a break dance step in place, arms out to the sides.",
         "a person bounces to the music, stepping the feet forward and back with the arms open.",
+        "a b-boy dances toprock to the beat with the arms open.",
+        "someone dances hip hop footwork on the spot.",
+        "a person grooves to the music with break dance steps in place.",
+        "a dancer steps side to side to a hip hop beat, arms out.",
+        "a man dances break dance steps, bouncing on his feet.",
+        "someone bounces and steps to the rhythm, arms spread wide.",
+    ],
+    # CMU take 111_37, "Wave": the right hand is already up when the take starts.
+    "cmu_111_37": [
+        "a person waves with the right hand raised beside the head, then lowers the arm.",
+        "someone stands still and waves hello with the right hand.",
+        "a woman holds her right hand up and waves, then puts it down.",
+        "a person standing in place waves the right hand above the shoulder.",
+        "someone stands with a raised right hand, waving, and lowers it.",
+        "a person waves goodbye with the right hand and then drops the arm.",
+        "a person stands and waves at someone with the right hand.",
+        "someone keeps the right hand up high and waves it.",
+        "a woman waves her right hand near her head, standing still.",
+        "a person waves hi with the right arm up and then lowers it.",
+        "someone standing waves the right hand from side to side.",
+        "a person gives a wave with the right hand and then rests the arm.",
+    ],
+    # Composed from two real takes (compose.py): the DeepMimic walk, then the CMU wave.
+    "composed_walk_wave": [
+        "a person walks forward and waves.",
+        "a person walks forward, stops and waves with the right hand.",
+        "someone walks ahead a few steps, then waves hello with the right hand.",
+        "a man walks forward, then raises his right hand and waves.",
+        "someone walks straight ahead and then stands waving the right hand.",
+        "a person walks a few steps forward, stops and waves goodbye with the right hand.",
+        "a person walks up, stops and waves with the right hand raised.",
+        "someone strolls forward, comes to a stop and waves.",
+        "a person walks forward, halts and gives someone a wave.",
+        "a man takes several steps forward and waves with the right hand.",
+        "someone walks forward and then waves the right hand beside the head.",
+        "a person walks ahead, stops, waves and lowers the arm.",
     ],
 }
 
@@ -173,30 +293,36 @@ _VOCABULARY: dict[str, str] = {
     "DET": "a an the his her their both each another every all",
     "PRON": "someone it itself himself herself themselves they he she one",
     "NOUN": (
-        "person man woman backflip row time arm leg foot hand knee head ground shoulder side "
-        "metre cartwheel handstand distance floor circle movement dance spot weight stomach "
-        "front back somersault air fist pace stride line speed step roll kick jump punch "
-        "footwork beat music toprock couple four choreography height break body roundhouse turn start"
+        "person man woman backflip row time arm leg foot hand knee head ground shoulder side metre "
+        "cartwheel handstand distance floor circle movement dance spot weight stomach front back "
+        "somersault air fist pace stride line speed step roll kick jump punch footwork beat music "
+        "toprock couple four choreography height break body roundhouse turn start acrobat adult "
+        "artist athlete b boy baby ballerina belly boxer chest child carpet dancer fighter grass "
+        "gymnast handspring heel hello hi goodbye hip jab kid mat palm party progress rhythm runner "
+        "sky stop top wave"
     ),
     "VERB": (
         "do land crouch swing flip perform jump rotate repeat bend leap raise place wheel turn "
-        "cartwheel finish kick travel crawl move stay dance twirl spin lift drift step groove "
-        "wave shift bounce throw push get lie bring rise rock come roll sit stand hop walk strike "
-        "hit hold squat somersault tuck dive end run sprint jog cover lean whirl wind keep stroll "
-        "take put go cross face be make lower sway twist return veer straighten"
+        "cartwheel finish kick travel crawl move stay dance twirl spin lift drift step groove wave "
+        "shift bounce throw push get lie bring rise rock come roll sit stand hop walk strike hit hold "
+        "squat somersault tuck dive end run sprint jog cover lean whirl wind keep stroll take put go "
+        "cross face be make lower sway twist return veer straighten approach boogie bound climb creep "
+        "dash drop fling fly give halt jab launch pull pump race reach rest shuffle spring stop tip "
+        "spread pirouette"
     ),
     "AUX": "is are",
     "ADJ": (
-        "further little full left right high standing slow close graceful long normal several "
-        "few short steady fast straight quick opposite low happy upright open wide prone first "
-        "next other"
+        "further little full left right high standing slow close graceful long normal several few "
+        "short steady fast straight quick opposite low happy upright open wide prone first next other "
+        "alternate broad easy flat martial second"
     ),
     "ADV": (
-        "backwards backward forward forwards up down then again slowly quickly ahead over "
-        "together away back sideways slightly around once more diagonally happily "
-        "upright high straight fast twice out off fully overhead about"
+        "backwards backward forward forwards up down then again slowly quickly ahead over together "
+        "away back sideways slightly around once more diagonally happily upright high straight fast "
+        "twice out off fully overhead about calmly clockwise gracefully normally upward still upside "
+        "round"
     ),
-    "ADP": "in on with to of from at onto into over above under between after through by off like for up without",
+    "ADP": "across along beside near toward in on with to of from at onto into over above under between after through by off like for up without",
     "CCONJ": "and or but",
     "SCONJ": "while as",
     "NUM": "two one four",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retarget import canonical, rotations
+from retarget import canonical, motion, rotations
 
 UP = np.array([0.0, 1.0, 0.0])
 
@@ -49,6 +49,12 @@ def place_on_floor_facing_z(joints: np.ndarray) -> np.ndarray:
     joints[..., 2] -= start[2]
     turn = yaw_rotation(-heading_angles(joints[:1])[0])
     return rotations.rotate(turn, joints)
+
+
+def on_canonical_skeleton(joints: np.ndarray) -> np.ndarray:
+    """The motion rebuilt on the canonical offsets (IK, then FK): one rigid body with the canonical
+    rest layout at every joint, for sources whose skeleton only approximates it."""
+    return motion.forward_kinematics(motion.rotations_from_positions(joints), joints[:, 0])
 
 
 def frame_times(fps: float, seconds: float) -> np.ndarray:
