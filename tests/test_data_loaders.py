@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.datasets import aistpp, cmu, compose, deepmimic, real_clips
+from engine.datasets import WALK_BEFORE_WAVE_SECONDS, WAVE_TAKE, aistpp, cmu, compose, deepmimic, real_clips
 from engine.datasets.placement import facing_directions
 from retarget import canonical
 
@@ -122,8 +122,8 @@ def test_cmu_wave_take_is_plausible_and_the_right_forearm_is_up_then_lowered():
 
 
 def test_composed_walk_and_wave_walks_then_stands_and_waves():
-    walk = deepmimic.load_joints("walk", min_seconds=3.0)
-    wave = cmu.load_joints("111_37")
+    walk = deepmimic.load_joints("walk", min_seconds=WALK_BEFORE_WAVE_SECONDS)
+    wave = cmu.load_joints(WAVE_TAKE)
     joints = compose.compose(walk, wave)
     assert len(walk) - compose.CUT_SEARCH_FRAMES < len(joints) - len(wave) - compose.BLEND_FRAMES <= len(walk)
     # The wave is the take itself on the canonical skeleton, only turned and moved: every frame

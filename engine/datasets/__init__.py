@@ -41,7 +41,8 @@ def real_clips(shared_data: Path | None = None, min_seconds: float = 0.0) -> Ite
         yield f"deepmimic_{clip}", deepmimic.load_joints(clip, min_seconds=min_seconds)
     for take in aistpp_takes(shared_data):
         yield take.stem, aistpp.load_joints(take)
-    for trial in cmu.take_names():
-        yield f"cmu_{trial}", cmu.load_joints(trial)
+    takes = {trial: cmu.load_joints(trial) for trial in cmu.take_names()}
+    for trial, joints in takes.items():
+        yield f"cmu_{trial}", joints
     walk = deepmimic.load_joints("walk", min_seconds=WALK_BEFORE_WAVE_SECONDS)
-    yield "composed_walk_wave", compose.compose(walk, cmu.load_joints(WAVE_TAKE))
+    yield "composed_walk_wave", compose.compose(walk, takes[WAVE_TAKE])

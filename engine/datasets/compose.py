@@ -17,11 +17,12 @@ from .placement import heading_angles, on_canonical_skeleton, place_on_floor_fac
 
 BLEND_FRAMES = 10
 CUT_SEARCH_FRAMES = 20  # where in its last second the first take may stop
+GROUND = np.array([1.0, 0.0, 1.0])  # keeps the X and Z of a position: its point on the floor
 
 
 def _pose(joints: np.ndarray) -> np.ndarray:
     """Joints relative to the pelvis's ground point, turned to face +Z: the pose without place or heading."""
-    grounded = joints - joints[:, :1] * np.array([1.0, 0.0, 1.0])
+    grounded = joints - joints[:, :1] * GROUND
     return rotations.rotate(yaw_rotation(-heading_angles(joints))[:, None], grounded)
 
 
@@ -35,8 +36,8 @@ def compose(first: np.ndarray, second: np.ndarray, blend_frames: int = BLEND_FRA
 
     end = first[-1]
     turn = yaw_rotation(heading_angles(end[None])[0] - heading_angles(second[:1])[0])
-    placed = rotations.rotate(turn, second - second[:1, :1] * np.array([1.0, 0.0, 1.0]))
-    placed += end[0] * np.array([1.0, 0.0, 1.0])
+    placed = rotations.rotate(turn, second - second[:1, :1] * GROUND)
+    placed += end[0] * GROUND
 
     weights = np.linspace(0.0, 1.0, blend_frames + 2)[1:-1]
     weights = weights * weights * (3.0 - 2.0 * weights)  # smoothstep: no jump in speed at either end
