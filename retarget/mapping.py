@@ -11,13 +11,13 @@ left is found from the direction the feet point.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import canonical
+from .families import FAMILIES, plain_name
 from .skeleton import Skeleton
 
 JOINTS = canonical.JOINT_NAMES
@@ -30,78 +30,6 @@ ESSENTIAL_GROUPS: dict[str, list[str]] = {
     **{name: [name] for name in ["LeftUpLeg", "RightUpLeg", "LeftLeg", "RightLeg", "LeftFoot", "RightFoot",
                                   "LeftArm", "RightArm", "LeftForeArm", "RightForeArm"]},
 }
-
-
-def _family(**bones: str | list[str]) -> dict[str, list[str]]:
-    """A naming family: canonical joint -> candidate bone names (first match wins)."""
-    unknown = set(bones) - set(JOINTS)
-    assert not unknown, unknown
-    return {joint: [names] if isinstance(names, str) else list(names) for joint, names in bones.items()}
-
-
-def _limbs(fmt) -> dict[str, str | list[str]]:
-    """Left and right names from one pattern: fmt(side, part) for each limb part."""
-    parts = {"UpLeg": "thigh", "Leg": "shin", "Foot": "foot", "Toe": "toe", "Shoulder": "collar",
-             "Arm": "upper_arm", "ForeArm": "forearm", "Hand": "hand"}
-    return {f"{side}{joint}": fmt(side, part) for side in ("Left", "Right") for joint, part in parts.items()}
-
-
-_MIXAMO_LIMBS = {f"{side}{part}": f"{side}{part}" for side in ("Left", "Right")
-                 for part in ("UpLeg", "Leg", "Foot", "Shoulder", "Arm", "ForeArm", "Hand")}
-_UNREAL_PARTS = {"thigh": "thigh", "shin": "calf", "foot": "foot", "toe": "ball", "collar": "clavicle",
-                 "upper_arm": "upperarm", "forearm": "lowerarm", "hand": "hand"}
-_UNITY_PARTS = {"thigh": "UpperLeg", "shin": "LowerLeg", "foot": "Foot", "toe": "Toes", "collar": "Shoulder",
-                "upper_arm": "UpperArm", "forearm": "LowerArm", "hand": "Hand"}
-_RIGIFY_PARTS = {"thigh": "thigh", "shin": "shin", "foot": "foot", "toe": "toe", "collar": "shoulder",
-                 "upper_arm": "upper_arm", "forearm": "forearm", "hand": "hand"}
-_RIGIFY_METARIG_SPINE = dict(Hips="spine", Spine="spine.001", Spine1="spine.002", Spine2="spine.003",
-                             Neck="spine.004", Head="spine.006")
-
-
-def _rigify(prefix: str) -> dict[str, list[str]]:
-    bones = {joint: prefix + name for joint, name in _RIGIFY_METARIG_SPINE.items()}
-    bones.update(_limbs(lambda side, part: f"{prefix}{_RIGIFY_PARTS[part]}.{side[0]}"))
-    return _family(**bones)
-
-
-# A family scores the share of its own names found in the rig; ties go to the earlier family, so a
-# more specific one (a generated Rigify rig's controls over its DEF bones) comes first.
-FAMILIES: dict[str, dict[str, list[str]]] = {
-    "humanml3d": _family(**{name: name for name in JOINTS}),
-    "mixamo": _family(Hips="Hips", Spine="Spine", Spine1="Spine1", Spine2="Spine2", Neck="Neck", Head="Head",
-                      LeftToe="LeftToeBase", RightToe="RightToeBase", **_MIXAMO_LIMBS),
-    "cmu": _family(Hips="Hips", Spine="LowerBack", Spine1="Spine", Spine2="Spine1", Neck="Neck", Head="Head",
-                   LeftToe="LeftToeBase", RightToe="RightToeBase", **_MIXAMO_LIMBS),
-    # A generated Rigify rig: the torso control carries the body, the upper FK spine controls the
-    # chest (its hips and chest controls stay put), the FK controls the limbs (IK/FK set to FK).
-    "rigify_controls": _family(Hips="torso", Spine1="spine_fk.002", Spine2="spine_fk.003", Neck="neck", Head="head",
-                               **_limbs(lambda side, part: {"toe": f"toe_fk.{side[0]}", "collar": f"shoulder.{side[0]}"}.get(
-                                   part, f"{_RIGIFY_PARTS[part]}_fk.{side[0]}"))),
-    "rigify_metarig": _rigify(""),
-    "rigify_def": _rigify("DEF-"),
-    "rigify_org": _rigify("ORG-"),
-    "unreal5": _family(Hips="pelvis", Spine="spine_01", Spine1="spine_03", Spine2="spine_05", Neck="neck_01", Head="head",
-                       **_limbs(lambda side, part: f"{_UNREAL_PARTS[part]}_{side[0].lower()}")),
-    "unreal4": _family(Hips="pelvis", Spine="spine_01", Spine1="spine_02", Spine2="spine_03", Neck="neck_01", Head="head",
-                       **_limbs(lambda side, part: f"{_UNREAL_PARTS[part]}_{side[0].lower()}")),
-    "vrm": _family(Hips="J_Bip_C_Hips", Spine="J_Bip_C_Spine", Spine1="J_Bip_C_Chest", Spine2="J_Bip_C_UpperChest",
-                   Neck="J_Bip_C_Neck", Head="J_Bip_C_Head",
-                   **_limbs(lambda side, part: f"J_Bip_{side[0]}_" + {"toe": "ToeBase"}.get(part, _UNITY_PARTS[part]))),
-    "unity": _family(Hips="Hips", Spine="Spine", Spine1="Chest", Spine2="UpperChest", Neck="Neck", Head="Head",
-                     **_limbs(lambda side, part: side + _UNITY_PARTS[part])),
-    # SMPL/SMPL-X: "left_hip", and the "L_Hip" of the SMPL Blender add-on (m_avg_/f_avg_ prefixes dropped).
-    "smpl": _family(**{joint: [smpl, smpl.replace("left_", "l_").replace("right_", "r_")]
-                       for joint, smpl in zip(JOINTS, canonical.SMPL_NAMES)}),
-}
-_PREFIX = re.compile(r"^(?:.*[:|])|^(?:[mf]_avg_)|^(?:smplx?[_-])", re.IGNORECASE)
-
-
-def plain_name(bone: str) -> str:
-    """A bone name without namespace or model prefix, lower case ("mixamorig1:LeftArm" -> "leftarm")."""
-    previous = None
-    while previous != bone:
-        previous, bone = bone, _PREFIX.sub("", bone)
-    return bone.lower()
 
 
 @dataclass
@@ -267,54 +195,86 @@ class _Rig:
         return np.concatenate([[0.0], np.cumsum(steps)])
 
 
+    def ancestors_to(self, bone: int, top: int) -> list[int]:
+        """The bones from just below `top` down to `bone` (top an ancestor of bone)."""
+        path = [bone]
+        while self.skeleton.parents[path[-1]] != top:
+            path.append(int(self.skeleton.parents[path[-1]]))
+        return path[::-1]
+
+    def distinct(self, chain: list[int]) -> list[int]:
+        """The chain without bones that start where the next one starts (helpers such as MMD's
+        shoulder P/C or waist-cancel bones, zero-length twist roots): the last bone at each point stays."""
+        apart = 0.01 * self.height
+        return [b for b, after in zip(chain, chain[1:] + [None])
+                if after is None or np.linalg.norm(self.heads[b] - self.heads[after]) > apart]
+
+    def horizontal(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm((a - b)[:2]))
+
+
+def _common_ancestor(skeleton: Skeleton, bones: list[int]) -> int | None:
+    shared = None
+    for bone in bones:
+        line = [bone, *skeleton.ancestors(bone)]
+        shared = line if shared is None else [b for b in shared if b in line]
+    return shared[0] if shared else None
+
+
 def _find_hips(rig: _Rig) -> tuple[int, list[int], int]:
-    """The deepest bone with two child subtrees reaching the floor and one reaching the head top."""
-    near = 0.2 * rig.height
-    found = None
-    for bone in range(len(rig.skeleton)):
-        kids = rig.children[bone]
-        legs = [c for c in kids if rig.lowest(c) < rig.floor + near and rig.highest(c) < rig.heads[bone][2] + near]
-        spines = [c for c in kids if rig.highest(c) > rig.top - near and c not in legs]
-        if len(legs) >= 2 and spines:
-            depth = len(rig.skeleton.ancestors(bone))
-            if found is None or depth > found[0]:
-                legs = sorted(legs, key=rig.lowest)[:2]
-                found = (depth, bone, legs, max(spines, key=rig.highest))
-    if found is None:
+    """Hips, the two feet and the spine's first bone. A foot is the first bone of a chain that comes
+    down from above to the floor (IK targets and extra roots sit on the floor with their parents;
+    heels hang off a foot); the hips are the lowest bone carrying both feet and the head top."""
+    floor_zone = rig.floor + 0.12 * rig.height
+    parents = rig.skeleton.parents
+
+    def is_foot(bone: int) -> bool:  # in the floor zone, under a shin above it and a thigh above that
+        shin = parents[bone]
+        thigh = parents[shin] if shin >= 0 else -1
+        return bool(rig.heads[bone, 2] < floor_zone and thigh >= 0 and floor_zone <= rig.heads[shin, 2] < rig.heads[thigh, 2])
+
+    feet = [b for b in range(len(rig.skeleton)) if is_foot(b)]
+    pair = feet[:1] + [f for f in feet[1:] if rig.horizontal(rig.heads[f], rig.heads[feet[0]]) > 0.05 * rig.height][:1]
+    top = int(np.argmax(np.maximum(rig.heads[:, 2], rig.tails[:, 2])))
+    hips = _common_ancestor(rig.skeleton, pair + [top]) if len(pair) == 2 else None
+    if hips is None or hips in pair or rig.heads[hips, 2] < rig.floor + 0.3 * rig.height:
         raise ValueError("no bone has two legs going down and a spine going up")
-    return found[1], found[2], found[3]
+    return hips, pair, rig.ancestors_to(top, hips)[0]
 
 
-def _leg(rig: _Rig, hips: int, start: int) -> dict[str, int | None]:
-    chain = rig.chain(start, lambda c: -rig.lowest(c))
-    lateral = np.abs(rig.heads[chain, 0] - rig.heads[hips, 0]) + np.abs(rig.heads[chain, 1] - rig.heads[hips, 1])
-    thigh_at = next((i for i, offset in enumerate(lateral) if offset > 0.025 * rig.height), 0)
-    low = [i for i in range(thigh_at + 1, len(chain)) if rig.heads[chain[i], 2] < rig.floor + 0.12 * rig.height]
-    if not low or low[0] <= thigh_at + 1:
-        raise ValueError(f"the leg from bone '{rig.skeleton.names[start]}' has no thigh, shin and foot")
-    foot_at = low[0]
+def _leg(rig: _Rig, hips: int, foot: int) -> dict[str, int | None]:
+    chain = rig.distinct(rig.ancestors_to(foot, hips))
+    thigh_at = next((i for i, b in enumerate(chain) if rig.horizontal(rig.heads[b], rig.heads[hips]) > 0.025 * rig.height), 0)
+    foot_at = len(chain) - 1
+    if foot_at <= thigh_at + 1:
+        raise ValueError(f"the leg to bone '{rig.skeleton.names[foot]}' has no thigh, shin and foot")
     path = rig.path_lengths(chain)
     middle = 0.5 * (path[thigh_at] + path[foot_at])
     knee_at = min(range(thigh_at + 1, foot_at), key=lambda i: abs(path[i] - middle))
-    foot = chain[foot_at]
-    # The toes reach farthest along the ground from the ankle (a heel bone stays close behind it).
-    toe = max(rig.children[foot], key=lambda c: np.linalg.norm((rig.subtree_points[c] - rig.heads[foot])[:, :2], axis=-1).max(),
-              default=None)
+    # The toes reach farthest along the ground from the ankle (a heel bone stays close behind
+    # it); the toe joint is the ball, the lowest point that chain starts a bone at.
+    ahead = max(rig.children[foot], key=lambda c: np.linalg.norm((rig.subtree_points[c] - rig.heads[foot])[:, :2], axis=-1).max(),
+                default=None)
+    toe = None
+    if ahead is not None:
+        toes = rig.chain(ahead, rig.reach)
+        lowest = min(rig.heads[b, 2] for b in toes)
+        toe = next(b for b in toes if rig.heads[b, 2] < lowest + 0.005 * rig.height)
     return {"UpLeg": chain[thigh_at], "Leg": chain[knee_at], "Foot": foot, "Toe": toe}
 
 
-def _arm(rig: _Rig, start: int, center_x: float) -> dict[str, int | None]:
+def _arm(rig: _Rig, start: int, chest: int) -> dict[str, int | None]:
     chain = rig.chain(start, lambda c: np.linalg.norm(rig.subtree_points[c] - rig.heads[start], axis=-1).max())
-    hand_at = next((i for i, b in enumerate(chain) if len(rig.children[b]) >= 3 and i >= 2), len(chain) - 1)
-    before = chain[:hand_at]
-    if len(before) < 2:
-        raise ValueError(f"the arm from bone '{rig.skeleton.names[start]}' has no upper arm and forearm")
+    # The hand is the last bone with fingers (three children or more: twist bones beside a forearm
+    # do not make it a hand when fingers come later).
+    hand_at = max((i for i, b in enumerate(chain) if len(rig.children[b]) >= 3 and i >= 2), default=len(chain) - 1)
+    before = rig.distinct(chain[:hand_at + 1])[:-1]
     collar = None
-    if len(before) >= 3 or abs(rig.heads[before[0], 0] - center_x) < 0.05 * rig.height:
+    if len(before) >= 3 or rig.horizontal(rig.heads[before[0]], rig.heads[chest]) < 0.06 * rig.height:
         collar, before = before[0], before[1:]
     if len(before) < 2:
         raise ValueError(f"the arm from bone '{rig.skeleton.names[start]}' has no upper arm and forearm")
-    arm = [before[0]] + before[1:] + [chain[hand_at]]
+    arm = before + [chain[hand_at]]
     path = rig.path_lengths(arm)
     elbow_at = min(range(1, len(arm) - 1), key=lambda i: abs(path[i] - 0.5 * path[-1]))
     return {"Shoulder": collar, "Arm": arm[0], "ForeArm": arm[elbow_at], "Hand": chain[hand_at]}
@@ -323,8 +283,8 @@ def _arm(rig: _Rig, start: int, center_x: float) -> dict[str, int | None]:
 def map_by_structure(skeleton: Skeleton) -> Mapping:
     """Find the joints from hierarchy and rest geometry alone (names are ignored)."""
     rig = _Rig(skeleton)
-    hips, leg_starts, spine_start = _find_hips(rig)
-    legs = [_leg(rig, hips, start) for start in leg_starts]
+    hips, feet, spine_start = _find_hips(rig)
+    legs = [_leg(rig, hips, foot) for foot in feet]
 
     # Facing: the feet point forward (heel to toe); left is up x forward.
     feet = [(leg["Foot"], leg["Toe"]) for leg in legs]
@@ -340,16 +300,18 @@ def map_by_structure(skeleton: Skeleton) -> Mapping:
         return float((points.mean(axis=0) - rig.heads[hips]) @ left)
 
     spine = rig.chain(spine_start, rig.highest)
-    center_x = rig.heads[hips, 0]
     # Arms: long branches off the spine (sideways in a T-pose, down in an A-pose); the chest is
-    # the highest spine bone two of them leave from.
+    # the highest spine bone two of them leave from, or the one below it where the collars start
+    # lower than that bone (3ds Max Biped hangs the clavicles off the neck).
     arm_starts = [(i, c) for i, bone in enumerate(spine) for c in rig.children[bone]
                   if c not in spine and rig.reach(c) > 0.25 * rig.height]
     chest_at = max((i for i, _ in arm_starts if sum(k == i for k, _ in arm_starts) >= 2), default=None)
     if chest_at is None:
         raise ValueError("no two arms leave the spine")
     arm_roots = sorted((c for i, c in arm_starts if i == chest_at), key=rig.reach)[-2:]
-    arms = [_arm(rig, start, center_x) for start in arm_roots]
+    if chest_at > 0 and all(rig.heads[c, 2] < rig.heads[spine[chest_at], 2] - 0.02 * rig.height for c in arm_roots):
+        chest_at -= 1
+    arms = [_arm(rig, start, spine[chest_at]) for start in arm_roots]
 
     below_chest, above_chest = spine[:chest_at + 1], spine[chest_at + 1:]
     bones: dict[str, int | None] = {"Hips": hips}
