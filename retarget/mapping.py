@@ -2,11 +2,11 @@
 
 A mapping is data: {canonical joint name (canonical.JOINT_NAMES): bone name or None} plus the
 family it was found by and a confidence in [0, 1]. It round-trips through JSON so users can save,
-edit and reload it. `auto_map` tries every naming family below (bone names compared without a
-namespace prefix such as "mixamorig:" or "Armature|", case-insensitively) and, when no family
-covers the essential joints, reads the rig's structure: the hips are where two legs go down and a
-spine goes up; the spine climbs to the head; the arms leave the chest sideways; the character's
-left is found from the direction the feet point.
+edit and reload it. `auto_map` tries every naming family (families.py: bone names compared without
+a namespace or model prefix, case-insensitively) and, when no family covers the essential joints,
+reads the rig's structure: the hips are the lowest bone carrying both feet and the head top; the
+spine climbs to the head; the arms leave the chest sideways; limbs are read past bend/twist
+splits and helpers; the character's left is found from the direction the feet point.
 """
 from __future__ import annotations
 

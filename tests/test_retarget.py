@@ -4,11 +4,12 @@ inverse transfer. The same rigs are built as real armatures in test_retarget_ble
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
-from retarget import bvh, canonical, rotations
+from retarget import bvh, canonical, plausibility, rotations
 from retarget.families import FAMILIES
 from retarget.inverse import motion_from_bvh, pose_to_motion, posed_bones
 from retarget.mapping import Mapping, auto_map, joint_positions, map_by_structure
@@ -222,3 +223,41 @@ def test_a_bvh_of_another_family_reads_into_canonical_motion(clips, tmp_path):
     print(f"\nMixamo-named BVH back to canonical joints within {error * 1000:.4f} mm")
     assert error < 1e-4
 
+
+
+@pytest.mark.parametrize("family", sorted(rigs.RIGS))
+def test_every_rig_holds_together_under_the_motion(clips, family):
+    """The plausibility check passes every rig's own mapping on real clips, feet locked."""
+    rig = rigs.skeleton(rigs.RIGS[family](), "A", roll_seed=6)
+    found = auto_map(rig)
+    for clip in clips[::4]:
+        plausibility.check(rig, found, transfer(clip.motion(), rig, found, foot_lock=True))
+
+
+@pytest.mark.parametrize(("family", "lower_body"), [("mmd", "下半身"), ("daz_genesis8", "pelvis"),
+                                                    ("character_creator", "CC_Base_Pelvis")])
+def test_a_lower_body_bone_as_hips_is_flagged(clips, family, lower_body):
+    """The plausible wrong choice: the bone the legs hang from, not the one carrying the spine too."""
+    walk = next(clip for clip in clips if clip.name == "deepmimic_walk")
+    rig = rigs.skeleton(rigs.FAMILIES[family](), "T", roll_seed=0)
+    wrong = Mapping({**auto_map(rig).bones, "Hips": lower_body})
+    with pytest.raises(plausibility.ImplausibleMapping) as flagged:
+        plausibility.check(rig, wrong, transfer(walk.motion(), rig, wrong))
+    message = str(flagged.value)
+    print(f"\n{family}, Hips = {lower_body}: {message}")
+    assert f"Hips ('{lower_body}')" in message and "Spine (" in message
+    hips_to_head = re.search(r"Hips to Head goes from ([\d.]+) m at rest to ([\d.]+) m", message)
+    assert hips_to_head and float(hips_to_head[2]) - float(hips_to_head[1]) > 1.0  # the walk leaves the body behind
+    assert plausibility.motion_problems(rig, wrong, transfer(walk.motion(), rig, wrong))  # the motion alone shows it too
+
+
+@pytest.mark.parametrize(("family", "left", "right"), [("unreal_manny", "LeftUpLeg", "RightUpLeg"),
+                                                       ("mixamo", "LeftArm", "RightArm"), ("mmd", "LeftHand", "RightHand")])
+def test_crossed_sides_are_flagged(family, left, right):
+    for pose in ("T", "A"):
+        rig = rigs.skeleton(rigs.FAMILIES[family](), pose, roll_seed=0)
+        found = auto_map(rig)
+        plausibility.check(rig, found)
+        crossed = Mapping({**found.bones, left: found.bones[right], right: found.bones[left]})
+        with pytest.raises(plausibility.ImplausibleMapping, match=f"{left} .* lies on the rig's right of {right}"):
+            plausibility.check(rig, crossed)

@@ -1,0 +1,107 @@
+"""Whether a mapping holds the body together, checked on the transfer before any key is written.
+
+A wrong but plausible mapping transfers without an error and still ruins the take: a lower-body
+bone as Hips leaves the upper body behind while the root travels (hips to neck 0.55 -> 3.40 m on
+a real case), the right thigh given to LeftUpLeg crosses the legs. Three checks, each naming the
+joint and its bone:
+- hierarchy: every mapped bone hangs under the bone that carries the root motion, else that
+  motion leaves it behind;
+- sides: at rest every Left joint lies on the rig's left of its Right partner, the rig's left
+  taken from where its feet point (whatever the mapping says about them);
+- motion: the rig's bones are rigid, so the distance from each mapped joint to the mapped joint
+  above it, and from the hips to the head, stays what it is at rest through the whole motion.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .canonical import PARENTS
+from .inverse import posed_bones
+from .mapping import JOINTS, J, Mapping, joint_positions
+from .skeleton import Skeleton
+from .transfer import PosedRig, root_bone_of
+
+# How far (share of the rig's height) a joint may drift from the joint above it under the motion.
+DRIFT_TOLERANCE = 0.1
+# How far (share of the rig's height) a Left joint must lie on the rig's left of its Right partner.
+SIDE_MARGIN = 0.005
+PAIRS = [(name, "Right" + name[len("Left"):]) for name in JOINTS if name.startswith("Left")]
+
+
+class ImplausibleMapping(ValueError):
+    """The mapping would pull the body apart or cross it; the message says where."""
+
+
+def _named(mapping: Mapping, joint: str) -> str:
+    return f"{joint} ('{mapping.bones[joint]}')"
+
+
+def _mapped_parent(mapping: Mapping, joint: str) -> str | None:
+    """The nearest canonical ancestor of `joint` that has a bone."""
+    parent = int(J[joint])
+    while True:
+        parent = int(PARENTS[parent])
+        if parent < 0:
+            return None
+        if mapping.bones[JOINTS[parent]]:
+            return JOINTS[parent]
+
+
+def _height(skeleton: Skeleton) -> float:
+    points = np.concatenate([skeleton.world_heads(), skeleton.world_tails()])
+    return float(np.ptp(points[:, 2])) or 1.0
+
+
+def hierarchy_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
+    root = root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))
+    strays = [joint for joint in JOINTS if mapping.bones[joint] and skeleton.index(mapping.bones[joint]) != root
+              and root not in skeleton.ancestors(skeleton.index(mapping.bones[joint]))]
+    if not strays:
+        return []
+    listed = ", ".join(_named(mapping, joint) for joint in strays[:4]) + (" ..." if len(strays) > 4 else "")
+    return [f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
+            f"('{mapping.bones['Hips']}'): the body would come apart as it moves"]
+
+
+def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
+    rest = skeleton.to_world(joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails))
+    forward = sum(rest[J[f"{side}Toe"]] - rest[J[f"{side}Foot"]] for side in ("Left", "Right"))
+    forward[2] = 0.0
+    if np.linalg.norm(forward) < 1e-6:
+        return []  # feet without a direction: nothing to tell the sides by
+    left = np.cross([0.0, 0.0, 1.0], forward / np.linalg.norm(forward))
+    margin = SIDE_MARGIN * _height(skeleton)
+    return [f"{_named(mapping, left_joint)} lies on the rig's right of {_named(mapping, right_joint)} "
+            "(the rig's left is found from where its feet point): left and right are crossed"
+            for left_joint, right_joint in PAIRS if mapping.bones[left_joint] and mapping.bones[right_joint]
+            and (rest[J[left_joint]] - rest[J[right_joint]]) @ left < margin]
+
+
+def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> list[str]:
+    joints = skeleton.to_world(joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations,
+                                                                               posed.root_location)))
+    rest = skeleton.to_world(joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails))
+    tolerance = DRIFT_TOLERANCE * _height(skeleton)
+    segments = [(joint, _mapped_parent(mapping, joint)) for joint in JOINTS[1:] if mapping.bones[joint]]
+    head = "Head" if mapping.bones["Head"] else "Neck"
+    problems = []
+    for joint, parent in [(head, "Hips")] + segments:
+        if parent is None:
+            continue
+        distance = np.linalg.norm(joints[:, J[joint]] - joints[:, J[parent]], axis=-1)
+        at_rest = float(np.linalg.norm(rest[J[joint]] - rest[J[parent]]))
+        worst = int(np.argmax(np.abs(distance - at_rest)))
+        if abs(distance[worst] - at_rest) > tolerance:
+            problems.append(f"{parent} to {joint} goes from {at_rest:.2f} m at rest to {distance[worst]:.2f} m "
+                            f"at frame {worst} of the motion ({_named(mapping, parent)}, {_named(mapping, joint)})")
+    return problems
+
+
+def check(skeleton: Skeleton, mapping: Mapping, posed: PosedRig | None = None) -> None:
+    """ImplausibleMapping listing every problem found (the motion ones only with `posed`)."""
+    problems = hierarchy_problems(skeleton, mapping) + side_problems(skeleton, mapping)
+    if posed is not None:
+        problems += motion_problems(skeleton, mapping, posed)
+    if problems:
+        raise ImplausibleMapping("the mapping does not hold the body together, so nothing was keyed: "
+                                 + "; ".join(problems) + ". Check the bones mapped to these joints in the MoSa panel")
