@@ -71,8 +71,8 @@ def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
         return []  # feet without a direction: nothing to tell the sides by
     left = np.cross([0.0, 0.0, 1.0], forward / np.linalg.norm(forward))
     margin = SIDE_MARGIN * _height(skeleton)
-    return [f"{_named(mapping, left_joint)} lies on the rig's right of {_named(mapping, right_joint)} "
-            "(the rig's left is found from where its feet point): left and right are crossed"
+    return [(f"{_named(mapping, left_joint)} lies on the rig's right of {_named(mapping, right_joint)} "
+             "(the rig's left is found from where its feet point): left and right are crossed")
             for left_joint, right_joint in PAIRS if mapping.bones[left_joint] and mapping.bones[right_joint]
             and (rest[J[left_joint]] - rest[J[right_joint]]) @ left < margin]
 
