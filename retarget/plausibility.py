@@ -59,8 +59,8 @@ def hierarchy_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
     if not strays:
         return []
     listed = ", ".join(_named(mapping, joint) for joint in strays[:4]) + (" ..." if len(strays) > 4 else "")
-    return [f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
-            f"('{mapping.bones['Hips']}'): the body would come apart as it moves"]
+    return [(f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
+             f"('{mapping.bones['Hips']}'): the body would come apart as it moves")]
 
 
 def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
