@@ -5,12 +5,15 @@ import bpy
 
 
 class MOSA_UL_mapping(bpy.types.UIList):
-    """Canonical joint -> bone, the bone editable with a search over the armature's bones."""
+    """Canonical joint -> bone: typed with a search over the armature's bones, taken from the
+    selected bone with one click, or cleared."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
         row = layout.row(align=True)
-        row.label(text=item.joint)
+        row.label(text=item.joint, icon="BONE_DATA" if item.bone else "RADIOBUT_OFF")
         row.prop_search(item, "bone", context.active_object.data, "bones", text="")
+        row.operator("mosa.fill_joint", text="", icon="EYEDROPPER").index = index
+        row.operator("mosa.clear_joint", text="", icon="X").index = index
 
 
 class _Sidebar:
@@ -60,16 +63,25 @@ class MOSA_PT_main(_Sidebar, bpy.types.Panel):
 
 
 class MOSA_PT_mapping(_SubPanel, bpy.types.Panel):
+    """The joint-to-bone mapping editor: automatic or by hand, one row per canonical joint."""
+
     bl_label = "Mapping"
-    bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
     def poll(cls, context):
         return context.active_object is not None and context.active_object.type == "ARMATURE"
 
     def draw(self, context):
-        mapping = context.active_object.data.mosa_mapping
-        self.layout.template_list("MOSA_UL_mapping", "", mapping, "pairs", mapping, "active_index", rows=6)
+        layout, mapping = self.layout, context.active_object.data.mosa_mapping
+        layout.prop(mapping, "automatic")
+        row = layout.row(align=True)
+        row.operator("mosa.map_automatically", icon="AUTO")
+        row.operator("mosa.clear_mapping", icon="GREASEPENCIL")
+        if not len(mapping.pairs):
+            layout.label(text="Map Automatically, or Map by Hand to list the joints", icon="INFO")
+            return
+        layout.label(text="Select a bone, then click its joint's eyedropper", icon="EYEDROPPER")
+        layout.template_list("MOSA_UL_mapping", "", mapping, "pairs", mapping, "active_index", rows=8)
 
 
 class MOSA_PT_edit(_SubPanel, bpy.types.Panel):

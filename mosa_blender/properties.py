@@ -54,6 +54,9 @@ class MOSA_PG_bone_pair(bpy.types.PropertyGroup):
 
 
 class MOSA_PG_mapping(bpy.types.PropertyGroup):
+    automatic: BoolProperty(name="Automatic Mapping", default=True,
+                            description="Find the bones by their names or the rig's structure when the list is empty; "
+                                        "off: use only the bones mapped by hand")
     family: StringProperty(name="Family")
     confidence: FloatProperty(name="Confidence", min=0.0, max=1.0)
     pairs: CollectionProperty(type=MOSA_PG_bone_pair)

@@ -1,9 +1,10 @@
 """Canonical motion -> pose tracks on the user's armature, through the vendored retarget package.
 
 The one bridge between the add-on and retarget: the skeleton from the armature
-(armature_io.skeleton_from_armature), the mapping (the one edited in the panel, else found
-automatically), the transfer with the optional foot lock, and the resampling to the scene's fps;
-and the way back (an action MoSa did not make, as canonical motion the engine can edit).
+(armature_io.skeleton_from_armature), the mapping (mapping_ops.armature_mapping: the panel's
+list, else found automatically), the transfer with the optional foot lock, checked against the
+motion before any key is written, and the resampling to the scene's fps; and the way back (an
+action MoSa did not make, as canonical motion the engine can edit).
 """
 from __future__ import annotations
 
@@ -11,27 +12,9 @@ import bpy
 import numpy as np
 
 from . import armature_io
+from .mapping_ops import armature_mapping
 from .tracks import PoseTracks
-from .vendored import canonical, inverse, resample, transfer
-from .vendored import mapping as mapping_module
-
-
-def armature_mapping(obj: bpy.types.Object):
-    """The armature's skeleton and mapping; the automatic one is written to the panel's list."""
-    skeleton = armature_io.skeleton_from_armature(obj)
-    stored = obj.data.mosa_mapping
-    if len(stored.pairs):
-        mapping = mapping_module.Mapping.from_dict(
-            {"family": stored.family, "bones": {pair.joint: pair.bone for pair in stored.pairs if pair.bone}})
-    else:
-        mapping = mapping_module.auto_map(skeleton)
-        stored.family, stored.confidence = mapping.family, mapping.confidence
-        for joint, bone in mapping.to_dict()["bones"].items():
-            pair = stored.pairs.add()
-            pair.joint, pair.bone = joint, bone or ""
-    if not any(pair.bone for pair in stored.pairs):
-        raise ValueError(f"no bones of '{obj.name}' map onto the human skeleton; map them by hand in the MoSa panel")
-    return skeleton, mapping
+from .vendored import canonical, inverse, plausibility, resample, transfer
 
 
 def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
@@ -39,6 +22,7 @@ def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, star
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
     skeleton, mapping = armature_mapping(obj)
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
+    plausibility.check(skeleton, mapping, posed)  # before any key: a body that comes apart is refused
     posed = resample.resample(armature_io.follow_constraints(obj, skeleton, posed), scene_fps)
     frames = start_frame + np.arange(len(posed.root_location))
     return PoseTracks(frames=frames, rotations=dict(posed.rotations),

@@ -9,7 +9,8 @@ joint and its bone:
 - sides: at rest every Left joint lies on the rig's left of its Right partner, the rig's left
   taken from where its feet point (whatever the mapping says about them);
 - motion: the rig's bones are rigid, so the distance from each mapped joint to the mapped joint
-  above it, and from the hips to the head, stays what it is at rest through the whole motion.
+  above it stays what it is at rest through the whole motion, and the head never gets farther
+  from the hips than the spine between them is long.
 """
 from __future__ import annotations
 
@@ -78,27 +79,41 @@ def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
 
 
 def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> list[str]:
+    """Joints drifting from the mapped joint above them (the rig's bones are rigid, so a joint may
+    not), and the head farther from the hips than the spine between them is long (bending brings
+    it nearer; nothing a body does takes it farther)."""
     joints = skeleton.to_world(joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations,
                                                                                posed.root_location)))
     rest = skeleton.to_world(joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails))
     tolerance = DRIFT_TOLERANCE * _height(skeleton)
-    segments = [(joint, _mapped_parent(mapping, joint)) for joint in JOINTS[1:] if mapping.bones[joint]]
-    head = "Head" if mapping.bones["Head"] else "Neck"
+
+    def distances(points: np.ndarray, joint: str, parent: str) -> np.ndarray:
+        return np.linalg.norm(points[..., J[joint], :] - points[..., J[parent], :], axis=-1)
+
     problems = []
-    for joint, parent in [(head, "Hips")] + segments:
+    for joint in JOINTS[1:]:
+        parent = _mapped_parent(mapping, joint) if mapping.bones[joint] else None
         if parent is None:
             continue
-        distance = np.linalg.norm(joints[:, J[joint]] - joints[:, J[parent]], axis=-1)
-        at_rest = float(np.linalg.norm(rest[J[joint]] - rest[J[parent]]))
-        worst = int(np.argmax(np.abs(distance - at_rest)))
-        if abs(distance[worst] - at_rest) > tolerance:
-            problems.append(f"{parent} to {joint} goes from {at_rest:.2f} m at rest to {distance[worst]:.2f} m "
-                            f"at frame {worst} of the motion ({_named(mapping, parent)}, {_named(mapping, joint)})")
+        moved = np.abs(distances(joints, joint, parent) - distances(rest, joint, parent))
+        worst = int(np.argmax(moved))
+        if moved[worst] > tolerance:
+            problems.append(f"{parent} to {joint} goes from {distances(rest, joint, parent):.2f} m at rest to "
+                            f"{distances(joints[worst], joint, parent):.2f} m at frame {worst} of the motion "
+                            f"({_named(mapping, parent)}, {_named(mapping, joint)})")
+    spine = [joint for joint in ("Hips", "Spine", "Spine1", "Spine2", "Neck", "Head") if mapping.bones[joint]]
+    spine_length = sum(float(distances(rest, b, a)) for a, b in zip(spine, spine[1:]))
+    reach = distances(joints, spine[-1], "Hips")
+    worst = int(np.argmax(reach))
+    if reach[worst] > spine_length + tolerance:
+        problems.append(f"Hips to {spine[-1]} goes from {distances(rest, spine[-1], 'Hips'):.2f} m at rest to "
+                        f"{reach[worst]:.2f} m at frame {worst} of the motion, longer than the spine between them "
+                        f"({spine_length:.2f} m)")
     return problems
 
 
 def check(skeleton: Skeleton, mapping: Mapping, posed: PosedRig | None = None) -> None:
-    """ImplausibleMapping listing every problem found (the motion ones only with `posed`)."""
+    """ImplausibleMapping listing every problem found (the motion ones only with `posed`, the transfer)."""
     problems = hierarchy_problems(skeleton, mapping) + side_problems(skeleton, mapping)
     if posed is not None:
         problems += motion_problems(skeleton, mapping, posed)

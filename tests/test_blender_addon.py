@@ -596,3 +596,103 @@ def test_cancel_mid_job_leaves_the_scene_untouched_and_a_killed_engine_recovers(
     scene.mosa.seconds = 2.0
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}  # on a restarted engine
     assert obj.animation_data.action.name == "MoSa: a person dances (seed 0)"
+
+
+# An animator's MMD model (Japanese bone names), mapped in the panel as they would: joint -> bone.
+MMD_BY_HAND = {"Hips": "センター", "Spine": "上半身", "Spine2": "上半身2", "Neck": "首", "Head": "頭",
+               **{f"{side}{joint}": ("左" if side == "Left" else "右") + part for side in ("Left", "Right")
+                  for joint, part in (("UpLeg", "足"), ("Leg", "ひざ"), ("Foot", "足首"), ("Toe", "つま先"), ("Shoulder", "肩"),
+                                      ("Arm", "腕"), ("ForeArm", "ひじ"), ("Hand", "手首"))}}
+
+
+def rig_from(name: str, bones) -> bpy.types.Object:
+    """A real armature from a tests/retarget_rigs bone list (A-pose, bones with their rolls at zero)."""
+    from tests import retarget_rigs
+
+    names, heads, tails, parents, _rolls = retarget_rigs.rig_arrays(bones, "A", roll_seed=None)
+    return new_armature(name, [(bone, tuple(head), tuple(tail), names[parent] if parent >= 0 else None)
+                               for bone, head, tail, parent in zip(names, heads, tails, parents)])
+
+
+def map_in_the_panel(obj, by_hand: dict[str, str]) -> None:
+    """What the user does in the Mapping list: select each bone in Pose Mode, click its joint's fill button."""
+    bpy.ops.object.mode_set(mode="POSE")
+    stored = obj.data.mosa_mapping
+    for row, pair in enumerate(stored.pairs):
+        if pair.joint in by_hand:
+            obj.data.bones.active = obj.data.bones[by_hand[pair.joint]]
+            assert bpy.ops.mosa.fill_joint(index=row) == {"FINISHED"}
+        else:
+            assert bpy.ops.mosa.clear_joint(index=row) == {"FINISHED"}
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(engine, tmp_path):
+    """No automatic mapping: Generate lists the 22 joints and says how to map them; filled from
+    the selected bones one click each, the mapping saves with its real bones and the rig
+    generates through the engine, every mapped bone following the motion's directions."""
+    from retarget.mapping import Mapping
+    from tests import retarget_rigs
+    from tests.retarget_checks import direction_errors
+
+    package, _ = engine
+    obj = rig_from("mmd", retarget_rigs.mmd())
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1  # scene frame t + 1 is canonical frame t
+    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.foot_lock = "a person walks forward", 2.0, False
+    obj.data.mosa_mapping.automatic = False
+    with pytest.raises(RuntimeError, match="automatic mapping is off .* click its joint's fill button"):
+        bpy.ops.mosa.generate(synchronous=True)
+    stored = obj.data.mosa_mapping
+    assert [pair.joint for pair in stored.pairs] == package.mapping_ops.canonical.JOINT_NAMES  # all 22 listed
+    assert not any(pair.bone for pair in stored.pairs) and not bpy.data.actions
+
+    map_in_the_panel(obj, MMD_BY_HAND)
+    assert {pair.joint: pair.bone for pair in stored.pairs if pair.bone} == MMD_BY_HAND
+    assert stored.family == "user"
+    saved = tmp_path / "mmd_mapping.json"
+    assert bpy.ops.mosa.save_mapping(filepath=str(saved)) == {"FINISHED"}
+    assert {joint: bone for joint, bone in json.loads(saved.read_text())["bones"].items() if bone} == MMD_BY_HAND
+
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    action = obj.animation_data.action
+    motion = package.storage.decode_motion(action["mosa"]["motion"])
+    skeleton = package.armature_io.skeleton_from_armature(obj)
+    mapping = Mapping(dict(MMD_BY_HAND))
+    frames = list(range(1, len(motion["positions"]) + 1))
+    heads, tails = package.armature_io.read_posed_bones(obj, skeleton, frames)
+    from retarget.mapping import joint_positions
+
+    joints = skeleton.to_world(joint_positions(skeleton, mapping, heads, tails))
+    errors = direction_errors(skeleton, mapping, joints, np.asarray(motion["positions"]))
+    print(f"\nMMD rig mapped by hand: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg "
+          f"over {errors.size} bone-frames")
+    assert errors.mean() < 0.5 and errors.max() < 2.0
+
+
+def test_a_lower_body_bone_as_hips_is_refused_before_any_key(addon):
+    """Hips given to MMD's lower-body bone (the legs hang from it, the spine does not): Generate is
+    refused before the engine runs, and the transfer of a real walk says how far the body would
+    come apart; no action, no key."""
+    from tests import retarget_rigs
+
+    package, _ = addon
+    obj = rig_from("mmd", retarget_rigs.mmd())
+    assert bpy.ops.mosa.map_automatically() == {"FINISHED"}
+    assert obj.data.mosa_mapping.family == "mmd"
+    map_in_the_panel(obj, {**{pair.joint: pair.bone for pair in obj.data.mosa_mapping.pairs if pair.bone}, "Hips": "下半身"})
+    bpy.context.scene.mosa.prompt = "a person walks forward"
+    with pytest.raises(RuntimeError, match="do not hang under '下半身'"):
+        bpy.ops.mosa.generate(synchronous=True)
+    assert obj.animation_data is None and not bpy.data.actions
+    with pytest.raises(ValueError, match="do not hang under '下半身'"):
+        package.retargeting.motion_to_tracks(obj, real_walk(), 20.0, 1)  # Bake and Regenerate Range pass here
+    assert obj.animation_data is None and not bpy.data.actions
+    # What the walk would have done to the body, as the motion check measures it on this armature.
+    vendored = package.vendored
+    skeleton = package.armature_io.skeleton_from_armature(obj)
+    wrong = package.mapping_ops.read_mapping(obj.data.mosa_mapping)
+    problems = vendored.plausibility.motion_problems(skeleton, wrong, vendored.transfer.transfer(real_walk(), skeleton, wrong))
+    print("\nwrong Hips on a real walk: " + "; ".join(problems))
+    hips_to_head = next(p for p in problems if p.startswith("Hips to Head"))
+    assert float(hips_to_head.split(" m at frame")[0].split()[-1]) > 2.0
