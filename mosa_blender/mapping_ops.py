@@ -9,9 +9,6 @@ Mapping JSON, so a studio's rig is mapped once.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import bpy
 from bpy.props import IntProperty, StringProperty
 

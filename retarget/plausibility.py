@@ -14,6 +14,8 @@ joint and its bone:
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from .canonical import PARENTS
@@ -102,7 +104,7 @@ def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> li
                             f"{distances(joints[worst], joint, parent):.2f} m at frame {worst} of the motion "
                             f"({_named(mapping, parent)}, {_named(mapping, joint)})")
     spine = [joint for joint in ("Hips", "Spine", "Spine1", "Spine2", "Neck", "Head") if mapping.bones[joint]]
-    spine_length = sum(float(distances(rest, b, a)) for a, b in zip(spine, spine[1:]))
+    spine_length = sum(float(distances(rest, b, a)) for a, b in pairwise(spine))
     reach = distances(joints, spine[-1], "Hips")
     worst = int(np.argmax(reach))
     if reach[worst] > spine_length + tolerance:
