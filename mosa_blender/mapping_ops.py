@@ -135,9 +135,16 @@ class MOSA_OT_fill_joint(bpy.types.Operator):
         pair = stored.pairs[self.index]
         pair.bone = active_bone_name(obj)
         stored.family, stored.confidence = "user", 1.0
+        moved = [row.joint for k, row in enumerate(stored.pairs) if k != self.index and row.bone == pair.bone]
+        for row in stored.pairs:
+            if row.joint in moved:
+                row.bone = ""  # one bone plays one joint
         unmapped = [k for k, row in enumerate(stored.pairs) if not row.bone]
         stored.active_index = next((k for k in unmapped if k > self.index), unmapped[0] if unmapped else self.index)
-        self.report({"INFO"}, f"MoSa: {pair.joint} <- '{pair.bone}'")
+        if moved:
+            self.report({"WARNING"}, f"MoSa: {pair.joint} <- '{pair.bone}', which no longer plays {', '.join(moved)}")
+        else:
+            self.report({"INFO"}, f"MoSa: {pair.joint} <- '{pair.bone}'")
         return {"FINISHED"}
 
 

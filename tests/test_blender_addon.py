@@ -558,9 +558,12 @@ def test_bake_locks_the_feet_and_keeps_the_root_in_place(addon):
 def test_an_unmappable_rig_is_refused_before_the_engine_works(addon):
     obj = new_armature("stick", [("pole", (0, 0, 0), (0, 0, 2), None)])
     bpy.context.scene.mosa.prompt = "a person walks"
-    with pytest.raises(RuntimeError, match="map onto the human skeleton"):
+    with pytest.raises(RuntimeError, match="map onto the human skeleton.*Mapping list"):
         bpy.ops.mosa.generate(synchronous=True)
     assert obj.animation_data is None and not bpy.data.actions
+    assert len(obj.data.mosa_mapping.pairs) == 22  # listed, ready to map by hand
+    with pytest.raises(RuntimeError, match="nothing saved"):  # no "bones": {} file
+        bpy.ops.mosa.save_mapping(filepath=str(Path(tempfile.mkdtemp()) / "stick.json"))
 
 
 def while_the_job_runs(package, do) -> threading.Thread:
@@ -598,11 +601,21 @@ def test_cancel_mid_job_leaves_the_scene_untouched_and_a_killed_engine_recovers(
     assert obj.animation_data.action.name == "MoSa: a person dances (seed 0)"
 
 
-# An animator's MMD model (Japanese bone names), mapped in the panel as they would: joint -> bone.
-MMD_BY_HAND = {"Hips": "センター", "Spine": "上半身", "Spine2": "上半身2", "Neck": "首", "Head": "頭",
-               **{f"{side}{joint}": ("左" if side == "Left" else "右") + part for side in ("Left", "Right")
-                  for joint, part in (("UpLeg", "足"), ("Leg", "ひざ"), ("Foot", "足首"), ("Toe", "つま先"), ("Shoulder", "肩"),
-                                      ("Arm", "腕"), ("ForeArm", "ひじ"), ("Hand", "手首"))}}
+# What an animator maps in the panel, joint -> bone: an MMD model (Japanese names, centre, groove
+# and waist above the body, D leg chains and leg IK beside the legs) and a Daz Genesis 8 figure
+# (bend/twist-split limbs, the legs under a pelvis bone below the hip).
+BY_HAND = {
+    "mmd": {"Hips": "センター", "Spine": "上半身", "Spine2": "上半身2", "Neck": "首", "Head": "頭",
+            **{f"{side}{joint}": ("左" if side == "Left" else "右") + part for side in ("Left", "Right")
+               for joint, part in (("UpLeg", "足"), ("Leg", "ひざ"), ("Foot", "足首"), ("Toe", "つま先"), ("Shoulder", "肩"),
+                                   ("Arm", "腕"), ("ForeArm", "ひじ"), ("Hand", "手首"))}},
+    "daz_genesis8": {"Hips": "hip", "Spine": "abdomenLower", "Spine1": "chestLower", "Spine2": "chestUpper",
+                     "Neck": "neckLower", "Head": "head",
+                     **{f"{side}{joint}": side[0].lower() + part for side in ("Left", "Right")
+                        for joint, part in (("UpLeg", "ThighBend"), ("Leg", "Shin"), ("Foot", "Foot"), ("Toe", "Toe"),
+                                            ("Shoulder", "Collar"), ("Arm", "ShldrBend"), ("ForeArm", "ForearmBend"),
+                                            ("Hand", "Hand"))}},
+}
 
 
 def rig_from(name: str, bones) -> bpy.types.Object:
@@ -627,7 +640,8 @@ def map_in_the_panel(obj, by_hand: dict[str, str]) -> None:
     bpy.ops.object.mode_set(mode="OBJECT")
 
 
-def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(engine, tmp_path):
+@pytest.mark.parametrize("family", sorted(BY_HAND))
+def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(engine, tmp_path, family):
     """No automatic mapping: Generate lists the 22 joints and says how to map them; filled from
     the selected bones one click each, the mapping saves with its real bones and the rig
     generates through the engine, every mapped bone following the motion's directions."""
@@ -636,7 +650,8 @@ def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(e
     from tests.retarget_checks import direction_errors
 
     package, _ = engine
-    obj = rig_from("mmd", retarget_rigs.mmd())
+    by_hand = BY_HAND[family]
+    obj = rig_from(family, retarget_rigs.FAMILIES[family]())
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 20, 1  # scene frame t + 1 is canonical frame t
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.foot_lock = "a person walks forward", 2.0, False
@@ -647,25 +662,25 @@ def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(e
     assert [pair.joint for pair in stored.pairs] == package.mapping_ops.canonical.JOINT_NAMES  # all 22 listed
     assert not any(pair.bone for pair in stored.pairs) and not bpy.data.actions
 
-    map_in_the_panel(obj, MMD_BY_HAND)
-    assert {pair.joint: pair.bone for pair in stored.pairs if pair.bone} == MMD_BY_HAND
+    map_in_the_panel(obj, by_hand)
+    assert {pair.joint: pair.bone for pair in stored.pairs if pair.bone} == by_hand
     assert stored.family == "user"
-    saved = tmp_path / "mmd_mapping.json"
+    saved = tmp_path / f"{family}_mapping.json"
     assert bpy.ops.mosa.save_mapping(filepath=str(saved)) == {"FINISHED"}
-    assert {joint: bone for joint, bone in json.loads(saved.read_text())["bones"].items() if bone} == MMD_BY_HAND
+    assert {joint: bone for joint, bone in json.loads(saved.read_text())["bones"].items() if bone} == by_hand
 
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
     action = obj.animation_data.action
     motion = package.storage.decode_motion(action["mosa"]["motion"])
     skeleton = package.armature_io.skeleton_from_armature(obj)
-    mapping = Mapping(dict(MMD_BY_HAND))
+    mapping = Mapping(dict(by_hand))
     frames = list(range(1, len(motion["positions"]) + 1))
     heads, tails = package.armature_io.read_posed_bones(obj, skeleton, frames)
     from retarget.mapping import joint_positions
 
     joints = skeleton.to_world(joint_positions(skeleton, mapping, heads, tails))
     errors = direction_errors(skeleton, mapping, joints, np.asarray(motion["positions"]))
-    print(f"\nMMD rig mapped by hand: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg "
+    print(f"\n{family} rig mapped by hand: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg "
           f"over {errors.size} bone-frames")
     assert errors.mean() < 0.5 and errors.max() < 2.0
 
@@ -679,7 +694,14 @@ def test_a_lower_body_bone_as_hips_is_refused_before_any_key(addon):
     package, _ = addon
     obj = rig_from("mmd", retarget_rigs.mmd())
     assert bpy.ops.mosa.map_automatically() == {"FINISHED"}
-    assert obj.data.mosa_mapping.family == "mmd"
+    stored = obj.data.mosa_mapping
+    assert stored.family == "mmd"
+    rows = {pair.joint: row for row, pair in enumerate(stored.pairs)}
+    obj.data.bones.active = obj.data.bones["右足"]
+    bpy.ops.mosa.fill_joint(index=rows["LeftUpLeg"])  # one bone plays one joint: RightUpLeg lets it go
+    assert (stored.pairs[rows["LeftUpLeg"]].bone, stored.pairs[rows["RightUpLeg"]].bone) == ("右足", "")
+    assert stored.active_index == rows["RightUpLeg"]  # the next joint to fill
+    assert bpy.ops.mosa.map_automatically() == {"FINISHED"}
     map_in_the_panel(obj, {**{pair.joint: pair.bone for pair in obj.data.mosa_mapping.pairs if pair.bone}, "Hips": "下半身"})
     bpy.context.scene.mosa.prompt = "a person walks forward"
     with pytest.raises(RuntimeError, match="do not hang under '下半身'"):
