@@ -49,6 +49,8 @@ _RIGIFY_METARIG_SPINE = {"Hips": "spine", "Spine": "spine.001", "Spine1": "spine
 _AUTO_RIG_PRO = {"thigh": ["thigh_twist", "thigh_stretch"], "shin": ["leg_stretch", "leg_twist"], "foot": ["foot"],
                  "toe": ["toes_01"], "collar": ["shoulder"], "upper_arm": ["arm_twist", "c_arm_twist_offset", "arm_stretch"],
                  "forearm": ["forearm_stretch", "forearm_twist"], "hand": ["hand"]}
+_AUTO_RIG_PRO_FK = {"thigh": "thigh_fk", "shin": "leg_fk", "foot": "foot_fk", "toe": "toes_fk", "collar": "shoulder",
+                    "upper_arm": "arm_fk", "forearm": "forearm_fk", "hand": "hand_fk"}
 # Daz Genesis 3 and 8: "lThighBend", Genesis 9: "l_thigh".
 _GENESIS8 = {"thigh": "ThighBend", "shin": "Shin", "foot": "Foot", "toe": "Toe", "collar": "Collar", "upper_arm": "ShldrBend",
              "forearm": "ForearmBend", "hand": "Hand"}
@@ -90,6 +92,11 @@ FAMILIES: dict[str, dict[str, list[str]]] = {
                        **_limbs(lambda side, part: f"{_UNREAL[part]}_{side[0].lower()}")),
     "unreal4": _family(Hips="pelvis", Spine="spine_01", Spine1="spine_02", Spine2="spine_03", Neck="neck_01", Head="head",
                        **_limbs(lambda side, part: f"{_UNREAL[part]}_{side[0].lower()}")),
+    # Auto-Rig Pro's control rig: the master root carries the body (the legs hang off the spine
+    # controls), the FK controls the limbs; its deform bones, driven by these, come next.
+    "auto_rig_pro_controls": _family(Hips="c_root_master.x", Spine="c_spine_01.x", Spine1="c_spine_02.x",
+                                     Spine2="c_spine_03.x", Neck="c_neck.x", Head="c_head.x",
+                                     **_limbs(lambda side, part: f"c_{_AUTO_RIG_PRO_FK[part]}.{side[0].lower()}")),
     "auto_rig_pro": _family(Hips="root.x", Spine="spine_01.x", Spine2=["spine_03.x", "spine_02.x"], Neck="neck.x",
                             Head="head.x", **_limbs(lambda side, part: [f"{name}.{side[0].lower()}"
                                                                          for name in _AUTO_RIG_PRO[part]])),

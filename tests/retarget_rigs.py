@@ -214,6 +214,29 @@ def auto_rig_pro():
     return bones
 
 
+def auto_rig_pro_controls():
+    """Auto-Rig Pro's control rig over its deform bones: c_traj on the floor, c_root_master.x
+    carrying c_root.x (hips) and the spine controls, the thigh controls under c_thigh_b.l off the
+    first deform spine bone (as ARP hangs them), FK controls down the limbs; the deform bones of
+    auto_rig_pro() under c_root.x (Blender drives them by constraints; not here)."""
+    bones = _chain(None, [("c_traj", "ground", "ground_back"), ("c_root_master.x", "pelvis", "spine_a")])
+    bones += _chain("c_root_master.x", [("c_root.x", "pelvis", "pelvis_low")])
+    bones += _chain("c_root_master.x", [("c_spine_01.x", "spine_a", "spine_b"), ("c_spine_02.x", "spine_b", "spine_c"),
+                                        ("c_spine_03.x", "spine_c", "neck"), ("c_neck.x", "neck", "head"),
+                                        ("c_head.x", "head", "head_top")])
+    bones += _chain("c_spine_01.x", [("spine_01.x", "spine_a", "spine_b")])
+    for s in ("l", "r"):
+        bones += _chain("spine_01.x", [(f"c_thigh_b.{s}", f"{s}_hip", f"{s}_hip_tip"), (f"c_thigh_fk.{s}", f"{s}_hip", f"{s}_knee"),
+                                       (f"c_leg_fk.{s}", f"{s}_knee", f"{s}_ankle"), (f"c_foot_fk.{s}", f"{s}_ankle", f"{s}_ball"),
+                                       (f"c_toes_fk.{s}", f"{s}_ball", f"{s}_toe_end")])
+        bones += _chain("c_spine_03.x", [(f"c_shoulder.{s}", f"{s}_collar", f"{s}_shoulder"), (f"c_arm_fk.{s}", f"{s}_shoulder", f"{s}_elbow"),
+                                         (f"c_forearm_fk.{s}", f"{s}_elbow", f"{s}_wrist"), (f"c_hand_fk.{s}", f"{s}_wrist", f"{s}_hand_end")])
+        bones += _fingers(f"c_hand_fk.{s}", s, lambda f, k, s=s: f"c_{('thumb', 'index', 'middle', 'ring')[f]}{k + 1}.{s}")
+        bones += [(f"c_foot_ik.{s}", f"{s}_ankle_floor", f"{s}_ik_tip", "c_traj"), (f"c_leg_pole.{s}", f"{s}_knee", f"{s}_shin_mid", "c_traj")]
+    deform = [bone for bone in auto_rig_pro() if bone[0] not in ("spine_01.x",)]
+    return bones + [(name, head, tail, parent or "c_root.x") for name, head, tail, parent in deform]
+
+
 def unreal_manny(metahuman: bool = False):
     """Unreal 5's Manny/Quinn: root, five spine and two neck bones, two twist bones per limb segment,
     the IK helper bones (ik_foot_root, ik_hand_root, ik_hand_gun ...), interaction and
@@ -391,7 +414,8 @@ def random_names(seed: int = 7):
 
 FAMILIES = {"mixamo": mixamo, "mixamo1": lambda: mixamo("mixamorig1:"), "unreal4": lambda: unreal(4),
             "unreal5": lambda: unreal(5), "unity": unity, "vrm": vrm, "smpl": smpl, "smplx": lambda: smpl("smplx"),
-            "cmu": cmu, "humanml3d": humanml3d, "auto_rig_pro": auto_rig_pro, "unreal_manny": unreal_manny,
+            "cmu": cmu, "humanml3d": humanml3d, "auto_rig_pro": auto_rig_pro, "auto_rig_pro_controls": auto_rig_pro_controls,
+            "unreal_manny": unreal_manny,
             "metahuman": lambda: unreal_manny(metahuman=True), "daz_genesis8": daz_genesis8, "daz_genesis9": daz_genesis9,
             "character_creator": character_creator, "biped": biped, "biped_2012": lambda: biped("Bip001"),
             "rokoko": rokoko, "rokoko_newton": lambda: rokoko(newton=True), "mmd": mmd,
@@ -400,14 +424,15 @@ FAMILIES = {"mixamo": mixamo, "mixamo1": lambda: mixamo("mixamorig1:"), "unreal4
 RIGS = {**FAMILIES, "unfamiliar": random_names}
 MAPPED_AS = {"mixamo": "mixamo", "mixamo1": "mixamo", "unreal4": "unreal4", "unreal5": "unreal5", "unity": "unity",
              "vrm": "vrm", "smpl": "smpl", "smplx": "smpl", "cmu": "cmu", "humanml3d": "humanml3d", "unfamiliar": "structure",
-             "auto_rig_pro": "auto_rig_pro", "unreal_manny": "unreal5", "metahuman": "unreal5",
+             "auto_rig_pro": "auto_rig_pro", "auto_rig_pro_controls": "auto_rig_pro_controls", "unreal_manny": "unreal5", "metahuman": "unreal5",
              "daz_genesis8": "daz_genesis8", "daz_genesis9": "daz_genesis9", "character_creator": "character_creator",
              "biped": "biped", "biped_2012": "biped", "rokoko": "rokoko", "rokoko_newton": "rokoko", "mmd": "mmd",
              "mmd_mirrored": "mmd"}
 # Rigs whose structure reads differently from their names, both workable: Biped's thighs hang off
 # the first spine link (so structure takes that link for the hips), MMD's centre bone is the hips
-# by name while structure takes the waist that both body halves hang from.
-STRUCTURE_DIFFERS = {"biped", "biped_2012", "mmd", "mmd_mirrored"}
+# by name while structure takes the waist that both body halves hang from; a control rig holds its
+# deform chain beside the controls.
+STRUCTURE_DIFFERS = {"biped", "biped_2012", "mmd", "mmd_mirrored", "auto_rig_pro_controls"}
 
 
 def rig_arrays(bones, pose: str = "T", roll_seed: int | None = 0, scale: float = 1.0):
