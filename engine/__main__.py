@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.train", "train the tokenizer or the transformer"),
     "generate": ("engine.cli", "generate motion from a prompt"),
     "edit": ("engine.cli", "regenerate the masked frames of a motion"),
+    "extend": ("engine.cli", "add seconds of motion before or after a motion"),
+    "inbetween": ("engine.cli", "generate the motion between key poses of a motion"),
     "eval": ("engine.evaluate", "evaluate a checkpoint"),
     "import-official": ("engine.official", "import the authors' MoSa.zip"),
     "serve": ("engine.service", "run the local HTTP service"),

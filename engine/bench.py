@@ -123,6 +123,36 @@ def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
             for device in devices for preset in PRESETS for batch in batches]  # fmt: skip
 
 
+# A 30 s shot of four prompts (engine.timeline): five windows of the committed demo model.
+TIMELINE = (("a person walks forward", 8.0), ("a person runs forward", 6.0), ("a person jumps forward", 8.0),
+            ("a person waves with the right hand", 8.0))  # fmt: skip
+
+
+def time_timeline(device: str, threads: int) -> tuple[float, float]:
+    """(seconds, seconds of motion) for the TIMELINE shot on the demo model; runs in its own process."""
+    import torch
+
+    from engine.cli import DEFAULT_CHECKPOINT
+    from engine.pipeline import Pipeline
+    from engine.timeline import LongRequest, Segment, generate_long
+    from engine.validation import frames_for_seconds
+
+    torch.set_num_threads(threads)
+    pipeline = Pipeline.load(DEFAULT_CHECKPOINT, device=device)
+    request = LongRequest([Segment(prompt, frames_for_seconds(seconds)) for prompt, seconds in TIMELINE], seed=0)
+    generate_long(pipeline, request)  # warm-up
+    started = time.perf_counter()
+    motion = generate_long(pipeline, request)
+    return time.perf_counter() - started, motion.frames / motion.fps
+
+
+def timeline_table(rows: list[tuple[str, float, float]]) -> str:
+    lines = ["## A 30 s prompt timeline (4 prompts, 5 windows; the committed demo model)", "",
+             "| device | s | s of motion | s per s of motion |", "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {device} | {seconds:.2f} | {motion:.1f} | {seconds / motion:.3f} |" for device, seconds, motion in rows]
+    return "\n".join(lines) + "\n"
+
+
 def table(results: list[Result], notes: list[str]) -> str:
     lines = [
         f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
@@ -180,6 +210,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"[bench] {case.preset} on {case.device}, batch {case.batch} ...", flush=True)
         results.append(measure(case))
     report = table(results, notes(devices))
+    timeline_rows = []
+    for device in devices:
+        print(f"[bench] 30 s timeline on {device} ...", flush=True)
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            timeline_rows.append((device, *pool.submit(time_timeline, device, args.threads).result()))
+    report += "\n" + timeline_table(timeline_rows)
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
-"""`python -m engine generate` and `python -m engine edit`: the service's jobs, from a shell.
+"""`python -m engine generate|edit|extend|inbetween`: the service's jobs, from a shell.
 
 Requests go through the same validation as the HTTP API. The output format follows the file
 extension (.npz, .bvh, .json); several samples are written as numbered files (walk_1.bvh, ...).
+`generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`, a list of
+{"prompt", "seconds"}) makes one motion of any length, window by window (engine.timeline).
 """
 from __future__ import annotations
 
@@ -19,11 +21,16 @@ FORMATS = (".npz", ".bvh", ".json")
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--prompt", required=True, help="what the motion should show")
+    if command in LONG_COMMANDS:
+        configure_long(parser, command)
+        return
+    parser.add_argument("--prompt", action="append",
+                        help="what the motion should show; repeat it with --seconds for a timeline of prompts")  # fmt: skip
     if command == "generate":
         length = parser.add_mutually_exclusive_group()
-        length.add_argument("--seconds", type=float, default=None, help="length in seconds (default 4)")
+        length.add_argument("--seconds", type=float, action="append", help="length in seconds (default 4); one per --prompt")
         length.add_argument("--frames", type=int, default=None, help=f"length in frames at 20 fps, a multiple of {validation.FRAMES_PER_TOKEN}")
+        parser.add_argument("--timeline", type=Path, help='a JSON list of {"prompt": ..., "seconds": ...} rows instead of --prompt')
     else:
         parser.add_argument("--source", required=True, help="the motion to edit (.npz, .bvh or .json)")
         parser.add_argument("--frames", required=True, metavar="START:END", help="frames to regenerate, END exclusive, e.g. 40:80")
@@ -40,6 +47,14 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command in LONG_COMMANDS or is_timeline(args):
+        return run_long(args)
+    if not args.prompt:
+        print("error: give --prompt (or --timeline FILE.json)", file=sys.stderr)
+        return 2
+    args.prompt = args.prompt[0]
+    if args.command == "generate":
+        args.seconds = args.seconds[0] if args.seconds else None
     out = Path(args.out)
     if out.suffix.lower() not in FORMATS:
         print(f"error: --out {out} must end in one of {', '.join(FORMATS)}", file=sys.stderr)
@@ -137,3 +152,99 @@ def _request_body(args: argparse.Namespace) -> dict:
     body["source"] = source.to_dict()
     body["frame_mask"] = frame_span_mask(args.frames, len(source.positions))
     return body
+
+
+# --- motions longer than one window (engine.timeline) --------------------------------------------------------------
+LONG_COMMANDS = ("extend", "inbetween")
+MAX_SHOT_SECONDS = 600.0  # a sanity bound for one shot (10 minutes)
+MAX_WINDOW_FRAMES = validation.Limits().max_frames  # what one run of the model makes
+
+
+def is_timeline(args: argparse.Namespace) -> bool:
+    """A generate request that one window cannot make: several prompts, a timeline file, or over 9.8 s."""
+    if args.command != "generate":
+        return False
+    seconds = args.seconds or []
+    return bool(args.timeline) or len(args.prompt or []) > 1 or len(seconds) > 1 or any(s * 20 > MAX_WINDOW_FRAMES for s in seconds)
+
+
+def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--source", required=True, help="the motion to extend or key (.npz, .bvh or .json)")
+    parser.add_argument("--prompt", required=True, action="append", help="what the new frames should show")
+    if command == "extend":
+        parser.add_argument("--seconds", required=True, type=float, action="append", help="seconds to add; one per --prompt")
+        parser.add_argument("--before", action="store_true", help="add the frames before the source instead of after it")
+    else:
+        parser.add_argument("--keys", required=True, help="key frames of the source to pass through, e.g. 0,40,80")
+    parser.add_argument("--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Path | None) -> list:
+    """The (prompt, frames) rows of a timeline from repeated --prompt/--seconds or a JSON file."""
+    from engine.timeline import Segment
+
+    if timeline is not None:
+        try:
+            rows = json.loads(timeline.read_text())
+            pairs = [(row["prompt"], row["seconds"]) for row in rows]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise RequestError("bad_timeline", f"--timeline {timeline}: expected a JSON list of "
+                                               f'{{"prompt": ..., "seconds": ...}} rows ({exc})') from None  # fmt: skip
+    else:
+        if not seconds or len(seconds) != len(prompts):
+            raise RequestError("bad_timeline", f"{len(prompts)} --prompt but {len(seconds or [])} --seconds; give one length per prompt")
+        pairs = list(zip(prompts, seconds))
+    segments = []
+    for index, (prompt, length) in enumerate(pairs, 1):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RequestError("bad_prompt", f"row {index}: the prompt is empty")
+        if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 < length <= MAX_SHOT_SECONDS:
+            raise RequestError("bad_length", f"row {index}: seconds is {length!r}; expected a number above 0 up to {MAX_SHOT_SECONDS:g}")
+        segments.append(Segment(prompt.strip(), max(validation.FRAMES_PER_TOKEN, validation.frames_for_seconds(length))))
+    if sum(s.frames for s in segments) > MAX_SHOT_SECONDS * 20:
+        raise RequestError("bad_length", f"the shot is longer than {MAX_SHOT_SECONDS:g} s")
+    return segments
+
+
+def source_rows(motion) -> "np.ndarray":
+    """One raw feature row per frame of a motion read from a file (its own rows when it has them)."""
+    import numpy as np
+
+    from engine.representation import joints_to_features
+
+    features = motion.features if motion.features is not None else joints_to_features(motion.positions)
+    return np.concatenate([features, features[-1:]]) if len(features) < motion.frames else features
+
+
+def run_long(args: argparse.Namespace) -> int:
+    from engine.pipeline import Pipeline
+    from engine.timeline import LongRequest, generate_long, inbetween
+
+    out = Path(args.out)
+    try:
+        if out.suffix.lower() not in FORMATS:
+            raise RequestError("bad_out", f"--out {out} must end in one of {', '.join(FORMATS)}")
+        source = read_motion(Path(args.source)) if args.command in LONG_COMMANDS else None
+        if args.command == "inbetween":
+            keys = [int(key) for key in args.keys.split(",")]
+        else:
+            segments = shot_segments(args.prompt or [], args.seconds, getattr(args, "timeline", None))
+        pipeline = Pipeline.load(args.checkpoint, device=args.device)
+        started = time.monotonic()
+        if args.command == "inbetween":
+            motion = inbetween(pipeline, source, keys, " ".join(args.prompt), seed=args.seed)
+        else:
+            features = None if source is None else source_rows(source)
+            side = "before" if getattr(args, "before", False) else "after"
+            motion = generate_long(pipeline, LongRequest(segments, features, side, seed=args.seed),
+                                   on_progress=lambda p: print(f"scale {p.step}/{p.total}", flush=True))  # fmt: skip
+    except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or checkpoint
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{motion.frames} frames ({motion.frames / 20:.1f} s) in {time.monotonic() - started:.2f} s", flush=True)
+    write_motion(motion, out)
+    print(f"wrote {out}")
+    return 0

@@ -54,7 +54,10 @@ def test_generate_json_then_edit_npz(checkpoint, tmp_path):
     "args, words",
     [
         (["generate", "--prompt", "walk", "--frames", "42", "--out", "x.npz"], "multiple of 4"),
-        (["generate", "--prompt", "walk", "--seconds", "30", "--out", "x.npz"], "out of range"),
+        (["generate", "--prompt", "walk", "--seconds", "-1", "--out", "x.npz"], "out of range"),
+        (["generate", "--prompt", "walk", "--seconds", "700", "--out", "x.npz"], "up to 600"),
+        (["generate", "--prompt", "walk", "--seconds", "3", "--prompt", "run", "--out", "x.npz"], "one length per prompt"),
+        (["inbetween", "--prompt", "walk", "--source", "missing.npz", "--keys", "0,8", "--out", "x.npz"], "missing.npz"),
         (["generate", "--prompt", "", "--out", "x.npz"], "'prompt' is empty"),
         (["generate", "--prompt", "walk", "--out", "x.fbx"], "must end in one of .npz, .bvh, .json"),
         (["edit", "--prompt", "walk", "--source", "missing.npz", "--frames", "1:2", "--out", "x.npz"], "missing.npz"),

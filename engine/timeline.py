@@ -1,0 +1,222 @@
+"""Motions longer than the model's window, and motions that pass through an animator's key poses.
+
+The model makes at most 196 frames (9.8 s). A longer shot is built window by window with MoSa's
+prefix completion (mosa-spec.md section 4): each window starts with the last OVERLAP_FRAMES of
+the motion so far, kept (the edit mask is off there), and generates the rest from its own prompt.
+Extending a motion is the same loop from the motion's end (suffix) or, mirrored, from its start.
+
+HumanML3D features are relative (root yaw and ground velocity in the body's frame, root height,
+root-relative joints), so windows join by concatenating feature rows: integrating the root over
+the whole sequence carries position and facing across every seam. The window's decode of the kept
+frames differs a little from the frames themselves (the tokenizer's reconstruction error), so the
+first generated rows take that difference, fading out over SEAM_BLEND_FRAMES: the motion so far is
+never changed, and the seam has no jump.
+
+In-betweening edits the frames between the key frames with the keys' tokens kept, then warps the
+result (Witkin and Popovic's motion warping) so that every key frame is the keyed pose exactly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from engine import representation
+from engine.generate import SamplingOptions
+from engine.pipeline import EditRequest, GenerateRequest, Pipeline, Progress
+from engine.tokenizer import FRAMES_PER_LATENT
+from retarget.motion import CanonicalMotion
+
+OVERLAP_FRAMES = 40  # 2 s of the motion so far that each next window keeps
+SEAM_BLEND_FRAMES = 16  # generated rows over which the kept frames' reconstruction error fades out
+KEY_HOLD_FRAMES = 2  # frames each side of a key frame whose tokens the in-betweening edit keeps
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One row of a prompt timeline."""
+
+    prompt: str
+    frames: int  # a positive multiple of 4
+
+
+@dataclass(frozen=True)
+class Window:
+    """One run of the model: `kept` frames of the motion so far, then `new` generated ones."""
+
+    prompt: str
+    kept: int
+    new: int
+    segment: int  # index of the segment the new frames belong to
+
+
+@dataclass
+class LongRequest:
+    """A timeline, or an extension of `source_features` before or after it."""
+
+    segments: list[Segment]
+    source_features: np.ndarray | None = None  # (frames, 263) raw features to continue
+    side: str = "after"  # "after": suffix completion; "before": prefix completion
+    seed: int | None = None  # window i uses seed + i
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+def plan_windows(segments: list[Segment], max_frames: int, continuing: bool, overlap: int = OVERLAP_FRAMES) -> list[Window]:
+    """The model runs that make the segments, in order; a segment longer than one window takes several."""
+    if not segments:
+        raise ValueError("a timeline needs at least one segment (a prompt and a length)")
+    if overlap % FRAMES_PER_LATENT or not 0 < overlap < max_frames:
+        raise ValueError(f"overlap {overlap} must be a multiple of {FRAMES_PER_LATENT} between 0 and {max_frames}")
+    windows: list[Window] = []
+    for index, segment in enumerate(segments):
+        if not isinstance(segment.frames, int) or segment.frames <= 0 or segment.frames % FRAMES_PER_LATENT:
+            raise ValueError(f"segment {index + 1} has {segment.frames!r} frames; expected a positive multiple of 4")
+        remaining = segment.frames
+        while remaining:
+            kept = overlap if (windows or continuing) else 0
+            new = min(remaining, max_frames - kept)
+            windows.append(Window(segment.prompt, kept, new, index))
+            remaining -= new
+    return windows
+
+
+def generate_long(pipeline: Pipeline, request: LongRequest, on_progress: ProgressCallback | None = None,
+                  should_cancel: CancelCheck | None = None) -> CanonicalMotion:  # fmt: skip
+    """One motion over all segments (after or before the source, if there is one).
+
+    The source's own rows come back unchanged in the result's features; progress counts the
+    scales of all windows together.
+    """
+    if request.side not in ("after", "before"):
+        raise ValueError(f"side is {request.side!r}; expected 'after' or 'before'")
+    features = _source_rows(request.source_features)
+    # Prefix completion is suffix completion of the time-reversed order of windows: each window
+    # keeps the start of the motion so far and generates what comes before it.
+    windows = plan_windows(request.segments, pipeline.max_frames, continuing=len(features) > 0)
+    if len(features) and len(features) < OVERLAP_FRAMES:
+        raise ValueError(f"the motion to extend has {len(features)} frames; at least {OVERLAP_FRAMES} are needed")
+    seed = secrets.randbits(31) if request.seed is None else request.seed
+    scales = len(pipeline.transformer.config.scales)
+    for index, window in enumerate(windows):
+        report = None
+        if on_progress is not None:
+            def report(progress: Progress, done: int = index * scales) -> None:
+                on_progress(Progress(done + progress.step, len(windows) * scales, progress.preview_joints))
+        features = _run_window(pipeline, features, window, request.side, seed + index, request.sampling,
+                               report, should_cancel)  # fmt: skip
+    return representation.features_to_motion(features)
+
+
+def _run_window(pipeline: Pipeline, features: np.ndarray, window: Window, side: str, seed: int,
+                sampling: SamplingOptions, on_progress, should_cancel) -> np.ndarray:  # fmt: skip
+    """The motion so far with one window's new frames joined at `side`."""
+    if window.kept == 0:
+        request = GenerateRequest(window.prompt, window.new, seed, 1, sampling)
+        return _rows(pipeline.generate(request, on_progress, should_cancel)[0])
+    kept = features[-window.kept :] if side == "after" else features[: window.kept]
+    # The frames to generate start as the nearest kept pose held still; the model replaces them.
+    filler = np.repeat(kept[-1:] if side == "after" else kept[:1], window.new, axis=0)
+    generated = np.ones(window.kept + window.new, dtype=bool)
+    if side == "after":
+        source, generated[: window.kept] = np.concatenate([kept, filler]), False
+    else:
+        source, generated[window.new :] = np.concatenate([filler, kept]), False
+    request = EditRequest(window.prompt, source, generated, seed, 1, sampling)
+    decoded = _rows(pipeline.edit(request, on_progress, should_cancel)[0])
+    if side == "after":
+        new = decoded[window.kept :] + fade(features[-1] - decoded[window.kept - 1], window.new)
+        return np.concatenate([features, new])
+    new = decoded[: window.new] + fade(features[0] - decoded[window.new], window.new)[::-1]
+    return np.concatenate([new, features])
+
+
+def fade(offset: np.ndarray, rows: int, blend: int = SEAM_BLEND_FRAMES) -> np.ndarray:
+    """(rows, 263): `offset` on the first row, falling linearly to zero after `blend` rows."""
+    weight = np.clip(1.0 - np.arange(rows) / blend, 0.0, 1.0)
+    return (weight[:, None] * offset[None]).astype(np.float32)
+
+
+def _rows(motion: CanonicalMotion) -> np.ndarray:
+    """The raw feature rows of a pipeline result, one per frame."""
+    return np.asarray(motion.features, dtype=np.float32)
+
+
+def _source_rows(source_features: np.ndarray | None) -> np.ndarray:
+    if source_features is None:
+        return np.zeros((0, representation.FEATURE_SIZE), np.float32)
+    features = np.asarray(source_features, dtype=np.float32)
+    if features.ndim != 2 or features.shape[1] != representation.FEATURE_SIZE or not np.isfinite(features).all():
+        raise ValueError(f"source features have shape {features.shape}; expected finite (frames, 263)")
+    return features
+
+
+# --- in-betweening to key poses -------------------------------------------------------------------------------------
+def inbetween(pipeline: Pipeline, source: CanonicalMotion, key_frames: list[int], prompt: str, seed: int | None = None,
+              sampling: SamplingOptions | None = None, on_progress: ProgressCallback | None = None,
+              should_cancel: CancelCheck | None = None) -> CanonicalMotion:  # fmt: skip
+    """A motion that passes through the source's poses at `key_frames` and follows the prompt between them.
+
+    Frames outside the first and last key are the source's own. The edit keeps the tokens around
+    each key, so the model moves towards the keyed poses; the warp then makes each key exact.
+    """
+    keys = sorted(set(int(k) for k in key_frames))
+    frames, window = source.frames, pipeline.max_frames
+    if len(keys) < 2 or keys[0] < 0 or keys[-1] >= frames:
+        raise ValueError(f"in-betweening needs at least two key frames within 0..{frames - 1}; got {key_frames}")
+    if keys[-1] - keys[0] + 1 > window:
+        raise ValueError(f"the keys span {keys[-1] - keys[0] + 1} frames; in-betweening handles up to {window} at once")
+    # One window around the keys, the source's frames on both sides as context.
+    start = max(0, min(keys[0] - (window - (keys[-1] - keys[0] + 1)) // 2, frames - window))
+    end = min(frames, start + window)
+    targets = np.asarray(source.positions[start:end], dtype=np.float64)
+    local_keys = [key - start for key in keys]
+    features = representation.joints_to_features(targets)  # one row short; the edit repeats the last
+    regenerate = np.zeros(end - start, dtype=bool)
+    regenerate[local_keys[0] : local_keys[-1] + 1] = True
+    for key in local_keys:
+        regenerate[max(0, key - KEY_HOLD_FRAMES) : key + KEY_HOLD_FRAMES + 1] = False
+    request = EditRequest(prompt, features, regenerate, seed, 1, sampling or SamplingOptions())
+    generated = pipeline.edit(request, on_progress, should_cancel)[0]
+    # The generated motion starts at the origin facing +Z, as every decode does; the source's key
+    # frames are where the animator put them, so warp in the source's space.
+    aligned = align_on_frame(generated.positions, targets, local_keys[0])
+    positions = np.array(source.positions, dtype=np.float32)
+    first, last = keys[0], keys[-1] + 1
+    positions[first:last] = warp_to_keys(aligned, targets, local_keys)[local_keys[0] : local_keys[-1] + 1]
+    return CanonicalMotion.from_positions(positions, fps=source.fps)
+
+
+def align_on_frame(positions: np.ndarray, targets: np.ndarray, frame: int) -> np.ndarray:
+    """Positions (T, 22, 3) turned about the vertical and moved so that `frame` fits the targets' best."""
+    moving, fixed = np.asarray(positions, np.float64), np.asarray(targets, np.float64)
+    here, there = moving[frame] - moving[frame].mean(0), fixed[frame] - fixed[frame].mean(0)
+    # The yaw that best maps one pose's ground-plane spread onto the other's (2-D Procrustes on X, Z).
+    cross = np.sum(here[:, 2] * there[:, 0] - here[:, 0] * there[:, 2])
+    dot = np.sum(here[:, 0] * there[:, 0] + here[:, 2] * there[:, 2])
+    angle = np.arctan2(cross, dot)
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+    turned = moving @ turn.T
+    return turned + (fixed[frame].mean(0) - turned[frame].mean(0))
+
+
+def warp_to_keys(positions: np.ndarray, targets: np.ndarray, keys: list[int]) -> np.ndarray:
+    """Positions (T, 22, 3) plus a smooth per-joint offset that is exactly targets - positions at each key.
+
+    Between two keys the offset eases from one key's to the next (smoothstep), so the warp adds
+    no velocity at the keys themselves; the root-relative pose and the root path are warped alike.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    offsets = np.asarray(targets, dtype=np.float64)[keys] - positions[keys]
+    warped = positions.copy()
+    for (start, end), (before, after) in zip(zip(keys, keys[1:]), zip(offsets, offsets[1:])):
+        t = np.linspace(0.0, 1.0, end - start + 1)
+        ease = (t * t * (3.0 - 2.0 * t))[:, None, None]
+        warped[start : end + 1] = positions[start : end + 1] + (1.0 - ease) * before + ease * after
+    return warped.astype(np.float32)

@@ -1,0 +1,122 @@
+"""Shots longer than one window, extending a motion and in-betweening, on the committed demo model.
+
+The prompts are the evaluation's paraphrases (engine/evaluate.py), written before this feature
+existed; the kind of each segment is judged by the evaluation's nearest-clip measure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import representation
+from engine.cli import DEFAULT_CHECKPOINT
+from engine.datasets.captions import captions_for
+from engine.evaluate import PARAPHRASE_PROMPTS, NearestClip
+from engine.generate import Cancelled
+from engine.pipeline import GenerateRequest, Pipeline
+from engine.timeline import OVERLAP_FRAMES, LongRequest, Segment, generate_long, inbetween, plan_windows
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse)
+
+# (clip, frames): 8 + 6 + 8 + 8 s = 30 s in four segments of four kinds
+SHOT = [("deepmimic_walk", 160), ("deepmimic_run", 120), ("deepmimic_jump", 160), ("cmu_111_37", 160)]
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline.load(DEFAULT_CHECKPOINT, device="cpu")
+
+
+# Prompts of two kinds: the clip's first training caption, and the evaluation's first paraphrase.
+PROMPT_OF = {"caption": lambda clip: captions_for(clip)[0], "paraphrase": lambda clip: PARAPHRASE_PROMPTS[clip][0]}
+
+
+def frame_steps(positions: np.ndarray) -> np.ndarray:
+    """Per frame-to-frame step, the largest joint displacement (T - 1,)."""
+    return np.linalg.norm(np.diff(positions, axis=0), axis=-1).max(axis=1)
+
+
+def test_windows_cover_each_segment_once_and_keep_the_overlap():
+    windows = plan_windows([Segment("a", 400), Segment("b", 8)], max_frames=196, continuing=False)
+    assert [(w.kept, w.new, w.segment) for w in windows] == [(0, 196, 0), (40, 156, 0), (40, 48, 0), (40, 8, 1)]
+    with pytest.raises(ValueError, match="multiple of 4"):
+        plan_windows([Segment("a", 10)], max_frames=196, continuing=False)
+    with pytest.raises(ValueError, match="at least one segment"):
+        plan_windows([], max_frames=196, continuing=False)
+
+
+@pytest.mark.parametrize("prompts", sorted(PROMPT_OF))
+def test_a_30_second_timeline_is_one_continuous_motion(pipeline, dataset, prompts):
+    classifier = NearestClip.from_dataset(dataset)
+    prompt_of = PROMPT_OF[prompts]
+    segments = [Segment(prompt_of(clip), frames) for clip, frames in SHOT]
+    starts = np.cumsum([0] + [frames for _, frames in SHOT])
+    windows = plan_windows(segments, pipeline.max_frames, continuing=False)
+    seams = np.cumsum([w.new for w in windows])[:-1]  # first frame of each window after the first
+    timeline_hits = single_hits = 0
+    for seed in SEEDS:
+        motion = generate_long(pipeline, LongRequest(segments, seed=seed))
+        assert motion.frames == starts[-1] == 600
+        steps, root_steps = frame_steps(motion.positions), np.linalg.norm(np.diff(motion.root_translation, axis=0), axis=1)
+        inside = np.ones(len(steps), dtype=bool)
+        inside[seams - 1] = False  # the step into a window's first frame
+        assert steps[~inside].max() <= steps[inside].max(), f"seed {seed}: a seam jumps more than any step inside"
+        assert root_steps[~inside].max() <= root_steps[inside].max(), f"seed {seed}: the root jumps at a seam"
+        for (clip, frames), start in zip(SHOT, starts):
+            part = representation.joints_to_features(motion.positions[start : start + frames])
+            timeline_hits += classifier.label(part) == clip
+            single = pipeline.generate(GenerateRequest(prompt_of(clip), frames, seed=seed))[0]
+            single_hits += classifier.label(representation.joints_to_features(single.positions)) == clip
+    # Reported, not asserted: the demo model reads the kind mostly from the window's length
+    # (issue 21), so at these lengths both counts sit near chance; see docs/timeline.md.
+    print(f"{prompts}s, segment kinds right: timeline {timeline_hits}/{len(SEEDS) * len(SHOT)}, single prompts {single_hits}")
+
+
+def test_extending_keeps_every_source_frame(pipeline):
+    source = pipeline.generate(GenerateRequest("a person walks forward", 80, seed=5))[0]
+    after = generate_long(pipeline, LongRequest([Segment("a person runs forward", 120)], source.features, "after", seed=6))
+    before = generate_long(pipeline, LongRequest([Segment("a person jumps up", 120)], source.features, "before", seed=7))
+    assert after.frames == before.frames == 200
+    assert np.array_equal(after.features[:80], source.features)  # bit for bit
+    assert np.array_equal(before.features[120:], source.features)
+    for motion, seam in ((after, 80), (before, 120)):
+        steps = frame_steps(motion.positions)
+        assert steps[seam - 1] <= np.delete(steps, seam - 1).max(), "the seam jumps more than any other step"
+    with pytest.raises(ValueError, match="at least 40"):
+        generate_long(pipeline, LongRequest([Segment("a person runs", 40)], source.features[: OVERLAP_FRAMES - 4]))
+
+
+def test_inbetweening_passes_through_three_key_poses_two_seconds_apart(pipeline):
+    # Keys taken from a real different motion (a run), the frames between from a walking prompt.
+    keyed = pipeline.generate(GenerateRequest(PARAPHRASE_PROMPTS["deepmimic_run"][0], 100, seed=3))[0]
+    keys = [5, 45, 85]
+    motion = inbetween(pipeline, keyed, keys, "a person walks forward", seed=4)
+    for key in keys:
+        assert np.linalg.norm(motion.positions[key] - keyed.positions[key], axis=1).max() <= 0.01
+        assert np.linalg.norm(motion.root_translation[key] - keyed.root_translation[key]) <= 0.02
+    assert np.array_equal(motion.positions[: keys[0]], keyed.positions[: keys[0]].astype(np.float32))
+    assert not np.allclose(motion.positions[keys[0] + 4 : keys[1] - 4], keyed.positions[keys[0] + 4 : keys[1] - 4], atol=0.05)
+    assert frame_steps(motion.positions).max() < 0.25  # no teleport between keys (a sprint moves < 0.5 m a frame)
+
+
+def test_progress_counts_all_windows_and_cancel_stops_between_scales(pipeline):
+    seen = []
+    generate_long(pipeline, LongRequest([Segment("a person walks", 300)], seed=0), on_progress=lambda p: seen.append((p.step, p.total)))
+    scales = len(pipeline.transformer.config.scales)
+    assert seen[-1] == (2 * scales, 2 * scales) and [s for s, _ in seen] == list(range(1, 2 * scales + 1))
+    calls = []
+    with pytest.raises(Cancelled):
+        generate_long(pipeline, LongRequest([Segment("a person walks", 300)], seed=0),
+                      on_progress=lambda p: calls.append(p.step), should_cancel=lambda: len(calls) >= scales + 2)  # fmt: skip
+    assert len(calls) == scales + 2
+
+
+def test_the_cli_makes_a_timeline_from_repeated_prompts(tmp_path):
+    from engine.__main__ import main
+    from retarget.motion import CanonicalMotion
+
+    out = tmp_path / "shot.npz"
+    assert main(["generate", "--prompt", "a person walks forward", "--seconds", "12", "--prompt", "a person jumps",
+                 "--seconds", "5", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    assert CanonicalMotion.load(out).frames == 340
