@@ -74,7 +74,7 @@ class TokenizerConfig:
 
     @classmethod
     def official(cls) -> "TokenizerConfig":
-        """The released HumanML3D / Motion-X tokenizer (about 34.5 M parameters)."""
+        """The released HumanML3D / Motion-X tokenizer (34,996,127 parameters; the paper rounds to 34.5 M)."""
         return cls()
 
     @classmethod
@@ -195,7 +195,7 @@ class Encoder(nn.Module):
             self.down.append(level)
         self.mid = Middle(widths[-1], c.dropout)
         self.norm_out = group_norm(widths[-1])
-        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, 1)  # 1x1 into the code space (inferred: matches 34.5 M)
+        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=1)  # as released: 3 wide
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
@@ -214,7 +214,7 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [c.width * m for m in c.width_mul]
         last = len(widths) - 1
-        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], 1)  # 1x1 out of the code space, as the encoder's conv_out
+        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=1)  # as the encoder's conv_out
         self.mid = Middle(widths[-1], c.dropout)
         self.up = nn.ModuleList()
         for i, width in enumerate(widths):
@@ -365,6 +365,33 @@ class Quantizer(nn.Module):
 
 
 # --- the tokenizer -----------------------------------------------------------------------------
+# The convolutions into and out of the code space (encoder.conv_out, decoder.conv_in) are 3 wide in
+# the release: encoder.conv_out.weight is (512, 256, 3), 34,996,127 parameters in all.
+CODE_SPACE_KERNEL = 3
+CODE_SPACE_WEIGHTS = ("encoder.conv_out.weight", "decoder.conv_in.weight")
+
+
+def widened_code_space_kernel(weight: Tensor) -> Tensor:
+    """A code-space convolution's weight, 3 wide.
+
+    Checkpoints this engine wrote before it followed the release (the demo model's) hold 1-wide
+    kernels; with padding 1, the same kernel as the middle tap of a 3-wide one between two zero
+    taps gives exactly the same output, so those load unchanged in behaviour.
+    """
+    if weight.dim() == 3 and weight.shape[-1] == 1:
+        return F.pad(weight, (1, 1))
+    return weight
+
+
+def upgraded_state(state_dict: dict) -> dict:
+    """A tokenizer state_dict with any 1-wide code-space kernels widened (see widened_code_space_kernel)."""
+    upgraded = dict(state_dict)
+    for name in CODE_SPACE_WEIGHTS:
+        if isinstance(upgraded.get(name), Tensor):
+            upgraded[name] = widened_code_space_kernel(upgraded[name])
+    return upgraded
+
+
 class Tokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
