@@ -82,8 +82,7 @@ def test_codebook_initialises_from_the_first_batch_and_resets_dead_codes():
     batch = torch.randn(40, 3)
     codebook.init_from(batch)
     assert codebook.initted.item() == 1.0
-    # every code is one of the batch vectors
-    assert (codebook.codebook[:, None] == batch[None]).all(-1).any(1).all()
+    assert torch.equal(codebook.codebook, batch[:6])  # the release takes the first V vectors
     # all vectors go to code 0: it moves towards their mean; the unused codes die and are
     # re-seeded from the batch
     before = codebook.codebook.clone()
@@ -92,8 +91,27 @@ def test_codebook_initialises_from_the_first_batch_and_resets_dead_codes():
     expected_code0 = (0.9 * before[0] + 0.1 * fresh.sum(0)) / (0.9 + 0.1 * 30)
     assert torch.allclose(codebook.codebook[0], expected_code0, atol=1e-5)
     assert codebook.code_count[1:].max() < 1.0
-    assert (codebook.codebook[1:, None] - fresh[None]).norm(dim=-1).min(dim=1).values.max() < 0.01
+    assert torch.equal(codebook.codebook[1:], fresh[1:6])  # dead codes: the batch's first vectors
     assert codebook.code_count[0] > 1.0
+
+
+def test_the_ema_update_looks_up_each_full_resolution_vector_on_its_own():
+    """The release assigns each of the 49 residual vectors its own nearest code for the EMA update,
+    not the code of the (downsampled) token that covers it."""
+    torch.manual_seed(2)
+    quantizer = Tokenizer(tiny_config()).quantizer
+    for layer in quantizer.layers:
+        layer.init_from(torch.randn(64, 16))
+    z = torch.randn(3, 16, 49)
+    layer = quantizer.layers[0]
+    before_sum, before_count = layer.code_sum.clone(), layer.code_count.clone()
+    vectors = z.transpose(1, 2).reshape(-1, 16)
+    own_codes = (F.normalize(vectors, dim=-1) @ F.normalize(layer.codebook, dim=-1).T).argmax(-1)
+    quantizer.train()(z)
+    counts = torch.bincount(own_codes, minlength=layer.code_count.shape[0]).float()
+    assert torch.allclose(layer.code_count, layer.mu * before_count + (1 - layer.mu) * counts)
+    onehot = F.one_hot(own_codes, layer.code_count.shape[0]).float()
+    assert torch.allclose(layer.code_sum, layer.mu * before_sum + (1 - layer.mu) * onehot.T @ vectors, atol=1e-5)
 
 
 def test_tokens_rebuild_the_latent_of_the_forward_pass():
