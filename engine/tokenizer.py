@@ -22,7 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-FRAMES_PER_LATENT = 4  # two stride-2 downsamples
+from retarget.canonical import FEATURE_SIZE, FRAMES_PER_LATENT, MAX_FRAMES  # FRAMES_PER_LATENT: two stride-2 downsamples
+
 JOINT_FEATURES = slice(4, 67)  # root-relative joint positions: weighted extra in the loss
 
 
@@ -33,8 +34,8 @@ def usable_length(frames: int, max_frames: int) -> int:
 
 @dataclass
 class TokenizerConfig:
-    feature_dim: int = 263
-    max_frames: int = 196
+    feature_dim: int = FEATURE_SIZE
+    max_frames: int = MAX_FRAMES
     width: int = 256
     width_mul: tuple[int, ...] = (1, 2, 1)
     depth: int = 2  # residual blocks per encoder level (the decoder has depth + 1)

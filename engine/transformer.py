@@ -19,9 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-OFFICIAL_SCALES = (3, 6, 10, 15, 20, 25, 30, 36, 42, 49)
-OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)
-FRAMES_PER_TOKEN = 4  # the tokenizer downsamples time by 4: 196 frames -> 49 latents
+from engine.tokenizer import FRAMES_PER_LATENT, TokenizerConfig
+
+OFFICIAL_SCALES = TokenizerConfig.official().scales
+OFFICIAL_CODEBOOK_SIZES = tuple(TokenizerConfig.official().codebook_sizes())
 
 
 @dataclass
@@ -266,11 +267,11 @@ class Transformer(nn.Module):
     # -- inputs --
     def length_index(self, lengths: Tensor) -> Tensor:
         """Motion length in frames -> length-embedding row (m_len // 4 - 1), checked."""
-        tokens = lengths // FRAMES_PER_TOKEN
-        if (lengths % FRAMES_PER_TOKEN).any() or (tokens < 1).any() or (tokens > self.config.length_tokens).any():
+        tokens = lengths // FRAMES_PER_LATENT
+        if (lengths % FRAMES_PER_LATENT).any() or (tokens < 1).any() or (tokens > self.config.length_tokens).any():
             raise ValueError(
-                f"motion lengths {lengths.tolist()} must be multiples of {FRAMES_PER_TOKEN} "
-                f"in {FRAMES_PER_TOKEN}..{FRAMES_PER_TOKEN * self.config.length_tokens} frames"
+                f"motion lengths {lengths.tolist()} must be multiples of {FRAMES_PER_LATENT} "
+                f"in {FRAMES_PER_LATENT}..{FRAMES_PER_LATENT * self.config.length_tokens} frames"
             )
         return tokens - 1
 

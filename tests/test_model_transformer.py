@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from engine.checkpoint import load_state_strict
-from engine.transformer import OFFICIAL_CODEBOOK_SIZES, Transformer, TransformerConfig, scale_rotary_frequencies
+from engine.transformer import Transformer, TransformerConfig, scale_rotary_frequencies
+
+OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)  # the release's, written out
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 TINY = dict(d_model=32, n_layers=2, n_heads=2, ff_size=64, dropout=0.0, text_dim=16, code_dim=8)
