@@ -118,7 +118,7 @@ def smooth_weights(logits: Tensor, ratio: float, gumbel: Tensor) -> Tensor:
 
 def mixed_contribution(quantizer, q: int, weights: Tensor) -> Tensor:
     """Like quantizer.scale_contribution, for a soft mix of codes (B, s_q, V) instead of codes."""
-    vectors = (weights @ quantizer.layers[q].codebook).transpose(1, 2)
+    vectors = (weights @ quantizer.layers[q].codebook.unsqueeze(0)).transpose(1, 2)  # batched, as the release rounds it
     return quantizer.phis[q](F.interpolate(vectors, size=quantizer.latent_length, mode="linear"))
 
 

@@ -12,6 +12,7 @@ is not documented; here `input_process` embeds the tokenizer's latents (as in Mo
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -181,11 +182,11 @@ class Attention(nn.Module):
         super().__init__()
         d = config.d_model
         self.n_heads = config.n_heads
-        self.dropout = config.dropout
         self.query = nn.Linear(d, d)
         self.key = nn.Linear(d, d)
         self.value = nn.Linear(d, d)
         self.proj = nn.Linear(d, d)
+        self.attn_drop = nn.Dropout(config.dropout)
         self.proj_drop = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, source: Tensor, freqs_cis: Tensor | None = None,
@@ -201,7 +202,12 @@ class Attention(nn.Module):
             if cache.grows and cache.keys is not None:  # earlier scales' keys and values, then this scale's
                 k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
             cache.keys, cache.values = k, v
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        # Written out as the release computes it (not a fused kernel, which rounds differently: the
+        # guided logits multiply any difference by up to 9, the smooth mode's last tau by ~1300).
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        out = self.attn_drop(scores.softmax(dim=-1)) @ v
         return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
 
     def _heads(self, x: Tensor) -> Tensor:
