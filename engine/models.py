@@ -427,7 +427,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--folder", type=Path, default=None, help=f"where models live (default: ${FOLDER_VARIABLE} or {models_folder()})")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the models and whether they are installed")
-    listing.add_argument("--json", action="store_true", help="one JSON list (for the add-on)")
+    listing.add_argument("--json", action="store_true", help="one JSON object: folder, models, licences (for the add-on)")
     download = actions.add_parser("download", help="download and import the authors' models")
     download.add_argument("which", choices=("official",), help="official: the HumanML3D and Motion-X models and CLIP's text tower")
     download.add_argument("--accept-licences", action="store_true", help="accept the licences printed before the download")
@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = catalogue_status(folder)
         if args.json:
-            print(json.dumps(rows))
+            print(json.dumps({"folder": str(folder), "models": rows, "licences": list(LICENCES)}))
             return 0
         for row in rows:
             where = f"{row['path']} ({human_bytes(row['bytes'])})" if row["installed"] else "not installed"

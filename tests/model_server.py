@@ -19,6 +19,9 @@ from pathlib import Path
 
 HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHUNK = 64 * 1024
+ARCHIVE = "/MoSa.zip"
+CLIP_PREFIX = "/openai/clip-vit-base-patch32/resolve/main"
+UNWANTED = ("tf_model.h5", "flax_model.msgpack")  # the Hub repository's other weights copies: never to be fetched
 
 
 @dataclass
@@ -38,6 +41,15 @@ class ModelServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @classmethod
+    def for_release(cls, folder: Path) -> ModelServer:
+        """The archive and CLIP's files that tests/model_release_files.py wrote into folder, as the real sources serve them."""
+        server = cls({ARCHIVE: (folder / "MoSa.zip").read_bytes()})
+        server.add_folder(CLIP_PREFIX, folder / "clip")
+        for name in UNWANTED:
+            server.files[f"{CLIP_PREFIX}/{name}"] = b"\0" * 1000
+        return server
 
     @property
     def url(self) -> str:

@@ -6,7 +6,6 @@ no network. The engine runs as the add-on runs it, as a subprocess of its own Py
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -21,44 +20,25 @@ import numpy as np
 import pytest
 
 from conftest import ENGINE_PYTHON, ROOT
-from tests.model_fixtures import save_tiny_clip
-from tests.model_server import ModelServer
-
-ARCHIVE = "/MoSa.zip"
-CLIP_PREFIX = "/openai/clip-vit-base-patch32/resolve/main"
-UNWANTED = ("tf_model.h5", "flax_model.msgpack")  # the repository's other copies: never fetched
+from tests import model_release_files
+from tests.model_server import ARCHIVE, CLIP_PREFIX, UNWANTED, ModelServer
 
 
 @pytest.fixture(scope="module")
-def release_zip(tmp_path_factory) -> bytes:
-    """A small archive in the authors' layout (both datasets), as bytes."""
-    from tests.test_model_official import SMALL_TOKENIZER, SMALL_TRANSFORMER, add_dataset
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        add_dataset(archive, "t2m", SMALL_TOKENIZER, SMALL_TRANSFORMER, ("vq_model", "t2m_transformer"), 0)
-        add_dataset(archive, "motionx", SMALL_TOKENIZER, SMALL_TRANSFORMER, ("net", "trans"), 1)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory) -> Path:
-    """CLIP's text tower files at a small size, 512 wide like ViT-B/32's token features."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    folder = save_tiny_clip(tmp_path_factory.mktemp("clip"))
-    config = CLIPTextConfig.from_pretrained(folder)
-    config.hidden_size = 512
-    CLIPTextModel(config).save_pretrained(folder)
+def release_files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("release")
+    model_release_files.write(folder)
     return folder
 
 
+@pytest.fixture(scope="module")
+def release_zip(release_files) -> bytes:
+    return (release_files / model_release_files.ARCHIVE).read_bytes()
+
+
 @pytest.fixture()
-def server(release_zip, clip_folder):
-    with ModelServer({ARCHIVE: release_zip}) as running:
-        running.add_folder(CLIP_PREFIX, clip_folder)
-        for name in UNWANTED:
-            running.files[f"{CLIP_PREFIX}/{name}"] = b"\0" * 1000
+def server(release_files):
+    with ModelServer.for_release(release_files) as running:
         yield running
 
 
@@ -82,7 +62,7 @@ def download(tmp_path: Path, mirror: str, *extra: str, prefix: list[str] = ()) -
 def installed(tmp_path: Path) -> dict[str, bool]:
     listed = subprocess.run([ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "list", "--json"],
                             cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
-    return {row["key"]: row["installed"] for row in json.loads(listed.stdout)}
+    return {row["key"]: row["installed"] for row in json.loads(listed.stdout)["models"]}
 
 
 def assert_nothing_half_written(tmp_path: Path) -> None:
