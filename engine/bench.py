@@ -25,7 +25,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-FRAMES = 196
+from retarget import canonical
+
+FRAMES = canonical.MAX_FRAMES
 BATCHES = (1, 32)
 PRESETS = ("demo", "official")
 PROMPT = "a person walks forward, turns around and waves with the right hand"

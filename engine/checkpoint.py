@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from engine import tokenizer as tokenizer_module
+from engine import transformer as transformer_module
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
 
@@ -114,7 +116,21 @@ def _entry(payload: dict, name: str, path: Path) -> dict:
 
 
 def load_state_strict(module: nn.Module, state_dict: dict, source: str) -> None:
-    """load_state_dict(strict=True), with an error that names the keys and both shapes."""
+    """load_state_dict(strict=True), with an error that names the keys and both shapes.
+
+    States in the forms this engine wrote before it followed the release (1-wide code-space
+    kernels, an additive attention mask) are first brought to the release's form, unchanged in
+    behaviour (tokenizer.upgraded_state, transformer.upgraded_state).
+    """
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{source}: the state is a {type(state_dict).__name__}; expected a dict of tensors")
+    try:
+        if isinstance(module, Tokenizer):
+            state_dict = tokenizer_module.upgraded_state(state_dict)
+        elif isinstance(module, Transformer):
+            state_dict = transformer_module.upgraded_state(state_dict, module.config.scales)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
     expected = module.state_dict()
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]

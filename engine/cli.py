@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine import validation
 from engine.validation import Limits, RequestError
+from retarget import canonical
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo.pt"
 FORMATS = (".npz", ".bvh", ".json")
@@ -29,7 +30,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     if command == "generate":
         length = parser.add_mutually_exclusive_group()
         length.add_argument("--seconds", type=float, action="append", help="length in seconds (default 4); one per --prompt")
-        length.add_argument("--frames", type=int, default=None, help=f"length in frames at 20 fps, a multiple of {validation.FRAMES_PER_TOKEN}")
+        length.add_argument("--frames", type=int, default=None, help=f"length in frames at 20 fps, a multiple of {canonical.FRAMES_PER_LATENT}")
         parser.add_argument("--timeline", type=Path, help='a JSON list of {"prompt": ..., "seconds": ...} rows instead of --prompt')
     else:
         parser.add_argument("--source", required=True, help="the motion to edit (.npz, .bvh or .json)")
@@ -203,7 +204,7 @@ def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Pat
             raise RequestError("bad_prompt", f"row {index}: the prompt is empty")
         if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 < length <= MAX_SHOT_SECONDS:
             raise RequestError("bad_length", f"row {index}: seconds is {length!r}; expected a number above 0 up to {MAX_SHOT_SECONDS:g}")
-        segments.append(Segment(prompt.strip(), max(validation.FRAMES_PER_TOKEN, validation.frames_for_seconds(length))))
+        segments.append(Segment(prompt.strip(), max(canonical.FRAMES_PER_LATENT, validation.frames_for_seconds(length))))
     if sum(s.frames for s in segments) > MAX_SHOT_SECONDS * 20:
         raise RequestError("bad_length", f"the shot is longer than {MAX_SHOT_SECONDS:g} s")
     return segments

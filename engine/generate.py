@@ -30,8 +30,7 @@ class SamplingOptions:
     temperature: float = 1.0
     top_k: float = 0.8  # a fraction: keep the V * (1 - top_k) most likely codes
     top_p: float = 0.95  # then the smallest set of codes with this much probability
-    smooth: bool = False  # feed a Gumbel-softmax mix of codes instead of the sampled code
-    smooth_tau: float = 1.0  # temperature of that mix
+    smooth: bool = False  # feed a Gumbel-softmax mix of codes instead of the sampled code (smooth_weights)
 
     def __post_init__(self) -> None:
         if not self.guidance >= 0 or not self.temperature > 0 or not 0 <= self.top_k < 1 or not 0 < self.top_p <= 1:
@@ -94,20 +93,27 @@ def filter_logits(logits: Tensor, top_k: float, top_p: float) -> Tensor:
     return logits
 
 
-def draw_codes(logits: Tensor, options: SamplingOptions, generators: list[torch.Generator]) -> tuple[Tensor, Tensor | None]:
+def draw_codes(logits: Tensor, options: SamplingOptions, generators: list[torch.Generator],
+               ratio: float) -> tuple[Tensor, Tensor | None]:  # fmt: skip
     """Sample codes (B, s) from guided logits (B, s, V), each row with its own generator.
 
-    In smooth mode also return the Gumbel-softmax weights (B, s, V) that mix the codebook.
+    In smooth mode also return the Gumbel-softmax weights (B, s, V) that mix the codebook;
+    `ratio` is the scale's place, q / (Q - 1).
     """
-    logits = filter_logits(logits / options.temperature, options.top_k, options.top_p)
-    probabilities = logits.softmax(dim=-1)
+    filtered = filter_logits(logits / options.temperature, options.top_k, options.top_p)
+    probabilities = filtered.softmax(dim=-1)
     codes = torch.stack([torch.multinomial(row, 1, generator=g)[:, 0] for row, g in zip(probabilities, generators)])
     if not options.smooth:
         return codes, None
     uniform = torch.stack([torch.rand(row.shape, generator=g, device=row.device) for row, g in zip(logits, generators)])
-    gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0)))
-    weights = ((logits.masked_fill(logits.isinf(), -1e9) + gumbel) / options.smooth_tau).softmax(dim=-1)
-    return codes, weights
+    return codes, smooth_weights(logits, ratio, -torch.log(-torch.log(uniform.clamp(1e-10, 1.0))))
+
+
+def smooth_weights(logits: Tensor, ratio: float, gumbel: Tensor) -> Tensor:
+    """The release's smooth mode: a Gumbel-softmax over the unfiltered guided logits sharpened by
+    (1 + ratio), at a temperature falling from 0.27 to 0.005 over the scales (after MaskGIT)."""
+    tau = max(0.27 * (1 - 0.95 * ratio), 0.005)
+    return ((logits * (1 + ratio) + gumbel) / tau).softmax(dim=-1)
 
 
 def mixed_contribution(quantizer, q: int, weights: Tensor) -> Tensor:
@@ -149,7 +155,7 @@ def sample(
             conditioned, unconditioned = logits.chunk(2)
             weight = options.guidance * q / (len(scales) - 1)
             logits = (1 + weight) * conditioned - weight * unconditioned
-        codes, weights = draw_codes(logits, options, generators)
+        codes, weights = draw_codes(logits, options, generators, ratio=q / (len(scales) - 1))
         if edit is not None:
             keep = ~edit.resample[q]
             codes = torch.where(keep, edit.tokens[q], codes)

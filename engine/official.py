@@ -1,7 +1,7 @@
 """`python -m engine import-official MoSa.zip`: the authors' released models -> one engine checkpoint.
 
 The archive holds checkpoints/<t2m|motionx>/<run>/ folders (mosa-spec.md section 5). The
-transformer run's opt.txt names its tokenizer run (vq_name); the tokenizer run holds the feature
+transformer run (its opt.txt has latent_dim) names its tokenizer run (vq_name); the tokenizer run holds the feature
 statistics (meta/mean.npy, meta/std.npy). Both models are rebuilt from their opt.txt values and
 loaded with strict=True, so a file that does not match the official layout fails with the key
 and both shapes instead of loading into a wrong model.
@@ -125,14 +125,19 @@ class Archive:
 
 
 def transformer_run(runs: dict[str, Run], dataset: str, name: str | None) -> Run:
-    """The run that names a tokenizer (vq_name): the one given, else the only one."""
-    candidates = {run.name: run for run in runs.values() if "vq_name" in run.options}
+    """The transformer run: the one given, else the only one.
+
+    Both kinds of opt.txt carry vq_name (the tokenizer options define it too), so a transformer
+    run is told by what only the transformer options define: latent_dim.
+    """
+    candidates = {run.name: run for run in runs.values() if "latent_dim" in run.options and "vq_name" in run.options}
     if name is not None:
         if name not in candidates:
             raise ValueError(f"no transformer run {name!r} for {dataset}; found {sorted(candidates)}")
         return candidates[name]
     if len(candidates) != 1:
-        raise ValueError(f"expected one transformer run (an opt.txt with vq_name) for {dataset}, found {sorted(candidates)}; choose one with --run")
+        raise ValueError(f"expected one transformer run (an opt.txt with latent_dim and vq_name) for {dataset}, "
+                         f"found {sorted(candidates)}; choose one with --run")  # fmt: skip
     return next(iter(candidates.values()))
 
 

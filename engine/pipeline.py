@@ -24,7 +24,6 @@ from engine.transformer import Transformer
 
 __all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
 
-FEATURE_DIM = 263
 SEAM_FRAMES = 8  # an edit blends into the source's own decode over this many frames each side
 
 
@@ -121,7 +120,7 @@ class Pipeline:
         if frame_mask.ndim != 1 or not frame_mask.any():
             raise ValueError("frame_mask must be a 1-D list of booleans with at least one frame to regenerate (True)")
         length = self._check_frames(FRAMES_PER_LATENT * math.ceil(frames / FRAMES_PER_LATENT))
-        normalized = np.zeros((length, FEATURE_DIM), np.float32)  # padding is zero in normalised space
+        normalized = np.zeros((length, representation.FEATURE_SIZE), np.float32)  # padding is zero in normalised space
         normalized[:frames] = representation.normalize(features, self.mean, self.std)
         tokens = self.tokenizer.encode_tokens(torch.from_numpy(normalized)[None].to(self.device))
         full_mask = torch.zeros(1, self.max_frames, dtype=torch.bool, device=self.device)
@@ -207,9 +206,9 @@ class Pipeline:
     def _source_features(self, source_features: np.ndarray, frames: int) -> np.ndarray:
         """The source's features as one row per frame (the last row repeated when one short)."""
         features = np.asarray(source_features, dtype=np.float32)
-        if features.ndim != 2 or features.shape[1] != FEATURE_DIM or len(features) not in (frames - 1, frames) or len(features) < 1:
+        if features.ndim != 2 or features.shape[1] != representation.FEATURE_SIZE or len(features) not in (frames - 1, frames) or len(features) < 1:
             raise ValueError(
-                f"source features have shape {features.shape}; expected ({frames - 1} or {frames}, {FEATURE_DIM}) "
+                f"source features have shape {features.shape}; expected ({frames - 1} or {frames}, {representation.FEATURE_SIZE}) "
                 f"for a frame mask of {frames} frames"
             )
         if not np.isfinite(features).all():

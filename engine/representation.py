@@ -37,7 +37,7 @@ import numpy as np
 from retarget import canonical, rotations
 from retarget.motion import CanonicalMotion
 
-FEATURE_SIZE = 263
+FEATURE_SIZE = canonical.FEATURE_SIZE
 NUM_JOINTS = canonical.NUM_JOINTS
 ROOT_SLICE = slice(0, 4)
 RIC_SLICE = slice(4, 4 + (NUM_JOINTS - 1) * 3)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine import __version__, validation
+from engine.cli import DEFAULT_CHECKPOINT
 from engine.jobs import Job, JobCancelled, JobExpired, JobNotFound, JobQueue, JobSettings, QueueFull
 from engine.validation import Limits, RequestError
 from retarget import canonical
@@ -282,7 +283,7 @@ class EngineServer(ThreadingHTTPServer):
 
 # --- the serve command ---------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (.pt; default: the bundled demo model)")
     parser.add_argument("--token-file", required=True, help="file holding the bearer token clients must send")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
@@ -329,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: serving on {host}:{port}, reachable from the network; keep the token secret", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.info("listening on %s:%s (pid %s, checkpoint %s)", host, port, os.getpid(), args.checkpoint)
-    print(json.dumps({"event": "listening", "host": host, "port": port, "pid": os.getpid(), "version": __version__}), flush=True)
+    listening = {"event": "listening", "host": host, "port": port, "pid": os.getpid(), "version": __version__, "checkpoint": args.checkpoint}
+    print(json.dumps(listening), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -22,7 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-FRAMES_PER_LATENT = 4  # two stride-2 downsamples
+from retarget.canonical import FEATURE_SIZE, FRAMES_PER_LATENT, MAX_FRAMES  # FRAMES_PER_LATENT: two stride-2 downsamples
+
 JOINT_FEATURES = slice(4, 67)  # root-relative joint positions: weighted extra in the loss
 
 
@@ -33,8 +34,8 @@ def usable_length(frames: int, max_frames: int) -> int:
 
 @dataclass
 class TokenizerConfig:
-    feature_dim: int = 263
-    max_frames: int = 196
+    feature_dim: int = FEATURE_SIZE
+    max_frames: int = MAX_FRAMES
     width: int = 256
     width_mul: tuple[int, ...] = (1, 2, 1)
     depth: int = 2  # residual blocks per encoder level (the decoder has depth + 1)
@@ -74,7 +75,7 @@ class TokenizerConfig:
 
     @classmethod
     def official(cls) -> "TokenizerConfig":
-        """The released HumanML3D / Motion-X tokenizer (about 34.5 M parameters)."""
+        """The released HumanML3D / Motion-X tokenizer (34,996,127 parameters; the paper rounds to 34.5 M)."""
         return cls()
 
     @classmethod
@@ -195,7 +196,7 @@ class Encoder(nn.Module):
             self.down.append(level)
         self.mid = Middle(widths[-1], c.dropout)
         self.norm_out = group_norm(widths[-1])
-        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, 1)  # 1x1 into the code space (inferred: matches 34.5 M)
+        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=1)  # as released: 3 wide
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
@@ -214,7 +215,7 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [c.width * m for m in c.width_mul]
         last = len(widths) - 1
-        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], 1)  # 1x1 out of the code space, as the encoder's conv_out
+        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=1)  # as the encoder's conv_out
         self.mid = Middle(widths[-1], c.dropout)
         self.up = nn.ModuleList()
         for i, width in enumerate(widths):
@@ -250,18 +251,19 @@ class Codebook(nn.Module):
         """Nearest code by cosine similarity: r (N, D) -> indices (N,)."""
         return (F.normalize(r, dim=-1) @ F.normalize(self.codebook, dim=-1).T).argmax(dim=-1)
 
-    def _random_vectors(self, vectors: Tensor) -> Tensor:
-        """As many random rows of `vectors` as there are codes (tiled with a little noise if short)."""
+    def _first_vectors(self, vectors: Tensor) -> Tensor:
+        """The first rows of `vectors`, as many as there are codes (tiled with a little noise if
+        short), as the release takes them: for the first codebook and to re-seed dead codes."""
         size = self.codebook.shape[0]
         if vectors.shape[0] < size:
             repeats = -(-size // vectors.shape[0])
             std = 0.01 / vectors.shape[1] ** 0.5
             vectors = vectors.repeat(repeats, 1) + torch.randn_like(vectors.repeat(repeats, 1)) * std
-        return vectors[torch.randperm(vectors.shape[0], device=vectors.device)[:size]]
+        return vectors[:size]
 
     @torch.no_grad()
     def init_from(self, vectors: Tensor) -> None:
-        self.codebook.copy_(self._random_vectors(vectors))
+        self.codebook.copy_(self._first_vectors(vectors))
         self.code_sum.copy_(self.codebook)
         self.code_count.fill_(1.0)
         self.initted.fill_(1.0)
@@ -274,7 +276,7 @@ class Codebook(nn.Module):
         self.code_count.mul_(self.mu).add_(onehot.sum(0), alpha=1 - self.mu)
         alive = (self.code_count >= 1.0).unsqueeze(1).type_as(vectors)
         means = self.code_sum / self.code_count.clamp(min=1e-6).unsqueeze(1)
-        self.codebook.copy_(alive * means + (1 - alive) * self._random_vectors(vectors))
+        self.codebook.copy_(alive * means + (1 - alive) * self._first_vectors(vectors))
 
 
 class Refinement(nn.Module):
@@ -340,9 +342,10 @@ class Quantizer(nn.Module):
         """z (B, D, 49) -> (z_hat, codes per scale, commitment loss averaged over scales).
 
         In training mode codebooks are initialised on the first batch and EMA-updated with the
-        full-resolution residual (each position assigned the code of the token that covers it).
+        full-resolution residual, each of its 49 vectors assigned its own nearest code (as the
+        release does; it observed a higher perplexity than with the downsampled lookup).
         """
-        B, D, L = z.shape
+        B, D, _ = z.shape
         residual = z.detach()
         z_hat = torch.zeros_like(z)
         codes_per_scale, commit = [], z.new_zeros(())
@@ -355,8 +358,7 @@ class Quantizer(nn.Module):
             codes = layer.lookup(pooled.reshape(-1, D)).view(B, size)
             contribution = self.scale_contribution(q, codes)
             if self.training:
-                full_codes = F.interpolate(codes[:, None].float(), size=L, mode="nearest").long().view(-1)
-                layer.ema_update(full_vectors, full_codes)
+                layer.ema_update(full_vectors, layer.lookup(full_vectors))
             z_hat = z_hat + contribution
             residual = residual - contribution.detach()
             commit = commit + self.commit_beta * F.mse_loss(z_hat.detach(), z) + F.mse_loss(z_hat, z.detach())
@@ -365,6 +367,33 @@ class Quantizer(nn.Module):
 
 
 # --- the tokenizer -----------------------------------------------------------------------------
+# The convolutions into and out of the code space (encoder.conv_out, decoder.conv_in) are 3 wide in
+# the release: encoder.conv_out.weight is (512, 256, 3), 34,996,127 parameters in all.
+CODE_SPACE_KERNEL = 3
+CODE_SPACE_WEIGHTS = ("encoder.conv_out.weight", "decoder.conv_in.weight")
+
+
+def widened_code_space_kernel(weight: Tensor) -> Tensor:
+    """A code-space convolution's weight, 3 wide.
+
+    Checkpoints this engine wrote before it followed the release (the demo model's) hold 1-wide
+    kernels; with padding 1, the same kernel as the middle tap of a 3-wide one between two zero
+    taps gives exactly the same output, so those load unchanged in behaviour.
+    """
+    if weight.dim() == 3 and weight.shape[-1] == 1:
+        return F.pad(weight, (1, 1))
+    return weight
+
+
+def upgraded_state(state_dict: dict) -> dict:
+    """A tokenizer state_dict with any 1-wide code-space kernels widened (see widened_code_space_kernel)."""
+    upgraded = dict(state_dict)
+    for name in CODE_SPACE_WEIGHTS:
+        if isinstance(upgraded.get(name), Tensor):
+            upgraded[name] = widened_code_space_kernel(upgraded[name])
+    return upgraded
+
+
 class Tokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()

@@ -32,10 +32,9 @@ from engine import checkpoint as checkpoint_io
 from engine.datasets import layout
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer, TokenizerConfig, usable_length
 from engine.transformer import Transformer, TransformerConfig
+from retarget import canonical
 
-STAGES = ("tokenizer", "transformer")
 PRESET_TEXT_ENCODERS = {"demo": "all-minilm-l6-v2", "official": "clip-vit-b32"}
-STAGE_WEIGHT_DECAY = {"tokenizer": 0.0, "transformer": 1e-5}
 
 
 @dataclass
@@ -61,7 +60,7 @@ class TrainConfig:
     decay_at: tuple[float, ...] = (0.8,)  # fractions of `steps` where the learning rate drops x0.1
     # motion crops: lengths are multiples of 4 in [min_frames, max_frames], within each motion
     min_frames: int = 40
-    max_frames: int = 196
+    max_frames: int = canonical.MAX_FRAMES
     # bookkeeping
     log_every: int = 50
     eval_every: int = 500
@@ -75,12 +74,12 @@ class TrainConfig:
             raise ValueError(f"unknown stage {self.stage!r}; expected one of {list(STAGES)}")
         if self.preset not in PRESET_TEXT_ENCODERS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESET_TEXT_ENCODERS)}")
-        if self.stage == "transformer" and self.tokenizer is None:
-            raise ValueError("the transformer stage needs --tokenizer FILE (a checkpoint written by the tokenizer stage)")
+        if STAGES[self.stage].needs_tokenizer and self.tokenizer is None:
+            raise ValueError(f"the {self.stage} stage needs --tokenizer FILE (a checkpoint written by the tokenizer stage)")
         if not FRAMES_PER_LATENT <= self.min_frames <= self.max_frames:
             raise ValueError(f"crop lengths {self.min_frames}..{self.max_frames} must satisfy 4 <= min <= max")
         if self.weight_decay is None:
-            self.weight_decay = STAGE_WEIGHT_DECAY[self.stage]
+            self.weight_decay = STAGES[self.stage].weight_decay
         self.text_encoder = self.text_encoder or PRESET_TEXT_ENCODERS[self.preset]
 
     @property
@@ -221,6 +220,88 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr * warmup * 0.1**drops
 
 
+# --- the two stages ------------------------------------------------------------------------------
+class TokenizerStage:
+    """Stage 1: the CAQ-VAE learns to rebuild motion crops; held out, its reconstruction MPJPE."""
+
+    needs_tokenizer = False
+    weight_decay = 0.0
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        # The spec's feature bias is already in the dataset's Std.npy, as in HumanML3D's own Mean/Std.
+        self.mean, self.std = layout.read_statistics(Path(config.data))
+        self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
+
+    def build(self) -> nn.Module:
+        """A fresh model of the preset, with the run's overrides applied."""
+        return Tokenizer(with_overrides(getattr(TokenizerConfig, self.config.preset)(), self.config.model_overrides))
+
+    def resumed(self, previous: checkpoint_io.Checkpoint) -> nn.Module:
+        return previous.tokenizer
+
+    def loss(self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator):
+        return step_model(x, frame_mask(lengths, x.shape[1]).to(self.device))
+
+    def evaluate(self, model: nn.Module) -> dict:
+        from engine.evaluate import reconstruction_mpjpe
+
+        return {"eval_mpjpe_mm": reconstruction_mpjpe(model, self.eval_set.motions, self.mean, self.std, self.device)}
+
+    def checkpoint(self, model: nn.Module, meta: dict) -> checkpoint_io.Checkpoint:
+        return checkpoint_io.Checkpoint(model, None, self.mean, self.std, self.config.text_encoder, meta)
+
+
+class TransformerStage:
+    """Stage 2: the SAR transformer learns the frozen tokenizer's token maps from cached text
+    features of the captions; held out, its loss."""
+
+    needs_tokenizer = True
+    weight_decay = 1e-5
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        from engine.text_encoders import load_text_encoder
+
+        self.config, self.device = config, device
+        self.tokenizer_checkpoint = checkpoint_io.load(config.tokenizer, device="cpu")
+        self.mean, self.std = self.tokenizer_checkpoint.mean, self.tokenizer_checkpoint.std
+        self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
+        self.tokenizer = self.tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
+        encoder = load_text_encoder(config.text_encoder, device)  # dropped once every caption is encoded
+        self.train_text, self.eval_text = CaptionFeatures(self.train_set, encoder), CaptionFeatures(self.eval_set, encoder)
+        self.text_dim = encoder.dim
+
+    def build(self) -> nn.Module:
+        """A fresh model of the preset on the tokenizer's scales, with the run's overrides applied."""
+        transformer_config = getattr(TransformerConfig, self.config.preset)(self.tokenizer.config)
+        return Transformer(with_overrides(replace(transformer_config, text_dim=self.text_dim), self.config.model_overrides))
+
+    def resumed(self, previous: checkpoint_io.Checkpoint) -> nn.Module:
+        return previous.transformer
+
+    def loss(self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator):
+        text = self.train_text.pick(picks, rng).to(self.device)
+        return step_model(text, lengths, self.tokenizer.encode_tokens(x), self.tokenizer.quantizer)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        return {"eval_loss": held_out_loss(model, self.tokenizer, self.eval_set, self.eval_text, self.config, self.device)}
+
+    def checkpoint(self, model: nn.Module, meta: dict) -> checkpoint_io.Checkpoint:
+        meta["tokenizer_meta"] = self.tokenizer_checkpoint.meta
+        return checkpoint_io.Checkpoint(self.tokenizer_checkpoint.tokenizer, model, self.mean, self.std, self.config.text_encoder, meta)
+
+
+Stage = TokenizerStage | TransformerStage
+STAGES = {"tokenizer": TokenizerStage, "transformer": TransformerStage}
+
+
+def load_sets(config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> tuple[MotionSet, MotionSet]:
+    """The training motions (crops of at least min_frames) and the held-out ones (any usable length)."""
+    data = Path(config.data)
+    training = load_motions(data, config.splits, mean, std, config.min_frames)
+    return training, load_motions(data, (config.eval_split,), mean, std, FRAMES_PER_LATENT)
+
+
 # --- the run ----------------------------------------------------------------------------------------
 def train(config: TrainConfig) -> Path:
     """Run one stage; returns the path of the model checkpoint it wrote."""
@@ -229,40 +310,17 @@ def train(config: TrainConfig) -> Path:
         raise ValueError(f"batch size {config.batch_size} must divide evenly among {processes.world} processes")
     torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // processes.world))
     device = processes.device
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = Path(config.data)
-
-    # Statistics and (stage 2) the frozen tokenizer. The spec's feature bias is already in the
-    # dataset's Std.npy, as in HumanML3D's own Mean/Std.
-    tokenizer_checkpoint = None
-    if config.stage == "transformer":
-        tokenizer_checkpoint = checkpoint_io.load(config.tokenizer, device="cpu")
-        mean, std = tokenizer_checkpoint.mean, tokenizer_checkpoint.std
-    else:
-        mean, std = layout.read_statistics(data)
-    train_set = load_motions(data, config.splits, mean, std, config.min_frames)
-    eval_set = load_motions(data, (config.eval_split,), mean, std, FRAMES_PER_LATENT)
-
-    frozen_tokenizer = text_features = eval_text = None
-    text_dim = 0
-    if config.stage == "transformer":
-        from engine.text_encoders import load_text_encoder
-
-        frozen_tokenizer = tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
-        encoder = load_text_encoder(config.text_encoder, device)
-        text_features, eval_text, text_dim = CaptionFeatures(train_set, encoder), CaptionFeatures(eval_set, encoder), encoder.dim
-        del encoder  # every caption is encoded: the frozen encoder is not needed any more
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    stage = STAGES[config.stage](config, device)
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
     resumed = config.resume and config.model_path.exists()
     if resumed:
-        previous = checkpoint_io.load(config.model_path, device="cpu")
-        model = previous.tokenizer if config.stage == "tokenizer" else previous.transformer
+        model = stage.resumed(checkpoint_io.load(config.model_path, device="cpu"))
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         start_step = int(state["step"])
     else:
-        model = build_model(config, tokenizer_checkpoint, text_dim)
+        model = stage.build()
         state, start_step = None, 0
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
@@ -286,20 +344,15 @@ def train(config: TrainConfig) -> Path:
     log = Log(config.log_path if processes.main else None, resumed)
     if processes.main:
         log.write({"event": "start", "step": start_step, "processes": processes.world, "threads": torch.get_num_threads(),
-                   "device": str(device), "train_samples": len(train_set.motions), "eval_samples": len(eval_set.motions),
+                   "device": str(device), "train_samples": len(stage.train_set.motions), "eval_samples": len(stage.eval_set.motions),
                    "parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(config)})  # fmt: skip
     started = time.perf_counter()
     for step in range(start_step, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
-        x, lengths, picks = crop_batch(train_set, per_process, config, rng)
-        x, lengths = x.to(device), lengths.to(device)
+        x, lengths, picks = crop_batch(stage.train_set, per_process, config, rng)
         with autocast:
-            if config.stage == "tokenizer":
-                loss, stats = step_model(x, frame_mask(lengths, x.shape[1]).to(device))
-            else:
-                tokens = frozen_tokenizer.encode_tokens(x)
-                loss, stats = step_model(text_features.pick(picks, rng).to(device), lengths, tokens, frozen_tokenizer.quantizer)
+            loss, stats = stage.loss(step_model, x.to(device), lengths.to(device), picks, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -309,28 +362,15 @@ def train(config: TrainConfig) -> Path:
             log.write({"step": done, "lr": learning_rate(step, config), "seconds": round(time.perf_counter() - started, 1), **stats})
         if processes.main and (done % config.eval_every == 0 or done == config.steps):
             model.eval()
-            if config.stage == "tokenizer":
-                from engine.evaluate import reconstruction_mpjpe
-
-                held_out = {"eval_mpjpe_mm": reconstruction_mpjpe(model, eval_set.motions, mean, std, device)}
-            else:
-                held_out = {"eval_loss": held_out_loss(model, frozen_tokenizer, eval_set, eval_text, config, device)}
+            held_out = stage.evaluate(model)
             model.train()
             log.write({"step": done, "split": config.eval_split, **held_out})
         if processes.main and (done % config.save_every == 0 or done == config.steps):
-            save(config, model, tokenizer_checkpoint, mean, std, optimizer, done, time.perf_counter() - started)
+            save(config, stage, model, optimizer, done, time.perf_counter() - started)
     if processes.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return config.model_path
-
-
-def build_model(config: TrainConfig, tokenizer_checkpoint, text_dim: int) -> nn.Module:
-    """A fresh model of the preset, with the run's overrides applied."""
-    if config.stage == "tokenizer":
-        return Tokenizer(with_overrides(getattr(TokenizerConfig, config.preset)(), config.model_overrides))
-    transformer_config = getattr(TransformerConfig, config.preset)(tokenizer_checkpoint.tokenizer.config)
-    return Transformer(with_overrides(replace(transformer_config, text_dim=text_dim), config.model_overrides))
 
 
 @torch.no_grad()
@@ -350,7 +390,7 @@ def held_out_loss(model, tokenizer, motions: MotionSet, text: CaptionFeatures, c
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def save(config: TrainConfig, model: nn.Module, tokenizer_checkpoint, mean, std, optimizer, step: int, seconds: float) -> None:
+def save(config: TrainConfig, stage: "Stage", model: nn.Module, optimizer, step: int, seconds: float) -> None:
     """The model in the engine's format (+ the optimizer state for --resume)."""
     meta = {
         "name": f"mosa-{config.preset}",
@@ -361,12 +401,7 @@ def save(config: TrainConfig, model: nn.Module, tokenizer_checkpoint, mean, std,
         "dataset": str(config.data),
         "train_config": config_dict(config),
     }
-    if config.stage == "tokenizer":
-        ckpt = checkpoint_io.Checkpoint(model, None, mean, std, config.text_encoder, meta)
-    else:
-        meta["tokenizer_meta"] = tokenizer_checkpoint.meta
-        ckpt = checkpoint_io.Checkpoint(tokenizer_checkpoint.tokenizer, model, mean, std, config.text_encoder, meta)
-    checkpoint_io.save(config.model_path, ckpt)
+    checkpoint_io.save(config.model_path, stage.checkpoint(model, meta))
     partial = config.state_path.with_name(config.state_path.name + ".partial")
     torch.save({"step": step, "optimizer": optimizer.state_dict()}, partial)
     os.replace(partial, config.state_path)
@@ -410,7 +445,7 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     defaults = TrainConfig()
-    parser.add_argument("stage", choices=STAGES, help="tokenizer first, then transformer")
+    parser.add_argument("stage", choices=list(STAGES), help="tokenizer first, then transformer")
     parser.add_argument("--data", type=Path, required=True, help="dataset folder in HumanML3D layout")
     parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     parser.add_argument("--preset", choices=sorted(PRESET_TEXT_ENCODERS), default=defaults.preset)

@@ -19,9 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-OFFICIAL_SCALES = (3, 6, 10, 15, 20, 25, 30, 36, 42, 49)
-OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)
-FRAMES_PER_TOKEN = 4  # the tokenizer downsamples time by 4: 196 frames -> 49 latents
+from engine.tokenizer import FRAMES_PER_LATENT, TokenizerConfig
+
+OFFICIAL_SCALES = TokenizerConfig.official().scales
+OFFICIAL_CODEBOOK_SIZES = tuple(TokenizerConfig.official().codebook_sizes())
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TransformerConfig:
     token_corruption: float = 0.5  # teacher-forced input tokens replaced by random codes
     rope_base: float = 100.0
     rope_span: float = 64.0  # every scale's tokens spread over positions [0, rope_span]
-    norm_eps: float = 1e-6
+    norm_eps: float = 1e-5  # the release's RMSNorm; the demo model was trained with 1e-6 and keeps it in its config
 
     def __post_init__(self) -> None:
         self.scales = tuple(int(s) for s in self.scales)
@@ -98,10 +99,35 @@ def scale_levels(scales: tuple[int, ...]) -> Tensor:
 
 
 def block_causal_mask(scales: tuple[int, ...]) -> Tensor:
-    """Additive mask (1, 1, L, L): a token sees every token of its own and coarser scales."""
+    """The release's mask (1, 1, L, L): 1 where a token may look (its own and coarser scales), 0 elsewhere."""
     levels = scale_levels(scales)
-    visible = levels[None, :] <= levels[:, None]
-    return torch.zeros(visible.shape).masked_fill(~visible, float("-inf"))[None, None]
+    return (levels[None, :] <= levels[:, None]).float()[None, None]
+
+
+def upgraded_state(state_dict: dict, scales: tuple[int, ...]) -> dict:
+    """A transformer state_dict with its attn_mask in the release's 1/0 form (see loaded_attention_mask)."""
+    upgraded = dict(state_dict)
+    if isinstance(upgraded.get("attn_mask"), Tensor):
+        upgraded["attn_mask"] = loaded_attention_mask(upgraded["attn_mask"], scales)
+    return upgraded
+
+
+def loaded_attention_mask(mask: Tensor, scales: tuple[int, ...]) -> Tensor:
+    """A checkpoint's attn_mask in the release's 1/0 form, whatever form it was saved in.
+
+    Checkpoints this engine wrote before it followed the release hold the additive form (0 where
+    a token may look, -inf elsewhere). Either form must describe the block-causal mask of the
+    scales: anything else is refused, since forward and step would then disagree.
+    """
+    expected = block_causal_mask(scales)
+    if mask.shape != expected.shape:
+        raise ValueError(f"attn_mask has shape {tuple(mask.shape)}; expected {tuple(expected.shape)} for scales {scales}")
+    release_form = mask.float()
+    if torch.isinf(release_form).any():
+        release_form = (release_form == 0).float()
+    if not torch.equal(release_form, expected):
+        raise ValueError(f"attn_mask is not the block-causal mask of scales {scales} (1 where a token may look, 0 elsewhere)")
+    return release_form
 
 
 def scale_rotary_frequencies(scales: tuple[int, ...], head_dim: int, base: float, span: float) -> Tensor:
@@ -241,11 +267,11 @@ class Transformer(nn.Module):
     # -- inputs --
     def length_index(self, lengths: Tensor) -> Tensor:
         """Motion length in frames -> length-embedding row (m_len // 4 - 1), checked."""
-        tokens = lengths // FRAMES_PER_TOKEN
-        if (lengths % FRAMES_PER_TOKEN).any() or (tokens < 1).any() or (tokens > self.config.length_tokens).any():
+        tokens = lengths // FRAMES_PER_LATENT
+        if (lengths % FRAMES_PER_LATENT).any() or (tokens < 1).any() or (tokens > self.config.length_tokens).any():
             raise ValueError(
-                f"motion lengths {lengths.tolist()} must be multiples of {FRAMES_PER_TOKEN} "
-                f"in {FRAMES_PER_TOKEN}..{FRAMES_PER_TOKEN * self.config.length_tokens} frames"
+                f"motion lengths {lengths.tolist()} must be multiples of {FRAMES_PER_LATENT} "
+                f"in {FRAMES_PER_LATENT}..{FRAMES_PER_LATENT * self.config.length_tokens} frames"
             )
         return tokens - 1
 
@@ -274,8 +300,9 @@ class Transformer(nn.Module):
             first = self.config.scales[0]
             raise ValueError(f"next_inputs cover {total - first} tokens; expected whole scales, one of {[s - first for s in self.scale_starts[2:]]}")
         x = x + self.lvl_embed(self.lvl_1L[:, :total])
+        visible = self.attn_mask[:, :, :total, :total] > 0  # True where a token may look, as the release reads it
         for block in self.blocks:
-            x = block(x, context, self.freqs_cis[:total], self.attn_mask[:, :, :total, :total])
+            x = block(x, context, self.freqs_cis[:total], visible)
         levels = self.scale_starts.index(total)
         return [self.heads[q](x[:, self.scale_starts[q]:self.scale_starts[q + 1]]) for q in range(levels)]
 

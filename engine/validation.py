@@ -17,8 +17,6 @@ from retarget import canonical
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
 
-FEATURE_DIM = 263
-FRAMES_PER_TOKEN = 4  # the tokenizer downsamples time by 4
 
 
 class RequestError(ValueError):
@@ -76,7 +74,7 @@ def parse_edit(body: Any, limits: Limits) -> "EditRequest":
 
 def frames_for_seconds(seconds: float) -> int:
     """Seconds to a frame count the model can make: the nearest whole token (4 frames, 0.2 s)."""
-    return FRAMES_PER_TOKEN * round(seconds * canonical.FPS / FRAMES_PER_TOKEN)
+    return canonical.FRAMES_PER_LATENT * round(seconds * canonical.FPS / canonical.FRAMES_PER_LATENT)
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -153,8 +151,8 @@ def _frames(body: dict, limits: Limits) -> int:
     else:
         frames = _integer(body, "frames", 0)
         source = f"'frames' ({frames})"
-        if frames % FRAMES_PER_TOKEN:
-            raise RequestError("bad_length", f"{source} must be a multiple of {FRAMES_PER_TOKEN}")
+        if frames % canonical.FRAMES_PER_LATENT:
+            raise RequestError("bad_length", f"{source} must be a multiple of {canonical.FRAMES_PER_LATENT}")
     if not limits.min_frames <= frames <= limits.max_frames:
         low, high = limits.min_frames, limits.max_frames
         raise RequestError(
@@ -201,13 +199,13 @@ def _array(value: Any, name: str, trailing_shape: tuple[int, ...]) -> np.ndarray
 def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
     """The motion to edit as (features, its frame count): a canonical motion dict or raw features."""
     if isinstance(source, list):
-        features = _array(source, "source", (FEATURE_DIM,))
+        features = _array(source, "source", (canonical.FEATURE_SIZE,))
         frames = len(features) + 1  # features describe the steps between frames
     elif isinstance(source, dict):
         positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3))
         frames = len(positions)
         if source.get("features") is not None:
-            features = _array(source["features"], "source.features", (FEATURE_DIM,))
+            features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,))
             if len(features) not in (frames - 1, frames):
                 raise RequestError(
                     "bad_source", f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}"
@@ -218,7 +216,7 @@ def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
         raise RequestError(
             "bad_source",
             "'source' must be a canonical motion object (with 'positions' (frames, 22, 3)) "
-            f"or a list of {FEATURE_DIM}-value feature rows",
+            f"or a list of {canonical.FEATURE_SIZE}-value feature rows",
         )
     if not limits.min_frames <= frames <= limits.max_frames:
         raise RequestError(

@@ -15,7 +15,10 @@ import numpy as np
 _DATA = json.loads((Path(__file__).parent / "data" / "humanml3d_skeleton.json").read_text())
 
 FPS: int = int(_DATA["fps"])
-MAX_FRAMES = 196
+# Sizes the engine and the add-on share (defined here once: this module runs on both sides).
+MAX_FRAMES = 196  # the model's longest motion, 9.8 s
+FRAMES_PER_LATENT = 4  # the tokenizer's time step: lengths are multiples of 4 frames
+FEATURE_SIZE = 263  # HumanML3D features per frame
 NUM_JOINTS = 22
 
 SMPL_NAMES: list[str] = list(_DATA["joint_names"])

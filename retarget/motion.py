@@ -31,7 +31,6 @@ import numpy as np
 
 from . import canonical, rotations
 
-FEATURE_SIZE = 263
 _UNIT_TOLERANCE = 1e-3
 
 
@@ -161,7 +160,7 @@ class CanonicalMotion:
         self.rotations = _array(self.rotations, "rotations", (canonical.NUM_JOINTS, 4))
         self.root_translation = _array(self.root_translation, "root_translation", (3,))
         if self.features is not None:
-            self.features = _array(self.features, "features", (FEATURE_SIZE,))
+            self.features = _array(self.features, "features", (canonical.FEATURE_SIZE,))
         self.parents = np.asarray(self.parents, dtype=np.int64)
         self.joint_names = [str(name) for name in self.joint_names]
         self.fps = float(self.fps)

@@ -1,10 +1,13 @@
 """Sampling and zero-shot editing on a real (random-weight) tokenizer and transformer."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from engine.generate import Cancelled, EditSource, SamplingOptions, edit_source, filter_logits, sample, scale_masks
+from engine.generate import (Cancelled, EditSource, SamplingOptions, draw_codes, edit_source, filter_logits, sample, scale_masks,
+                             smooth_weights)  # fmt: skip
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
@@ -97,6 +100,24 @@ def test_frame_masks_become_token_masks_per_scale() -> None:
     masks = scale_masks(mask, scales)
     for m in masks:
         assert m[0, -1] and not m[0, 0]
+
+
+def test_smooth_mode_mixes_codes_as_the_release_does() -> None:
+    """Gumbel-softmax over the unfiltered guided logits times (1 + r), tau = max(0.27 (1 - 0.95 r), 0.005),
+    r = q / (Q - 1); written out here from the release's formula."""
+    logits = torch.tensor([[[2.0, 1.0, 0.0, -1.0]]])
+    gumbel = torch.tensor([[[0.1, -0.3, 0.5, 0.0]]])
+    for ratio in (0.0, 4 / 9, 1.0):
+        tau = max(0.27 * (1 - 0.95 * ratio), 0.005)
+        scaled = [(value * (1 + ratio) + noise) / tau for value, noise in zip(logits[0, 0].tolist(), gumbel[0, 0].tolist())]
+        exponentials = [math.exp(x - max(scaled)) for x in scaled]
+        expected = torch.tensor([[[x / sum(exponentials) for x in exponentials]]])
+        assert (smooth_weights(logits, ratio, gumbel) - expected).abs().max() < 1e-6, ratio
+    # The weights come from the unfiltered logits: a code top-k would drop still gets weight.
+    options = SamplingOptions(smooth=True, top_k=0.5)
+    _, weights = draw_codes(logits, options, [torch.Generator().manual_seed(0)], ratio=0.0)
+    assert torch.isinf(filter_logits(logits.clone(), 0.5, 0.95)[0, 0, 2]) and weights[0, 0, 2] > 0
+    assert weights.shape == logits.shape and torch.allclose(weights.sum(-1), torch.ones(1, 1))
 
 
 @pytest.mark.parametrize("span", ["prefix", "suffix", "in-between"])

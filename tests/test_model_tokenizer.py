@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.checkpoint import load_state_strict
 from engine.tokenizer import Codebook, Tokenizer, TokenizerConfig
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -21,8 +22,7 @@ def tiny_config() -> TokenizerConfig:
 def test_official_preset_size_and_release_keys():
     with torch.device("meta"):
         tokenizer = Tokenizer(TokenizerConfig.official())
-    parameters = sum(p.numel() for p in tokenizer.parameters())
-    assert abs(parameters - 34.5e6) / 34.5e6 < 0.01, parameters
+    assert sum(p.numel() for p in tokenizer.parameters()) == 34_996_127  # the release's count
     assert tokenizer.config.codebook_sizes() == OFFICIAL_CODEBOOK_SIZES
     shapes = {name: tuple(t.shape) for name, t in tokenizer.state_dict().items()}
     assert shapes["virtual_slot"] == (1960, 263) and shapes["initted"] == (1,)
@@ -33,11 +33,32 @@ def test_official_preset_size_and_release_keys():
     assert shapes["decoder.up.0.upsample.conv.weight"] == (256, 256, 3)
     assert shapes["decoder.up.2.attn.2.proj_out.weight"] == (256, 256, 1)
     assert shapes["decoder.conv_out.weight"][:2] == (263, 256)
+    assert shapes["encoder.conv_out.weight"] == (512, 256, 3) and shapes["decoder.conv_in.weight"] == (256, 512, 3)
     for q, size in enumerate(OFFICIAL_CODEBOOK_SIZES):
         assert shapes[f"quantizer.layers.{q}.codebook"] == (size, 512)
         assert shapes[f"quantizer.layers.{q}.code_sum"] == (size, 512)
         assert shapes[f"quantizer.layers.{q}.code_count"] == (size,)
         assert shapes[f"quantizer.phis.{q}.phi.1.0.weight"] == (512, 512, 3)
+
+
+def test_a_state_with_1_wide_code_space_kernels_loads_and_decodes_the_same():
+    """Checkpoints written before the engine followed the release's 3-wide kernels keep working."""
+    torch.manual_seed(0)
+    tokenizer = Tokenizer(tiny_config()).eval()
+    for convolution in (tokenizer.encoder.conv_out, tokenizer.decoder.conv_in):
+        convolution.weight.data[..., ::2] = 0  # what an old 1x1 kernel computes: only the middle tap
+    state = tokenizer.state_dict()
+    for name in ("encoder.conv_out.weight", "decoder.conv_in.weight"):
+        state[name] = state[name][..., 1:2].clone()  # saved as the old 1x1 kernel
+    motion = torch.randn(2, 80, 263, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected_tokens = tokenizer.encode_tokens(motion)
+        expected = tokenizer.decode_tokens(expected_tokens)
+        loaded = Tokenizer(tiny_config()).eval()
+        load_state_strict(loaded, state, "old.pt")
+        assert all(torch.equal(a, b) for a, b in zip(loaded.encode_tokens(motion), expected_tokens))
+        assert torch.equal(loaded.decode_tokens(expected_tokens), expected)
+    assert loaded.encoder.conv_out.weight.shape[-1] == 3
 
 
 def test_lookup_picks_the_code_of_highest_cosine_not_nearest_euclidean():
@@ -61,8 +82,7 @@ def test_codebook_initialises_from_the_first_batch_and_resets_dead_codes():
     batch = torch.randn(40, 3)
     codebook.init_from(batch)
     assert codebook.initted.item() == 1.0
-    # every code is one of the batch vectors
-    assert (codebook.codebook[:, None] == batch[None]).all(-1).any(1).all()
+    assert torch.equal(codebook.codebook, batch[:6])  # the release takes the first V vectors
     # all vectors go to code 0: it moves towards their mean; the unused codes die and are
     # re-seeded from the batch
     before = codebook.codebook.clone()
@@ -71,8 +91,27 @@ def test_codebook_initialises_from_the_first_batch_and_resets_dead_codes():
     expected_code0 = (0.9 * before[0] + 0.1 * fresh.sum(0)) / (0.9 + 0.1 * 30)
     assert torch.allclose(codebook.codebook[0], expected_code0, atol=1e-5)
     assert codebook.code_count[1:].max() < 1.0
-    assert (codebook.codebook[1:, None] - fresh[None]).norm(dim=-1).min(dim=1).values.max() < 0.01
+    assert torch.equal(codebook.codebook[1:], fresh[1:6])  # dead codes: the batch's first vectors
     assert codebook.code_count[0] > 1.0
+
+
+def test_the_ema_update_looks_up_each_full_resolution_vector_on_its_own():
+    """The release assigns each of the 49 residual vectors its own nearest code for the EMA update,
+    not the code of the (downsampled) token that covers it."""
+    torch.manual_seed(2)
+    quantizer = Tokenizer(tiny_config()).quantizer
+    for layer in quantizer.layers:
+        layer.init_from(torch.randn(64, 16))
+    z = torch.randn(3, 16, 49)
+    layer = quantizer.layers[0]
+    before_sum, before_count = layer.code_sum.clone(), layer.code_count.clone()
+    vectors = z.transpose(1, 2).reshape(-1, 16)
+    own_codes = (F.normalize(vectors, dim=-1) @ F.normalize(layer.codebook, dim=-1).T).argmax(-1)
+    quantizer.train()(z)
+    counts = torch.bincount(own_codes, minlength=layer.code_count.shape[0]).float()
+    assert torch.allclose(layer.code_count, layer.mu * before_count + (1 - layer.mu) * counts)
+    onehot = F.one_hot(own_codes, layer.code_count.shape[0]).float()
+    assert torch.allclose(layer.code_sum, layer.mu * before_sum + (1 - layer.mu) * onehot.T @ vectors, atol=1e-5)
 
 
 def test_tokens_rebuild_the_latent_of_the_forward_pass():

@@ -4,7 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.transformer import OFFICIAL_CODEBOOK_SIZES, Transformer, TransformerConfig, scale_rotary_frequencies
+from engine.checkpoint import load_state_strict
+from engine.transformer import Transformer, TransformerConfig, scale_rotary_frequencies
+
+OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)  # the release's, written out
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 TINY = dict(d_model=32, n_layers=2, n_heads=2, ff_size=64, dropout=0.0, text_dim=16, code_dim=8)
@@ -83,6 +86,25 @@ def test_kv_cached_steps_give_the_full_pass_logits() -> None:
             stepped = model.step(q, context, length_embedding, None if q == 0 else inputs[:, span], cache)
             assert (stepped - full[q]).abs().max() < 1e-4
     assert cache[0].scales.keys.shape[2] == 236 and cache[0].text.keys.shape[2] == 7
+
+
+def test_the_mask_means_the_same_in_either_saved_form_and_other_masks_are_refused() -> None:
+    """The release saves 1 where a token may look, 0 elsewhere; this engine once saved the additive
+    form (0 / -inf). Both load to the same model; a mask that is not block-causal is refused."""
+    model = tiny_model(seed=4)
+    generator = torch.Generator().manual_seed(5)
+    text, lengths, inputs = torch.randn(2, 5, 16, generator=generator), torch.tensor([196, 60]), teacher_inputs(model, 2, generator)
+    assert set(model.attn_mask.unique().tolist()) == {0.0, 1.0}
+    with torch.no_grad():
+        expected = model(text, lengths, inputs)
+        for saved_mask in (model.attn_mask.clone(), torch.zeros_like(model.attn_mask).masked_fill(model.attn_mask == 0, float("-inf"))):
+            loaded = tiny_model(seed=9)
+            load_state_strict(loaded, {**model.state_dict(), "attn_mask": saved_mask}, "saved.pt")
+            assert torch.equal(loaded.attn_mask, model.attn_mask)
+            assert all(torch.equal(a, b) for a, b in zip(loaded(text, lengths, inputs), expected))
+    full = torch.ones_like(model.attn_mask)  # every token sees every other: not causal
+    with pytest.raises(ValueError, match="not the block-causal mask"):
+        load_state_strict(tiny_model(), {**model.state_dict(), "attn_mask": full}, "wrong.pt")
 
 
 def test_partial_teacher_forcing_returns_the_covered_scales() -> None:

@@ -97,6 +97,18 @@ def test_port_in_use_is_a_clear_error(managed, checkpoint, tmp_path):
     assert f"cannot listen on 127.0.0.1:{managed.port}: the port is already in use" in result.stderr
 
 
+def test_serve_defaults_to_the_bundled_model(tmp_path):
+    token_file, _ = write_token(tmp_path)
+    server = subprocess.Popen([ENGINE_PYTHON, "-m", "engine", "serve", "--token-file", str(token_file), "--log-file", str(tmp_path / "log")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=engine_env(), cwd=ROOT)  # fmt: skip
+    try:
+        listening = json.loads(server.stdout.readline())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert listening["event"] == "listening" and listening["checkpoint"] == str(DEFAULT_CHECKPOINT)
+
+
 def test_remote_bind_only_when_asked(checkpoint, tmp_path):
     token_file, _ = write_token(tmp_path)
     common = ["--checkpoint", str(checkpoint), "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]

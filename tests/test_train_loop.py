@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine import checkpoint
-from engine.train import TrainConfig, build_model, crop_batch, frame_mask, learning_rate, load_motions, parse_overrides, train
+from engine.train import TokenizerStage, TrainConfig, crop_batch, frame_mask, learning_rate, load_motions, parse_overrides, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TOKENIZER = {"width": 16, "code_dim": 16, "nb_code_st": 16, "nb_code_ed": 32}
@@ -71,7 +71,7 @@ def test_tokenizer_learns_checkpoints_and_resumes(dataset, tmp_path) -> None:
     path = train(config)
     saved = checkpoint.load(path)
     torch.manual_seed(config.seed)  # the initial weights train() started from
-    untrained = build_model(config, None, 0)
+    untrained = TokenizerStage(config, torch.device("cpu")).build()
     assert fixed_batch_loss(saved.tokenizer, dataset, config) < 0.92 * fixed_batch_loss(untrained, dataset, config)
     assert saved.transformer is None and saved.meta["step"] == 30 and saved.text_encoder == "all-minilm-l6-v2"
     np.testing.assert_allclose(saved.std, np.load(dataset / "Std.npy"))  # the dataset's Std carries the feature bias
