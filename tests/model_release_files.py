@@ -1,6 +1,6 @@
-"""The files the download stand-in serves: a small archive in the authors' release layout (both
-datasets) and CLIP's text tower under its real file names, 512 wide like ViT-B/32's token
-features. Needs torch and transformers: the Blender tests, whose Python on the 4.5 LTS run has
+"""The files the download stand-in serves: an archive in the authors' release layout
+(tests/release_layout.py, both datasets at the small size, so that a test downloads 2.7 MB, not
+240) and CLIP's text tower under its real file names, 512 wide like ViT-B/32's token features. Needs torch and transformers: the Blender tests, whose Python on the 4.5 LTS run has
 neither, make them with `ENGINE_PYTHON -m tests.model_release_files OUT`.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ CLIP = "clip"
 
 
 def release_zip() -> bytes:
-    from tests.test_model_official import SMALL_TOKENIZER, SMALL_TRANSFORMER, add_dataset
+    from tests.release_layout import SMALL_TOKENIZER, SMALL_TRANSFORMER, add_dataset
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
