@@ -743,6 +743,7 @@ def test_official_models_download_from_the_preferences_and_the_panel_switches_be
     for name, value in {"MOSA_MODELS_DIR": tmp_path / "models", "MOSA_MODELS_MIRROR": model_mirror.url,
                         "HF_HUB_CACHE": tmp_path / "hf", "OMP_NUM_THREADS": 1}.items():
         monkeypatch.setenv(name, str(value))  # the engine's processes inherit these
+    rig = mixamo_rig()  # a fresh file, and with it a fresh WindowManager: nothing asked yet
     prefs = package.preferences.get(bpy.context)
     prefs.engine_python, prefs.device, prefs.model = ENGINE_PYTHON, "cpu", "HUMANML3D"
     models = bpy.context.window_manager.mosa_models
@@ -752,7 +753,6 @@ def test_official_models_download_from_the_preferences_and_the_panel_switches_be
     assert "non-commercial research" in models.licences and "MIT licence" in models.licences
     assert package.model_ops.describe(bpy.context) == ("HumanML3D: not installed (Preferences > Download Official Models)",
                                                        "IMPORT")
-    rig = mixamo_rig()
     bpy.context.scene.mosa.prompt, bpy.context.scene.mosa.seconds = "a person walks forward", 2.0
     with pytest.raises(RuntimeError, match="HumanML3D model is not installed.*Download Official Models"):
         bpy.ops.mosa.generate(synchronous=True)
