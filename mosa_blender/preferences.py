@@ -6,7 +6,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import engine_setup, model_catalogue
+from . import engine_setup
 
 ADDON = __package__
 
