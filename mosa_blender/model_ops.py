@@ -103,6 +103,8 @@ def describe(context) -> tuple[str, str]:
         row = chosen_row(context, ask_engine=False)
     except RuntimeError as error:
         return str(error), "ERROR"
+    if row is None and prefs.model == "DEMO":
+        return "Demo: the bundled model (a few dozen motions)", "CHECKMARK"
     if row is None:
         return "installed models: not checked yet (Preferences > Refresh Models)", "QUESTION"
     if not row.installed:
