@@ -220,6 +220,9 @@ class DownloadOptions:
 def download_official(options: DownloadOptions, report: Report) -> list[str]:
     """Download the release, check it, import both models and fetch CLIP's text tower; the keys installed."""
     folder, importing = options.folder, options.folder / IMPORTING
+    if all(installed_path(model, folder) is not None for model in OFFICIAL):
+        report(Progress("done", "already installed (remove them first to download them again)"))
+        return [model.key for model in OFFICIAL]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(importing, ignore_errors=True)  # what a killed import left: never picked up, but it takes space

@@ -83,6 +83,9 @@ def test_complete_download_installs_both_models_with_progress_then_one_generates
     assert "MB of" in transfers[-1]["line"] and "/s" in transfers[-1]["line"]
     assert {e["stage"] for e in events if e["event"] == "progress"} >= {"download", "verify", "text encoder", "import", "done"}
     assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
+    requests_so_far = len(server.requests)
+    code, events, stderr = download(tmp_path, server.url)
+    assert code == 0 and "already installed" in events[-2]["line"] and len(server.requests) == requests_so_far, stderr
     folder = tmp_path / "models"
     assert not (folder / "downloads").exists(), "the archive is removed once both models are imported"
     assert sorted(path.name for path in folder.iterdir()) == ["humanml3d.pt", "installed.json", "motionx.pt"]
