@@ -784,7 +784,7 @@ def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mi
     package, _ = addon
     monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("MOSA_MODELS_MIRROR", model_mirror.url)
-    model_mirror.faults.throttle_s = 0.05
+    model_mirror.faults.throttle_s = 0.1
     try:
         run = package.model_catalogue.DownloadRun.start(ENGINE_PYTHON, package.engine_process.DEFAULT_ENGINE_ROOT,
                                                         tmp_path / "download.log")
