@@ -35,7 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     length.add_argument("--seconds", type=float, default=6.0, help="motion length (2 to 9.8 s)")
     length.add_argument("--frames", type=int, help="motion length in 20 fps frames, a multiple of 4 (instead of --seconds)")
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="output folder")
-    parser.add_argument("--checkpoint", type=Path, help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)})")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", choices=("demo", "humanml3d", "motionx"), default="demo",
+                       help="humanml3d, motionx: the authors' models, once `python -m engine models download official` fetched them")
+    model.add_argument("--checkpoint", type=Path, help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)})")
     parser.add_argument("--random-model", action="store_true",
                         help="development only: random weights when no trained demo model exists (the motion is noise)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -69,6 +72,15 @@ def choose_checkpoint(args: argparse.Namespace) -> tuple[Path, bool]:
         if not args.checkpoint.is_file():
             sys.exit(f"demo: no checkpoint at {args.checkpoint}")
         return args.checkpoint, args.checkpoint.resolve() == DEMO_CHECKPOINT.resolve()
+    if args.model != "demo":
+        from engine import models
+
+        path = models.installed_path(models.find_model(args.model), models.models_folder())
+        if path is None:
+            sys.exit(f"demo: the {args.model} model is not downloaded yet (looked in {models.models_folder()}).\n"
+                     "      Run `python -m engine models download official` in the environment build.py made, "
+                     "or Download Official Models in the add-on's preferences.")
+        return path, False
     if DEMO_CHECKPOINT.is_file():
         return DEMO_CHECKPOINT, True
     if not args.random_model:

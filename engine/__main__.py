@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inbetween": ("engine.cli", "generate the motion between key poses of a motion"),
     "eval": ("engine.evaluate", "evaluate a checkpoint"),
     "import-official": ("engine.official", "import the authors' MoSa.zip"),
+    "models": ("engine.models", "list, download (the authors' HumanML3D and Motion-X models) or remove models"),
     "serve": ("engine.service", "run the local HTTP service"),
     "bench": ("engine.bench", "time generation and write a table"),
 }

@@ -14,13 +14,14 @@ def default_checkpoint() -> str:
     return str(Path(DEFAULT_ENGINE_ROOT) / "engine" / "checkpoints" / "demo.pt")
 
 
-def connect(prefs, log_dir: Path) -> tuple[EngineClient, str | None]:
-    """A client for the engine the preferences name, and a sentence when something changed
-    (started, reused, restarted after a crash) that the operator reports."""
+def connect(prefs, log_dir: Path, checkpoint: str | None = None) -> tuple[EngineClient, str | None]:
+    """A client for the engine the preferences name, on `checkpoint` (default: the preferences'
+    file, else the demo model), and a sentence when something changed (started, reused,
+    restarted after a crash or on another model) that the operator reports."""
     global _process
     if prefs.engine_mode == "REMOTE":
         return EngineClient(prefs.remote_url, prefs.remote_token), None
-    python, checkpoint = prefs.resolved_python(), prefs.checkpoint or default_checkpoint()
+    python, checkpoint = prefs.resolved_python(), checkpoint or prefs.checkpoint or default_checkpoint()
     if _process is not None and (_process.python, _process.checkpoint, _process.device) != (python, checkpoint, prefs.device):
         _process.stop()  # settings changed: the next engine runs with the new ones
         _process = None

@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty
 
-from . import baking, engine_session, preferences, spans, storage
+from . import baking, engine_session, model_ops, preferences, spans, storage
 from .action_compat import assign_action
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
 from .retargeting import action_to_motion, armature_mapping, motion_to_tracks
@@ -88,7 +88,8 @@ def _armature_poll(cls, context) -> bool:
 
 def connect(operator, context) -> EngineClient | None:
     try:
-        client, news = engine_session.connect(preferences.get(context), preferences.user_dir())
+        checkpoint = model_ops.chosen_checkpoint(context) if preferences.get(context).engine_mode == "LOCAL" else None
+        client, news = engine_session.connect(preferences.get(context), preferences.user_dir(), checkpoint)
     except Exception as failure:  # the engine could not start: say why, in the UI
         operator.report({"ERROR"}, f"MoSa engine unavailable: {failure}")
         return None

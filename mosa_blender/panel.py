@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import bpy
 
+from . import model_ops, preferences
+
 
 class MOSA_UL_mapping(bpy.types.UIList):
     """Canonical joint -> bone: typed with a search over the armature's bones, taken from the
@@ -34,6 +36,12 @@ class MOSA_PT_main(_Sidebar, bpy.types.Panel):
 
     def draw(self, context):
         layout, settings = self.layout, context.scene.mosa
+        prefs = preferences.get(context)
+        layout.prop(prefs, "model")
+        if prefs.model == "FILE":
+            layout.prop(prefs, "checkpoint", text="")
+        text, icon = model_ops.describe(context)
+        layout.label(text=text, icon=icon)
         layout.prop(settings, "prompt", text="")
         row = layout.row(align=True)
         row.prop(settings, "seconds")

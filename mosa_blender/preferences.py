@@ -20,6 +20,11 @@ def get(context: bpy.types.Context) -> "MOSA_AP_preferences":
     return context.preferences.addons[ADDON].preferences
 
 
+def _choose_file(prefs, _context) -> None:
+    if prefs.checkpoint and prefs.model != "FILE":
+        prefs.model = "FILE"
+
+
 class MOSA_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON
 
@@ -31,8 +36,15 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
     engine_python: StringProperty(
         name="Engine Python", subtype="FILE_PATH",
         description="Python with torch that runs the engine (empty: the venv 'Set up engine' creates)")
-    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
-                               description="Model checkpoint (empty: the bundled demo model)")
+    model: EnumProperty(
+        name="Model", description="The model the engine runs; a change takes effect on the next job",
+        items=[("DEMO", "Demo", "The bundled demo model: a few dozen motions"),
+               ("HUMANML3D", "HumanML3D", "The authors' HumanML3D model (Download Official Models)"),
+               ("MOTIONX", "Motion-X", "The authors' Motion-X model (Download Official Models)"),
+               ("FILE", "File", "A checkpoint file of your own")],
+        default="DEMO")
+    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", update=_choose_file,
+                               description="A checkpoint file (choosing one selects the File model)")
     device: EnumProperty(name="Device", items=[("auto", "Auto", "CUDA when available"), ("cpu", "CPU", ""),
                                                ("cuda", "CUDA", "")], default="auto")
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765")
@@ -53,11 +65,33 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         row = layout.row()
         row.operator("mosa.setup_engine", icon="CONSOLE")
         row.operator("mosa.import_official", icon="IMPORT")
-        layout.prop(self, "checkpoint")
+        self.draw_models(context, layout.box())
         layout.prop(self, "device")
         row = layout.row()
         row.operator("mosa.engine_start", icon="PLAY")
         row.operator("mosa.engine_stop", icon="CANCEL")
+
+
+    def draw_models(self, context: bpy.types.Context, box: bpy.types.UILayout) -> None:
+        """The model choice, what is installed, and the download with its progress."""
+        models = context.window_manager.mosa_models
+        box.prop(self, "model")
+        if self.model == "FILE":
+            box.prop(self, "checkpoint")
+        for row in models.rows:
+            box.label(text=f"{row.label}: {'installed' if row.installed else 'not installed'} - {row.knows}",
+                      icon="CHECKMARK" if row.installed else "BLANK1")
+        if models.error:
+            box.label(text=models.error, icon="ERROR")
+        if models.status:
+            box.label(text=models.status, icon="INFO")
+        row = box.row()
+        row.operator("mosa.download_models", icon="IMPORT")
+        row.operator("mosa.cancel_download", icon="CANCEL", text="Cancel")
+        row.operator("mosa.remove_models", icon="TRASH", text="Remove")
+        row.operator("mosa.refresh_models", icon="FILE_REFRESH", text="")
+        box.label(text=f"Models folder: {models.folder or 'unknown until refreshed'}; "
+                       f"licences are shown before the download")
 
 
 def register() -> None:

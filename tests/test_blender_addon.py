@@ -718,3 +718,85 @@ def test_a_lower_body_bone_as_hips_is_refused_before_any_key(addon):
     print("\nwrong Hips on a real walk: " + "; ".join(problems))
     hips_to_head = next(p for p in problems if p.startswith("Hips to Head"))
     assert float(hips_to_head.split(" m at frame")[0].split()[-1]) > 2.0
+
+
+@pytest.fixture(scope="module")
+def model_mirror(tmp_path_factory):
+    """The stand-in for Google Drive and the Hub (tests/model_server.py) on the release's files,
+    which the engine's Python makes (on the 4.5 LTS run this process has no torch)."""
+    from service_engine import ENGINE_PYTHON, engine_env
+    from tests.model_server import ModelServer
+
+    folder = tmp_path_factory.mktemp("release")
+    made = subprocess.run([ENGINE_PYTHON, "-m", "tests.model_release_files", str(folder)], cwd=ROOT, env=engine_env(),
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    with ModelServer.for_release(folder) as server:
+        yield server
+
+
+def test_official_models_download_from_the_preferences_and_the_panel_switches_between_them(addon, model_mirror, tmp_path,
+                                                                                          monkeypatch):
+    from service_engine import ENGINE_PYTHON
+
+    package, _ = addon
+    for name, value in {"MOSA_MODELS_DIR": tmp_path / "models", "MOSA_MODELS_MIRROR": model_mirror.url,
+                        "HF_HUB_CACHE": tmp_path / "hf", "OMP_NUM_THREADS": 1}.items():
+        monkeypatch.setenv(name, str(value))  # the engine's processes inherit these
+    rig = mixamo_rig()  # a fresh file, and with it a fresh WindowManager: nothing asked yet
+    prefs = package.preferences.get(bpy.context)
+    prefs.engine_python, prefs.device, prefs.model = ENGINE_PYTHON, "cpu", "HUMANML3D"
+    models = bpy.context.window_manager.mosa_models
+    assert package.model_ops.describe(bpy.context)[0].startswith("installed models: not checked yet")
+    assert bpy.ops.mosa.refresh_models() == {"FINISHED"}
+    assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": False, "motionx": False}
+    assert "non-commercial research" in models.licences and "MIT licence" in models.licences
+    assert package.model_ops.describe(bpy.context) == ("HumanML3D: not installed (Preferences > Download Official Models)",
+                                                       "IMPORT")
+    bpy.context.scene.mosa.prompt, bpy.context.scene.mosa.seconds = "a person walks forward", 2.0
+    with pytest.raises(RuntimeError, match="HumanML3D model is not installed.*Download Official Models"):
+        bpy.ops.mosa.generate(synchronous=True)
+    with pytest.raises(RuntimeError, match="accept the licences"):
+        bpy.ops.mosa.download_models(synchronous=True)
+    assert model_mirror.requests == []
+
+    started = time.perf_counter()
+    assert bpy.ops.mosa.download_models(accept_licences=True, synchronous=True) == {"FINISHED"}
+    print(f"Download Official Models: {time.perf_counter() - started:.1f} s")
+    assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": True, "motionx": True}
+    assert models.status.startswith("installed humanml3d, motionx")
+    assert package.model_ops.describe(bpy.context) == (f"HumanML3D: {models.rows[1].knows}", "CHECKMARK")
+
+    for choice, name in (("HUMANML3D", "mosa-official-t2m"), ("MOTIONX", "mosa-official-motionx")):
+        prefs.model = choice  # no restart of Blender: the next job starts the engine on the chosen model
+        assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+        assert rig.animation_data.action["mosa"]["model"] == name
+        assert package.engine_session._process.checkpoint == str(tmp_path / "models" / f"{choice.lower()}.pt")
+
+    assert bpy.ops.mosa.remove_models() == {"FINISHED"}
+    assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": False, "motionx": False}
+    assert not list((tmp_path / "models").glob("*.pt")) and package.engine_session._process is None
+
+
+def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mirror, tmp_path, monkeypatch):
+    from service_engine import ENGINE_PYTHON
+
+    package, _ = addon
+    monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("MOSA_MODELS_MIRROR", model_mirror.url)
+    model_mirror.faults.throttle_s = 0.1
+    try:
+        run = package.model_catalogue.DownloadRun.start(ENGINE_PYTHON, package.engine_process.DEFAULT_ENGINE_ROOT,
+                                                        tmp_path / "download.log")
+        deadline = time.monotonic() + 120
+        while not run.poll() and run.fraction < 0.1:
+            assert time.monotonic() < deadline, run.line
+            time.sleep(0.05)
+        assert run.line.startswith("download MoSa.zip: ") and " of 2.7 MB" in run.line
+        run.cancel()  # what Esc and the Cancel button do
+        while not run.poll():
+            time.sleep(0.05)
+    finally:
+        model_mirror.faults.throttle_s = 0.0
+    assert run.state == "cancelled" and "resumes" in run.message
+    assert list((tmp_path / "models" / "downloads").glob("*.part")) and not list((tmp_path / "models").glob("*.pt"))

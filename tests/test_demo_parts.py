@@ -1,6 +1,8 @@
 """The demo's plain parts, without Blender: its options, the prompt note, the body shapes, the pictures."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -28,6 +30,21 @@ def test_the_demo_refuses_to_pass_random_weights_off_as_the_demo_model(tmp_path,
     args = driver.parse_args(["--extension", "x.zip", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="(?s)demo.pt is not in this checkout yet.*--random-model"):
         driver.choose_checkpoint(args)
+
+
+def test_the_demo_runs_a_downloaded_official_model_or_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path))
+    args = driver.parse_args(["--model", "humanml3d", "--extension", "x.zip"])
+    with pytest.raises(SystemExit, match="(?s)humanml3d model is not downloaded yet.*python -m engine models download official"):
+        driver.choose_checkpoint(args)
+    # What `models download official` leaves: the checkpoint, the text tower in the Hub cache, the manifest naming both.
+    (tmp_path / "humanml3d.pt").write_bytes(b"checkpoint")
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "config.json").write_text("{}")
+    (tmp_path / "installed.json").write_text(json.dumps({"humanml3d": {"file": "humanml3d.pt", "text_encoder": str(tmp_path / "clip")}}))
+    assert driver.choose_checkpoint(args) == (tmp_path / "humanml3d.pt", False)
+    with pytest.raises(SystemExit):
+        driver.parse_args(["--model", "humanml3d", "--checkpoint", "x.pt", "--extension", "x.zip"])
 
 
 def test_prompt_note_tells_known_from_unknown_motions():

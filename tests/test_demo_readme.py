@@ -19,6 +19,9 @@ RUN_BY: dict[str, list[tuple[str, str]]] = {
     "python3 build.py test": [(".ci/run", "python3 build.py test")],
     "python3 build.py extension": [("tests/test_blender_addon.py", '"extension"')],
     "python -m engine import-official": [("tests/test_model_official.py", '"import-official"')],
+    # Against the local stand-in for Google Drive and the Hub (tests/model_server.py).
+    "python -m engine models download": [("tests/test_models_download.py", '"download", "official"')],
+    "python -m engine models list": [("tests/test_models_download.py", '"list", "--json"')],
     "python -m engine generate": [("tests/test_service_cli.py", '"generate"')],
     "python -m engine edit": [("tests/test_service_cli.py", '"edit"')],
     # Downloads cannot run offline in the suite; the test checks the tool and its options exist.

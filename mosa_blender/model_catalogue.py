@@ -1,0 +1,127 @@
+"""Which models are installed, and the download of the official ones, through the engine's own
+Python (`python -m engine models ...`). Plain Python (no bpy), so it is tested as is.
+
+The add-on never imports the engine: it runs its command line, reads `list --json` for the
+catalogue and the licences, and follows `download official --progress json`, one JSON object a
+line, on a reader thread, so Blender's UI never waits on the network. Cancel is SIGTERM, which
+the engine turns into a clean stop that keeps the downloaded bytes for the next run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The panel's choices and the engine's model keys ("" for a checkpoint file the user picks).
+CHOICES = {"DEMO": "demo", "HUMANML3D": "humanml3d", "MOTIONX": "motionx", "FILE": ""}
+
+
+class CatalogueError(RuntimeError):
+    """The engine's Python could not say which models there are (not set up, or broken)."""
+
+
+@dataclass
+class Catalogue:
+    folder: str
+    models: list[dict]  # key, label, knows, installed, path, bytes
+    licences: list[str]
+
+    def model(self, key: str) -> dict:
+        return next(row for row in self.models if row["key"] == key)
+
+
+def engine_command(python: str, *arguments: str) -> list[str]:
+    return [python, "-m", "engine", "models", *arguments]
+
+
+def engine_environment(engine_root: Path) -> dict:
+    """Only the engine's own folder on the path: Blender's PYTHONPATH belongs to another Python."""
+    return dict(os.environ, PYTHONPATH=str(engine_root))
+
+
+def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> Catalogue:
+    try:
+        listed = subprocess.run(engine_command(python, "list", "--json"), cwd=engine_root, env=engine_environment(engine_root),
+                                capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise CatalogueError(f"the engine's Python {python} does not run ({error}); set it up in the preferences") from None
+    if listed.returncode != 0:
+        tail = (listed.stderr.strip().splitlines() or [f"exit code {listed.returncode}"])[-1]
+        raise CatalogueError(f"the engine could not list its models: {tail}")
+    answer = json.loads(listed.stdout)
+    return Catalogue(answer["folder"], answer["models"], answer["licences"])
+
+
+def remove_official(python: str, engine_root: Path) -> str:
+    """Delete the downloaded official models; what the engine said it removed."""
+    finished = subprocess.run(engine_command(python, "remove", "official"), cwd=engine_root, env=engine_environment(engine_root),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    if finished.returncode != 0:
+        raise CatalogueError((finished.stderr.strip().splitlines() or ["removing failed"])[-1])
+    return finished.stdout.strip()
+
+
+@dataclass
+class DownloadRun:
+    """`models download official` running in the engine's Python; `poll()` takes what it printed."""
+
+    process: subprocess.Popen
+    line: str = "starting"  # the latest progress, as a sentence
+    fraction: float = 0.0  # of the current stage, 0..1
+    state: str = "running"  # running, done, failed, cancelled
+    message: str = ""  # the error, or what was installed
+    _lines: queue.Queue = field(default_factory=queue.Queue)
+
+    @classmethod
+    def start(cls, python: str, engine_root: Path, log_file: Path) -> "DownloadRun":
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "wb") as stderr:
+            process = subprocess.Popen(engine_command(python, "download", "official", "--accept-licences", "--progress", "json"),
+                                       cwd=engine_root, env=engine_environment(engine_root), stdout=subprocess.PIPE,
+                                       stderr=stderr, stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+        run = cls(process)
+        threading.Thread(target=run._read, name="mosa-model-download", daemon=True).start()
+        return run
+
+    def _read(self) -> None:
+        for text in self.process.stdout:
+            self._lines.put(text)
+        self._lines.put(None)
+
+    def poll(self) -> bool:
+        """Take the lines printed since the last poll; True once the download is over."""
+        while True:
+            try:
+                text = self._lines.get_nowait()
+            except queue.Empty:
+                return False
+            if text is None:
+                self.process.wait()
+                if self.state == "running":  # it ended without saying why
+                    self.state, self.message = "failed", f"the download stopped (exit code {self.process.returncode})"
+                return True
+            self._take(text)
+
+    def _take(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return  # a library's stray print
+        if event.get("event") == "progress":
+            self.line = event["line"]
+            total = event.get("total")
+            self.fraction = min(1.0, event["done"] / total) if total else 0.0
+        elif event.get("event") == "done":
+            self.state, self.message = "done", f"installed {', '.join(event['installed'])} in {event['folder']}"
+        elif event.get("event") == "error":
+            self.state = "cancelled" if event.get("kind") == "cancelled" else "failed"
+            self.message = event.get("message", "")
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)

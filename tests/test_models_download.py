@@ -1,0 +1,201 @@
+"""`python -m engine models download official` against a local server (tests/model_server.py) that
+stands in for Google Drive and the Hugging Face Hub: a small archive in the release layout and a
+small CLIP text tower of the real file names. Every path a real download meets: complete, cut and
+resumed within a run, cancelled and resumed by the next run, damaged, disk full (a real tmpfs),
+no network. The engine runs as the add-on runs it, as a subprocess of its own Python.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ENGINE_PYTHON, ROOT
+from tests import model_release_files
+from tests.model_server import ARCHIVE, CLIP_PREFIX, UNWANTED, ModelServer
+
+
+@pytest.fixture(scope="module")
+def release_files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("release")
+    model_release_files.write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def release_zip(release_files) -> bytes:
+    return (release_files / model_release_files.ARCHIVE).read_bytes()
+
+
+@pytest.fixture()
+def server(release_files):
+    with ModelServer.for_release(release_files) as running:
+        yield running
+
+
+def engine_env(tmp_path: Path) -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_CACHE=str(tmp_path / "hf"),
+                HF_HUB_DISABLE_TELEMETRY="1")  # fmt: skip
+
+
+def download_command(folder: Path, mirror: str, *extra: str) -> list[str]:
+    return [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "download", "official", "--accept-licences",
+            "--mirror", mirror, "--progress", "json", *extra]  # fmt: skip
+
+
+def download(tmp_path: Path, mirror: str, *extra: str, prefix: list[str] = ()) -> tuple[int, list[dict], str]:
+    finished = subprocess.run([*prefix, *download_command(tmp_path / "models", mirror, *extra)], cwd=ROOT,
+                              env=engine_env(tmp_path), capture_output=True, text=True, timeout=600)  # fmt: skip
+    events = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
+    return finished.returncode, events, finished.stderr
+
+
+def installed(tmp_path: Path) -> dict[str, bool]:
+    listed = subprocess.run([ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "list", "--json"],
+                            cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return {row["key"]: row["installed"] for row in json.loads(listed.stdout)["models"]}
+
+
+def assert_nothing_half_written(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    assert installed(tmp_path) == {"demo": True, "humanml3d": False, "motionx": False}
+    assert not list(folder.rglob("*.pt")) and not list(folder.rglob("*.partial"))
+    assert not (folder / "downloads" / "MoSa.zip").exists() or zipfile.is_zipfile(folder / "downloads" / "MoSa.zip")
+
+
+def test_complete_download_installs_both_models_with_progress_then_one_generates(server, release_zip, tmp_path):
+    started = time.perf_counter()
+    code, events, stderr = download(tmp_path, server.url)
+    print(f"download + verify + import of a {len(release_zip) / 1e6:.1f} MB archive: {time.perf_counter() - started:.1f} s")
+    assert code == 0, (events[-1:], stderr)
+    assert events[-1]["event"] == "done" and events[-1]["installed"] == ["humanml3d", "motionx"]
+    transfers = [e for e in events if e["event"] == "progress" and e["stage"] == "download"]
+    assert transfers[-1]["done"] == transfers[-1]["total"] == len(release_zip)
+    assert "MB of" in transfers[-1]["line"] and "/s" in transfers[-1]["line"]
+    assert {e["stage"] for e in events if e["event"] == "progress"} >= {"download", "verify", "text encoder", "import", "done"}
+    assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
+    requests_so_far = len(server.requests)
+    code, events, stderr = download(tmp_path, server.url)
+    assert code == 0 and "already installed" in events[-2]["line"] and len(server.requests) == requests_so_far, stderr
+    folder = tmp_path / "models"
+    assert not (folder / "downloads").exists(), "the archive is removed once both models are imported"
+    assert sorted(path.name for path in folder.iterdir()) == ["humanml3d.pt", "installed.json", "motionx.pt"]
+    fetched = {path.rsplit("/", 1)[1] for method, path, _ in server.requests if method == "GET" and path.startswith(CLIP_PREFIX)}
+    assert "model.safetensors" in fetched and "config.json" in fetched and not fetched & set(UNWANTED)
+
+    out = tmp_path / "walk.npz"
+    generated = subprocess.run([ENGINE_PYTHON, "-m", "engine", "generate", "--checkpoint", str(folder / "humanml3d.pt"),
+                                "--prompt", "a person walks", "--seconds", "2", "--out", str(out), "--device", "cpu"],
+                               cwd=ROOT, env=dict(engine_env(tmp_path), HF_HUB_OFFLINE="1"), capture_output=True, text=True,
+                               timeout=300)  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    positions = np.load(out)["positions"]
+    assert positions.shape == (40, 22, 3) and np.isfinite(positions).all()
+
+    removed = subprocess.run([ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "remove", "official", "--text-encoder"],
+                             cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert removed.returncode == 0, removed.stderr
+    assert installed(tmp_path) == {"demo": True, "humanml3d": False, "motionx": False}
+    assert not list(folder.glob("*.pt")) and not (tmp_path / "hf" / "models--openai--clip-vit-base-patch32").exists()
+
+
+def test_the_licences_are_shown_and_must_be_accepted(server, tmp_path):
+    command = [c for c in download_command(tmp_path / "models", server.url) if c not in ("--accept-licences", "--progress", "json")]
+    refused = subprocess.run(command, cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)  # fmt: skip
+    assert refused.returncode == 2 and "--accept-licences" in refused.stderr
+    assert "non-commercial research" in refused.stderr and "MIT licence" in refused.stderr
+    assert server.requests == [], "nothing is fetched before the licences are accepted"
+
+
+def test_a_cut_connection_resumes_with_a_range_request(server, release_zip, tmp_path):
+    cut = len(release_zip) // 3
+    server.faults.cut_after[ARCHIVE] = cut
+    code, _, stderr = download(tmp_path, server.url)
+    assert code == 0, stderr
+    first, resumed = server.ranges(ARCHIVE)
+    assert first is None and resumed.startswith("bytes=") and 0 < int(resumed[6:-1]) <= cut, resumed
+    assert installed(tmp_path)["humanml3d"]
+
+
+def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, release_zip, tmp_path):
+    server.faults.throttle_s = 0.1  # about 0.6 MB/s: the download is still running when it is cancelled
+    downloads = tmp_path / "models" / "downloads"
+    process = subprocess.Popen(download_command(tmp_path / "models", server.url), cwd=ROOT, env=engine_env(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(p.stat().st_size for p in downloads.glob("*.part")) < 256 * 1024:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # what the add-on's Cancel does
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert json.loads(stdout.splitlines()[-1])["kind"] == "cancelled"
+    (partial,) = downloads.glob("*.part")
+    kept = partial.stat().st_size
+    assert 0 < kept < len(release_zip)
+    assert_nothing_half_written(tmp_path)
+
+    server.faults.throttle_s = 0.0
+    code, _, stderr = download(tmp_path, server.url)
+    assert code == 0, stderr
+    assert server.ranges(ARCHIVE)[-1] == f"bytes={kept}-", "the second run asks only for the bytes it lacks"
+    assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
+
+
+def damaged(release_zip: bytes) -> bytes:
+    """The archive with one byte of a weights file flipped: the zip reads, the CRC does not match."""
+    at = release_zip.index(b"PK", release_zip.index(b"net_best_fid.tar") + 100)  # inside the member's data
+    return release_zip[: at - 40] + bytes([release_zip[at - 40] ^ 0xFF]) + release_zip[at - 39 :]
+
+
+@pytest.mark.parametrize("kind", ["flipped byte", "truncated"])
+def test_a_damaged_archive_is_reported_and_removed(server, release_zip, tmp_path, kind):
+    server.files[ARCHIVE] = damaged(release_zip) if kind == "flipped byte" else release_zip[: len(release_zip) // 2]
+    code, events, _ = download(tmp_path, server.url)
+    assert code == 1 and events[-1]["kind"] == "damaged", events[-1]
+    assert "damaged" in events[-1]["message"] and "download again" in events[-1]["message"]
+    assert not (tmp_path / "models" / "downloads" / "MoSa.zip").exists()
+    assert_nothing_half_written(tmp_path)
+
+
+def test_no_network_says_so(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    code, events, _ = download(tmp_path, closed, "--retries", "1")
+    assert code == 1 and events[-1]["kind"] == "offline", events[-1]
+    assert "cannot reach" in events[-1]["message"] and "online" in events[-1]["message"]
+    assert_nothing_half_written(tmp_path)
+
+
+def tmpfs_prefix(folder: Path, kilobytes: int, listing: Path) -> list[str]:
+    """Run the command with `folder` on a tmpfs of that size, in a mount namespace of its own; the
+    files it leaves there are listed in `listing` before the tmpfs goes with the namespace."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare: a tmpfs cannot be mounted for the disk-full test")
+    folder.mkdir(parents=True, exist_ok=True)
+    script = f'mount -t tmpfs -o size={kilobytes}k tmpfs "{folder}" && "$@"; code=$?; find "{folder}" -type f > "{listing}"; exit $code'
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"]
+
+
+@pytest.mark.parametrize("room", ["smaller than the archive", "the archive but not the models"])
+def test_a_full_disk_is_reported_and_leaves_no_model(server, release_zip, tmp_path, room):
+    size_kb = len(release_zip) // 2048 if room == "smaller than the archive" else len(release_zip) * 3 // 2048
+    listing = tmp_path / "left.txt"
+    code, events, stderr = download(tmp_path, server.url, prefix=tmpfs_prefix(tmp_path / "models", size_kb, listing))
+    assert code == 1 and events[-1].get("kind") == "disk_full", (events[-1:], stderr)
+    assert "full" in events[-1]["message"] and "MOSA_MODELS_DIR" in events[-1]["message"]
+    left = [Path(line).name for line in listing.read_text().splitlines()]
+    print(f"{room}: a {size_kb} kB disk kept {left}")
+    assert not [name for name in left if name.endswith((".pt", ".partial")) or name == "installed.json"], left
+    if room != "smaller than the archive":
+        assert "MoSa.zip" in left, "the downloaded archive is kept: freeing space and running again imports it"
