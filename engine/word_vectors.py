@@ -22,6 +22,7 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class PlainUnpickler(pickle.Unpickler):
     """Builds only what pickle makes without importing: lists, dicts, tuples, strings, numbers;
     plus numpy scalars and dtypes, which word-index files sometimes hold."""
 
-    ALLOWED = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")}
+    ALLOWED: ClassVar[frozenset] = frozenset({("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")})
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:
