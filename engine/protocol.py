@@ -401,16 +401,22 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"eval-{protocol.name}"
     print(f"{protocol.name}: {len(items)} test motions from {args.data} ({absent} listed ids without a motion file), "
           f"evaluator epoch {evaluator.epoch}, {len(words.vectors)} word vectors, {device}", flush=True)  # fmt: skip
+    # What the repeats on disk must share; more repeats may be asked for later.
+    drawn = {key: value for key, value in asdict(settings).items() if key != "repeats"}
     setup = {"protocol": protocol.name, "checkpoint": str(Path(args.checkpoint).resolve()), "data": str(Path(args.data).resolve()),
-             "settings": json.loads(json.dumps(asdict(settings)))}  # fmt: skip
+             "settings": json.loads(json.dumps(drawn))}  # fmt: skip
     tables = []
     for task in tasks:
         if task == "generation":
             model = Generation(Pipeline.from_checkpoint(ckpt, device=str(device)), settings.sampling)
         else:
             model = Reconstruction(ckpt.tokenizer, ckpt.mean, ckpt.std, device)
-        repeats = run_task(task, model, evaluator, items, words, settings, out / task, {**setup, "task": task},
-                           lambda line: print(line, flush=True))  # fmt: skip
+        try:
+            repeats = run_task(task, model, evaluator, items, words, settings, out / task, {**setup, "task": task},
+                               lambda line: print(line, flush=True))  # fmt: skip
+        except ValueError as error:  # another setup in --out, or too few items for a batch
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         tables.append(table(protocol, task, repeats))
         (out / task / "summary.json").write_text(json.dumps({k: list(v) for k, v in summary(repeats).items()}, indent=1))
     report = f"checkpoint: {args.checkpoint}\n\n" + "\n\n".join(tables) + "\n"
