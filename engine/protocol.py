@@ -407,14 +407,14 @@ def run(args: argparse.Namespace) -> int:
              "settings": json.loads(json.dumps(drawn))}  # fmt: skip
     tables = []
     for task in tasks:
-        if task == "generation":
-            model = Generation(Pipeline.from_checkpoint(ckpt, device=str(device)), settings.sampling)
-        else:
-            model = Reconstruction(ckpt.tokenizer, ckpt.mean, ckpt.std, device)
         try:
+            if task == "generation":  # loads the checkpoint's text encoder, which may be absent here
+                model = Generation(Pipeline.from_checkpoint(ckpt, device=str(device)), settings.sampling)
+            else:
+                model = Reconstruction(ckpt.tokenizer, ckpt.mean, ckpt.std, device)
             repeats = run_task(task, model, evaluator, items, words, settings, out / task, {**setup, "task": task},
                                lambda line: print(line, flush=True))  # fmt: skip
-        except ValueError as error:  # another setup in --out, or too few items for a batch
+        except (OSError, ValueError) as error:  # no text encoder, another setup in --out, too few items for a batch
             print(f"error: {error}", file=sys.stderr)
             return 2
         tables.append(table(protocol, task, repeats))
