@@ -10,8 +10,8 @@ Two measurements:
    the clip whose motion is nearest (a distance on motion statistics, below), giving an accuracy
    per set and the list of confusions; the clips' own training captions are a third, seen set.
 
-The paper's FID / R-precision need Guo et al.'s text-motion matching model (finest.tar) and GloVe
-vectors, which are not available offline here; this command does not compute them.
+With --protocol humanml3d|motionx the command runs the paper's evaluation instead (FID,
+R-precision, MM-Dist, diversity, multimodality with Guo et al.'s evaluator; engine.protocol).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import representation
+from engine import protocol, representation
 from engine.datasets import layout
 from engine.datasets.captions import captions_for, mirror_caption, tokens
 from engine.generate import SamplingOptions
@@ -254,7 +254,7 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
         reconstruction_samples=len(held_out),
         codebook_usage=ckpt.tokenizer.quantizer.usage(),
         codes_used=codes_used(ckpt.tokenizer, held_out),
-        notes=["FID / R-precision need Guo et al.'s evaluator (finest.tar + GloVe), not available offline: not computed"],
+        notes=["the paper's FID / R-precision: --protocol humanml3d|motionx with Guo et al.'s evaluator (engine.protocol)"],
     )
     if text_to_motion and ckpt.transformer is not None:
         from engine.pipeline import Pipeline
@@ -296,16 +296,19 @@ def clip_lengths(data: Path) -> dict[str, int]:
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="the demo dataset (python -m engine build-dataset)")
+    parser.add_argument("--data", type=Path, required=True, help="the demo dataset (python -m engine build-dataset), or with --protocol the HumanML3D / Motion-X folder")
     parser.add_argument("--split", default="test", help="held-out split for the reconstruction error")
     parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
+    protocol.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.protocol:
+        return protocol.run(args)
     report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance)
     print(report.table())
     if args.json:
