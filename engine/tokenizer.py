@@ -25,6 +25,10 @@ from torch import Tensor
 from retarget.canonical import FEATURE_SIZE, FRAMES_PER_LATENT, MAX_FRAMES  # FRAMES_PER_LATENT: two stride-2 downsamples
 
 JOINT_FEATURES = slice(4, 67)  # root-relative joint positions: weighted extra in the loss
+# The convolutions into and out of the code space (encoder.conv_out, decoder.conv_in) are 3 wide in
+# the release: encoder.conv_out.weight is (512, 256, 3), 34,996,127 parameters in all.
+CODE_SPACE_KERNEL = 3
+CODE_SPACE_WEIGHTS = ("encoder.conv_out.weight", "decoder.conv_in.weight")
 
 
 def usable_length(frames: int, max_frames: int) -> int:
@@ -196,7 +200,7 @@ class Encoder(nn.Module):
             self.down.append(level)
         self.mid = Middle(widths[-1], c.dropout)
         self.norm_out = group_norm(widths[-1])
-        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=1)  # as released: 3 wide
+        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2)  # as released
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
@@ -215,7 +219,7 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [c.width * m for m in c.width_mul]
         last = len(widths) - 1
-        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=1)  # as the encoder's conv_out
+        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2)  # as conv_out
         self.mid = Middle(widths[-1], c.dropout)
         self.up = nn.ModuleList()
         for i, width in enumerate(widths):
@@ -258,7 +262,8 @@ class Codebook(nn.Module):
         if vectors.shape[0] < size:
             repeats = -(-size // vectors.shape[0])
             std = 0.01 / vectors.shape[1] ** 0.5
-            vectors = vectors.repeat(repeats, 1) + torch.randn_like(vectors.repeat(repeats, 1)) * std
+            tiled = vectors.repeat(repeats, 1)
+            vectors = tiled + torch.randn_like(tiled) * std
         return vectors[:size]
 
     @torch.no_grad()
@@ -367,10 +372,6 @@ class Quantizer(nn.Module):
 
 
 # --- the tokenizer -----------------------------------------------------------------------------
-# The convolutions into and out of the code space (encoder.conv_out, decoder.conv_in) are 3 wide in
-# the release: encoder.conv_out.weight is (512, 256, 3), 34,996,127 parameters in all.
-CODE_SPACE_KERNEL = 3
-CODE_SPACE_WEIGHTS = ("encoder.conv_out.weight", "decoder.conv_in.weight")
 
 
 def widened_code_space_kernel(weight: Tensor) -> Tensor:
@@ -381,7 +382,8 @@ def widened_code_space_kernel(weight: Tensor) -> Tensor:
     taps gives exactly the same output, so those load unchanged in behaviour.
     """
     if weight.dim() == 3 and weight.shape[-1] == 1:
-        return F.pad(weight, (1, 1))
+        side = CODE_SPACE_KERNEL // 2
+        return F.pad(weight, (side, side))
     return weight
 
 
