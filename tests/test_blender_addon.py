@@ -172,17 +172,38 @@ def test_a_one_frame_span_is_regenerated(addon, rig):
         np.testing.assert_array_equal(keys[:, 0], frames)
 
 
-def test_variations_as_nla_strips_play_one_after_another(addon, rig):
+def test_variations_compared_on_nla_tracks_play_one_after_another_and_one_is_kept(addon, rig):
+    """Variations on NLA tracks of their own, strips one after another, with no active action to
+    mask them: playing shows each in turn. Use Take keeps the chosen one; the hand-keyed action
+    they replaced sits on a muted "[Action Stash]" track and every variation stays a take."""
     package, _ = addon
-    actions = []
+    original = bpy.data.actions.new("keyed by hand")
+    package.baking.bake_tracks(original, rig, wavy_tracks(package, np.arange(1, 21, dtype=float), 5.0))
+    package.takes.stash_active(rig)
+    actions, variations = [], []
     for seed, length in ((0, 30), (1, 50)):
         action = bpy.data.actions.new(package.tracks.action_name("a person waves", seed))
-        package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, length + 1, dtype=float), seed))
+        variations.append(wavy_tracks(package, np.arange(1, length + 1, dtype=float), seed))
+        package.baking.bake_tracks(action, rig, variations[-1])
+        package.takes.add_take(rig, action)
         actions.append(action)
-    package.operators.place_as_strips(rig, actions, start_frame=10)
-    strips = [track.strips[0] for track in rig.animation_data.nla_tracks]
+    package.takes.compare_on_tracks(rig, actions, start_frame=10)
+    assert rig.animation_data.action is None
+    strips = [track.strips[0] for track in package.takes.comparison_tracks(rig)]
     assert [strip.action for strip in strips] == actions
     assert [(strip.frame_start, strip.frame_end) for strip in strips] == [(10, 39), (40, 89)]
+    for frame, variation, key in ((20, 0, 10), (60, 1, 20)):  # what plays is each variation in turn
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(rig.pose.bones["hips"].location, variations[variation].locations["hips"][key], atol=1e-5)
+    stash = [track for track in rig.animation_data.nla_tracks if track.name == "[Action Stash]"]
+    assert len(stash) == 1 and stash[0].mute and stash[0].strips[0].action == original
+
+    listed = [take.action for take in rig.mosa_takes.items]
+    assert listed == [original, *actions]
+    assert bpy.ops.mosa.use_take(index=2) == {"FINISHED"}  # the second variation is kept
+    assert rig.animation_data.action == actions[1] and not package.takes.comparison_tracks(rig)
+    assert all(action.users for action in bpy.data.actions) and actions[0].use_fake_user
+    assert len(rig.animation_data.nla_tracks) == 1  # the stash alone
 
 
 def test_range_comes_from_the_preview_range_or_the_selected_keys(addon, rig):
@@ -387,8 +408,14 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
     scene.mosa.variations, scene.mosa.place_variations = 2, "NLA"
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    assert obj.animation_data.action is None  # the variations play on their NLA tracks, nothing masks them
+    assert [take.action.name for take in obj.mosa_takes.items] == [
+        "MoSa: a person walks forward (seed 3)", "MoSa: a person walks forward (seed 4)"]
+    assert bpy.ops.mosa.use_take(index=0) == {"FINISHED"}  # the first is kept
     source = obj.animation_data.action
-    assert source.name == "MoSa: a person walks forward (seed 3)"
+    assert source.name == "MoSa: a person walks forward (seed 3)" and not package.takes.comparison_tracks(obj)
+    strips = [track.strips[0] for track in obj.animation_data.nla_tracks]
+    assert not strips and source.use_fake_user and obj.mosa_takes.items[1].action.use_fake_user
     keys = keys_of(source, obj, fcurves_for)
     first, last = min(k[0, 0] for k in keys.values()), max(k[-1, 0] for k in keys.values())
     assert first == 11 and abs(last - (11 + 79 / 20 * 30)) <= 1  # from the current frame: 80 frames at 20 fps, at 30
@@ -397,11 +424,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     motion_keys = [k for (path, _), k in keys.items() if path.endswith(("rotation_quaternion", "location"))]
     assert all(len(k) == len(motion_keys[0]) for k in motion_keys)  # one key per scene frame on each
     assert source["mosa"]["seed"] == 3 and source["mosa"]["model"]  # the model's name, known once it has loaded
-    # The second variation: an action of its own (seed 4), and both as NLA strips one after another.
-    strips = [track.strips[0] for track in obj.animation_data.nla_tracks]
-    assert [strip.action.name for strip in strips] == [source.name, "MoSa: a person walks forward (seed 4)"]
-    assert strips[0].frame_start == 11 and strips[1].frame_start == strips[0].frame_end + 1
-    assert strips[1].action["mosa"]["seed"] == 4
+    assert obj.mosa_takes.items[1].action["mosa"]["seed"] == 4  # the second variation: an action of its own
     # What the body follows moves with the keys and keeps its shape: no deforming bone stretches
     # (a Rigify rig's limbs are switched to FK in the action, so its IK targets do not pull them).
     deform = [bone.name for bone in obj.data.bones if bone.use_deform]
@@ -509,6 +532,59 @@ def world_heads(obj, bones: list[str], frames: list[int]) -> np.ndarray:
         for b, bone in enumerate(bones):
             heads[t, b] = (world @ np.append(np.array(obj.pose.bones[bone].head), 1.0))[:3]
     return heads
+
+
+def test_no_action_is_lost_on_save_after_generate_variations_regenerate_and_bake(engine, tmp_path):
+    """An animator's session on a hand-keyed rig: Generate, three variations as actions, Regenerate
+    Range, Bake. Saved and reopened, every action is still there with a user (generated takes by
+    their fake user, the hand-keyed original on a muted "[Action Stash]" track), and the rig's
+    Takes list names each of them."""
+    package, _ = engine
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1
+    original = bpy.data.actions.new("keyed by hand")
+    package.action_compat.assign_action(obj, original)
+    hips = obj.pose.bones["mixamorig:Hips"]
+    for frame, height in ((1, 0.0), (20, 0.1), (40, 0.0)):
+        hips.location = (0.0, height, 0.0)
+        hips.keyframe_insert("location", frame=frame)
+    original_keys = keys_of(original, obj, package.action_compat.fcurves_for)
+    settings = scene.mosa
+    settings.prompt, settings.seconds, settings.seed, settings.foot_lock = "a person walks forward", 2.0, 1, False
+    settings.variations, settings.place_variations = 1, "ACTIONS"
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    settings.prompt, settings.variations, settings.seed = "a person waves", 3, 5
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    assert obj.animation_data.action.name == "MoSa: a person waves (seed 5)"
+    settings.prompt, settings.variations, settings.range_start, settings.range_end = "a person jumps", 1, 10, 30
+    assert bpy.ops.mosa.regenerate_range(synchronous=True) == {"FINISHED"}
+    assert bpy.ops.mosa.bake() == {"FINISHED"}
+    made = {"keyed by hand", "MoSa: a person walks forward (seed 1)", "MoSa: a person waves (seed 5)",
+            "MoSa: a person waves (seed 6)", "MoSa: a person waves (seed 7)", "MoSa: a person waves (seed 5) (edit 10-30)",
+            "MoSa: a person waves (seed 5) (edit 10-30) (baked)"}
+    assert {action.name for action in bpy.data.actions} == made
+    assert {take.action.name for take in obj.mosa_takes.items} == made
+
+    path = tmp_path / "session.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert not bpy.data.actions
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = {action.name: action for action in bpy.data.actions}
+    print(f"\nafter save and reopen: {len(reopened)} of {len(made)} actions, users "
+          + ", ".join(f"{name}: {action.users}{' (fake)' if action.use_fake_user else ''}" for name, action in sorted(reopened.items())))
+    assert set(reopened) == made and all(action.users > 0 for action in reopened.values())
+    assert all(reopened[name].use_fake_user for name in made - {"keyed by hand"})
+    obj = bpy.data.objects["mixamo"]
+    assert obj.animation_data.action.name == "MoSa: a person waves (seed 5) (edit 10-30) (baked)"
+    stash = [track for track in obj.animation_data.nla_tracks if track.name == "[Action Stash]"]
+    assert [track.strips[0].action.name for track in stash] == ["keyed by hand"] and stash[0].mute
+    assert {take.action.name for take in obj.mosa_takes.items} == made
+    reopened_keys = keys_of(reopened["keyed by hand"], obj, package.action_compat.fcurves_for)
+    assert reopened_keys.keys() == original_keys.keys()
+    for channel, keys in original_keys.items():
+        np.testing.assert_array_equal(reopened_keys[channel], keys)
 
 
 def test_bake_locks_the_feet_and_keeps_the_root_in_place(addon):
