@@ -258,9 +258,10 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
     def poll(cls, context):
         if not _armature_poll(cls, context):
             return False
-        animation = context.active_object.animation_data
-        if animation is None or animation.action is None:
-            cls.poll_message_set("The armature has no action to edit; generate or key one first")
+        obj = context.active_object
+        if obj.animation_data is None or obj.animation_data.action is None:
+            cls.poll_message_set("Variations are playing on the NLA: pick one under Takes first" if takes.comparison_tracks(obj)
+                                 else "The armature has no action to edit; generate or key one first")
             return False
         return True
 
