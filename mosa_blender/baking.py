@@ -5,18 +5,23 @@ import bpy
 import numpy as np
 
 from .action_compat import fcurves_for
-from .tracks import LOCATION_PATH, ROTATION_PATH, PoseTracks, flat_keys
+from .tracks import LOCATION_PATH, PoseTracks, flat_keys, quaternions_from, rest_rotation, rotation_path
 
 
 def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
     """Key every channel of `tracks` at its frames; any keys already in that span are replaced.
 
+    Each bone is keyed in its own rotation mode (quaternion, axis-angle or its Euler order: keys
+    on another mode's channels would not play), continuous with the keys kept before the span.
     Keys outside the span keep their values, handles and interpolation: the new keys are appended
     behind the kept ones, and foreach_set rewrites the kept ones with their own values.
     """
     first, last = tracks.frames.min(), tracks.frames.max()
     fcurves = fcurves_for(action, obj)
-    for data_path, index, values in tracks.channels():
+    modes = rotation_modes(obj, tracks)
+    before = {bone: _keyed_before(fcurves, rotation_path(bone, mode), len(rest_rotation(mode)), first)
+              for bone, mode in modes.items()}
+    for data_path, index, values in tracks.channels(modes, {bone: v for bone, v in before.items() if v is not None}):
         fcurve = fcurves.find(data_path, index=index) or fcurves.new(data_path, index=index)
         points = fcurve.keyframe_points
         inside = [point for point in points if first - 1e-4 <= point.co[0] <= last + 1e-4]
@@ -28,6 +33,21 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
         points.foreach_set("co", np.concatenate([kept, flat_keys(tracks.frames, values)]))
         fcurve.update()
     key_fk_switches(action, obj, tracks)
+
+
+def rotation_modes(obj: bpy.types.Object, tracks: PoseTracks) -> dict[str, str]:
+    """bone -> the rotation mode its pose bone plays (QUATERNION, AXIS_ANGLE, or an Euler order)."""
+    return {bone: obj.pose.bones[bone].rotation_mode for bone in tracks.rotations}
+
+
+def _keyed_before(fcurves, data_path: str, width: int, frame: float) -> np.ndarray | None:
+    """The channels' value at their last key before `frame`, or None where none is keyed before it."""
+    curves = [fcurves.find(data_path, index=index) for index in range(width)]
+    keyed = [max((p.co[0] for p in curve.keyframe_points if p.co[0] < frame - 1e-4), default=None) if curve else None
+             for curve in curves]
+    if any(last is None for last in keyed):
+        return None
+    return np.array([curve.evaluate(last) for curve, last in zip(curves, keyed)])
 
 
 def key_fk_switches(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
@@ -48,23 +68,22 @@ def key_fk_switches(action: bpy.types.Action, obj: bpy.types.Object, tracks: Pos
 def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks,
                   frames: np.ndarray | None = None) -> PoseTracks:
     """The action's values on the channels of `like`, at its frames or the `frames` given (the
-    rest pose where unkeyed)."""
+    rest pose where unkeyed); rotations read in each bone's own mode, as quaternions."""
     fcurves = fcurves_for(action, obj)
     frames = like.frames if frames is None else np.asarray(frames, dtype=np.float64)
-    rest = {"rotation": np.array([1.0, 0.0, 0.0, 0.0]), "location": np.zeros(3)}
 
-    def sampled(data_path: str, kind: str, width: int) -> np.ndarray:
+    def sampled(data_path: str, rest: np.ndarray) -> np.ndarray:
         columns = []
-        for index in range(width):
+        for index, value in enumerate(rest):
             fcurve = fcurves.find(data_path, index=index)
-            columns.append([fcurve.evaluate(frame) for frame in frames] if fcurve
-                           else np.full(len(frames), rest[kind][index]))
+            columns.append([fcurve.evaluate(frame) for frame in frames] if fcurve else np.full(len(frames), value))
         return np.stack(columns, axis=1)
 
     return PoseTracks(
         frames=frames,
-        rotations={bone: sampled(ROTATION_PATH.format(bone), "rotation", 4) for bone in like.rotations},
-        locations={bone: sampled(LOCATION_PATH.format(bone), "location", 3) for bone in like.locations},
+        rotations={bone: quaternions_from(sampled(rotation_path(bone, mode), rest_rotation(mode)), mode)
+                   for bone, mode in rotation_modes(obj, like).items()},
+        locations={bone: sampled(LOCATION_PATH.format(bone), np.zeros(3)) for bone in like.locations},
     )
 
 
@@ -74,10 +93,3 @@ def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only:
     for fcurve in fcurves_for(action, obj):
         frames.extend(point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only)
     return frames
-
-
-def bones_keyed_without_quaternions(action: bpy.types.Action, obj: bpy.types.Object) -> list[str]:
-    """Bones whose rotation the action keys as Euler or axis-angle: a span of quaternion keys
-    spliced into them would not play."""
-    return sorted({fcurve.data_path.split('"')[1] for fcurve in fcurves_for(action, obj)
-                   if fcurve.data_path.startswith("pose.bones[") and fcurve.data_path.endswith(("rotation_euler", "rotation_axis_angle"))})

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty
+from bpy.props import BoolProperty, IntProperty
 
-from . import baking, engine_session, model_ops, preferences, spans, storage
-from .action_compat import assign_action
+from . import baking, engine_session, model_ops, preferences, spans, storage, takes
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
 from .retargeting import action_to_motion, armature_mapping, motion_to_tracks
 from .spans import rotations
@@ -226,31 +225,27 @@ class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
 
     def finish(self, context, run):
         scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+        every_tracks = [motion_to_tracks(obj, motion, _scene_fps(scene), scene.frame_current,
+                                         foot_lock=settings.foot_lock, in_place=settings.in_place)
+                        for motion in run.result]  # all checked before the first key is written
+        takes.stash_active(obj)
         actions = []
-        for number, motion in enumerate(run.result):
-            tracks = motion_to_tracks(obj, motion, _scene_fps(scene), scene.frame_current,
-                                      foot_lock=settings.foot_lock, in_place=settings.in_place)
+        for number, (motion, tracks) in enumerate(zip(run.result, every_tracks)):
             seed = settings.seed + number
             action = bpy.data.actions.new(action_name(settings.prompt, seed))
             baking.bake_tracks(action, obj, tracks)
             _store(action, motion, settings.prompt, seed, run.model)
+            takes.add_take(obj, action)
             actions.append(action)
         if settings.place_variations == "NLA":
-            place_as_strips(obj, actions, scene.frame_current)
-        assign_action(obj, actions[0])
-        self.report({"INFO"}, f"MoSa: {len(actions)} new action(s), first: {actions[0].name}")
-
-
-def place_as_strips(obj, actions, start_frame: int) -> None:
-    """One NLA track per variation, strips one after another, to compare them by playing through."""
-    if obj.animation_data is None:
-        obj.animation_data_create()
-    frame = start_frame
-    for action in actions:
-        track = obj.animation_data.nla_tracks.new()
-        track.name = action.name
-        strip = track.strips.new(action.name, frame, action)
-        frame = int(strip.frame_end) + 1
+            takes.compare_on_tracks(obj, actions, scene.frame_current)
+            self.report({"INFO"}, f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
+                                  f"{scene.frame_current}; pick one in Takes to keep it")
+            return
+        takes.switch_to(obj, actions[0])
+        obj.mosa_takes.active_index = len(obj.mosa_takes.items) - len(actions)
+        self.report({"INFO"}, f"MoSa: {len(actions)} new action(s), first: {actions[0].name}"
+                              + ("; switch between them in Takes" if len(actions) > 1 else ""))
 
 
 class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
@@ -264,9 +259,10 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
     def poll(cls, context):
         if not _armature_poll(cls, context):
             return False
-        animation = context.active_object.animation_data
-        if animation is None or animation.action is None:
-            cls.poll_message_set("The armature has no action to edit; generate or key one first")
+        obj = context.active_object
+        if obj.animation_data is None or obj.animation_data.action is None:
+            cls.poll_message_set("Variations are playing on the NLA: pick one under Takes first" if takes.comparison_tracks(obj)
+                                 else "The armature has no action to edit; generate or key one first")
             return False
         return True
 
@@ -279,11 +275,6 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
             settings.range_start, settings.range_end = span
         if settings.range_end < settings.range_start:
             return f"The range {settings.range_start}..{settings.range_end} ends before it starts"
-        obj = context.active_object
-        other_modes = baking.bones_keyed_without_quaternions(obj.animation_data.action, obj)
-        if other_modes:
-            return (f"'{obj.animation_data.action.name}' keys {', '.join(other_modes[:3])} with Euler or axis-angle "
-                    "rotations; MoSa keys quaternions: convert the action to quaternions first")
         return super().check_input(context)
 
     def source_motion(self, context) -> dict:
@@ -311,9 +302,11 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         source, motion = obj.animation_data.action, run.result[0]
         full = motion_to_tracks(obj, motion, _scene_fps(scene), int(round(source.frame_range[0])),
                                 foot_lock=settings.foot_lock, in_place=settings.in_place)
+        takes.stash_active(obj)
         edited = regenerate_span(source, obj, full, (settings.range_start, settings.range_end), settings.seam_frames)
         _store(edited, motion, settings.prompt, settings.seed, run.model)
-        assign_action(obj, edited)
+        takes.add_take(obj, edited)
+        takes.switch_to(obj, edited)
         self.report({"INFO"}, f"MoSa: frames {settings.range_start}..{settings.range_end} regenerated into {edited.name}")
 
 
@@ -384,10 +377,42 @@ class MOSA_OT_bake(bpy.types.Operator):
         except (ValueError, RuntimeError) as failure:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
+        takes.stash_active(obj)
         baked = bpy.data.actions.new(f"{source.name} (baked)")
         baking.bake_tracks(baked, obj, tracks)
         baked["mosa"] = source["mosa"]
-        assign_action(obj, baked)
+        takes.add_take(obj, baked)
+        takes.switch_to(obj, baked)
+        return {"FINISHED"}
+
+
+class MOSA_OT_use_take(bpy.types.Operator):
+    """Play this take on the rig (a chosen variation is kept: any NLA comparison of variations ends; every take stays listed)"""
+
+    bl_idname = "mosa.use_take"
+    bl_label = "Use Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty(name="Take", default=-1, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE" or not len(obj.mosa_takes.items):
+            cls.poll_message_set("The active armature has no takes yet; generate one first")
+            return False
+        return True
+
+    def execute(self, context):
+        obj = context.active_object
+        listed = obj.mosa_takes
+        index = listed.active_index if self.index < 0 else self.index
+        if not 0 <= index < len(listed.items) or listed.items[index].action is None:
+            self.report({"ERROR"}, "MoSa: pick a take in the list first")
+            return {"CANCELLED"}
+        action = listed.items[index].action
+        takes.keep(obj, action)
+        self.report({"INFO"}, f"MoSa: {obj.name} plays {action.name}")
         return {"FINISHED"}
 
 
@@ -434,7 +459,8 @@ def timeline_span(context) -> tuple[int, int] | None:
     return spans.default_span(preview, selected)
 
 
-CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_bake, MOSA_OT_cancel, MOSA_OT_use_preview_range)
+CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_bake, MOSA_OT_use_take, MOSA_OT_cancel,
+           MOSA_OT_use_preview_range)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

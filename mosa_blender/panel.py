@@ -18,6 +18,23 @@ class MOSA_UL_mapping(bpy.types.UIList):
         row.operator("mosa.clear_joint", text="", icon="X").index = index
 
 
+class MOSA_UL_takes(bpy.types.UIList):
+    """A rig's takes: the action, and the prompt, seed and model it came from; the one playing is marked."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
+        action = item.action
+        if action is None:
+            layout.label(text="(deleted)", icon="X")
+            return
+        animation = context.active_object.animation_data
+        playing = animation is not None and animation.action == action
+        row = layout.row(align=True)
+        row.label(text=action.name, icon="PLAY" if playing else "ACTION")
+        stored = action.get("mosa")
+        row.label(text=f"seed {stored['seed']} - {stored['model'] or 'model?'}" if stored else "not made by MoSa")
+        row.operator("mosa.use_take", text="", icon="CHECKMARK").index = index
+
+
 class _Sidebar:
     """Where every MoSa panel lives: View3D > Sidebar > MoSa."""
 
@@ -106,6 +123,27 @@ class MOSA_PT_edit(_SubPanel, bpy.types.Panel):
         self.layout.operator("mosa.bake", icon="ACTION")
 
 
+class MOSA_PT_takes(_SubPanel, bpy.types.Panel):
+    """Every action the rig has been given: switch between them, or keep one of the variations."""
+
+    bl_label = "Takes"
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and context.active_object.type == "ARMATURE"
+
+    def draw(self, context):
+        listed = context.active_object.mosa_takes
+        if not len(listed.items):
+            self.layout.label(text="Generated actions are listed here", icon="INFO")
+            return
+        self.layout.template_list("MOSA_UL_takes", "", listed, "items", listed, "active_index", rows=4)
+        chosen = listed.items[listed.active_index].action if 0 <= listed.active_index < len(listed.items) else None
+        if chosen is not None and "mosa" in chosen:
+            self.layout.label(text=chosen["mosa"]["prompt"], icon="TEXT")
+        self.layout.operator("mosa.use_take", icon="CHECKMARK")
+
+
 class MOSA_PT_sampling(_SubPanel, bpy.types.Panel):
     bl_label = "Sampling"
     bl_options = {"DEFAULT_CLOSED"}
@@ -125,7 +163,8 @@ class MOSA_PT_jobs(_SubPanel, bpy.types.Panel):
             self.layout.label(text=f"{job.state}: {job.prompt}", icon="CHECKMARK" if job.state == "done" else "TIME")
 
 
-CLASSES = (MOSA_UL_mapping, MOSA_PT_main, MOSA_PT_mapping, MOSA_PT_edit, MOSA_PT_sampling, MOSA_PT_jobs)
+CLASSES = (MOSA_UL_mapping, MOSA_UL_takes, MOSA_PT_main, MOSA_PT_mapping, MOSA_PT_takes, MOSA_PT_edit, MOSA_PT_sampling,
+           MOSA_PT_jobs)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

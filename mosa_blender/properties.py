@@ -1,4 +1,5 @@
-"""Settings that save with the .blend: the prompt and options on the scene, the mapping on the armature."""
+"""Settings that save with the .blend: the prompt and options on the scene, the mapping on the armature,
+the takes on the rig's object."""
 from __future__ import annotations
 
 import bpy
@@ -13,6 +14,19 @@ class MOSA_PG_job(bpy.types.PropertyGroup):
     kind: StringProperty()  # generate | edit
     prompt: StringProperty()
     state: StringProperty()
+
+
+class MOSA_PG_take(bpy.types.PropertyGroup):
+    """One take of a rig: an action MoSa made for it (or replaced on it)."""
+
+    action: PointerProperty(type=bpy.types.Action, name="Action")
+
+
+class MOSA_PG_takes(bpy.types.PropertyGroup):
+    """The rig's takes, for the panel's list: what it has been given, to switch between."""
+
+    items: CollectionProperty(type=MOSA_PG_take)
+    active_index: IntProperty()
 
 
 class MOSA_PG_settings(bpy.types.PropertyGroup):
@@ -63,7 +77,7 @@ class MOSA_PG_mapping(bpy.types.PropertyGroup):
     active_index: IntProperty()
 
 
-CLASSES = (MOSA_PG_job, MOSA_PG_settings, MOSA_PG_bone_pair, MOSA_PG_mapping)
+CLASSES = (MOSA_PG_job, MOSA_PG_take, MOSA_PG_takes, MOSA_PG_settings, MOSA_PG_bone_pair, MOSA_PG_mapping)
 
 
 def register() -> None:
@@ -71,9 +85,11 @@ def register() -> None:
         bpy.utils.register_class(cls)
     bpy.types.Scene.mosa = PointerProperty(type=MOSA_PG_settings)
     bpy.types.Armature.mosa_mapping = PointerProperty(type=MOSA_PG_mapping)
+    bpy.types.Object.mosa_takes = PointerProperty(type=MOSA_PG_takes)
 
 
 def unregister() -> None:
+    del bpy.types.Object.mosa_takes
     del bpy.types.Armature.mosa_mapping
     del bpy.types.Scene.mosa
     for cls in reversed(CLASSES):

@@ -9,8 +9,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ROTATION_PATH = 'pose.bones["{}"].rotation_quaternion'
+from .vendored import rotations
+
 LOCATION_PATH = 'pose.bones["{}"].location'
+QUATERNION = "QUATERNION"
+AXIS_ANGLE = "AXIS_ANGLE"
+
+
+def rotation_path(bone: str, mode: str) -> str:
+    """The fcurve path that rotates `bone` in its rotation mode (QUATERNION, AXIS_ANGLE or an Euler order)."""
+    prop = {QUATERNION: "rotation_quaternion", AXIS_ANGLE: "rotation_axis_angle"}.get(mode, "rotation_euler")
+    return f'pose.bones["{bone}"].{prop}'
+
+
+def rest_rotation(mode: str) -> np.ndarray:
+    """What an unkeyed bone's rotation channels hold at rest, in its mode."""
+    return {QUATERNION: np.array([1.0, 0.0, 0.0, 0.0]), AXIS_ANGLE: np.array([0.0, 0.0, 1.0, 0.0])}.get(mode, np.zeros(3))
+
+
+def rotation_values(quaternions: np.ndarray, mode: str, previous: np.ndarray | None = None) -> np.ndarray:
+    """Quaternions over frames as the values a bone of `mode` keys, continuous from `previous`
+    (the value keyed just before, if any) and frame to frame."""
+    if mode == QUATERNION:
+        if previous is not None and np.dot(quaternions[0], previous) < 0:
+            quaternions = -quaternions
+        return rotations.make_continuous(quaternions)
+    if mode == AXIS_ANGLE:
+        return rotations.to_blender_axis_angle(quaternions, previous)
+    return rotations.to_blender_euler(quaternions, mode, previous)
+
+
+def quaternions_from(values: np.ndarray, mode: str) -> np.ndarray:
+    """A bone's keyed rotation values in `mode` as quaternions (w, x, y, z)."""
+    if mode == QUATERNION:
+        return rotations.normalize(values)
+    if mode == AXIS_ANGLE:
+        return rotations.from_blender_axis_angle(values)
+    return rotations.from_blender_euler(values, mode)
 
 
 @dataclass
@@ -41,13 +76,19 @@ class PoseTracks:
         return PoseTracks(frames=self.frames[which], rotations={bone: q[which] for bone, q in self.rotations.items()},
                           locations={bone: p[which] for bone, p in self.locations.items()})
 
-    def channels(self) -> list[tuple[str, int, np.ndarray]]:
-        """(data_path, array_index, values over frames) for every fcurve to write."""
+    def channels(self, modes: dict[str, str] | None = None,
+                 previous: dict[str, np.ndarray] | None = None) -> list[tuple[str, int, np.ndarray]]:
+        """(data_path, array_index, values over frames) for every fcurve to write, each bone's
+        rotation in its mode (`modes`: bone -> rotation mode; quaternions where not given),
+        continuous from the value `previous` says it holds just before the first frame."""
+        modes, previous = modes or {}, previous or {}
         result = []
-        for path, channels in ((ROTATION_PATH, self.rotations), (LOCATION_PATH, self.locations)):
-            for bone, values in channels.items():
-                for index in range(values.shape[1]):
-                    result.append((path.format(bone), index, values[:, index]))
+        for bone, quaternions in self.rotations.items():
+            mode = modes.get(bone, QUATERNION)
+            values = rotation_values(quaternions, mode, previous.get(bone))
+            result.extend((rotation_path(bone, mode), index, values[:, index]) for index in range(values.shape[1]))
+        for bone, values in self.locations.items():
+            result.extend((LOCATION_PATH.format(bone), index, values[:, index]) for index in range(3))
         return result
 
 

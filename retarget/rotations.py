@@ -211,3 +211,78 @@ def cont6d_to_matrix(d6: np.ndarray) -> np.ndarray:
 
 def from_cont6d(d6: np.ndarray) -> np.ndarray:
     return from_matrix(cont6d_to_matrix(d6))
+
+
+# Blender's rotation modes. An Euler mode names the axes in the order they apply: "XYZ" turns
+# about X first, so R = Rz @ Ry @ Rx; the three values are always stored as (x, y, z).
+# Axis-angle is stored as (angle, x, y, z).
+BLENDER_EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+
+
+def from_blender_euler(angles: np.ndarray, order: str) -> np.ndarray:
+    """Blender Euler values (..., 3), radians, stored (x, y, z), applied in `order`, to quaternions."""
+    angles = np.asarray(angles, dtype=np.float64)
+    applied_last_first = order[::-1]
+    return from_euler(np.stack([angles[..., _AXES[axis]] for axis in applied_last_first], axis=-1),
+                      applied_last_first, degrees=False)
+
+
+def _nearest_turn(angles: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each angle moved by whole turns to lie within half a turn of its reference."""
+    return angles + 2.0 * np.pi * np.round((reference - angles) / (2.0 * np.pi))
+
+
+def to_blender_euler(q: np.ndarray, order: str, previous: np.ndarray | None = None) -> np.ndarray:
+    """Quaternions (T, ..., 4) over time to Blender Euler values (T, ..., 3), continuous frame to
+    frame: of the two Euler triples of each rotation, every angle moved by whole turns, the one
+    closest to the frame before is kept (so an arm turning past 180 degrees keeps turning instead
+    of flipping). `previous` (..., 3): the value keyed just before the first frame, if any."""
+    applied_last_first = order[::-1]
+    a, b, c = np.moveaxis(to_euler(q, applied_last_first, degrees=False), -1, 0)
+    # R_i(a) R_j(b) R_k(c) is also R_i(a + pi) R_j(pi - b) R_k(c + pi).
+    triples = np.stack([np.stack([a, b, c], -1), np.stack([a + np.pi, np.pi - b, c + np.pi], -1)])  # (2, T, ..., 3)
+    stored = np.empty_like(triples)
+    for slot, axis in enumerate(applied_last_first):
+        stored[..., _AXES[axis]] = triples[..., slot]
+    out = np.empty(stored.shape[1:])
+    reference = None if previous is None else np.asarray(previous, dtype=np.float64)
+    for t in range(out.shape[0]):
+        if reference is None:
+            out[t] = stored[0, t]  # the principal triple: the middle angle within +-90 degrees
+        else:
+            candidates = _nearest_turn(stored[:, t], reference)
+            closer = np.abs(candidates[1] - reference).sum(-1) < np.abs(candidates[0] - reference).sum(-1)
+            out[t] = np.where(closer[..., None], candidates[1], candidates[0])
+        reference = out[t]
+    return out
+
+
+def from_blender_axis_angle(values: np.ndarray) -> np.ndarray:
+    """Blender axis-angle values (..., 4) as (angle, x, y, z) to quaternions (the axis need not be unit)."""
+    values = np.asarray(values, dtype=np.float64)
+    return from_axis_angle(normalize(values[..., 1:]) * values[..., :1])
+
+
+def to_blender_axis_angle(q: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """Quaternions (T, ..., 4) over time to Blender axis-angle values (T, ..., 4), continuous frame
+    to frame: the axis keeps the side it had the frame before (the angle going negative rather
+    than the axis flipping when the rotation passes through rest) and the angle takes no whole-turn
+    jumps. `previous` (..., 4): the value keyed just before the first frame, if any."""
+    q = make_continuous(q)
+    sin_half = np.linalg.norm(q[..., 1:], axis=-1)
+    angles = 2.0 * np.arctan2(sin_half, q[..., 0])
+    axes = q[..., 1:] / np.maximum(sin_half, EPS)[..., None]
+    out = np.empty(q.shape[:-1] + (4,))
+    reference = None if previous is None else np.asarray(previous, dtype=np.float64)
+    for t in range(q.shape[0]):
+        angle, axis = angles[t], axes[t]
+        if reference is None:
+            reference = np.concatenate([np.zeros(angle.shape + (1,)), np.broadcast_to([0.0, 1.0, 0.0], axis.shape)], -1)
+        flip = np.sum(axis * reference[..., 1:], axis=-1) < 0
+        angle, axis = np.where(flip, -angle, angle), np.where(flip[..., None], -axis, axis)
+        resting = sin_half[t] < 1e-9  # no axis of its own: keep the one before
+        axis = np.where(resting[..., None], normalize(reference[..., 1:]), axis)
+        out[t, ..., 0] = _nearest_turn(angle, reference[..., 0])
+        out[t, ..., 1:] = axis
+        reference = out[t]
+    return out

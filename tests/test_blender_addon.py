@@ -172,17 +172,38 @@ def test_a_one_frame_span_is_regenerated(addon, rig):
         np.testing.assert_array_equal(keys[:, 0], frames)
 
 
-def test_variations_as_nla_strips_play_one_after_another(addon, rig):
+def test_variations_compared_on_nla_tracks_play_one_after_another_and_one_is_kept(addon, rig):
+    """Variations on NLA tracks of their own, strips one after another, with no active action to
+    mask them: playing shows each in turn. Use Take keeps the chosen one; the hand-keyed action
+    they replaced sits on a muted "[Action Stash]" track and every variation stays a take."""
     package, _ = addon
-    actions = []
+    original = bpy.data.actions.new("keyed by hand")
+    package.baking.bake_tracks(original, rig, wavy_tracks(package, np.arange(1, 21, dtype=float), 5.0))
+    package.takes.stash_active(rig)
+    actions, variations = [], []
     for seed, length in ((0, 30), (1, 50)):
         action = bpy.data.actions.new(package.tracks.action_name("a person waves", seed))
-        package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, length + 1, dtype=float), seed))
+        variations.append(wavy_tracks(package, np.arange(1, length + 1, dtype=float), seed))
+        package.baking.bake_tracks(action, rig, variations[-1])
+        package.takes.add_take(rig, action)
         actions.append(action)
-    package.operators.place_as_strips(rig, actions, start_frame=10)
-    strips = [track.strips[0] for track in rig.animation_data.nla_tracks]
+    package.takes.compare_on_tracks(rig, actions, start_frame=10)
+    assert rig.animation_data.action is None
+    strips = [track.strips[0] for track in package.takes.comparison_tracks(rig)]
     assert [strip.action for strip in strips] == actions
     assert [(strip.frame_start, strip.frame_end) for strip in strips] == [(10, 39), (40, 89)]
+    for frame, variation, key in ((20, 0, 10), (60, 1, 20)):  # what plays is each variation in turn
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(rig.pose.bones["hips"].location, variations[variation].locations["hips"][key], atol=1e-5)
+    stash = [track for track in rig.animation_data.nla_tracks if track.name == "[Action Stash]"]
+    assert len(stash) == 1 and stash[0].mute and stash[0].strips[0].action == original
+
+    listed = [take.action for take in rig.mosa_takes.items]
+    assert listed == [original, *actions]
+    assert bpy.ops.mosa.use_take(index=2) == {"FINISHED"}  # the second variation is kept
+    assert rig.animation_data.action == actions[1] and not package.takes.comparison_tracks(rig)
+    assert all(action.users for action in bpy.data.actions) and actions[0].use_fake_user
+    assert len(rig.animation_data.nla_tracks) == 1  # the stash alone
 
 
 def test_range_comes_from_the_preview_range_or_the_selected_keys(addon, rig):
@@ -362,13 +383,22 @@ def assert_outside_kept_and_span_changed(before: dict, after: dict, span: tuple[
     assert changed, f"nothing changed inside frames {span[0]}..{span[1]}"
 
 
+def keyed_quaternions(keys: dict, path: str) -> np.ndarray:
+    """A bone's rotation keys (quaternion, Euler of any order, or axis-angle) as quaternions over its key frames."""
+    bone = path.split('"')[1]
+    mode = bpy.context.active_object.pose.bones[bone].rotation_mode
+    values = np.stack([keys[(path, i)][:, 1] for i in range(3 if path.endswith("rotation_euler") else 4)], axis=1)
+    if path.endswith("rotation_euler"):
+        return rotations.from_blender_euler(values, mode)
+    return rotations.from_blender_axis_angle(values) if path.endswith("rotation_axis_angle") else values
+
+
 def assert_smooth_seams(before: dict, after: dict, span: tuple[int, int]) -> None:
     """Every bone's rotation step into and out of the span is no larger than the largest
     frame-to-frame rotation change anywhere in the source."""
     seam_steps, largest_in_source = {}, 0.0
-    for bone in {path.split('"')[1] for path, _ in before if path.endswith("rotation_quaternion")}:
-        path = f'pose.bones["{bone}"].rotation_quaternion'
-        old_q, new_q = (np.stack([k[(path, i)][:, 1] for i in range(4)], axis=1) for k in (before, after))
+    for bone, path in {(path.split('"')[1], path) for path, _ in before if ".rotation_" in path}:
+        old_q, new_q = (keyed_quaternions(k, path) for k in (before, after))
         frames = before[(path, 0)][:, 0]
         seams = [np.flatnonzero(frames == span[0])[0] - 1, np.flatnonzero(frames == span[1])[0]]
         seam_steps[bone] = rotations.angle_between(new_q[1:], new_q[:-1])[seams]
@@ -387,8 +417,14 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
     scene.mosa.variations, scene.mosa.place_variations = 2, "NLA"
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    assert obj.animation_data.action is None  # the variations play on their NLA tracks, nothing masks them
+    assert [take.action.name for take in obj.mosa_takes.items] == [
+        "MoSa: a person walks forward (seed 3)", "MoSa: a person walks forward (seed 4)"]
+    assert bpy.ops.mosa.use_take(index=0) == {"FINISHED"}  # the first is kept
     source = obj.animation_data.action
-    assert source.name == "MoSa: a person walks forward (seed 3)"
+    assert source.name == "MoSa: a person walks forward (seed 3)" and not package.takes.comparison_tracks(obj)
+    strips = [track.strips[0] for track in obj.animation_data.nla_tracks]
+    assert not strips and source.use_fake_user and obj.mosa_takes.items[1].action.use_fake_user
     keys = keys_of(source, obj, fcurves_for)
     first, last = min(k[0, 0] for k in keys.values()), max(k[-1, 0] for k in keys.values())
     assert first == 11 and abs(last - (11 + 79 / 20 * 30)) <= 1  # from the current frame: 80 frames at 20 fps, at 30
@@ -397,11 +433,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     motion_keys = [k for (path, _), k in keys.items() if path.endswith(("rotation_quaternion", "location"))]
     assert all(len(k) == len(motion_keys[0]) for k in motion_keys)  # one key per scene frame on each
     assert source["mosa"]["seed"] == 3 and source["mosa"]["model"]  # the model's name, known once it has loaded
-    # The second variation: an action of its own (seed 4), and both as NLA strips one after another.
-    strips = [track.strips[0] for track in obj.animation_data.nla_tracks]
-    assert [strip.action.name for strip in strips] == [source.name, "MoSa: a person walks forward (seed 4)"]
-    assert strips[0].frame_start == 11 and strips[1].frame_start == strips[0].frame_end + 1
-    assert strips[1].action["mosa"]["seed"] == 4
+    assert obj.mosa_takes.items[1].action["mosa"]["seed"] == 4  # the second variation: an action of its own
     # What the body follows moves with the keys and keeps its shape: no deforming bone stretches
     # (a Rigify rig's limbs are switched to FK in the action, so its IK targets do not pull them).
     deform = [bone.name for bone in obj.data.bones if bone.use_deform]
@@ -449,14 +481,29 @@ def real_walk() -> dict:
     return CanonicalMotion.from_positions(deepmimic.load_joints("walk", min_seconds=4)).to_dict()
 
 
-def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine):
+# Every rotation mode Blender has, given to the bones in turn.
+ROTATION_MODES = ("QUATERNION", "XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX", "AXIS_ANGLE")
+
+
+def set_rotation_modes(obj, modes: str) -> None:
+    """"QUATERNION": every bone in quaternions; "EULER": Euler throughout, the six orders in turn;
+    "MIXED": every mode in turn, axis-angle included."""
+    cycle = {"QUATERNION": ROTATION_MODES[:1], "EULER": ROTATION_MODES[1:7], "MIXED": ROTATION_MODES}[modes]
+    for number, pose_bone in enumerate(obj.pose.bones):
+        pose_bone.rotation_mode = cycle[number % len(cycle)]
+
+
+@pytest.mark.parametrize("modes", ["QUATERNION", "MIXED"])
+def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
     """A mocap walk keyed on the rig with no stored motion: read back by inverse transfer, the
-    range regenerated by the engine, spliced into a new action."""
+    range regenerated by the engine, spliced into a new action; with the bones in quaternions,
+    or in every Euler order and axis-angle (their keys are read and written in their own modes)."""
     from retarget import canonical
 
     package, _ = engine
     fcurves_for = package.action_compat.fcurves_for
     obj = mixamo_rig()
+    set_rotation_modes(obj, modes)
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 30, 1
     walk = real_walk()
@@ -490,14 +537,51 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine):
     after = keys_of(edited, obj, fcurves_for)
     assert_outside_kept_and_span_changed(before, after, (40, 80))
     assert_smooth_seams(before, after, (40, 80))
+    keyed_modes = {path.rsplit(".", 1)[1] for path, _ in after if "rotation" in path}
+    assert keyed_modes == ({"rotation_quaternion"} if modes == "QUATERNION"
+                           else {"rotation_quaternion", "rotation_euler", "rotation_axis_angle"})
 
-    # Euler keys would not play beside quaternion keys: refused with a reason, nothing made.
-    package.action_compat.assign_action(obj, keyed)
-    fcurves_for(keyed, obj).new('pose.bones["mixamorig:Head"].rotation_euler', index=0)
-    count = len(bpy.data.actions)
-    with pytest.raises(RuntimeError, match="mixamorig:Head with Euler or axis-angle rotations"):
-        bpy.ops.mosa.regenerate_range(synchronous=True)
-    assert len(bpy.data.actions) == count and obj.animation_data.action == keyed
+
+@pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle"])
+def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind):
+    """Generate on Rigify's generated rig (its shoulder controls are YXZ Euler), on a rig that is
+    Euler throughout (the six orders in turn) and on one in axis-angle: each bone is keyed in
+    its own mode, and the bones Blender evaluates point where the motion's do (world directions
+    within a degree on average)."""
+    from tests.retarget_checks import direction_errors
+
+    package, _ = engine
+    if rig_kind == "rigify":
+        obj = rigify_rig()
+    else:
+        obj = mixamo_rig()
+        for pose_bone in obj.pose.bones:
+            pose_bone.rotation_mode = "AXIS_ANGLE"
+        if rig_kind == "all_euler":
+            set_rotation_modes(obj, "EULER")
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1  # scene frame t + 1 is canonical frame t
+    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed, scene.mosa.foot_lock = "a person walks forward", 2.0, 2, False
+    scene.mosa.variations, scene.mosa.place_variations = 1, "ACTIONS"
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    action = obj.animation_data.action
+    keys = keys_of(action, obj, package.action_compat.fcurves_for)
+    mapping = package.mapping_ops.read_mapping(obj.data.mosa_mapping)
+    for bone in set(mapping.bones.values()) & {path.split('"')[1] for path, _ in keys}:
+        mode = obj.pose.bones[bone].rotation_mode
+        prop = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(mode, "rotation_euler")
+        assert (f'pose.bones["{bone}"].{prop}', 0) in keys, f"{bone} ({mode}) is not keyed in its mode"
+    if rig_kind == "rigify":
+        assert obj.pose.bones["shoulder.L"].rotation_mode == "YXZ"
+        assert ('pose.bones["shoulder.L"].rotation_euler', 0) in keys
+    motion = package.storage.decode_motion(action["mosa"]["motion"])
+    skeleton = package.armature_io.skeleton_from_armature(obj)
+    frames = list(range(1, len(motion["positions"]) + 1))
+    heads, tails = package.armature_io.read_posed_bones(obj, skeleton, frames)
+    joints = skeleton.to_world(package.vendored.mapping.joint_positions(skeleton, mapping, heads, tails))
+    errors = direction_errors(skeleton, mapping, joints, np.asarray(motion["positions"]))
+    print(f"\n{rig_kind}: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg over {errors.size} bone-frames")
+    assert errors.mean() < 1.0
 
 
 def world_heads(obj, bones: list[str], frames: list[int]) -> np.ndarray:
@@ -509,6 +593,59 @@ def world_heads(obj, bones: list[str], frames: list[int]) -> np.ndarray:
         for b, bone in enumerate(bones):
             heads[t, b] = (world @ np.append(np.array(obj.pose.bones[bone].head), 1.0))[:3]
     return heads
+
+
+def test_no_action_is_lost_on_save_after_generate_variations_regenerate_and_bake(engine, tmp_path):
+    """An animator's session on a hand-keyed rig: Generate, three variations as actions, Regenerate
+    Range, Bake. Saved and reopened, every action is still there with a user (generated takes by
+    their fake user, the hand-keyed original on a muted "[Action Stash]" track), and the rig's
+    Takes list names each of them."""
+    package, _ = engine
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1
+    original = bpy.data.actions.new("keyed by hand")
+    package.action_compat.assign_action(obj, original)
+    hips = obj.pose.bones["mixamorig:Hips"]
+    for frame, height in ((1, 0.0), (20, 0.1), (40, 0.0)):
+        hips.location = (0.0, height, 0.0)
+        hips.keyframe_insert("location", frame=frame)
+    original_keys = keys_of(original, obj, package.action_compat.fcurves_for)
+    settings = scene.mosa
+    settings.prompt, settings.seconds, settings.seed, settings.foot_lock = "a person walks forward", 2.0, 1, False
+    settings.variations, settings.place_variations = 1, "ACTIONS"
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    settings.prompt, settings.variations, settings.seed = "a person waves", 3, 5
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    assert obj.animation_data.action.name == "MoSa: a person waves (seed 5)"
+    settings.prompt, settings.variations, settings.range_start, settings.range_end = "a person jumps", 1, 10, 30
+    assert bpy.ops.mosa.regenerate_range(synchronous=True) == {"FINISHED"}
+    assert bpy.ops.mosa.bake() == {"FINISHED"}
+    made = {"keyed by hand", "MoSa: a person walks forward (seed 1)", "MoSa: a person waves (seed 5)",
+            "MoSa: a person waves (seed 6)", "MoSa: a person waves (seed 7)", "MoSa: a person waves (seed 5) (edit 10-30)",
+            "MoSa: a person waves (seed 5) (edit 10-30) (baked)"}
+    assert {action.name for action in bpy.data.actions} == made
+    assert {take.action.name for take in obj.mosa_takes.items} == made
+
+    path = tmp_path / "session.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert not bpy.data.actions
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = {action.name: action for action in bpy.data.actions}
+    print(f"\nafter save and reopen: {len(reopened)} of {len(made)} actions, users "
+          + ", ".join(f"{name}: {action.users}{' (fake)' if action.use_fake_user else ''}" for name, action in sorted(reopened.items())))
+    assert set(reopened) == made and all(action.users > 0 for action in reopened.values())
+    assert all(reopened[name].use_fake_user for name in made - {"keyed by hand"})
+    obj = bpy.data.objects["mixamo"]
+    assert obj.animation_data.action.name == "MoSa: a person waves (seed 5) (edit 10-30) (baked)"
+    stash = [track for track in obj.animation_data.nla_tracks if track.name == "[Action Stash]"]
+    assert [track.strips[0].action.name for track in stash] == ["keyed by hand"] and stash[0].mute
+    assert {take.action.name for take in obj.mosa_takes.items} == made
+    reopened_keys = keys_of(reopened["keyed by hand"], obj, package.action_compat.fcurves_for)
+    assert reopened_keys.keys() == original_keys.keys()
+    for channel, keys in original_keys.items():
+        np.testing.assert_array_equal(reopened_keys[channel], keys)
 
 
 def test_bake_locks_the_feet_and_keeps_the_root_in_place(addon):
