@@ -103,6 +103,17 @@ def run_steps(steps):
             return done.value
 
 
+def scaled(steps, start: float, width: float):
+    """A generator of slices whose progress (0..1) is mapped onto start..start + width of a
+    larger one (`result = yield from scaled(...)`)."""
+    while True:
+        try:
+            progress = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield start + width * progress
+
+
 def follow_constraints(obj: bpy.types.Object, skeleton, posed, frames=None):
     """follow_constraints_steps in one go: the corrected PosedRig."""
     corrected, _ = run_steps(follow_constraints_steps(obj, skeleton, posed, frames))
