@@ -203,6 +203,7 @@ def follow_constraints_steps(obj: bpy.types.Object, skeleton, posed, frames=None
     if not any(_constrained(obj.pose.bones[name]) for name in names + [posed.root_bone]):
         return posed, {}
     frames = np.arange(posed.frames) if frames is None else np.asarray(frames, dtype=int)
+    bpy.context.view_layer.update()  # a newly assigned action poses the rig first: read the pose it gives
     targets, root_heads = _targets(skeleton, posed, frames)
     rotations = {name: np.array(track) for name, track in posed.rotations.items()}
     root_location = np.array(posed.root_location)

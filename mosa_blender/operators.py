@@ -178,6 +178,11 @@ class _JobOperator:
         """The Blender-side work on the job's result, as a generator of slices (see Writing)."""
         raise NotImplementedError
 
+    def runs_modal(self, context) -> bool:
+        """Whether the work runs on the modal timer; scripts, tests and `blender -b` (no window to
+        poll from) wait for it instead."""
+        return not self.synchronous and context.window is not None
+
     def start(self, context) -> JobRun | None:
         """The engine job (None, reported, when it could not be started)."""
         client = connect(self, context)
@@ -200,7 +205,7 @@ class _JobOperator:
         _active_run = self.start(context)
         if _active_run is None:
             return {"CANCELLED"}
-        if self.synchronous or context.window is None:  # scripts, tests, `blender -b`: no window to poll from
+        if not self.runs_modal(context):
             while not self.advance(context):
                 if self._writing is None:
                     time.sleep(POLL_S)
@@ -472,6 +477,16 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
         except (ValueError, RuntimeError) as failure:
             return f"MoSa: {failure}"
         return ""
+
+    _invoked = False
+
+    def invoke(self, context, event):
+        self._invoked = True
+        return self.execute(context)
+
+    def runs_modal(self, context) -> bool:
+        """The button's bake runs in slices; a script's waits for its keys, as it always has."""
+        return self._invoked and super().runs_modal(context)
 
     def start(self, context) -> JobRun:
         """No engine job: the motion stored with the action is the result."""
