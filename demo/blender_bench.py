@@ -67,6 +67,7 @@ def time_stages(obj, motion: dict) -> tuple[float, float, float, int]:
 
     started = time.perf_counter()
     skeleton, mapping = armature_mapping(obj)
+    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])
     posed = transfer.transfer(motion, skeleton, mapping)
     plausibility.check(skeleton, mapping, posed)
     mapped = time.perf_counter()
@@ -141,7 +142,7 @@ def table(rows: list[Row], repeats: int) -> str:
                      f"{r.keying:.3f} | {r.retarget + r.constraints + r.keying:.3f} | {r.generate:.3f} | {regenerate} |")
     notes = ["retarget: mapping, transfer with the foot lock, the plausibility check and the resampling to the scene's "
              "rate; constraints: armature_io.follow_constraints (numpy solve of the control rig, checked against "
-             "Blender at two frames); keying: baking.bake_tracks into a new action",
+             "Blender at one frame); keying: baking.bake_tracks into a new action",
              "Generate's phase and Regenerate Range: the operators' own Blender-side work on a finished job "
              "(operators.generated_actions / regenerated_action, run to the end), one variation"]
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"

@@ -25,6 +25,7 @@ from .vendored import skeleton as skeleton_module
 LOG = logging.getLogger(__name__)
 CHECK_DEGREES = 0.01  # how far Blender's evaluation may be from the numpy solve before a bone falls back
 SLICE_S = 0.05  # seconds of work between two looks at the UI (see follow_constraints_steps)
+_CHECKED: set[tuple] = set()  # (armature, bones, ControlRig.signature) whose numpy solve matched Blender's
 
 
 
@@ -158,7 +159,7 @@ def _normalized(matrices: np.ndarray) -> np.ndarray:
 
 def _solve_in_numpy(obj, posed, targets, root_heads):
     """control_rig's solve of the written bones it can describe, checked against Blender's own
-    evaluation at two frames; bones where the two differ by more than CHECK_DEGREES fall back,
+    evaluation at one frame; bones where the two differ by more than CHECK_DEGREES fall back,
     with what hangs off them. (solved quaternions (T, 4) per bone, root location or None,
     the bones left to evaluate -> why)."""
     written = list(dict.fromkeys([*posed.rotations, posed.root_bone]))
@@ -171,18 +172,21 @@ def _solve_in_numpy(obj, posed, targets, root_heads):
         solved = control_rig.solve(rig, {name: targets[name] for name in modelled}, posed.root_bone, root_heads)
         quaternions = {name: rotations_module.from_matrix(turn) for name, turn in solved.rotations.items()}
         root_location = solved.root_location if posed.root_bone not in evaluated else None
-        mismatched = {}
+        checked = (obj.name_full, tuple(modelled), rig.signature(modelled))
+        if checked in _CHECKED:  # measured once per rig: this one, set up like this, was checked already
+            return quaternions, root_location, evaluated
         root, order = obj.pose.bones[posed.root_bone], [obj.pose.bones.find(name) for name in modelled]
-        for t in sorted({0, len(root_heads) // 2}):
-            _set_pose(obj, {name: q[t] for name, q in quaternions.items()}, posed.root_bone,
-                      root.location if root_location is None else root_location[t])
-            bpy.context.view_layer.update()
-            wanted = np.stack([solved.posed[name][min(t, len(solved.posed[name]) - 1), :3, :3] for name in modelled])
-            degrees = np.degrees(rotations_module.angle_between(rotations_module.from_matrix(_normalized(wanted)),
-                                                                rotations_module.from_matrix(_normalized(_pose_matrices(obj)[order]))))
-            mismatched.update({name: f"Blender evaluates it {angle:.3f} degrees away from the numpy solve"
-                               for name, angle in zip(modelled, degrees) if angle > CHECK_DEGREES})
+        t = len(root_heads) // 2  # one posed frame shows a relation the model gets wrong
+        _set_pose(obj, {name: q[t] for name, q in quaternions.items()}, posed.root_bone,
+                  root.location if root_location is None else root_location[t])
+        bpy.context.view_layer.update()
+        wanted = np.stack([solved.posed[name][min(t, len(solved.posed[name]) - 1), :3, :3] for name in modelled])
+        degrees = np.degrees(rotations_module.angle_between(rotations_module.from_matrix(_normalized(wanted)),
+                                                            rotations_module.from_matrix(_normalized(_pose_matrices(obj)[order]))))
+        mismatched = {name: f"Blender evaluates it {angle:.3f} degrees away from the numpy solve"
+                      for name, angle in zip(modelled, degrees) if angle > CHECK_DEGREES}
         if not mismatched:
+            _CHECKED.add(checked)
             return quaternions, root_location, evaluated
         distrusted.update(mismatched)
 
@@ -219,10 +223,9 @@ def follow_constraints_steps(obj: bpy.types.Object, skeleton, posed, frames=None
             LOG.warning("MoSa: %d bone(s) solved by Blender's evaluation, frame by frame (slower): %s",
                         len(evaluated), "; ".join(evaluated.values()))
             yield from _evaluate(obj, posed, frames, targets, root_heads, rotations, root_location, evaluated, slice_s)
-    finally:  # the user's pose comes back
+    finally:  # the user's pose comes back (evaluated at the next update: a redraw, a frame change)
         for bone, (mode, basis) in zip(touched, users_pose):
             bone.rotation_mode, bone.matrix_basis = mode, basis
-        bpy.context.view_layer.update()
     continuous = rotations_module.make_continuous(np.stack(list(rotations.values()), axis=1))  # (T, bones, 4) at once
     corrected = replace(posed, rotations={name: continuous[:, i] for i, name in enumerate(rotations)},
                         root_location=root_location)

@@ -8,6 +8,8 @@ action MoSa did not make, as canonical motion the engine can edit).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import bpy
 import numpy as np
 
@@ -30,12 +32,15 @@ def motion_to_tracks_steps(obj: bpy.types.Object, motion: dict, scene_fps: float
     `span`: the scene frames that will be used (Regenerate Range); the constraint solve then
     corrects only the engine frames around them, and the frames outside keep plain values."""
     skeleton, mapping = armature_mapping(obj)
+    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])  # the rest never moves a key
     yield 0.1
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
     yield 0.3
-    plausibility.check(skeleton, mapping, posed)  # before any key: a body that comes apart is refused
-    yield 0.4
     frames = None if span is None else engine_frames(span, start_frame, scene_fps, posed.fps, posed.frames)
+    written = posed if frames is None else replace(posed, rotations={bone: q[frames] for bone, q in posed.rotations.items()},
+                                                   root_location=posed.root_location[frames], contacts=None)
+    plausibility.check(skeleton, mapping, written)  # before any key: a body that comes apart (where keyed) is refused
+    yield 0.4
     posed, _ = yield from armature_io.scaled(armature_io.follow_constraints_steps(obj, skeleton, posed, frames), 0.4, 0.5)
     posed = resample.resample(posed, scene_fps)
     frames = start_frame + np.arange(len(posed.root_location))

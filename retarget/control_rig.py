@@ -62,6 +62,18 @@ class ControlRig:
     def index(self, name: str) -> int:
         return next(i for i, bone in enumerate(self.bones) if bone.name == name)
 
+    def signature(self, written: list[str]) -> int:
+        """A hash of everything the solve reads (of a written bone's basis, only its location and
+        scale; the solve sets its rotation): two rigs with the same one solve alike."""
+        def basis(bone: RigBone) -> bytes:
+            kept = (bone.basis[:3, 3], np.linalg.norm(bone.basis[:3, :3], axis=0)) if bone.name in written else (bone.basis,)
+            return b"".join(np.round(part, 6).tobytes() for part in kept)
+
+        parts = [(bone.name, bone.parent, np.round(bone.rest, 6).tobytes(), basis(bone),
+                  tuple((c.kind, round(c.influence, 6), tuple(c.targets), c.space, c.uniform) for c in bone.constraints))
+                 for bone in self.bones]
+        return hash(tuple(parts))
+
 
 def dependency_order(names: list[str], depends_on: dict[str, list[str]]) -> list[str] | None:
     """`names` and everything they depend on (parents, constraint targets), dependencies first;

@@ -109,6 +109,14 @@ class Skeleton:
                 tails[joint] = heads[joint] + 0.5 * along
         return cls.from_bones(names, heads, tails, parents)
 
+    def around(self, bones: list[int]) -> Skeleton:
+        """Only these bones and the bones above them, in this order (parents first still): all
+        that posing them needs, e.g. the mapped bones of a control rig with hundreds of others."""
+        kept = sorted({bone for b in bones for bone in [b, *self.ancestors(b)]})
+        index = {bone: i for i, bone in enumerate(kept)}
+        return Skeleton([self.names[b] for b in kept], [index.get(int(self.parents[b]), -1) for b in kept],
+                        self.rest_matrices[kept], self.tails[kept], self.connected[kept], self.object_matrix)
+
     # ------------------------------------------------------------ queries
 
     def __len__(self) -> int:
