@@ -7,7 +7,7 @@
     python3 build.py extension        build dist/mosa-<version>.zip and validate it as Blender does
     python3 build.py demo ["prompt"]  the extension on a Rigify human: writes out/<name>.blend, .bvh,
                                       a contact sheet and a GIF (--help lists the options)
-    python3 build.py bench [--quick]  seconds per generated sample of both presets: out/bench.md
+    python3 build.py bench [--quick]  seconds per generated sample of both presets, and the Blender side: out/bench.md
 
 The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-blender), in a
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     # No help of its own: --help goes through to the demo, which lists its options.
     commands.add_parser("demo", help='prompt in, animated Rigify human out (python3 build.py demo --help)',
                         add_help=False).set_defaults(func=cmd_demo)
-    commands.add_parser("bench", help="seconds per generated sample, both presets (--quick: batch 1 only)",
+    commands.add_parser("bench", help="seconds per generated sample, both presets, and the Blender side (--quick: batch 1 only)",
                         add_help=False).set_defaults(func=cmd_bench)
     # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt; bench's --quick), so parse leniently.
     args, args.passthrough = parser.parse_known_args(argv)

@@ -10,6 +10,10 @@ on a user's machine.
 
 Each case runs in a fresh process, so its peak resident memory (RSS) is its own; on CUDA the
 table also gives torch.cuda.max_memory_allocated.
+
+A last table times the Blender side of a Generate per stage (retarget, constraints, keying) on
+a Mixamo-style rig and Rigify's generated human, and a 30-frame Regenerate Range
+(demo/blender_bench.py, in a process of its own that imports bpy).
 """
 from __future__ import annotations
 
@@ -155,6 +159,13 @@ def timeline_table(rows: list[tuple[str, float, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def blender_side(repeats: int) -> str:
+    """demo/blender_bench.py's table; runs in its own process (bpy, no torch)."""
+    from demo import blender_bench
+
+    return blender_bench.report(repeats)
+
+
 def table(results: list[Result], notes: list[str]) -> str:
     lines = [
         f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
@@ -218,6 +229,9 @@ def run(args: argparse.Namespace) -> int:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             timeline_rows.append((device, *pool.submit(time_timeline, device, args.threads).result()))
     report += "\n" + timeline_table(timeline_rows)
+    print("[bench] the Blender side on Mixamo-style and Rigify rigs ...", flush=True)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        report += "\n" + pool.submit(blender_side, 1 if args.quick else 3).result()
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

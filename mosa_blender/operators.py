@@ -2,6 +2,9 @@
 
 Generate and Regenerate Range share one job loop (`JobRun`): the modal path advances it on a
 timer, the synchronous path (tests, the headless demo) loops the same step until it finishes.
+The Blender-side work on the job's result (retargeting, the constraint solve, keying) runs the
+same way, in slices (`Writing`), so Esc and Cancel work until the last key is written, and a
+cancelled job leaves the scene as it was.
 """
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ import numpy as np
 from bpy.props import BoolProperty, IntProperty
 
 from . import baking, engine_session, model_ops, preferences, spans, storage, takes
+from .armature_io import scaled
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
-from .retargeting import action_to_motion, armature_mapping, motion_to_tracks
+from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_steps
 from .spans import rotations
 from .tracks import action_name
 
 POLL_S = 0.1
+SLICE_S = 0.08  # the most Blender-side work done between two looks at the UI events
 
 
 def progress_fraction(progress: dict | None) -> float:
@@ -57,13 +62,66 @@ class JobRun:
 
     def cancel(self) -> None:
         try:
-            self.client.cancel(self.job_id)
+            if self.client is not None:  # None: a result already at hand (Bake), no engine job
+                self.client.cancel(self.job_id)
         except (EngineUnavailable, EngineError):
             pass  # a dead engine has nothing left to cancel
         self.state = "cancelled"
 
 
 _active_run: JobRun | None = None  # the job the Cancel button stops
+
+
+class Writing:
+    """Blender-side work in slices: `steps` is a generator that yields its progress (0..1)
+    between slices; `step()` runs one slice and says whether the work is over (done or failed:
+    `error`); `cancel()` stops it. Whatever the work made (new actions, the rig's active action)
+    is taken back when it is cancelled or fails."""
+
+    def __init__(self, obj: bpy.types.Object, steps) -> None:
+        self.steps, self.progress, self.error = _kept_unless_finished(obj, steps), 0.0, ""
+
+    def step(self) -> bool:
+        try:
+            self.progress = next(self.steps)
+        except StopIteration:
+            self.progress = 1.0
+            return True
+        except (ValueError, RuntimeError) as failure:
+            self.error = str(failure)
+            return True
+        return False
+
+    def run(self, budget_s: float) -> bool:
+        """Slices until `budget_s` is used up or the work is over (whether it is)."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < budget_s:
+            if self.step():
+                return True
+        return False
+
+    def cancel(self) -> None:
+        self.steps.close()
+
+
+def _kept_unless_finished(obj: bpy.types.Object, steps):
+    """`steps`, with the scene put back as it was (no new action, the same active action and
+    slot) if they are closed halfway or fail."""
+    animation = obj.animation_data
+    active = (animation.action, getattr(animation, "action_slot", None)) if animation else None
+    existing = set(bpy.data.actions.keys())
+    try:
+        return (yield from steps)
+    except BaseException:
+        if active is None:
+            obj.animation_data_clear()
+        else:
+            obj.animation_data.action = active[0]
+            if active[1] is not None:
+                obj.animation_data.action_slot = active[1]
+        for name in set(bpy.data.actions.keys()) - existing:
+            bpy.data.actions.remove(bpy.data.actions[name])
+        raise
 
 
 def forget_active_run() -> None:
@@ -111,12 +169,32 @@ class _JobOperator:
     synchronous: BoolProperty(name="Synchronous", description="Wait for the result, blocking (scripts, tests)",
                               default=False, options={"SKIP_SAVE"})
     _modal = False  # set once the timer-driven path starts: only then is there a status bar to update
+    _writing: Writing | None = None  # the Blender-side work on the result, once the engine is done
 
     def submit(self, context, client: EngineClient) -> str:
         raise NotImplementedError
 
-    def finish(self, context, run: JobRun) -> None:
+    def write(self, context, run: JobRun):
+        """The Blender-side work on the job's result, as a generator of slices (see Writing)."""
         raise NotImplementedError
+
+    def runs_modal(self, context) -> bool:
+        """Whether the work runs on the modal timer; scripts, tests and `blender -b` (no window to
+        poll from) wait for it instead."""
+        return not self.synchronous and context.window is not None
+
+    def start(self, context) -> JobRun | None:
+        """The engine job (None, reported, when it could not be started)."""
+        client = connect(self, context)
+        if client is None:
+            return None
+        try:
+            run = JobRun(client, self.submit(context, client))
+        except (EngineUnavailable, EngineError, ValueError, RuntimeError) as failure:
+            self.report({"ERROR"}, f"MoSa: {failure}")
+            return None
+        _record_job(context.scene.mosa, run, self.bl_idname, context.scene.mosa.prompt)
+        return run
 
     def execute(self, context):
         global _active_run
@@ -124,18 +202,13 @@ class _JobOperator:
         if error:
             self.report({"ERROR"}, error)
             return {"CANCELLED"}
-        client = connect(self, context)
-        if client is None:
+        _active_run = self.start(context)
+        if _active_run is None:
             return {"CANCELLED"}
-        try:
-            _active_run = JobRun(client, self.submit(context, client))
-        except (EngineUnavailable, EngineError, ValueError, RuntimeError) as failure:
-            self.report({"ERROR"}, f"MoSa: {failure}")
-            return {"CANCELLED"}
-        _record_job(context.scene.mosa, _active_run, self.bl_idname, context.scene.mosa.prompt)
-        if self.synchronous or context.window is None:  # scripts, tests, `blender -b`: no window to poll from
+        if not self.runs_modal(context):
             while not self.advance(context):
-                time.sleep(POLL_S)
+                if self._writing is None:
+                    time.sleep(POLL_S)
             return self.conclude(context)
         self._modal = True
         self._timer = context.window_manager.event_timer_add(POLL_S, window=context.window)
@@ -144,7 +217,7 @@ class _JobOperator:
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        if event.type == "ESC" or _active_run is None:
+        if event.type == "ESC" or _active_run is None or _active_run.state == "cancelled":
             if _active_run is not None:
                 _active_run.cancel()
             return self.end_modal(context, self.conclude(context))
@@ -159,30 +232,40 @@ class _JobOperator:
         return outcome
 
     def advance(self, context) -> bool:
-        """One poll of the engine; progress goes to the status bar and the panel."""
-        finished = _active_run.step()
+        """One poll of the engine, or once its job is done, slices of the Blender-side work for
+        up to SLICE_S; progress goes to the status bar and the panel. Whether all is over."""
         settings = context.scene.mosa
-        settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
-        if len(settings.jobs):
-            settings.jobs[-1].state = _active_run.state
-        if self._modal:
-            context.window_manager.progress_update(_active_run.progress)
-            context.workspace.status_text_set(f"MoSa: {settings.status} - Esc cancels")
+        if self._writing is None and _active_run.state != "done":
+            finished = _active_run.step()
+            settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
+            if len(settings.jobs):
+                settings.jobs[-1].state = _active_run.state
+            if not (finished and _active_run.state == "done"):
+                self._show(context, settings.progress, settings.status)
+                return finished
+        if self._writing is None:
+            self._writing = Writing(context.active_object, self.write(context, _active_run))
+        finished = self._writing.run(SLICE_S)
+        settings.progress, settings.status = self._writing.progress, f"writing keys ({self._writing.progress:.0%})"
+        self._show(context, settings.progress, settings.status)
         return finished
+
+    def _show(self, context, progress: float, status: str) -> None:
+        if self._modal:
+            context.window_manager.progress_update(progress)
+            context.workspace.status_text_set(f"MoSa: {status} - Esc cancels")
 
     def conclude(self, context) -> set:
         global _active_run
         run, _active_run = _active_run, None
+        writing, self._writing = self._writing, None
         if run is None or run.state == "cancelled":
+            if writing is not None:
+                writing.cancel()
             self.report({"WARNING"}, "MoSa: cancelled; nothing changed")
             return {"CANCELLED"}
-        if run.state == "failed":
-            self.report({"ERROR"}, f"MoSa: {run.error}")
-            return {"CANCELLED"}
-        try:
-            self.finish(context, run)
-        except (ValueError, RuntimeError) as failure:
-            self.report({"ERROR"}, f"MoSa: {failure}")
+        if run.state == "failed" or writing.error:
+            self.report({"ERROR"}, f"MoSa: {run.error or writing.error}")
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -223,29 +306,37 @@ class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
                                temperature=settings.temperature, top_k=settings.top_k,
                                top_p=settings.top_p, smooth=settings.smooth)
 
-    def finish(self, context, run):
-        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
-        every_tracks = [motion_to_tracks(obj, motion, _scene_fps(scene), scene.frame_current,
-                                         foot_lock=settings.foot_lock, in_place=settings.in_place)
-                        for motion in run.result]  # all checked before the first key is written
-        takes.stash_active(obj)
-        actions = []
-        for number, (motion, tracks) in enumerate(zip(run.result, every_tracks)):
-            seed = settings.seed + number
-            action = bpy.data.actions.new(action_name(settings.prompt, seed))
-            baking.bake_tracks(action, obj, tracks)
-            _store(action, motion, settings.prompt, seed, run.model)
-            takes.add_take(obj, action)
-            actions.append(action)
-        if settings.place_variations == "NLA":
-            takes.compare_on_tracks(obj, actions, scene.frame_current)
-            self.report({"INFO"}, f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
-                                  f"{scene.frame_current}; pick one in Takes to keep it")
-            return
-        takes.switch_to(obj, actions[0])
-        obj.mosa_takes.active_index = len(obj.mosa_takes.items) - len(actions)
-        self.report({"INFO"}, f"MoSa: {len(actions)} new action(s), first: {actions[0].name}"
-                              + ("; switch between them in Takes" if len(actions) > 1 else ""))
+    def write(self, context, run):
+        self.report({"INFO"}, (yield from generated_actions(context, run)))
+
+
+def generated_actions(context, run: JobRun):
+    """Generate's Blender-side work in slices (see Writing): one new action per variation, keyed
+    on the active armature, each a take; returns the message to report. The takes are listed and
+    the replaced action stashed only after the last slice, so a cancel has nothing to take back there."""
+    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    actions, count = [], len(run.result)
+    for number, motion in enumerate(run.result):
+        tracks = yield from scaled(motion_to_tracks_steps(obj, motion, _scene_fps(scene), scene.frame_current,
+                                                          foot_lock=settings.foot_lock, in_place=settings.in_place),
+                                   number / count, 0.95 / count)
+        seed = settings.seed + number
+        action = bpy.data.actions.new(action_name(settings.prompt, seed))
+        baking.bake_tracks(action, obj, tracks)
+        _store(action, motion, settings.prompt, seed, run.model)
+        actions.append(action)
+        yield (number + 1) / count
+    takes.stash_active(obj)
+    for action in actions:
+        takes.add_take(obj, action)
+    if settings.place_variations == "NLA":
+        takes.compare_on_tracks(obj, actions, scene.frame_current)
+        return (f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
+                f"{scene.frame_current}; pick one in Takes to keep it")
+    takes.switch_to(obj, actions[0])
+    obj.mosa_takes.active_index = len(obj.mosa_takes.items) - len(actions)
+    return f"MoSa: {len(actions)} new action(s), first: {actions[0].name}" + (
+        "; switch between them in Takes" if len(actions) > 1 else "")
 
 
 class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
@@ -297,17 +388,24 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         return client.edit(settings.prompt, wire, mask.tolist(), seed=settings.seed, guidance=settings.guidance,
                            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
 
-    def finish(self, context, run):
-        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
-        source, motion = obj.animation_data.action, run.result[0]
-        full = motion_to_tracks(obj, motion, _scene_fps(scene), int(round(source.frame_range[0])),
-                                foot_lock=settings.foot_lock, in_place=settings.in_place)
-        takes.stash_active(obj)
-        edited = regenerate_span(source, obj, full, (settings.range_start, settings.range_end), settings.seam_frames)
-        _store(edited, motion, settings.prompt, settings.seed, run.model)
-        takes.add_take(obj, edited)
-        takes.switch_to(obj, edited)
-        self.report({"INFO"}, f"MoSa: frames {settings.range_start}..{settings.range_end} regenerated into {edited.name}")
+    def write(self, context, run):
+        self.report({"INFO"}, (yield from regenerated_action(context, run)))
+
+
+def regenerated_action(context, run: JobRun):
+    """Regenerate Range's Blender-side work in slices (see Writing): the edited copy of the
+    active action, only the engine frames around the range re-solved, as a new take; returns the message."""
+    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
+    full = yield from scaled(motion_to_tracks_steps(obj, motion, _scene_fps(scene), int(round(source.frame_range[0])),
+                                                    foot_lock=settings.foot_lock, in_place=settings.in_place, span=span),
+                             0.0, 0.95)
+    edited = regenerate_span(source, obj, full, span, settings.seam_frames)
+    _store(edited, motion, settings.prompt, settings.seed, run.model)
+    takes.stash_active(obj)
+    takes.add_take(obj, edited)
+    takes.switch_to(obj, edited)
+    return f"MoSa: frames {span[0]}..{span[1]} regenerated into {edited.name}"
 
 
 def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: int):
@@ -350,7 +448,7 @@ def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, flo
     return gap, largest - near_seams
 
 
-class MOSA_OT_bake(bpy.types.Operator):
+class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
     """Bake the active action's stored motion onto the rig again, with the foot lock and in-place options"""
 
     bl_idname = "mosa.bake"
@@ -367,23 +465,47 @@ class MOSA_OT_bake(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context):
-        scene, settings, obj = context.scene, context.scene.mosa, context.active_object
-        source = obj.animation_data.action
-        motion = storage.decode_motion(source["mosa"]["motion"])
+    def check_input(self, context) -> str:
         try:
-            tracks = motion_to_tracks(obj, motion, _scene_fps(scene), int(source.frame_range[0]),
-                                      foot_lock=settings.foot_lock, in_place=settings.in_place)
+            armature_mapping(context.active_object)
         except (ValueError, RuntimeError) as failure:
-            self.report({"ERROR"}, f"MoSa: {failure}")
-            return {"CANCELLED"}
-        takes.stash_active(obj)
-        baked = bpy.data.actions.new(f"{source.name} (baked)")
-        baking.bake_tracks(baked, obj, tracks)
-        baked["mosa"] = source["mosa"]
-        takes.add_take(obj, baked)
-        takes.switch_to(obj, baked)
-        return {"FINISHED"}
+            return f"MoSa: {failure}"
+        return ""
+
+    _invoked = False
+
+    def invoke(self, context, event):
+        self._invoked = True
+        return self.execute(context)
+
+    def runs_modal(self, context) -> bool:
+        """The button's bake runs in slices; a script's waits for its keys, as it always has."""
+        return self._invoked and super().runs_modal(context)
+
+    def start(self, context) -> JobRun:
+        """No engine job: the motion stored with the action is the result."""
+        stored = context.active_object.animation_data.action["mosa"]
+        return JobRun(None, "", model=stored.get("model", ""), state="done", result=[storage.decode_motion(stored["motion"])])
+
+    def write(self, context, run):
+        self.report({"INFO"}, (yield from baked_action(context, run)))
+
+
+def baked_action(context, run: JobRun):
+    """Bake's Blender-side work in slices (see Writing): the stored motion keyed again into a
+    new action with the current foot lock and in-place options; returns the message."""
+    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    source = obj.animation_data.action
+    tracks = yield from scaled(motion_to_tracks_steps(obj, run.result[0], _scene_fps(scene), int(source.frame_range[0]),
+                                                      foot_lock=settings.foot_lock, in_place=settings.in_place),
+                               0.0, 0.95)
+    baked = bpy.data.actions.new(f"{source.name} (baked)")
+    baking.bake_tracks(baked, obj, tracks)
+    baked["mosa"] = source["mosa"]
+    takes.stash_active(obj)
+    takes.add_take(obj, baked)
+    takes.switch_to(obj, baked)
+    return f"MoSa: baked into {baked.name}"
 
 
 class MOSA_OT_use_take(bpy.types.Operator):

@@ -5,6 +5,6 @@ of its own); a development checkout keeps it at the top level next to mosa_blend
 imports the retarget modules it uses from here.
 """
 try:  # the installed extension
-    from .retarget import canonical, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401
+    from .retarget import canonical, control_rig, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401
 except ImportError:  # a development checkout
-    from retarget import canonical, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401
+    from retarget import canonical, control_rig, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401

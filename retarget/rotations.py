@@ -151,10 +151,12 @@ def make_continuous(q: np.ndarray, axis: int = 0) -> np.ndarray:
     q and -q are the same rotation; interpolation and finite differences need one sign.
     """
     q = np.moveaxis(np.array(q, dtype=np.float64), axis, 0)
-    for i in range(1, q.shape[0]):
-        flip = np.sum(q[i] * q[i - 1], axis=-1) < 0
-        q[i][flip] *= -1.0
-    return np.moveaxis(q, 0, axis)
+    if len(q) < 2:
+        return np.moveaxis(q, 0, axis)
+    # Each frame keeps its sign or flips relative to the one before: a running product of +-1.
+    steps = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
+    signs = np.concatenate([np.ones((1,) + steps.shape[1:]), np.cumprod(steps, axis=0)])
+    return np.moveaxis(q * signs[..., None], 0, axis)
 
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

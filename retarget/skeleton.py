@@ -12,6 +12,7 @@ CANONICAL_TO_BLENDER converts canonical vectors into Blender world vectors every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -108,6 +109,14 @@ class Skeleton:
                 tails[joint] = heads[joint] + 0.5 * along
         return cls.from_bones(names, heads, tails, parents)
 
+    def around(self, bones: list[int]) -> Skeleton:
+        """Only these bones and the bones above them, in this order (parents first still): all
+        that posing them needs, e.g. the mapped bones of a control rig with hundreds of others."""
+        kept = sorted({bone for b in bones for bone in [b, *self.ancestors(b)]})
+        index = {bone: i for i, bone in enumerate(kept)}
+        return Skeleton([self.names[b] for b in kept], [index.get(int(self.parents[b]), -1) for b in kept],
+                        self.rest_matrices[kept], self.tails[kept], self.connected[kept], self.object_matrix)
+
     # ------------------------------------------------------------ queries
 
     def __len__(self) -> int:
@@ -177,20 +186,48 @@ class Skeleton:
         rest, parent = self.rest_rotations, self.parents[bone]
         return rest[bone] if parent < 0 else world[:, parent] @ (rest[parent].T @ rest[bone])
 
+    @cached_property
+    def levels(self) -> list[np.ndarray]:
+        """Bone indices by depth in the hierarchy, roots first: the bones of one level are posed
+        together (a control rig has hundreds of bones but a dozen or so levels)."""
+        depth = np.zeros(len(self), dtype=np.int64)
+        for b, parent in enumerate(self.parents):
+            depth[b] = depth[parent] + 1 if parent >= 0 else 0
+        return [np.flatnonzero(depth == level) for level in range(depth.max() + 1)]
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        """(B, 3, 3) each bone's rest orientation relative to its parent's (a root's own rest)."""
+        rest, offsets, inner = self.rest_rotations, self.rest_rotations.copy(), self.parents >= 0
+        offsets[inner] = np.swapaxes(rest[self.parents[inner]], -1, -2) @ rest[inner]
+        return offsets
+
+    def _unposed_level(self, world: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """unposed for every bone of one level at once: (T, len(level), 3, 3)."""
+        parents = self.parents[level]
+        inner = parents >= 0
+        result = np.array(np.broadcast_to(self._offsets[level], (len(world), len(level), 3, 3)))
+        result[:, inner] = world[:, parents[inner]] @ self._offsets[level[inner]]
+        return result
+
     def world_rotations(self, deltas: dict[int, np.ndarray], frames: int) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3): a bone with a delta (bone index -> (T, 3, 3), a turn
         of its rest orientation) gets delta @ rest; any other keeps an identity basis under its parent."""
         world = np.empty((frames, len(self), 3, 3))
-        for b in range(len(self)):
-            world[:, b] = deltas[b] @ self.rest_rotations[b] if b in deltas else self.unposed(world, b)
+        for level in self.levels:
+            world[:, level] = self._unposed_level(world, level)
+            turned = [b for b in level if b in deltas]
+            if turned:
+                turns = np.stack([np.broadcast_to(deltas[b], (frames, 3, 3)) for b in turned], axis=1)
+                world[:, turned] = turns @ self.rest_rotations[turned]
         return world
 
     def world_from_basis(self, basis: np.ndarray) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3) from pose-basis rotations (T, B, 3, 3), as Blender
         composes them: world = parent world @ (parent rest^-1 @ rest) @ basis."""
         world = np.empty_like(basis)
-        for b in range(len(self)):
-            world[:, b] = self.unposed(world, b) @ basis[:, b]
+        for level in self.levels:
+            world[:, level] = self._unposed_level(world, level) @ basis[:, level]
         return world
 
     def basis_from_world(self, world: np.ndarray, bones: list[int]) -> dict[str, np.ndarray]:
@@ -204,15 +241,15 @@ class Skeleton:
     def posed_heads_tails(self, world: np.ndarray, root_bone: int, root_head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bone heads and tails (T, B, 3) in armature space; root_bone's head follows root_head
         (T, 3) and every other bone hangs off its parent as in the rest pose."""
-        rest, rest_heads = self.rest_rotations, self.heads
+        rest, rest_heads, parents = self.rest_rotations, self.heads, self.parents
         heads = np.empty(world.shape[:2] + (3,))
-        for b, parent in enumerate(self.parents):
-            if b == root_bone:
-                heads[:, b] = root_head
-            elif parent < 0:
-                heads[:, b] = rest_heads[b]
-            else:
-                local = rest[parent].T @ (rest_heads[b] - rest_heads[parent])
-                heads[:, b] = heads[:, parent] + world[:, parent] @ local
+        for level in self.levels:
+            inner = parents[level] >= 0
+            heads[:, level[~inner]] = rest_heads[level[~inner]]
+            bones, above = level[inner], parents[level[inner]]
+            local = (np.swapaxes(rest[above], -1, -2) @ (rest_heads[bones] - rest_heads[above])[..., None])[..., 0]
+            heads[:, bones] = heads[:, above] + (world[:, above] @ local[..., None])[..., 0]
+            if root_bone in level:
+                heads[:, root_bone] = root_head
         tails = heads + world[..., :, 1] * self.lengths[:, None]
         return heads, tails

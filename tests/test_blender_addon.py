@@ -83,6 +83,14 @@ def wavy_tracks(addon_module, frames: np.ndarray, phase: float):
                                           locations={"hips": locations})
 
 
+def wavy_tracks_on(addon_module, obj, frames: np.ndarray):
+    """wavy_tracks' swing on some of a rig's own bones (the first four with children)."""
+    bones = [bone.name for bone in obj.data.bones if bone.children][:4]
+    tracks = wavy_tracks(addon_module, frames, phase=0.5)
+    return addon_module.tracks.PoseTracks(frames=frames, rotations={b: tracks.rotations["hips"] for b in bones},
+                                          locations={bones[0]: tracks.locations["hips"]})
+
+
 def keys_of(action, obj, fcurves_for) -> dict:
     return {(fcurve.data_path, fcurve.array_index): np.array([tuple(p.co) for p in fcurve.keyframe_points])
             for fcurve in fcurves_for(action, obj)}
@@ -736,6 +744,73 @@ def test_cancel_mid_job_leaves_the_scene_untouched_and_a_killed_engine_recovers(
     scene.mosa.seconds = 2.0
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}  # on a restarted engine
     assert obj.animation_data.action.name == "MoSa: a person dances (seed 0)"
+
+
+def scene_state(obj, fcurves_for) -> tuple:
+    """What a cancelled job must leave exactly as it was: the actions, the active one, every key
+    of every action, and the rig's pose."""
+    actions = sorted(bpy.data.actions.keys())
+    active = obj.animation_data.action.name if obj.animation_data and obj.animation_data.action else None
+    keys = {name: keys_of(bpy.data.actions[name], obj, fcurves_for) for name in actions}
+    if active is not None:
+        obj.animation_data.action = bpy.data.actions[active]  # keys_of assigns each action in turn
+    pose = [np.array(bone.matrix_basis) for bone in obj.pose.bones]
+    return actions, active, keys, pose
+
+
+def assert_same_scene(before: tuple, after: tuple) -> None:
+    assert after[:2] == before[:2]
+    assert after[2].keys() == before[2].keys()
+    for name, channels in before[2].items():
+        assert after[2][name].keys() == channels.keys()
+        for channel, keys in channels.items():
+            np.testing.assert_array_equal(after[2][name][channel], keys)
+    assert all(np.array_equal(a, b) for a, b in zip(after[3], before[3]))
+
+
+def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_it_was(engine, caplog):
+    """Generate (two variations) and Regenerate Range on Rigify's rig, their Blender-side phase
+    driven slice by slice the way the modal timer does, and cancelled in the middle: after the
+    first variation's action was keyed, and while the range is being solved."""
+    package, client = engine
+    fcurves_for = package.action_compat.fcurves_for
+    obj = rigify_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 30, 1
+    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed, scene.mosa.variations = "a person walks forward", 4.0, 3, 2
+    take = bpy.data.actions.new("the animator's take")
+    package.baking.bake_tracks(take, obj, wavy_tracks_on(package, obj, np.arange(1, 121, dtype=float)))
+    bpy.context.view_layer.update()  # the take poses the rig
+    before = scene_state(obj, fcurves_for)
+
+    run = run_to_end(package.operators.JobRun(client, client.generate(scene.mosa.prompt, seconds=4.0, seed=3, samples=2)))
+    writing = package.operators.Writing(obj, package.operators.generated_actions(bpy.context, run))
+    slices, made_one = 0, False
+    while not made_one:
+        assert not writing.step(), "the work ended before it could be cancelled"
+        slices += 1
+        made_one = len(bpy.data.actions) > len(before[0])
+    assert 0.0 < writing.progress < 1.0 and slices > 3
+    writing.cancel()
+    assert_same_scene(before, scene_state(obj, fcurves_for))
+
+    # Finishing the same work instead keys both variations.
+    writing = package.operators.Writing(obj, package.operators.generated_actions(bpy.context, run))
+    while not writing.step():
+        pass
+    assert not writing.error and len(bpy.data.actions) == len(before[0]) + 2
+    generated = obj.animation_data.action
+    scene.mosa.range_start, scene.mosa.range_end, scene.mosa.variations = 40, 70, 1
+    before = scene_state(obj, fcurves_for)
+    motion = package.storage.decode_motion(generated["mosa"]["motion"])
+    mask = package.spans.canonical_mask((40, 70), generated.frame_range[0], 30.0, len(motion["positions"]), 20.0)
+    wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
+    edit = run_to_end(package.operators.JobRun(client, client.edit("a person jumps", wire, mask.tolist(), seed=1)))
+    writing = package.operators.Writing(obj, package.operators.regenerated_action(bpy.context, edit))
+    assert not writing.step() and not writing.step()  # mapped and transferred; the check, solve and keys to come
+    writing.cancel()
+    assert_same_scene(before, scene_state(obj, fcurves_for))
+    assert "solved by Blender's evaluation" not in caplog.text  # Rigify's controls: all in numpy
 
 
 # What an animator maps in the panel, joint -> bone: an MMD model (Japanese names, centre, groove
