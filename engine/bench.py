@@ -197,7 +197,53 @@ def notes(devices: list[str]) -> list[str]:
     return found
 
 
+def compare_momask(directory: Path, batch: int, threads: int, repeats: int) -> tuple[float, float]:
+    """(engine, MoMask) model-only seconds per batch at official size, text features given.
+
+    Both models live in one process and their runs alternate, so that load from other work on
+    a shared machine falls on both alike; each figure is the median of `repeats` after a warm-up.
+    """
+    import torch
+
+    from engine import checkpoint, momask_reference
+    from engine.generate import SamplingOptions, sample
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as folder:
+        model = checkpoint.load(checkpoint.create_random(Path(folder) / "model.pt", "official"))
+    transformer, tokenizer = model.transformer.eval(), model.tokenizer.eval()
+    momask = momask_reference.load(directory, torch.device("cpu"))
+    prompts = [f"{PROMPT} ({i + 1})" for i in range(batch)]
+    text, clip_features = torch.randn(batch, 77, transformer.config.text_dim), torch.randn(batch, momask_reference.CLIP_DIM)
+    lengths = torch.full((batch,), FRAMES)
+
+    @torch.inference_mode()
+    def engine_once() -> float:
+        started = time.perf_counter()
+        generators = [torch.Generator().manual_seed(i) for i in range(batch)]
+        _, z_hat = sample(transformer, tokenizer.quantizer, text, lengths, generators, SamplingOptions())
+        tokenizer.decode_latent(z_hat)
+        return time.perf_counter() - started
+
+    def momask_once() -> float:
+        started = time.perf_counter()
+        momask_reference.generate(momask, prompts, clip_features)
+        return time.perf_counter() - started
+
+    engine_once(), momask_once()  # warm-up
+    pairs = [(engine_once(), momask_once()) for _ in range(repeats)]
+    return statistics.median(e for e, _ in pairs), statistics.median(m for _, m in pairs)
+
+
+def momask_table(rows: list[tuple[int, float, float]]) -> str:
+    lines = ["## Against MoMask's released code (model only: text features given; official sizes, random weights)", "",
+             "| batch | engine s / sample | MoMask s / sample | MoMask / engine |", "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {batch} | {engine / batch:.3f} | {momask / batch:.3f} | {momask / engine:.2f}x |" for batch, engine, momask in rows]
+    return "\n".join(lines) + "\n"
+
+
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--momask", type=Path, help="a checkout of EricGuo5513/momask-codes: time its generation beside the engine's")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument("--quick", action="store_true", help="batch 1 only (a check, not the recorded run)")
@@ -218,6 +264,15 @@ def run(args: argparse.Namespace) -> int:
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             timeline_rows.append((device, *pool.submit(time_timeline, device, args.threads).result()))
     report += "\n" + timeline_table(timeline_rows)
+    if args.momask:
+        from engine.momask_reference import check_checkout
+
+        directory, rows = check_checkout(args.momask), []
+        for batch in (1,) if args.quick else BATCHES:
+            print(f"[bench] engine against MoMask, batch {batch} ...", flush=True)
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                rows.append((batch, *pool.submit(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2).result()))
+        report += "\n" + momask_table(rows)
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

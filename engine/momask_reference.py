@@ -58,8 +58,6 @@ def check_checkout(directory: Path) -> Path:
     missing = [name for name in MODULES if not (directory / name).is_file()]
     if missing:
         raise ValueError(f"{directory} is not a checkout of EricGuo5513/momask-codes: {', '.join(missing)} missing")
-    if importlib.util.find_spec("einops") is None:
-        raise ValueError("MoMask's code imports einops, which this environment lacks: pip install einops")
     return directory
 
 
@@ -67,12 +65,14 @@ def load(directory: Path, device: torch.device) -> MomaskModels:
     """MoMask's three networks at official size, random weights, built by its own classes."""
     directory = check_checkout(directory)
     sys.path.insert(0, str(directory))
-    if importlib.util.find_spec("clip") is None:  # imported at the top of its transformer module, used only by encode_text
+    if "clip" not in sys.modules and importlib.util.find_spec("clip") is None:  # imported at the top of its transformer module, used only by encode_text
         sys.modules["clip"] = types.ModuleType("clip")
-    with contextlib.redirect_stdout(io.StringIO()):  # its constructors print their sizes
+    try:
         from models.mask_transformer.transformer import MaskTransformer, ResidualTransformer
         from models.vq.model import RVQVAE
-
+    except ModuleNotFoundError as error:
+        raise ValueError(f"MoMask's code imports {error.name}, which this environment lacks: pip install {error.name}") from None
+    with contextlib.redirect_stdout(io.StringIO()):  # its constructors print their sizes
         opt = Namespace(num_tokens=CODEBOOK, num_quantizers=QUANTIZERS, device=device, mu=0.99, shared_codebook=False,
                         quantize_dropout_prob=0.2)  # fmt: skip
         shared = dict(code_dim=CODE_DIM, cond_mode="text", latent_dim=LATENT, ff_size=FF, num_layers=LAYERS,
