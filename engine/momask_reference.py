@@ -22,9 +22,9 @@ import io
 import sys
 import types
 from argparse import Namespace
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -68,15 +68,18 @@ def load(directory: Path, device: torch.device) -> MomaskModels:
     if "clip" not in sys.modules and importlib.util.find_spec("clip") is None:  # imported at the top of its transformer module, used only by encode_text
         sys.modules["clip"] = types.ModuleType("clip")
     try:
-        from models.mask_transformer.transformer import MaskTransformer, ResidualTransformer
+        from models.mask_transformer.transformer import (
+            MaskTransformer,
+            ResidualTransformer,
+        )
         from models.vq.model import RVQVAE
     except ModuleNotFoundError as error:
         raise ValueError(f"MoMask's code imports {error.name}, which this environment lacks: pip install {error.name}") from None
     with contextlib.redirect_stdout(io.StringIO()):  # its constructors print their sizes
         opt = Namespace(num_tokens=CODEBOOK, num_quantizers=QUANTIZERS, device=device, mu=0.99, shared_codebook=False,
                         quantize_dropout_prob=0.2)  # fmt: skip
-        shared = dict(code_dim=CODE_DIM, cond_mode="text", latent_dim=LATENT, ff_size=FF, num_layers=LAYERS,
-                      num_heads=HEADS, clip_dim=CLIP_DIM, opt=opt)  # fmt: skip
+        shared = {"code_dim": CODE_DIM, "cond_mode": "text", "latent_dim": LATENT, "ff_size": FF, "num_layers": LAYERS,
+                  "num_heads": HEADS, "clip_dim": CLIP_DIM, "opt": opt}  # fmt: skip
         mask = _with_given_text(MaskTransformer)(dropout=0.2, cond_drop_prob=0.1, **shared)
         residual = _with_given_text(ResidualTransformer)(dropout=0.2, cond_drop_prob=0.2, shared_codebook=False,
                                                          share_weight=True, **shared)  # fmt: skip
