@@ -48,6 +48,7 @@ class Case:
 class Result:
     case: Case
     seconds_per_batch: float  # median over the repeats, after one warm-up run
+    model_seconds_per_batch: float  # the same for sampling + decoding alone, text features given
     peak_rss_mb: float
     cuda_peak_mb: float | None
     parameters: dict[str, int]
@@ -104,13 +105,29 @@ def run_case(case: Case) -> Result:
             torch.cuda.synchronize()
         return time.perf_counter() - started
 
+    from engine.generate import sample
+
+    text = pipeline.text_encoder.encode([r.prompt for r in requests]).to(device)
+    lengths = torch.full((case.batch,), FRAMES, device=device)
+
+    @torch.inference_mode()
+    def model_once() -> float:
+        generators = [torch.Generator(device=device).manual_seed(i) for i in range(case.batch)]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        _, z_hat = sample(model.transformer, model.tokenizer.quantizer, text, lengths, generators, requests[0].sampling)
+        model.tokenizer.decode_latent(z_hat).cpu()
+        return time.perf_counter() - started
+
     once(requests[:1])  # warm-up: first-call allocations and kernel choices
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = statistics.median(once(requests) for _ in range(case.repeats))
+    model_seconds = statistics.median(model_once() for _ in range(case.repeats))
     cuda_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return Result(case, seconds, peak_rss, cuda_peak, pipeline.info["parameters"])
+    return Result(case, seconds, model_seconds, peak_rss, cuda_peak, pipeline.info["parameters"])
 
 
 def measure(case: Case) -> Result:
@@ -159,14 +176,14 @@ def table(results: list[Result], notes: list[str]) -> str:
     lines = [
         f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
         "",
-        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | s / sample | s / batch | peak RSS | peak CUDA memory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | model only s / sample | s / sample | s / batch | peak RSS | peak CUDA memory |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         params = f"{r.parameters['transformer'] / 1e6:.1f} M + {r.parameters['tokenizer'] / 1e6:.1f} M"
         cuda = f"{r.cuda_peak_mb:.0f} MB" if r.cuda_peak_mb is not None else "-"
         lines.append(f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
-                     f"{r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
+                     f"{r.model_seconds_per_batch / r.case.batch:.3f} | {r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
 
 
@@ -186,7 +203,7 @@ def notes(devices: list[str]) -> list[str]:
     found = [
         f"machine: {cpu_name()} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end: "
         f"other work on the machine slows these figures), torch {torch.__version__}; "
-        "time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
+        "model only = sampling + decoding, text features given; time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
         "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
         "MoMask reference: not measured. Its code is not a package this project installs and its weights are not here; "
         "a look-alike of its layer sizes built from our code would time our code, not MoMask's. For scale, the papers "
