@@ -205,8 +205,8 @@ def notes(devices: list[str]) -> list[str]:
         f"other work on the machine slows these figures), torch {torch.__version__}; "
         "model only = sampling + decoding, text features given; time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
         "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
-        "MoMask reference: not measured. Its code is not a package this project installs and its weights are not here; "
-        "a look-alike of its layer sizes built from our code would time our code, not MoMask's. For scale, the papers "
+        "MoMask: `--momask DIR` (a checkout of EricGuo5513/momask-codes) times its own generation in the same run "
+        "(last table, when given); a look-alike built from our code would time our code, not MoMask's. For scale, the papers "
         f"report {PAPER_SECONDS['MoSa']} s (MoSa) and {PAPER_SECONDS['MoMask']} s (MoMask) per sample on a GPU",
     ]
     if "cuda" not in devices:
