@@ -52,6 +52,7 @@ class Case:
 class Result:
     case: Case
     seconds_per_batch: float  # median over the repeats, after one warm-up run
+    model_seconds_per_batch: float  # the same for sampling + decoding alone, text features given
     peak_rss_mb: float
     cuda_peak_mb: float | None
     parameters: dict[str, int]
@@ -108,13 +109,29 @@ def run_case(case: Case) -> Result:
             torch.cuda.synchronize()
         return time.perf_counter() - started
 
+    from engine.generate import sample
+
+    text = pipeline.text_encoder.encode([r.prompt for r in requests]).to(device)
+    lengths = torch.full((case.batch,), FRAMES, device=device)
+
+    @torch.inference_mode()
+    def model_once() -> float:
+        generators = [torch.Generator(device=device).manual_seed(i) for i in range(case.batch)]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        _, z_hat = sample(model.transformer, model.tokenizer.quantizer, text, lengths, generators, requests[0].sampling)
+        model.tokenizer.decode_latent(z_hat).cpu()
+        return time.perf_counter() - started
+
     once(requests[:1])  # warm-up: first-call allocations and kernel choices
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = statistics.median(once(requests) for _ in range(case.repeats))
+    model_seconds = statistics.median(model_once() for _ in range(case.repeats))
     cuda_peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return Result(case, seconds, peak_rss, cuda_peak, pipeline.info["parameters"])
+    return Result(case, seconds, model_seconds, peak_rss, cuda_peak, pipeline.info["parameters"])
 
 
 def measure(case: Case) -> Result:
@@ -170,14 +187,14 @@ def table(results: list[Result], notes: list[str]) -> str:
     lines = [
         f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
         "",
-        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | s / sample | s / batch | peak RSS | peak CUDA memory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | model only s / sample | s / sample | s / batch | peak RSS | peak CUDA memory |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         params = f"{r.parameters['transformer'] / 1e6:.1f} M + {r.parameters['tokenizer'] / 1e6:.1f} M"
         cuda = f"{r.cuda_peak_mb:.0f} MB" if r.cuda_peak_mb is not None else "-"
         lines.append(f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
-                     f"{r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
+                     f"{r.model_seconds_per_batch / r.case.batch:.3f} | {r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
 
 
@@ -197,10 +214,10 @@ def notes(devices: list[str]) -> list[str]:
     found = [
         f"machine: {cpu_name()} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end: "
         f"other work on the machine slows these figures), torch {torch.__version__}; "
-        "time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
+        "model only = sampling + decoding, text features given; time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
         "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
-        "MoMask reference: not measured. Its code is not a package this project installs and its weights are not here; "
-        "a look-alike of its layer sizes built from our code would time our code, not MoMask's. For scale, the papers "
+        "MoMask: `--momask DIR` (a checkout of EricGuo5513/momask-codes) times its own generation in the same run "
+        "(last table, when given); a look-alike built from our code would time our code, not MoMask's. For scale, the papers "
         f"report {PAPER_SECONDS['MoSa']} s (MoSa) and {PAPER_SECONDS['MoMask']} s (MoMask) per sample on a GPU",
     ]
     if "cuda" not in devices:
@@ -208,7 +225,53 @@ def notes(devices: list[str]) -> list[str]:
     return found
 
 
+def compare_momask(directory: Path, batch: int, threads: int, repeats: int) -> tuple[float, float]:
+    """(engine, MoMask) model-only seconds per batch at official size, text features given.
+
+    Both models live in one process and their runs alternate, so that load from other work on
+    a shared machine falls on both alike; each figure is the median of `repeats` after a warm-up.
+    """
+    import torch
+
+    from engine import checkpoint, momask_reference
+    from engine.generate import SamplingOptions, sample
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as folder:
+        model = checkpoint.load(checkpoint.create_random(Path(folder) / "model.pt", "official"))
+    transformer, tokenizer = model.transformer.eval(), model.tokenizer.eval()
+    momask = momask_reference.load(directory, torch.device("cpu"))
+    prompts = [f"{PROMPT} ({i + 1})" for i in range(batch)]
+    text, clip_features = torch.randn(batch, 77, transformer.config.text_dim), torch.randn(batch, momask_reference.CLIP_DIM)
+    lengths = torch.full((batch,), FRAMES)
+
+    @torch.inference_mode()
+    def engine_once() -> float:
+        started = time.perf_counter()
+        generators = [torch.Generator().manual_seed(i) for i in range(batch)]
+        _, z_hat = sample(transformer, tokenizer.quantizer, text, lengths, generators, SamplingOptions())
+        tokenizer.decode_latent(z_hat)
+        return time.perf_counter() - started
+
+    def momask_once() -> float:
+        started = time.perf_counter()
+        momask_reference.generate(momask, prompts, clip_features)
+        return time.perf_counter() - started
+
+    engine_once(), momask_once()  # warm-up
+    pairs = [(engine_once(), momask_once()) for _ in range(repeats)]
+    return statistics.median(e for e, _ in pairs), statistics.median(m for _, m in pairs)
+
+
+def momask_table(rows: list[tuple[int, float, float]]) -> str:
+    lines = ["## Against MoMask's released code (model only: text features given; official sizes, random weights)", "",
+             "| batch | engine s / sample | MoMask s / sample | MoMask / engine |", "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {batch} | {engine / batch:.3f} | {momask / batch:.3f} | {momask / engine:.2f}x |" for batch, engine, momask in rows]
+    return "\n".join(lines) + "\n"
+
+
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--momask", type=Path, help="a checkout of EricGuo5513/momask-codes: time its generation beside the engine's")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument("--quick", action="store_true", help="batch 1 only (a check, not the recorded run)")
@@ -232,6 +295,15 @@ def run(args: argparse.Namespace) -> int:
     print("[bench] the Blender side on Mixamo-style and Rigify rigs ...", flush=True)
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         report += "\n" + pool.submit(blender_side, 1 if args.quick else 3).result()
+    if args.momask:
+        from engine.momask_reference import check_checkout
+
+        directory, rows = check_checkout(args.momask), []
+        for batch in (1,) if args.quick else BATCHES:
+            print(f"[bench] engine against MoMask, batch {batch} ...", flush=True)
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                rows.append((batch, *pool.submit(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2).result()))
+        report += "\n" + momask_table(rows)
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
