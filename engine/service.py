@@ -16,6 +16,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -37,6 +38,7 @@ log = logging.getLogger("engine.service")
 
 PREVIEW_EVERY = 4  # keep every 4th frame of the coarse preview: enough to draw, small to poll
 DISCARD_AT_MOST = 64 * 1024 * 1024  # a refused body up to this size is read and dropped
+LINGER_S = 2.0  # a closing connection reads what the client still sends for this long at most
 
 
 @dataclass
@@ -322,6 +324,24 @@ class EngineServer(ThreadingHTTPServer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         super().__init__((engine.config.host, engine.config.port), Handler)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        """A lingering close: closing with unread bytes (a refused body, the rest of a request the
+        parser gave up on) makes the kernel send a reset, which can destroy the answer before the
+        client reads it. So stop writing, read and drop until the client closes (or LINGER_S)."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_S
+            drained = 0
+            while drained < DISCARD_AT_MOST and (left := deadline - time.monotonic()) > 0:
+                request.settimeout(left)
+                chunk = request.recv(1 << 16)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:  # the client is gone already, or too slow to wait for
+            pass
+        self.close_request(request)
 
 
 # --- the serve command ---------------------------------------------------------------------------

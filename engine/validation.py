@@ -160,11 +160,9 @@ def _shorten(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _number(body: dict, name: str, default: float | None) -> float | None:
+def _number(body: dict, name: str, default: float) -> float:
     """A finite float from a JSON number; an int too large for a float is out of range, not a crash."""
     value = body.get(name, default)
-    if value is None and default is None:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestError(f"bad_{name}", f"'{name}' must be a number, got {type(value).__name__}")
     try:
@@ -203,7 +201,7 @@ def _frames(body: dict, limits: Limits) -> int:
         raise RequestError("bad_length", "give exactly one of 'frames' or 'seconds'")
     low, high = limits.min_frames, limits.max_frames
     if "seconds" in body:
-        seconds = _number(body, "seconds", None)
+        seconds = _number(body, "seconds", 0.0)
         # Bounded before the conversion: 1e308 seconds would overflow on the way to frames.
         frames = frames_for_seconds(seconds) if abs(seconds) <= 2 * high / canonical.FPS else None
         source = f"'seconds' ({_shorten(seconds)} s" + (")" if frames is None else f" = {frames} frames at {canonical.FPS} fps)")

@@ -132,6 +132,7 @@ BAD_GENERATE = {
     "huge guidance": ({"prompt": "walk", "seconds": 2, "guidance": -(10**400)}, "bad_guidance"),
     "boolean samples": ({"prompt": "walk", "seconds": 2, "samples": True}, "bad_samples"),
     "boolean seconds": ({"prompt": "walk", "seconds": True}, "bad_seconds"),
+    "null seconds": ({"prompt": "walk", "seconds": None}, "bad_seconds"),
     "not an object": ([1, 2], "bad_body"),
 }
 
