@@ -10,12 +10,15 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import representation
 from retarget import canonical
+
+if TYPE_CHECKING:
+    from engine.pipeline import EditRequest, GenerateRequest, SamplingOptions
 
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
@@ -242,8 +245,8 @@ def _array(value: Any, name: str, trailing_shape: tuple[int, ...], limits: Limit
     """A nested list of JSON numbers (not strings, not booleans) as float32 with the given trailing
     shape, every value finite and within the coordinate limit."""
     expected = "(frames, " + ", ".join(map(str, trailing_shape)) + ")"
-    level, sizes = [value], (None, *trailing_shape)
-    for depth, size in enumerate(sizes):
+    level = [value]
+    for size in (None, *trailing_shape):
         if not all(isinstance(item, list) and (size is None or len(item) == size) for item in level):
             raise RequestError("bad_source", f"'{name}' must be a nested list of numbers of shape {expected}")
         level = [leaf for item in level for leaf in item]

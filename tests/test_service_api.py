@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 import requests
+from service_engine import serving
 
 from engine.datasets import deepmimic
 from mosa_blender.engine_client import EngineError, JobCancelled
-from service_engine import serving
 
 SOURCE_FRAMES = 80
 

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from service_engine import serving
 
 from engine.datasets import deepmimic
 from engine.validation import Limits
-from service_engine import serving
 
 EXAMPLES = int(os.environ.get("MOSA_FUZZ_EXAMPLES", "250"))
 FUZZ = settings(
