@@ -2,8 +2,11 @@
 """The project's one task runner. Standard library only: it must run on a bare Python 3.11.
 
     python3 build.py setup            create (or reuse) the cached environment
-    python3 build.py test [ARGS]      setup, then the whole suite; ARGS pass through to pytest
+    python3 build.py test [ARGS]      setup, lint, then the whole suite; ARGS pass through to pytest
                                       (with no ARGS the Blender tests run again on 4.5 LTS)
+    python3 build.py lint             ruff format --check and ruff check (config in pyproject.toml)
+    python3 build.py fuzz [N]         the HTTP and file fuzz tests with N examples each (default 5000)
+    python3 build.py soak [ARGS]      1,000 jobs, random cancels, two engine kills; memory and open files
     python3 build.py extension        build dist/mosa-<version>.zip and validate it as Blender does
     python3 build.py demo ["prompt"]  the extension on a Rigify human: writes out/<name>.blend, .bvh,
                                       a contact sheet and a GIF (--help lists the options)
@@ -96,6 +99,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     Extra arguments go to the main run only; `--no-lts` skips the second run (for quick loops).
     """
     python = cmd_setup(args)
+    lint(python)
     pytest_args = [a for a in args.passthrough if a != "--no-lts"]
     run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT)
     if "--no-lts" in args.passthrough or pytest_args:
@@ -104,6 +108,34 @@ def cmd_test(args: argparse.Namespace) -> None:
     env = dict(os.environ, MOSA_BLENDER_ONLY="1", MOSA_ENGINE_PYTHON=str(python))
     print("[test] Blender-side tests again on the 4.5 LTS module", flush=True)
     run([str(lts_python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=ROOT, env=env)
+
+
+def lint(python: Path) -> None:
+    """Formatting and lint with ruff, as configured in pyproject.toml ([tool.ruff])."""
+    run([str(python), "-m", "ruff", "format", "--check", "."], cwd=ROOT)
+    run([str(python), "-m", "ruff", "check", "."], cwd=ROOT)
+
+
+def cmd_lint(args: argparse.Namespace) -> None:
+    lint(cmd_setup(args))
+
+
+FUZZ_TESTS = ["tests/test_service_fuzz.py", "tests/test_file_fuzz.py"]
+
+
+def cmd_fuzz(args: argparse.Namespace) -> None:
+    """The suite's fuzz tests, longer: N Hypothesis examples per test instead of a few hundred."""
+    python = cmd_setup(args)
+    examples = args.passthrough[0] if args.passthrough else os.environ.get("MOSA_FUZZ_EXAMPLES", "5000")
+    env = dict(os.environ, MOSA_FUZZ_EXAMPLES=str(int(examples)))
+    pytest = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "--hypothesis-show-statistics"]
+    run([*pytest, *FUZZ_TESTS], cwd=ROOT, env=env)
+
+
+def cmd_soak(args: argparse.Namespace) -> None:
+    """tests/soak.py: many jobs against a real engine on loopback, with cancels and kills; prints the figures."""
+    python = cmd_setup(args)
+    run([str(python), str(ROOT / "tests" / "soak.py"), *args.passthrough], cwd=ROOT)
 
 
 def extension_files() -> list[tuple[Path, str]]:
@@ -162,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("setup", help="create or reuse the cached environment").set_defaults(func=cmd_setup)
     test = commands.add_parser("test", help="run the whole test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
+    commands.add_parser("lint", help="ruff format --check and ruff check").set_defaults(func=cmd_lint)
+    commands.add_parser("fuzz", help="the fuzz tests with N examples each (default 5000)").set_defaults(func=cmd_fuzz)
+    commands.add_parser("soak", help="1,000 jobs with cancels and engine kills (--help lists the options)",
+                        add_help=False).set_defaults(func=cmd_soak)
     commands.add_parser("extension", help="build and validate the extension zip").set_defaults(func=cmd_extension)
     # No help of its own: --help goes through to the demo, which lists its options.
     commands.add_parser("demo", help='prompt in, animated Rigify human out (python3 build.py demo --help)',
@@ -170,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                         add_help=False).set_defaults(func=cmd_bench)
     # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt; bench's --quick), so parse leniently.
     args, args.passthrough = parser.parse_known_args(argv)
-    if args.passthrough and args.command not in ("test", "demo", "bench"):
+    if args.passthrough and args.command not in ("test", "demo", "bench", "fuzz", "soak"):
         parser.error(f"unrecognized arguments: {' '.join(args.passthrough)}")
     args.func(args)
 

@@ -81,57 +81,100 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for damaged or foreign files
         raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) or payload["format"] != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file (for the authors' MoSa.zip use `python -m engine import-official`)")
-    if payload.get("version") != VERSION:
+    if type(payload.get("version")) is not int or payload["version"] != VERSION:
         raise ValueError(f"{path} has checkpoint version {payload.get('version')}; this engine reads version {VERSION}")
     missing = sorted({"tokenizer", "transformer", "mean", "std", "text_encoder", "meta"} - set(payload))
     if missing:
         raise ValueError(f"{path} lacks the entries {missing}")
 
-    tokenizer = Tokenizer(TokenizerConfig.from_dict(_entry(payload, "tokenizer", path)["config"]))
-    load_state_strict(tokenizer, payload["tokenizer"]["state_dict"], f"{path} tokenizer")
+    tokenizer = _build(Tokenizer, TokenizerConfig, _entry(payload, "tokenizer", path), f"{path} tokenizer")
     transformer = None
     if payload["transformer"] is not None:
-        transformer = Transformer(TransformerConfig.from_dict(_entry(payload, "transformer", path)["config"]))
-        load_state_strict(transformer, payload["transformer"]["state_dict"], f"{path} transformer")
+        transformer = _build(Transformer, TransformerConfig, _entry(payload, "transformer", path), f"{path} transformer")
 
     feature_dim = tokenizer.config.feature_dim
     statistics = {}
     for name in ("mean", "std"):
         values = payload[name]
-        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (feature_dim,):
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (feature_dim,) or values.is_complex():
             shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-            raise ValueError(f"{path}: '{name}' has shape {shape}; expected ({feature_dim},)")
-        statistics[name] = values.cpu().numpy().astype(np.float32)
-    return Checkpoint(tokenizer.to(device).eval(), None if transformer is None else transformer.to(device).eval(),
-                      statistics["mean"], statistics["std"], str(payload["text_encoder"]["name"]), dict(payload["meta"]))  # fmt: skip
+            raise ValueError(f"{path}: '{name}' has shape {shape}; expected ({feature_dim},) real numbers")
+        statistics[name] = values.detach().cpu().float().numpy()
+    text_encoder, meta = payload["text_encoder"], payload["meta"]
+    if not isinstance(text_encoder, dict) or not isinstance(text_encoder.get("name"), str) or not isinstance(meta, dict):
+        raise ValueError(f"{path}: 'text_encoder' must be {{'name': str, ...}} and 'meta' a dict")
+    transformer = None if transformer is None else transformer.to(device).eval()
+    tokenizer = tokenizer.to(device).eval()
+    return Checkpoint(tokenizer, transformer, statistics["mean"], statistics["std"], text_encoder["name"], dict(meta))
 
 
 def _entry(payload: dict, name: str, path: Path) -> dict:
     entry = payload[name]
     if not isinstance(entry, dict) or not {"config", "state_dict"} <= set(entry):
         raise ValueError(f"{path}: '{name}' must hold 'config' and 'state_dict'")
+    if not isinstance(entry["config"], dict) or not isinstance(entry["state_dict"], dict):
+        raise ValueError(f"{path}: '{name}' config and state_dict must be dicts")
     return entry
 
 
-def load_state_strict(module: nn.Module, state_dict: dict, source: str) -> None:
-    """load_state_dict(strict=True), with an error that names the keys and both shapes.
+MAX_REPEATS = 64  # layers, blocks or scales a config may ask for: far above the presets, far below a hang
+_REPEAT_COUNTS = ("depth", "phi_depth", "n_layers")
+_REPEAT_LISTS = ("width_mul", "scales", "codebook_sizes")
 
-    States in the forms this engine wrote before it followed the release (1-wide code-space
-    kernels, an additive attention mask) are first brought to the release's form, unchanged in
-    behaviour (tokenizer.upgraded_state, transformer.upgraded_state).
-    """
+
+def _build(module_type: type[nn.Module], config_type: type, entry: dict, source: str) -> nn.Module:
+    """The module a file's config describes, with the file's weights. A damaged config must give a
+    ValueError, not a constructor's TypeError or an allocation the size of a wrong number: repeat
+    counts are bounded, and the weights' shapes are checked on the meta device (no memory) first."""
+    config = entry["config"]
+    for name in _REPEAT_COUNTS:
+        value = config.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REPEATS:
+            raise ValueError(f"{source}: config '{name}' is {value!r:.40}; expected an integer 0..{MAX_REPEATS}")
+    for name in _REPEAT_LISTS:
+        value = config.get(name, ())
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_REPEATS:
+            raise ValueError(f"{source}: config '{name}' must be a list of at most {MAX_REPEATS} integers")
+    try:
+        parsed = config_type.from_dict(config)
+        with torch.device("meta"):
+            shapes = module_type(parsed)
+    except Exception as error:  # a wrong type or value fails the config or a layer's constructor in many ways
+        raise ValueError(f"{source}: the config does not describe a model ({type(error).__name__}: {error})") from None
+    state_dict = _upgraded(shapes, entry["state_dict"], source)
+    check_state(shapes.state_dict(), state_dict, source)
+    module = module_type(parsed)
+    module.load_state_dict(state_dict, strict=True)
+    return module
+
+
+def load_state_strict(module: nn.Module, state_dict: dict, source: str) -> None:
+    """load_state_dict(strict=True), with an error that names the keys and both shapes."""
+    state_dict = _upgraded(module, state_dict, source)
+    check_state(module.state_dict(), state_dict, source)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def _upgraded(module: nn.Module, state_dict: dict, source: str) -> dict:
+    """States in the forms this engine wrote before it followed the release (1-wide code-space
+    kernels, an additive attention mask), brought to the release's form, unchanged in behaviour
+    (tokenizer.upgraded_state, transformer.upgraded_state)."""
     if not isinstance(state_dict, dict):
         raise ValueError(f"{source}: the state is a {type(state_dict).__name__}; expected a dict of tensors")
     try:
         if isinstance(module, Tokenizer):
-            state_dict = tokenizer_module.upgraded_state(state_dict)
-        elif isinstance(module, Transformer):
-            state_dict = transformer_module.upgraded_state(state_dict, module.config.scales)
+            return tokenizer_module.upgraded_state(state_dict)
+        if isinstance(module, Transformer):
+            return transformer_module.upgraded_state(state_dict, module.config.scales)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
-    expected = module.state_dict()
+    return state_dict
+
+
+def check_state(expected: dict, state_dict: dict, source: str) -> None:
+    """A ValueError naming the keys or shapes where `state_dict` does not fit the `expected` one."""
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     if missing or unexpected:
@@ -143,7 +186,8 @@ def load_state_strict(module: nn.Module, state_dict: dict, source: str) -> None:
             raise ValueError(f"{source}: '{key}' is a {type(value).__name__}, expected a tensor of shape {tuple(tensor.shape)}")
         if value.shape != tensor.shape:
             raise ValueError(f"{source}: '{key}' has shape {tuple(value.shape)}; the model expects {tuple(tensor.shape)}")
-    module.load_state_dict(state_dict, strict=True)
+        if value.is_complex() != tensor.is_complex() or value.is_meta or value.is_sparse:
+            raise ValueError(f"{source}: '{key}' is a {value.dtype} {value.layout} tensor; expected dense {tensor.dtype} values")
 
 
 def create_random(path: str | Path, preset: str = "demo", text_encoder: str = "all-minilm-l6-v2", text_dim: int | None = None,

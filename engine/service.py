@@ -16,6 +16,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -38,6 +39,7 @@ log = logging.getLogger("engine.service")
 
 PREVIEW_EVERY = 4  # keep every 4th frame of the coarse preview: enough to draw, small to poll
 DISCARD_AT_MOST = 64 * 1024 * 1024  # a refused body up to this size is read and dropped
+LINGER_S = 2.0  # a closing connection reads what the client still sends for this long at most
 
 
 @dataclass
@@ -179,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("PATCH")
 
     def _handle(self, method: str) -> None:
+        self._body_unread = True
         try:
             self._authenticate()
             status, payload = self._route(method, self.path.split("?", 1)[0].rstrip("/"))
@@ -194,7 +197,26 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:  # NaN from the model must not reach a client as invalid JSON
             log.error("non-finite values in the answer to %s %s", method, self.path)
             status, body = 500, json.dumps({"error": {"code": "internal", "message": "the answer held NaN or infinite values"}}).encode()
+        if self._body_unread:
+            self._drop_body()
         self._reply(status, body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Refusals from the HTTP layer (a malformed request line, headers too large, a method with
+        no handler) in the API's JSON error shape; a method with no handler is a 405, as elsewhere."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r:.40} is not supported"
+        phrase = HTTPStatus(code).phrase
+        error = {"code": phrase.lower().replace(" ", "_").replace("-", "_"), "message": message or phrase}
+        body = json.dumps({"error": error}).encode()
+        self.close_connection = True  # the rest of a request the parser gave up on is not worth reading
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.wfile.write(body)
 
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization", "")
@@ -231,18 +253,43 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(404, "not_found", f"no endpoint {path}")
 
     def _json_body(self) -> Any:
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
+        """The body as JSON, refused before it is parsed when its type, length or nesting is wrong."""
+        length = self._declared_length()
+        if length is None:
             raise ApiError(411, "length_required", "send the body with a Content-Length header")
-        length, limit = int(length_header), self.server.engine.config.limits.max_body_bytes
+        limit = self.server.engine.config.limits.max_body_bytes
+        content_type, _, parameters = self.headers.get("Content-Type", "").partition(";")
+        charset = parameters.strip().lower().removeprefix("charset=").strip('"')
+        if content_type.strip().lower() != "application/json" or charset not in ("", "utf-8"):
+            self._drop_body()
+            raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json' (UTF-8)")
         if length > limit:
-            self._discard(length)
+            self._drop_body()
             raise ApiError(413, "body_too_large", f"the body has {length} bytes; at most {limit} are accepted")
-        raw = self.rfile.read(length)
+        self._body_unread = False
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise ApiError(408, "request_timeout", f"the body's {length} bytes did not arrive in {self.timeout} s") from None
+        return validation.load_json(raw, self.server.engine.config.limits)
+
+    def _declared_length(self) -> int | None:
+        """The Content-Length as a number, None when absent or not a plain decimal (not '²', not '-1')."""
+        header = self.headers.get("Content-Length", "").strip()
+        if header.isascii() and header.isdigit() and len(header) <= 18:
+            return int(header)
+        return None
+
+    def _drop_body(self) -> None:
+        """Read past a body the answer does not need, so that a kept-alive connection's next request
+        starts where it should; a body of unknown length means closing the connection instead."""
+        self._body_unread = False
+        length = self._declared_length()
+        if length is not None:
+            self._discard(length)
+        elif "Content-Length" in self.headers or "Transfer-Encoding" in self.headers:
+            self.close_connection = True
 
     def _discard(self, length: int) -> None:
         """Read and drop a refused body, so that the client sees the 413 rather than a reset;
@@ -250,11 +297,14 @@ class Handler(BaseHTTPRequestHandler):
         if length > DISCARD_AT_MOST:
             self.close_connection = True  # the unread body must not be parsed as the next request
             return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                break
-            length -= len(chunk)
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 20))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        except TimeoutError:
+            self.close_connection = True
 
     def _reply(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -269,16 +319,30 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 class EngineServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         super().__init__((engine.config.host, engine.config.port), Handler)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        """A lingering close: closing with unread bytes (a refused body, the rest of a request the
+        parser gave up on) makes the kernel send a reset, which can destroy the answer before the
+        client reads it. So stop writing, read and drop until the client closes (or LINGER_S)."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_S
+            drained = 0
+            while drained < DISCARD_AT_MOST and (left := deadline - time.monotonic()) > 0:
+                request.settimeout(left)
+                chunk = request.recv(1 << 16)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:  # the client is gone already, or too slow to wait for
+            pass
+        self.close_request(request)
 
 
 # --- the serve command ---------------------------------------------------------------------------

@@ -5,14 +5,20 @@ is a RequestError naming the field, what it got and what it expects.
 """
 from __future__ import annotations
 
+import json
 import math
+import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import representation
 from retarget import canonical
+
+if TYPE_CHECKING:
+    from engine.pipeline import EditRequest, GenerateRequest, SamplingOptions
 
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
@@ -33,13 +39,46 @@ class Limits:
     """What one request may ask for. Lengths follow the training data (40..196 frames, 20 fps)."""
 
     max_body_bytes: int = 4 * 1024 * 1024  # a 196-frame source motion as JSON is under 1 MB
+    # The deepest body the schema has: edit > source > positions > frame > joint.
+    max_json_depth: int = 5
     max_prompt_chars: int = 500
+    max_coordinate: float = 1e4  # metres (and feature values): beyond it the model only makes NaN
     min_frames: int = 40
     max_frames: int = canonical.MAX_FRAMES
     max_samples: int = 8
     max_seed: int = 2**31 - 1
     max_guidance: float = 20.0
     max_temperature: float = 5.0
+
+
+def load_json(raw: bytes, limits: Limits) -> Any:
+    """A request body as JSON: its nesting counted on the raw bytes first, so that a deep body is a
+    clear error rather than the parser's RecursionError; NaN and Infinity literals are refused."""
+    depth = json_depth(raw)
+    if depth > limits.max_json_depth:
+        raise RequestError("too_deep", f"the body nests {depth} levels deep; the API needs {limits.max_json_depth} at most")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestError("bad_json", f"the body is not valid JSON: {_shorten(exc)}") from None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects in a JSON text nest, strings aside; linear, no recursion."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def parse_generate(body: Any, limits: Limits) -> "GenerateRequest":
@@ -96,41 +135,57 @@ def _known_fields(body: dict, allowed: set[str]) -> None:
 
 
 def _prompt(body: dict, limits: Limits) -> str:
+    """The prompt with control and other invisible characters turned to spaces and runs of
+    whitespace made one: what is left must say something, within the length limit."""
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise RequestError("bad_prompt", f"'prompt' must be a string, got {type(prompt).__name__}")
-    prompt = prompt.strip()
-    if not prompt:
-        raise RequestError("bad_prompt", "'prompt' is empty; describe the motion, e.g. 'a person walks forward'")
     if len(prompt) > limits.max_prompt_chars:
         raise RequestError(
             "bad_prompt", f"'prompt' has {len(prompt)} characters; at most {limits.max_prompt_chars} are allowed"
         )
+    visible = "".join(" " if unicodedata.category(char).startswith("C") else char for char in prompt)
+    prompt = " ".join(visible.split())
+    if not prompt:
+        raise RequestError(
+            "bad_prompt",
+            "'prompt' is empty once whitespace and control characters are removed; "
+            "describe the motion, e.g. 'a person walks forward'",
+        )
     return prompt
 
 
-def _number(body: dict, name: str, default: float | None) -> float | None:
+def _shorten(value: Any, limit: int = 40) -> str:
+    """A value for an error message: a 400-digit number or a long string is cut."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number(body: dict, name: str, default: float) -> float:
+    """A finite float from a JSON number; an int too large for a float is out of range, not a crash."""
     value = body.get(name, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        if value is None and default is None:
-            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestError(f"bad_{name}", f"'{name}' must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise RequestError(f"bad_{name}", f"'{name}' must be a finite number, got {value}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise RequestError(f"bad_{name}", f"'{name}' is {_shorten(value)}; far out of range") from None
+    if not math.isfinite(number):
+        raise RequestError(f"bad_{name}", f"'{name}' must be a finite number, got {_shorten(value)}")
+    return number
 
 
 def _integer(body: dict, name: str, default: int) -> int:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"bad_{name}", f"'{name}' must be an integer, got {value!r:.40}")
+        raise RequestError(f"bad_{name}", f"'{name}' must be an integer, got {_shorten(value)}")
     return value
 
 
 def _int_in(body: dict, name: str, default: int, low: int, high: int) -> int:
     value = _integer(body, name, default)
     if not low <= value <= high:
-        raise RequestError(f"bad_{name}", f"'{name}' is {value}; expected {low}..{high}")
+        raise RequestError(f"bad_{name}", f"'{name}' is {_shorten(value)}; expected {low}..{high}")
     return value
 
 
@@ -138,23 +193,25 @@ def _float_in(body: dict, name: str, default: float, low: float, high: float, lo
     value = _number(body, name, default)
     if value < low or value > high or (low_open and value == low):
         bracket = "(" if low_open else "["
-        raise RequestError(f"bad_{name}", f"'{name}' is {value}; expected a value in {bracket}{low}, {high}]")
+        raise RequestError(f"bad_{name}", f"'{name}' is {_shorten(value)}; expected a value in {bracket}{low}, {high}]")
     return value
 
 
 def _frames(body: dict, limits: Limits) -> int:
     if ("frames" in body) == ("seconds" in body):
         raise RequestError("bad_length", "give exactly one of 'frames' or 'seconds'")
+    low, high = limits.min_frames, limits.max_frames
     if "seconds" in body:
-        frames = frames_for_seconds(_number(body, "seconds", None))
-        source = f"'seconds' ({body['seconds']} s = {frames} frames at {canonical.FPS} fps)"
+        seconds = _number(body, "seconds", 0.0)
+        # Bounded before the conversion: 1e308 seconds would overflow on the way to frames.
+        frames = frames_for_seconds(seconds) if abs(seconds) <= 2 * high / canonical.FPS else None
+        source = f"'seconds' ({_shorten(seconds)} s" + (")" if frames is None else f" = {frames} frames at {canonical.FPS} fps)")
     else:
         frames = _integer(body, "frames", 0)
-        source = f"'frames' ({frames})"
+        source = f"'frames' ({_shorten(frames)})"
         if frames % canonical.FRAMES_PER_LATENT:
             raise RequestError("bad_length", f"{source} must be a multiple of {canonical.FRAMES_PER_LATENT}")
-    if not limits.min_frames <= frames <= limits.max_frames:
-        low, high = limits.min_frames, limits.max_frames
+    if frames is None or not low <= frames <= high:
         raise RequestError(
             "bad_length",
             f"{source} is out of range; expected {low}..{high} frames ({low / canonical.FPS:g}..{high / canonical.FPS:g} s)",
@@ -182,47 +239,63 @@ def _sampling(body: dict, limits: Limits) -> "SamplingOptions":
     )
 
 
-def _array(value: Any, name: str, trailing_shape: tuple[int, ...]) -> np.ndarray:
-    """A nested list as float32 with the given trailing shape and only finite values."""
+def _array(value: Any, name: str, trailing_shape: tuple[int, ...], limits: Limits) -> np.ndarray:
+    """A nested list of JSON numbers (not strings, not booleans) as float32 with the given trailing
+    shape, every value finite and within the coordinate limit."""
+    expected = "(frames, " + ", ".join(map(str, trailing_shape)) + ")"
+    level = [value]
+    for size in (None, *trailing_shape):
+        if not all(isinstance(item, list) and (size is None or len(item) == size) for item in level):
+            raise RequestError("bad_source", f"'{name}' must be a nested list of numbers of shape {expected}")
+        level = [leaf for item in level for leaf in item]
+    if not level or not all(isinstance(leaf, (int, float)) and not isinstance(leaf, bool) for leaf in level):
+        raise RequestError("bad_source", f"'{name}' must be a non-empty nested list of numbers of shape {expected}")
     try:
-        array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise RequestError("bad_source", f"'{name}' must be a nested list of numbers") from None
-    if array.ndim != 1 + len(trailing_shape) or array.shape[1:] != trailing_shape:
-        expected = "(frames, " + ", ".join(map(str, trailing_shape)) + ")"
-        raise RequestError("bad_source", f"'{name}' has shape {array.shape}; expected {expected}")
-    if not np.isfinite(array).all():
-        raise RequestError("bad_source", f"'{name}' contains NaN or infinite values")
-    return array
+        array = np.asarray(level, dtype=np.float64)
+    except OverflowError:
+        raise RequestError("bad_source", f"'{name}' holds a number far out of range") from None
+    if not np.isfinite(array).all() or np.abs(array).max() > limits.max_coordinate:
+        raise RequestError(
+            "bad_source", f"'{name}' holds NaN, infinite or values beyond ±{limits.max_coordinate:g}"
+        )
+    return array.astype(np.float32).reshape(-1, *trailing_shape)
 
 
 def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
     """The motion to edit as (features, its frame count): a canonical motion dict or raw features."""
     if isinstance(source, list):
-        features = _array(source, "source", (canonical.FEATURE_SIZE,))
-        frames = len(features) + 1  # features describe the steps between frames
+        features = _array(source, "source", (canonical.FEATURE_SIZE,), limits)
+        frames = _frames_in_range(len(features) + 1, limits)  # features describe the steps between frames
     elif isinstance(source, dict):
-        positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3))
-        frames = len(positions)
+        positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
+        frames = _frames_in_range(len(positions), limits)
         if source.get("features") is not None:
-            features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,))
+            features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,), limits)
             if len(features) not in (frames - 1, frames):
                 raise RequestError(
-                    "bad_source", f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}"
+                    "bad_source",
+                    f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}",
                 )
         else:
-            features = representation.joints_to_features(positions)
+            with np.errstate(all="ignore"):
+                features = representation.joints_to_features(positions)
+            if not np.isfinite(features).all():
+                raise RequestError("bad_source", "'source.positions' is not a body's motion: its features are not finite")
     else:
         raise RequestError(
             "bad_source",
             "'source' must be a canonical motion object (with 'positions' (frames, 22, 3)) "
             f"or a list of {canonical.FEATURE_SIZE}-value feature rows",
         )
+    return features, frames
+
+
+def _frames_in_range(frames: int, limits: Limits) -> int:
     if not limits.min_frames <= frames <= limits.max_frames:
         raise RequestError(
             "bad_source", f"the source motion has {frames} frames; expected {limits.min_frames}..{limits.max_frames}"
         )
-    return features, frames
+    return frames
 
 
 def _frame_mask(mask: Any, frames: int) -> np.ndarray:

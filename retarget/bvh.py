@@ -30,6 +30,8 @@ POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 TEMPLATE_CHANNELS = ("Zrotation", "Yrotation", "Xrotation")
 END_SITE_FRACTION = 0.5  # a leaf bone's End Site continues it by half its length
+MAX_DEPTH = 200  # joints nested deeper than any real skeleton (the parser recurses once per level)
+MAX_FPS = 10_000.0  # frame times below 0.1 ms are damage, not capture
 
 
 @dataclass
@@ -96,7 +98,9 @@ class _Lines:
             raise self.error(f"expected numbers, got '{' '.join(tokens)}'", number) from None
 
 
-def _read_joint(lines: _Lines, name: str, parent: int, clip: dict) -> None:
+def _read_joint(lines: _Lines, name: str, parent: int, clip: dict, depth: int = 0) -> None:
+    if depth >= MAX_DEPTH:
+        raise lines.error(f"joints nest more than {MAX_DEPTH} levels deep at {name}")
     index = len(clip["names"])
     clip["names"].append(name)
     clip["parents"].append(parent)
@@ -116,7 +120,7 @@ def _read_joint(lines: _Lines, name: str, parent: int, clip: dict) -> None:
         if tokens[0] == "}":
             return
         if tokens[0] == "JOINT" and len(tokens) == 2:
-            _read_joint(lines, tokens[1], index, clip)
+            _read_joint(lines, tokens[1], index, clip, depth + 1)
         elif tokens[:2] == ["End", "Site"]:
             lines.expect("{", 1)
             number, tokens = lines.expect("OFFSET", 4)
@@ -144,8 +148,8 @@ def parse_bvh(text: str, source: str = "<bvh>") -> BvhClip:
     if tokens[:2] != ["Frame", "Time:"] or len(tokens) != 3:
         raise lines.error(f"expected 'Frame Time: <seconds>', got '{' '.join(tokens)}'", number)
     frame_time = float(lines.floats(number, tokens[2:])[0])
-    if not frame_time > 0:
-        raise lines.error(f"the frame time must be positive, got {frame_time}", number)
+    if not 1 / MAX_FPS <= frame_time < float("inf"):
+        raise lines.error(f"the frame time must be a positive number of seconds from {1 / MAX_FPS:g}, got {frame_time}", number)
 
     width = sum(len(c) for c in clip["channels"])
     rows = []

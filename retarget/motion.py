@@ -22,7 +22,6 @@ configuration, with which FK reproduces a rigid clip exactly (the BVH writer use
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,9 +130,11 @@ def fitted_rest_offsets(
 
 
 def _array(value: Any, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
+    if np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real numbers; got complex ones")
     try:
         array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be numbers of shape (frames, {', '.join(map(str, shape_tail))})") from None
     if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
         raise ValueError(f"{name} must have shape (frames, {', '.join(map(str, shape_tail))}); got {array.shape}")
@@ -261,16 +262,22 @@ class CanonicalMotion:
     @classmethod
     def load(cls, path: str | Path) -> CanonicalMotion:
         """Read a file written by save; a missing file raises FileNotFoundError, a foreign one ValueError."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                stored = {key: data[key] for key in data.files}
-        except (ValueError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} is not a canonical motion .npz file: {error}") from None
+        with open(path, "rb") as file:  # a missing or unreadable path raises OSError here ...
+            try:
+                with np.load(file, allow_pickle=False) as data:
+                    stored = {key: data[key] for key in data.files}
+            except Exception as error:  # ... while a damaged file fails numpy and zipfile in many ways
+                raise ValueError(f"{path} is not a canonical motion .npz file ({type(error).__name__}: {error})") from None
         missing = [k for k in ("positions", "rotations", "root_translation", "fps") if k not in stored]
         if missing:
             raise ValueError(f"{path} lacks {', '.join(missing)}; expected a file written by CanonicalMotion.save")
-        return cls(
-            stored["positions"], stored["rotations"], stored["root_translation"], fps=float(stored["fps"]),
-            joint_names=[str(n) for n in stored.get("joint_names", canonical.JOINT_NAMES)],
-            parents=stored.get("parents", canonical.PARENTS), features=stored.get("features"),
-        )
+        if stored["fps"].size != 1:
+            raise ValueError(f"{path}: 'fps' holds {stored['fps'].size} values; expected one")
+        try:
+            return cls(
+                stored["positions"], stored["rotations"], stored["root_translation"], fps=float(stored["fps"]),
+                joint_names=[str(n) for n in np.atleast_1d(stored.get("joint_names", canonical.JOINT_NAMES))],
+                parents=stored.get("parents", canonical.PARENTS), features=stored.get("features"),
+            )
+        except (TypeError, IndexError) as error:  # an array of the wrong kind: a string fps, a record array
+            raise ValueError(f"{path} holds arrays of the wrong kind ({error}); expected a file written by CanonicalMotion.save") from None

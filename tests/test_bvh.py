@@ -107,7 +107,7 @@ MALFORMED = {
     "short frame": (TWO_JOINTS.replace("0 0 0 90 0 0 0 0 0", "0 0 0 90 0 0 0 0"), r"<bvh>:20: frame 2 has 8 values; the hierarchy has 9"),
     "missing frame": (TWO_JOINTS.replace("Frames: 2", "Frames: 3"), r"the file ends where frame 3 of 3 was expected"),
     "extra frame": (TWO_JOINTS.replace("Frames: 2", "Frames: 1"), r"<bvh>:20: more frame lines than the 1"),
-    "bad frame time": (TWO_JOINTS.replace("Frame Time: 0.05", "Frame Time: 0"), r"<bvh>:18: the frame time must be positive"),
+    "bad frame time": (TWO_JOINTS.replace("Frame Time: 0.05", "Frame Time: 0"), r"<bvh>:18: the frame time must be a positive number of seconds"),
     "two roots": (TWO_JOINTS.replace("MOTION", "ROOT Other\nMOTION"), r"<bvh>:16: expected MOTION after the hierarchy"),
     "unclosed": (TWO_JOINTS.split("MOTION")[0].rstrip()[:-1], r"the file ends where JOINT, End Site or '}' in Base was expected"),
 }

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 import requests
+from service_engine import serving
 
 from engine.datasets import deepmimic
 from mosa_blender.engine_client import EngineError, JobCancelled
-from service_engine import serving
 
 SOURCE_FRAMES = 80
 
@@ -112,6 +112,7 @@ TOO_LONG = "walk " * 20_000  # 100 kB
 BAD_GENERATE = {
     "wrong types": ({"prompt": 5, "seconds": 2}, "bad_prompt"),
     "empty prompt": ({"prompt": "   ", "seconds": 2}, "bad_prompt"),
+    "control characters": ({"prompt": "\x00\x07\u200b\t\x7f\ud800", "seconds": 2}, "bad_prompt"),
     "100 kB prompt": ({"prompt": TOO_LONG, "seconds": 2}, "bad_prompt"),
     "length 0": ({"prompt": "walk", "frames": 0}, "bad_length"),
     "negative": ({"prompt": "walk", "seconds": -2}, "bad_length"),
@@ -125,6 +126,13 @@ BAD_GENERATE = {
     "seed": ({"prompt": "walk", "seconds": 2, "seed": -1}, "bad_seed"),
     "smooth": ({"prompt": "walk", "seconds": 2, "smooth": "yes"}, "bad_smooth"),
     "unknown field": ({"prompt": "walk", "seconds": 2, "steps": 3}, "unknown_field"),
+    "huge seed": ({"prompt": "walk", "seconds": 2, "seed": 10**400}, "bad_seed"),
+    "huge integer seconds": ({"prompt": "walk", "seconds": 10**400}, "bad_seconds"),
+    "huge float seconds": ({"prompt": "walk", "seconds": 1.7e308}, "bad_length"),
+    "huge guidance": ({"prompt": "walk", "seconds": 2, "guidance": -(10**400)}, "bad_guidance"),
+    "boolean samples": ({"prompt": "walk", "seconds": 2, "samples": True}, "bad_samples"),
+    "boolean seconds": ({"prompt": "walk", "seconds": True}, "bad_seconds"),
+    "null seconds": ({"prompt": "walk", "seconds": None}, "bad_seconds"),
     "not an object": ([1, 2], "bad_body"),
 }
 
@@ -142,6 +150,60 @@ def test_bad_generate_is_a_clear_400(engine, case):
 def test_non_finite_numbers_are_rejected(engine, literal):
     response = raw(engine, "POST", "/v1/generate", f'{{"prompt": "walk", "seconds": {literal}}}'.encode())
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_json"
+
+
+def test_overflowing_literal_is_not_a_number(engine):
+    response = raw(engine, "POST", "/v1/generate", b'{"prompt": "walk", "seconds": 1e999}')
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_seconds"
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_deep_nesting_is_refused_before_parsing(engine, opening):
+    body = (opening * 100_000).encode()  # the parser would recurse past Python's limit
+    response = raw(engine, "POST", "/v1/edit", body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "too_deep" and "100000 levels" in error["message"]
+
+
+def test_brackets_inside_strings_are_not_nesting(engine):
+    body = json.dumps({"prompt": "[[[[[[[[{{{{{{{ walk \\\" [[[[[[", "seconds": 2, "seed": 1}).encode()
+    response = raw(engine, "POST", "/v1/generate", body)
+    assert response.status_code == 202
+    engine["client"].cancel(response.json()["id"])
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/json; charset=latin-1"])
+def test_wrong_content_type_is_415(engine, content_type):
+    response = raw(engine, "POST", "/v1/generate", b'{"prompt": "walk", "seconds": 2}', {"Content-Type": content_type})
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_odd_content_length_is_411(engine):
+    port = engine["ready"]["port"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        head = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
+                "Content-Type: application/json\r\nContent-Length: \xb2\r\n\r\n")
+        connection.sendall(head.encode("latin-1"))
+        reply = connection.makefile("rb").read().decode()
+    assert reply.startswith("HTTP/1.1 411") and "length_required" in reply
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "FROB"])
+def test_a_method_without_handler_is_a_json_405(engine, method):
+    response = raw(engine, method, "/v1/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_body_on_a_get_does_not_spill_into_the_next_request(engine):
+    url = f"http://127.0.0.1:{engine['ready']['port']}/v1/health"
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {engine['token']}"
+        first = session.get(url, data=b"GET /v1/nothing HTTP/1.1\r\n\r\n", timeout=10)
+        second = session.get(url, timeout=10)
+    assert first.status_code == second.status_code == 200 and second.json()["ready"] is True
 
 
 def test_malformed_json(engine):
@@ -165,6 +227,11 @@ def test_bad_edits_are_clear_400s(engine, walk_source):
         "source with NaN": (edit_body({"positions": with_nan.tolist()}), "bad_json", "NaN"),
         "wrong joint count": (edit_body({"positions": positions[:, :21].tolist()}), "bad_source", "(frames, 22, 3)"),
         "source not a motion": (edit_body("walk.npz"), "bad_source", "canonical motion"),
+        "numbers as strings": (edit_body({"positions": np.asarray(positions, str).tolist()}), "bad_source", "numbers"),
+        "booleans as numbers": (edit_body({"positions": (positions > 0).tolist()}), "bad_source", "numbers"),
+        "far away": (edit_body({"positions": (positions * 1e6).tolist()}), "bad_source", "beyond"),
+        "a huge integer": (edit_body({"positions": [[[10**400] * 3] * 22] * SOURCE_FRAMES}), "bad_source", "range"),
+        "one frame": (edit_body({"positions": positions[:1].tolist()}), "bad_source", "1 frames"),
     }
     for case, (body, code, words) in cases.items():
         text = json.dumps(body, allow_nan=True).encode()  # NaN on purpose: the server must refuse it
