@@ -315,6 +315,7 @@ def generated_actions(context, run: JobRun):
     on the active armature, each a take; returns the message to report. The takes are listed and
     the replaced action stashed only after the last slice, so a cancel has nothing to take back there."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    replaced = obj.animation_data.action if obj.animation_data else None
     actions, count = [], len(run.result)
     for number, motion in enumerate(run.result):
         tracks = yield from scaled(motion_to_tracks_steps(obj, motion, _scene_fps(scene), scene.frame_current,
@@ -326,7 +327,7 @@ def generated_actions(context, run: JobRun):
         _store(action, motion, settings.prompt, seed, run.model)
         actions.append(action)
         yield (number + 1) / count
-    takes.stash_active(obj)
+    takes.keep_replaced(obj, replaced)
     for action in actions:
         takes.add_take(obj, action)
     if settings.place_variations == "NLA":
@@ -402,7 +403,7 @@ def regenerated_action(context, run: JobRun):
                              0.0, 0.95)
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
     _store(edited, motion, settings.prompt, settings.seed, run.model)
-    takes.stash_active(obj)
+    takes.keep_replaced(obj, source)
     takes.add_take(obj, edited)
     takes.switch_to(obj, edited)
     return f"MoSa: frames {span[0]}..{span[1]} regenerated into {edited.name}"
@@ -502,7 +503,7 @@ def baked_action(context, run: JobRun):
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
-    takes.stash_active(obj)
+    takes.keep_replaced(obj, source)
     takes.add_take(obj, baked)
     takes.switch_to(obj, baked)
     return f"MoSa: baked into {baked.name}"

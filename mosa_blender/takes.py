@@ -43,10 +43,10 @@ def stash(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     track.strips.new(action.name, int(action.frame_range[0]), action)
 
 
-def stash_active(obj: bpy.types.Object) -> None:
-    """Before MoSa bakes new actions (baking assigns each to the rig in turn): the action the rig
-    plays now is listed among its takes, and stashed if nothing else keeps it."""
-    action = obj.animation_data.action if obj.animation_data else None
+def keep_replaced(obj: bpy.types.Object, action: bpy.types.Action | None) -> None:
+    """After MoSa bakes new actions (baking assigns each to the rig in turn): the action the rig
+    played before (`action`, taken before the first bake) is listed among its takes, and stashed if
+    nothing else keeps it."""
     if action is not None:
         stash(obj, action)
         _list(obj, action)

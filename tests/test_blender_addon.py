@@ -187,7 +187,7 @@ def test_variations_compared_on_nla_tracks_play_one_after_another_and_one_is_kep
     package, _ = addon
     original = bpy.data.actions.new("keyed by hand")
     package.baking.bake_tracks(original, rig, wavy_tracks(package, np.arange(1, 21, dtype=float), 5.0))
-    package.takes.stash_active(rig)
+    package.takes.keep_replaced(rig, original)
     actions, variations = [], []
     for seed, length in ((0, 30), (1, 50)):
         action = bpy.data.actions.new(package.tracks.action_name("a person waves", seed))
@@ -307,6 +307,12 @@ def engine(addon, tmp_path_factory):
     assert news.startswith("started the engine")
     yield package, client
     package.engine_session.stop()
+
+
+def live_client(package):
+    """The client of the engine running now: a test before this one may have killed the fixture's
+    engine (and a later connect restarted it on another port)."""
+    return package.engine_session.connect(package.preferences.get(bpy.context), package.preferences.user_dir())[0]
 
 
 def run_to_end(run, timeout_s: float = 120.0):
@@ -772,7 +778,7 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
     """Generate (two variations) and Regenerate Range on Rigify's rig, their Blender-side phase
     driven slice by slice the way the modal timer does, and cancelled in the middle: after the
     first variation's action was keyed, and while the range is being solved."""
-    package, client = engine
+    package, client = engine[0], live_client(engine[0])
     fcurves_for = package.action_compat.fcurves_for
     obj = rigify_rig()
     scene = bpy.context.scene
