@@ -15,7 +15,6 @@ cmu_takes/segments.npz: per segment the root path (float32) and the joints relat
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +31,10 @@ MAX_LOWEST_FOOT = 0.08  # m: the lower foot touches the floor in at least a tent
 LEG = [(canonical.JOINT_NAMES.index(a), canonical.JOINT_NAMES.index(b))
        for a, b in (("LeftUpLeg", "LeftLeg"), ("LeftLeg", "LeftFoot"), ("RightUpLeg", "RightLeg"), ("RightLeg", "RightFoot"))]
 FEET = canonical.LEFT_FOOT + canonical.RIGHT_FOOT
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One action of one CMU trial: frames start..end (20 fps) of the converted take."""
-
-    name: str  # cmu_<subject>_<trial>_<part>
-    take: str  # subject_trial, e.g. "02_05"
-    start: int
-    end: int
-    kind: str  # what is done, shared by segments of the same action
-    captions: tuple[str, ...]
+MIN_ROOT_RISE = 0.01  # m: a take whose pelvis never rises or falls this much had its root height locked
+# Takes whose file states the wrong frame rate: Przestr's copies of subject 16 say 30 fps for
+# CMU's 120 fps frames (their jump hangs 1.5 s in the air for a 20 cm rise).
+SOURCE_FPS: dict[str, float] = {"16_01": 120.0, "16_02": 120.0}
 
 
 def take_id(path: Path) -> str:
@@ -61,12 +52,13 @@ def convert_take(path: Path, fps: int = canonical.FPS) -> tuple[np.ndarray, list
     """Joints (T, 22, 3) of a BVH take on the canonical skeleton at `fps`, and what is wrong with
     it (empty when the take passes `check_take`)."""
     motion = inverse.motion_from_bvh(path)
+    source_fps = SOURCE_FPS.get(take_id(path), motion.fps)
     raw = motion.positions.astype(np.float64)
     leg = np.median(sum(np.linalg.norm(raw[:, a] - raw[:, b], axis=-1) for a, b in LEG) / 2)
     raw = _without_reference_pose(raw * (canonical.LEG_LENGTH / leg))
     problems = [f"bone {canonical.JOINT_NAMES[j + 1]} length spreads {spread:.0%}"
                 for j, spread in enumerate(_length_spread(raw)) if spread > MAX_BONE_LENGTH_SPREAD]
-    at_fps = resample.linear(raw, resample.sample_points(len(raw), motion.fps, fps))
+    at_fps = resample.linear(raw, resample.sample_points(len(raw), source_fps, fps))
     joints = place_on_floor_facing_z(on_canonical_skeleton(at_fps))
     return joints, problems + check_take(joints, fps)
 
@@ -89,13 +81,15 @@ def _length_spread(joints: np.ndarray) -> np.ndarray:
 
 def check_take(joints: np.ndarray, fps: int = canonical.FPS) -> list[str]:
     """Reasons a converted take cannot be used: NaNs, joints moving implausibly fast, feet that
-    never reach the floor."""
+    never reach the floor, a pelvis that never rises or falls."""
     if not np.all(np.isfinite(joints)):
         return ["non-finite joints"]
     problems = []
     speed = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max() * fps
     if speed > MAX_JOINT_SPEED:
         problems.append(f"a joint moves at {speed:.1f} m/s")
+    if np.ptp(joints[:, 0, 1]) < MIN_ROOT_RISE:
+        problems.append("the pelvis keeps one height all through: the root's height was locked")
     lowest_foot = joints[:, FEET, 1].min(axis=1)
     if np.percentile(lowest_foot, 10) > MAX_LOWEST_FOOT:
         problems.append(f"the feet stay {np.percentile(lowest_foot, 10):.2f} m above the floor")
@@ -119,13 +113,25 @@ def load_segments(archive: Path = ARCHIVE) -> dict[str, np.ndarray]:
                                             + data[f"{name}/local"].astype(np.float64)) for name in names}
 
 
-def find_takes(folders: list[Path]) -> dict[str, Path]:
-    """Take id -> BVH file; a take in several folders comes from the first."""
-    takes: dict[str, Path] = {}
+def find_takes(folders: list[Path]) -> dict[str, list[Path]]:
+    """Take id -> its BVH files, in the order of the folders (a take may be in several)."""
+    takes: dict[str, list[Path]] = {}
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.bvh")):
-            takes.setdefault(take_id(path), path)
+            takes.setdefault(take_id(path), []).append(path)
     return takes
+
+
+def first_sound_conversion(paths: list[Path]) -> tuple[np.ndarray, Path, list[str]]:
+    """The conversion of the first file of a take that passes the checks (else the last one's
+    joints, with every file's problems)."""
+    problems = []
+    for path in paths:
+        joints, found = convert_take(path)
+        if not found:
+            return joints, path, []
+        problems.append(f"{path}: {'; '.join(found)}")
+    return joints, path, problems
 
 
 def build_archive(folders: list[Path], archive: Path = ARCHIVE) -> list[str]:
@@ -139,14 +145,15 @@ def build_archive(folders: list[Path], archive: Path = ARCHIVE) -> list[str]:
         raise FileNotFoundError(f"no BVH file for the CMU takes {missing} in {[str(f) for f in folders]}")
     report, segments = [], {}
     for take in needed:
-        joints, problems = convert_take(takes[take])
+        joints, path, problems = first_sound_conversion(takes[take])
         if problems:
-            raise ValueError(f"take {take} ({takes[take]}) fails its checks: {'; '.join(problems)}")
+            raise ValueError(f"take {take} fails its checks: {' | '.join(problems)}")
         for segment in (s for s in SEGMENTS if s.take == take):
-            if segment.end > len(joints):
-                raise ValueError(f"{segment.name} ends at frame {segment.end}; take {take} has {len(joints)}")
-            segments[segment.name] = place_on_floor_facing_z(joints[segment.start:segment.end])
-        report.append(f"{take}: {len(joints)} frames from {takes[take]}")
+            end = len(joints) if segment.end is None else segment.end
+            if end > len(joints) or segment.start >= end:
+                raise ValueError(f"{segment.name} spans frames {segment.start}..{end}; take {take} has {len(joints)}")
+            segments[segment.name] = place_on_floor_facing_z(joints[segment.start:end])
+        report.append(f"{take}: {len(joints)} frames from {path}")
     archive.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(archive, **pack(segments))
     return report
