@@ -59,9 +59,9 @@ class BuildReport:
         seconds = self.frames / canonical.FPS
         splits = ", ".join(f"{k} {v}" for k, v in self.split_sizes.items())
         lines = [
-            f"clips {self.clips}, segments {self.segments}, samples {self.samples} (windows and mirrors), "
-            f"frames {self.frames} ({seconds:.1f} s, {seconds / 60:.1f} min of motion), captions {self.captions}, "
-            f"distinct kinds {len(self.kinds)}",
+            (f"clips {self.clips}, segments {self.segments}, samples {self.samples} (windows and mirrors), "
+             f"frames {self.frames} ({seconds:.1f} s, {seconds / 60:.1f} min of motion), captions {self.captions}, "
+             f"distinct kinds {len(self.kinds)}"),
             f"splits: {splits}",
             f"built in {self.seconds_to_build:.1f} s",
         ]

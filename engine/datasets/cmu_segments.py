@@ -319,8 +319,8 @@ CAPTIONS: dict[str, list[str]] = {
 
 
 def _cut(take: str, part: str, start_s: float, end_s: float | None, kind: str, captions: str) -> Segment:
-    return Segment(f"cmu_{take}_{part}", take, int(round(start_s * canonical.FPS)),
-                   None if end_s is None else int(round(end_s * canonical.FPS)), kind, captions)
+    return Segment(f"cmu_{take}_{part}", take, round(start_s * canonical.FPS),
+                   None if end_s is None else round(end_s * canonical.FPS), kind, captions)
 
 
 def _whole(take: str, kind: str, captions: str) -> Segment:
