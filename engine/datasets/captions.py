@@ -343,7 +343,7 @@ _VOCABULARY: dict[str, str] = {
         "short steady fast straight quick opposite low happy upright open wide prone first next other "
         "alternate broad easy flat martial second"
         " big bouncy brisk calm curved deliberate even exaggerated gentle imaginary large possible relaxed same small "
-        "split stretched vertical"
+        "loose split stretched vertical"
     ),
     "ADV": (
         "backwards backward forward forwards up down then again slowly quickly ahead over together "

@@ -43,7 +43,7 @@ CAPTIONS: dict[str, list[str]] = {
         "a person walks in a straight line.",
         "someone steps forward, one foot after the other, and keeps walking.",
         "a person walks forward casually.",
-        "a man walks ahead with relaxed arms.",
+        "a man walks ahead with loose arms.",
     ],
     "walk veering right": [
         "a person walks forward and slowly curves to the right.",
