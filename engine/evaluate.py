@@ -95,7 +95,7 @@ PARAPHRASE_PROMPTS: dict[str, list[str]] = {
     "scoop up": ["a person gathers something off the floor and hoists it up with the right hand", "someone collects items from the ground and hoists them overhead"],
     "swordplay": ["someone duels with a katana, lunging forward and back", "a person wields a saber against an enemy"],
     "wash": ["a person bathes, cleaning the legs and arms", "someone lathers the arms and the head"],
-    "ballet": ["a person twirls elegantly, then bounds across the stage", "someone twirls in place and bounds like a classical danseuse"],
+    "ballet": ["a person twirls elegantly, then bounds across the stage", "someone twirls around and bounds like a classical danseuse"],
     "dribble": ["someone pats a hoops orb on the floor while advancing", "a person taps the rock against the court, heading forward"],
     "basketball shot": ["a person pats the orb a few times and fires it at the rim", "someone sinks a jumper after patting the orb"],
     "reach up": ["someone strains up to snatch something overhead", "a person leaps to seize a branch high above"],
