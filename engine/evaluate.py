@@ -33,6 +33,7 @@ from engine.datasets import layout
 from engine.datasets.captions import captions_of_kind, mirror_caption, tokens
 from engine.generate import SamplingOptions
 from engine.tokenizer import Tokenizer, usable_length
+from retarget import canonical
 
 FIXED_SECONDS = (3, 6, 9)  # the lengths every prompt is generated at
 # Prompts in new words for each kind of the demo dataset: no noun, verb, adjective, adverb or
@@ -168,7 +169,7 @@ def codes_used(tokenizer: Tokenizer, motions: list[np.ndarray]) -> list[float]:
     return [len(codes) / size for codes, size in zip(seen, tokenizer.config.codebook_sizes())]
 
 
-# --- 2. nearest clip ----------------------------------------------------------------------------------
+# --- 2. nearest kind ----------------------------------------------------------------------------------
 def motion_descriptor(features: np.ndarray) -> np.ndarray:
     """Statistics of raw features (T, 263) that tell the demo's clips apart, whatever the length.
 
@@ -186,15 +187,15 @@ def motion_descriptor(features: np.ndarray) -> np.ndarray:
 
 @dataclass
 class NearestClip:
-    """Labels a motion with the clip of the nearest reference sample (descriptors z-scored)."""
+    """Labels a motion with the kind of the nearest reference sample (descriptors z-scored)."""
 
-    clips: list[str]  # the clip of each reference row
+    clips: list[str]  # the kind of each reference row
     descriptors: np.ndarray  # (N, D)
     scale: np.ndarray  # (D,) spread of each statistic over the references
 
     @classmethod
     def from_dataset(cls, data: Path) -> "NearestClip":
-        clip_of = sample_clips(data)
+        clip_of = sample_kinds(data)
         clips, rows = [], []
         for name in layout.read_names(data, "all"):
             clips.append(clip_of[name])
@@ -207,15 +208,16 @@ class NearestClip:
         return self.clips[int(distances.argmin())]
 
 
-def sample_clips(data: Path) -> dict[str, str]:
-    """Sample id -> source clip, from the dataset.json that build-dataset writes (mirrors included)."""
+def sample_kinds(data: Path) -> dict[str, str]:
+    """Sample id -> kind of motion, from the dataset.json that build-dataset writes (mirrors
+    included; a dataset built before kinds: the source clip)."""
     description = json.loads((Path(data) / "dataset.json").read_text())
-    clip_of = {}
+    kind_of = {}
     for sample_id, source in description["samples_by_id"].items():
-        clip_of[sample_id] = source["clip"]
+        kind_of[sample_id] = source.get("kind", source["clip"])
         if source.get("mirrored_id"):
-            clip_of[source["mirrored_id"]] = source["clip"]
-    return clip_of
+            kind_of[source["mirrored_id"]] = kind_of[sample_id]
+    return kind_of
 
 
 def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions) -> list[np.ndarray]:
@@ -236,9 +238,11 @@ class Report:
     codebook_usage: list[float]  # live codes (EMA count >= 1) per scale
     codes_used: list[float]  # share of each scale's codebook that encoding the held-out motions uses
     guidance: float | None = None
-    accuracy: dict[str, float] = field(default_factory=dict)  # prompt set -> nearest-clip accuracy
+    seconds_generated: list[int] = field(default_factory=list)  # the fixed lengths every prompt is generated at
+    accuracy: dict[str, float] = field(default_factory=dict)  # prompt set -> nearest-kind accuracy, all lengths
+    accuracy_by_length: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> "3 s" -> accuracy
     generated: dict[str, int] = field(default_factory=dict)  # prompt set -> motions judged
-    per_clip: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> clip -> accuracy
+    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> kind -> accuracy
     confusions: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -253,25 +257,28 @@ class Report:
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
         for name, accuracy in self.accuracy.items():
-            lines.append(f"| nearest-clip accuracy, {name} ({self.generated[name]} motions, guidance {self.guidance}) | {accuracy:.3f} |")
-        if self.per_clip:
-            names = list(self.per_clip)
-            lines += ["", f"| clip | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
-            for clip in self.per_clip[names[0]]:
-                lines.append(f"| {clip} | {' | '.join(f'{self.per_clip[n][clip]:.2f}' for n in names)} |")
+            by_length = ", ".join(f"{length} {value:.3f}" for length, value in self.accuracy_by_length[name].items())
+            lines.append(f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
+                         f"{', '.join(map(str, self.seconds_generated))} s, guidance {self.guidance}) | {accuracy:.3f} ({by_length}) |")
+        if self.per_kind:
+            names = list(self.per_kind)
+            lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+            for kind in self.per_kind[names[0]]:
+                lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
         if self.confusions:
-            lines += ["", "confusions (prompt -> nearest clip):"]
-            lines += [f"- {c['set']}, {c['clip']}: \"{c['prompt']}\" -> {c['nearest']}" for c in self.confusions]
+            lines += ["", "confusions (prompt at a length -> nearest kind):"]
+            lines += [f"- {c['set']}, {c['kind']}: \"{c['prompt']}\" at {c['seconds']} s -> {c['nearest']}" for c in self.confusions]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
 def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per_prompt: int = 2, seed: int = 0,
-             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance) -> Report:  # fmt: skip
+             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance, seconds: tuple[int, ...] = FIXED_SECONDS,
+             device: str = "cpu", text_encoder_path: Path | None = None) -> Report:  # fmt: skip
     from engine import checkpoint as checkpoint_io
 
     started = time.perf_counter()
-    ckpt = checkpoint_io.load(checkpoint_path)
+    ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
     held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in layout.read_split(data, split)]
     report = Report(
         checkpoint=str(checkpoint_path),
@@ -285,39 +292,33 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
     if text_to_motion and ckpt.transformer is not None:
         from engine.pipeline import Pipeline
 
-        pipeline = Pipeline.from_checkpoint(ckpt, device="cpu")
+        pipeline = Pipeline.from_checkpoint(ckpt, device=device, text_encoder_path=text_encoder_path)
         classifier = NearestClip.from_dataset(data)
-        lengths = clip_lengths(data)
+        kinds = set(classifier.clips)
         sampling = SamplingOptions(guidance=guidance)
-        report.guidance = guidance
+        report.guidance, report.seconds_generated = guidance, list(seconds)
         for name, prompt_set in PROMPT_SETS.items():
             hits: dict[str, list[bool]] = {}
-            for clip, prompts in prompt_set.items():
-                if clip not in lengths:
+            by_length: dict[str, list[bool]] = {}
+            for kind, prompts in prompt_set.items():
+                if kind not in kinds:
                     continue
                 for prompt in prompts:
-                    for features in generated_features(pipeline, prompt, lengths[clip], samples_per_prompt, seed, sampling):
-                        nearest = classifier.label(features)
-                        hits.setdefault(clip, []).append(nearest == clip)
-                        if nearest != clip:
-                            report.confusions.append({"set": name, "clip": clip, "prompt": prompt, "nearest": nearest})
+                    for length in seconds:
+                        frames = usable_length(round(length * canonical.FPS), canonical.MAX_FRAMES)
+                        for features in generated_features(pipeline, prompt, frames, samples_per_prompt, seed, sampling):
+                            nearest = classifier.label(features)
+                            hits.setdefault(kind, []).append(nearest == kind)
+                            by_length.setdefault(f"{length} s", []).append(nearest == kind)
+                            if nearest != kind:
+                                report.confusions.append({"set": name, "kind": kind, "prompt": prompt, "seconds": length, "nearest": nearest})
             if hits:
-                report.per_clip[name] = {clip: float(np.mean(h)) for clip, h in hits.items()}
+                report.per_kind[name] = {kind: float(np.mean(h)) for kind, h in hits.items()}
                 report.generated[name] = sum(len(h) for h in hits.values())
                 report.accuracy[name] = float(np.mean([x for h in hits.values() for x in h]))
+                report.accuracy_by_length[name] = {length: float(np.mean(h)) for length, h in by_length.items()}
     report.seconds = round(time.perf_counter() - started, 1)
     return report
-
-
-def clip_lengths(data: Path) -> dict[str, int]:
-    """Each clip's longest sample, in frames (a multiple of 4): the length its prompts generate."""
-    clip_of = sample_clips(data)
-    lengths: dict[str, int] = {}
-    for name in layout.read_names(data, "all"):
-        frames = len(np.load(Path(data) / "new_joint_vecs" / f"{name}.npy", mmap_mode="r"))
-        usable = usable_length(frames, 196)
-        lengths[clip_of[name]] = max(lengths.get(clip_of[name], 0), usable)
-    return lengths
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
@@ -327,6 +328,10 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
+    parser.add_argument("--seconds", type=int, nargs="+", default=list(FIXED_SECONDS), help="lengths every prompt is generated at")
+    parser.add_argument("--device", default="cpu", help="where the model generates: cpu, cuda or auto")
+    parser.add_argument("--text-encoder-path", type=Path,
+                        help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
     protocol.add_arguments(parser)
@@ -335,7 +340,8 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.protocol:
         return protocol.run(args)
-    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance)
+    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance,
+                      tuple(args.seconds), args.device, args.text_encoder_path)
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
