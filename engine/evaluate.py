@@ -329,7 +329,6 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
     parser.add_argument("--seconds", type=int, nargs="+", default=list(FIXED_SECONDS), help="lengths every prompt is generated at")
-    parser.add_argument("--device", default="cpu", help="where the model generates: cpu, cuda or auto")
     parser.add_argument("--text-encoder-path", type=Path,
                         help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)")
     parser.add_argument("--json", type=Path, help="also write the report here")
