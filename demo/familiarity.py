@@ -63,7 +63,8 @@ def familiarity(prompt: str, captions: list[str]) -> Familiarity:
 
 
 def training_captions() -> list[str]:
-    """Every caption of the demo dataset the demo model trains on."""
+    """Every caption of the demo dataset the demo model trains on (the clips' and the CMU segments')."""
     from engine.datasets.captions import CAPTIONS
+    from engine.datasets.cmu_segments import CAPTIONS as SEGMENT_CAPTIONS
 
-    return [caption for clip_captions in CAPTIONS.values() for caption in clip_captions]
+    return [caption for captions in (CAPTIONS, SEGMENT_CAPTIONS) for clip_captions in captions.values() for caption in clip_captions]

@@ -4,11 +4,14 @@ Two measurements:
 1. Tokenizer: reconstruction MPJPE (mm) on held-out motions (the test split: clips the tokenizer
    never saw), comparing joints recovered from the reconstructed features with joints recovered
    from the original features; and codebook usage per scale (live codes after training).
-2. Text to motion: for every clip of the demo dataset, prompts it was not trained on, in two sets:
-   "new words" (no content word of the clip's captions) and "paraphrases" (the word naming the
-   motion is new; body parts and directions may repeat). Each generated motion is labelled with
-   the clip whose motion is nearest (a distance on motion statistics, below), giving an accuracy
-   per set and the list of confusions; the clips' own training captions are a third, seen set.
+2. Text to motion: for every kind of motion in the demo dataset (a clip, or the CMU segments
+   showing one action: every walk is "walk"), prompts it was not trained on, in two sets: "new
+   words" (no content word of the kind's captions) and "paraphrases" (the word naming the motion
+   is new; body parts and directions may repeat). Each prompt is generated at fixed lengths (3, 6
+   and 9 s: a user picks the length, so the words alone must decide the kind) and each motion is
+   labelled with the kind of the nearest dataset sample (a distance on motion statistics, below),
+   giving an accuracy per set and length and the list of confusions; two of each kind's own
+   training captions are a third, seen set.
 
 With --protocol humanml3d|motionx the command runs the paper's evaluation instead (FID,
 R-precision, MM-Dist, diversity, multimodality with Guo et al.'s evaluator; engine.protocol).
@@ -27,13 +30,17 @@ import torch
 
 from engine import protocol, representation
 from engine.datasets import layout
-from engine.datasets.captions import captions_for, mirror_caption, tokens
+from engine.datasets.captions import captions_of_kind, mirror_caption, tokens
 from engine.generate import SamplingOptions
 from engine.tokenizer import Tokenizer, usable_length
+from retarget import canonical
 
-# Prompts in new words for each demo clip: no noun, verb, adjective, adverb or number of a prompt
-# is one of its clip's caption words (engine/datasets/captions.py, mirrored captions included;
-# reused_caption_words checks it), so a hit means the text encoder generalised the wording.
+FIXED_SECONDS = (3, 6, 9)  # the lengths every prompt is generated at
+# Prompts in new words for each kind of the demo dataset: no noun, verb, adjective, adverb or
+# number of a prompt is one of its kind's caption words (engine/datasets/captions.py and
+# cmu_segments.py, mirrored captions included; reused_caption_words checks it), so a hit means the
+# text encoder generalised the wording. The prompts of the CMU kinds were written before any
+# model learnt them, and were never tuned on a model's results.
 NEW_WORD_PROMPTS: dict[str, list[str]] = {
     "deepmimic_backflip": ["a tumbler executes a rearward salto", "a stuntman inverts rearward in midair"],
     "deepmimic_cartwheel": ["a tumbler executes a lateral revolution", "a youngster flips laterally, fingers touching the lawn"],
@@ -42,16 +49,26 @@ NEW_WORD_PROMPTS: dict[str, list[str]] = {
     "deepmimic_dance_b": ["someone jives, thrusting each palm skyward in sequence", "a partygoer shimmies rhythmically, palms thrust toward the ceiling"],
     "deepmimic_getup_facedown": ["someone sprawled on the tummy regains an erect posture", "a fellow prostrate on his chest heaves himself vertical"],
     "deepmimic_getup_faceup": ["someone resting supine recovers to an erect posture", "a sleeper sprawled belly upward climbs upright"],
-    "deepmimic_jump": ["an athlete hurtles onward with legs joined", "a youngster vaults into the air, ankles paired"],
+    "jump forward": ["an athlete hurtles onward with legs joined", "a youngster vaults into the air, ankles paired"],
     "deepmimic_punch": ["a pugilist advances and delivers a blow", "a brawler nears and smacks with the knuckles"],
     "deepmimic_roll": ["an acrobat tumbles skull first along the mattress", "a kid curls into a ball and tumbles onward"],
     "deepmimic_run": ["a marathoner bolts onward at top velocity", "a racer hurries along the track"],
     "deepmimic_spin": ["a figure skater pivots rapidly, hurling the limbs skyward", "someone revolves repeatedly counterclockwise, flailing the limbs aloft"],
     "deepmimic_spinkick": ["a karateka delivers a tornado blow", "a kickboxer executes a revolving shin blow"],
-    "deepmimic_walk": ["a pedestrian ambles along unhurriedly", "someone wanders down the street leisurely"],
+    "walk": ["a pedestrian ambles along unhurriedly", "someone wanders down the street leisurely"],
     "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a breakdancer shuffles to the tune", "someone jams rhythmically in a street style"],
     "cmu_111_37": ["a lady salutes an acquaintance, flapping an upraised palm", "an individual signals farewell, wiggling the fingers aloft"],
     "composed_walk_wave": ["a pedestrian ambles onward, pauses and salutes with an upraised palm", "an individual paces onward and afterwards flaps a lifted palm"],
+    "turn around": ["an individual pivots one hundred eighty degrees", "a guy rotates about to gaze rearward"],
+    "jump up": ["an athlete bounces skyward without travelling", "a youngster hops aloft, returning to the identical location"],
+    "boxing": ["a pugilist spars against thin air", "a prizefighter shadowboxes, firing quick blows"],
+    "scoop up": ["an individual gathers items off the deck and hoists them aloft", "a worker collects objects at his feet and heaves them skyward"],
+    "swordplay": ["a samurai duels with a katana", "a knight wields a saber against a foe"],
+    "wash": ["an individual bathes, lathering from toes to scalp", "a guy cleans up in the tub"],
+    "ballet": ["a classical danseuse twirls elegantly at the opera", "a performer from the royal academy glissades and soars with poise"],
+    "dribble": ["an athlete handles the rock while jogging down the court", "a point guard pats the orb against the hardwood as he advances"],
+    "basketball shot": ["an athlete launches a jumper at the rim", "a hooper lofts the rock into the net"],
+    "reach up": ["a youngster strains skyward to snatch a dangling apple", "an individual extends on the balls of the feet attempting to seize a branch"],
 }
 # Everyday paraphrases: the word naming the motion is new, but a body part, a side or a direction
 # may be a caption's (GENERIC_WORDS), as a user would write; a looser test than NEW_WORD_PROMPTS.
@@ -63,33 +80,43 @@ PARAPHRASE_PROMPTS: dict[str, list[str]] = {
     "deepmimic_dance_b": ["a person rocks from side to side, jerking the arms up alternately", "someone jives left and right with the arms up"],
     "deepmimic_getup_facedown": ["someone sprawled on the tummy scrambles to their feet", "a person face down on the floor scrambles up"],
     "deepmimic_getup_faceup": ["someone sprawled on their back climbs to their feet", "a person supine on the back springs up onto the feet"],
-    "deepmimic_jump": ["someone hurtles forward with both feet", "a youngster vaults ahead with the feet together"],
+    "jump forward": ["someone hurtles forward with both feet", "a youngster vaults ahead with the feet together"],
     "deepmimic_punch": ["a pugilist moves in and smacks with the right hand", "a brawler advances and clobbers with the right fist"],
     "deepmimic_roll": ["a person tumbles forward, curled in a ball", "someone curls up and tumbles forward along the floor"],
     "deepmimic_run": ["someone bolts forward", "a person hurries ahead flat out"],
     "deepmimic_spin": ["someone pivots around to the left, hurling the legs up", "a person revolves again and again to the left with the legs soaring high"],
     "deepmimic_spinkick": ["a karateka rotates and lashes out with the right leg", "someone pivots and lashes out high with the right foot"],
-    "deepmimic_walk": ["a person ambles forward", "someone wanders ahead at a relaxed tempo"],
+    "walk": ["a person ambles forward", "someone wanders ahead at a relaxed tempo"],
     "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a breakdancer shuffles to the tune with the arms outstretched", "someone jams to a street tune"],
     "cmu_111_37": ["someone salutes with the right hand up by the head", "a person motions bye-bye with the right hand up"],
     "composed_walk_wave": ["someone goes forward, pauses and says bye with the right hand", "a person marches ahead and afterwards salutes a friend with the right hand"],
+    "turn around": ["a person pivots around to look behind them", "someone spins about to face backwards"],
+    "jump up": ["a person leaps up and comes back down where they started", "someone hops up, both feet leaving the ground"],
+    "boxing": ["someone spars, firing off blows with the right hand", "a fighter swings at an invisible foe"],
+    "scoop up": ["a person gathers something off the floor and hoists it up with the right hand", "someone collects items from the ground and hoists them overhead"],
+    "swordplay": ["someone duels with a katana, lunging forward and back", "a person wields a saber against an enemy"],
+    "wash": ["a person bathes, cleaning the legs and arms", "someone lathers the arms and the head"],
+    "ballet": ["a person twirls elegantly, then bounds across the stage", "someone twirls around and bounds like a classical danseuse"],
+    "dribble": ["someone pats a hoops orb on the floor while advancing", "a person taps the rock against the court, heading forward"],
+    "basketball shot": ["a person pats the orb a few times and fires it at the rim", "someone sinks a jumper after patting the orb"],
+    "reach up": ["someone strains up to snatch something overhead", "a person leaps to seize a branch high above"],
 }
 GENERIC_WORDS = frozenset(
     "person persons do does move moves arm arms leg legs foot feet hand hands fist head knee knees face back side "
     "ground floor air left right forward backwards ahead sideways up down over around high overhead together".split()
 )
-# For comparison, two of each clip's own training captions: what the model does with known wording.
+# For comparison, two of each kind's own training captions: what the model does with known wording.
 PROMPT_SETS: dict[str, dict[str, list[str]]] = {
     "new words": NEW_WORD_PROMPTS,
     "paraphrases": PARAPHRASE_PROMPTS,
-    "training captions": {clip: captions_for(clip)[:2] for clip in NEW_WORD_PROMPTS},
+    "training captions": {kind: captions_of_kind(kind)[:2] for kind in NEW_WORD_PROMPTS},
 }
 FUNCTION_TAGS = ("DET", "PRON", "ADP", "CCONJ", "SCONJ", "AUX", "PART")  # words any sentence needs
 
 
-def reused_caption_words(prompt: str, clip: str) -> list[str]:
-    """The prompt's content words whose lemma is a content word of the clip's captions (or their mirrors)."""
-    captions = captions_for(clip)
+def reused_caption_words(prompt: str, kind: str) -> list[str]:
+    """The prompt's content words whose lemma is a content word of the kind's captions (or their mirrors)."""
+    captions = captions_of_kind(kind)
     taken = set()
     for caption in captions + [mirror_caption(c) for c in captions]:
         taken |= {lemma for lemma, tag in (t.split("/") for t in tokens(caption).split()) if tag not in FUNCTION_TAGS}
@@ -142,7 +169,7 @@ def codes_used(tokenizer: Tokenizer, motions: list[np.ndarray]) -> list[float]:
     return [len(codes) / size for codes, size in zip(seen, tokenizer.config.codebook_sizes())]
 
 
-# --- 2. nearest clip ----------------------------------------------------------------------------------
+# --- 2. nearest kind ----------------------------------------------------------------------------------
 def motion_descriptor(features: np.ndarray) -> np.ndarray:
     """Statistics of raw features (T, 263) that tell the demo's clips apart, whatever the length.
 
@@ -160,15 +187,15 @@ def motion_descriptor(features: np.ndarray) -> np.ndarray:
 
 @dataclass
 class NearestClip:
-    """Labels a motion with the clip of the nearest reference sample (descriptors z-scored)."""
+    """Labels a motion with the kind of the nearest reference sample (descriptors z-scored)."""
 
-    clips: list[str]  # the clip of each reference row
+    clips: list[str]  # the kind of each reference row
     descriptors: np.ndarray  # (N, D)
     scale: np.ndarray  # (D,) spread of each statistic over the references
 
     @classmethod
     def from_dataset(cls, data: Path) -> "NearestClip":
-        clip_of = sample_clips(data)
+        clip_of = sample_kinds(data)
         clips, rows = [], []
         for name in layout.read_names(data, "all"):
             clips.append(clip_of[name])
@@ -181,15 +208,16 @@ class NearestClip:
         return self.clips[int(distances.argmin())]
 
 
-def sample_clips(data: Path) -> dict[str, str]:
-    """Sample id -> source clip, from the dataset.json that build-dataset writes (mirrors included)."""
+def sample_kinds(data: Path) -> dict[str, str]:
+    """Sample id -> kind of motion, from the dataset.json that build-dataset writes (mirrors
+    included; a dataset built before kinds: the source clip)."""
     description = json.loads((Path(data) / "dataset.json").read_text())
-    clip_of = {}
+    kind_of = {}
     for sample_id, source in description["samples_by_id"].items():
-        clip_of[sample_id] = source["clip"]
+        kind_of[sample_id] = source.get("kind", source["clip"])
         if source.get("mirrored_id"):
-            clip_of[source["mirrored_id"]] = source["clip"]
-    return clip_of
+            kind_of[source["mirrored_id"]] = kind_of[sample_id]
+    return kind_of
 
 
 def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions) -> list[np.ndarray]:
@@ -210,9 +238,11 @@ class Report:
     codebook_usage: list[float]  # live codes (EMA count >= 1) per scale
     codes_used: list[float]  # share of each scale's codebook that encoding the held-out motions uses
     guidance: float | None = None
-    accuracy: dict[str, float] = field(default_factory=dict)  # prompt set -> nearest-clip accuracy
+    seconds_generated: list[int] = field(default_factory=list)  # the fixed lengths every prompt is generated at
+    accuracy: dict[str, float] = field(default_factory=dict)  # prompt set -> nearest-kind accuracy, all lengths
+    accuracy_by_length: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> "3 s" -> accuracy
     generated: dict[str, int] = field(default_factory=dict)  # prompt set -> motions judged
-    per_clip: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> clip -> accuracy
+    per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> kind -> accuracy
     confusions: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -227,25 +257,28 @@ class Report:
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
         for name, accuracy in self.accuracy.items():
-            lines.append(f"| nearest-clip accuracy, {name} ({self.generated[name]} motions, guidance {self.guidance}) | {accuracy:.3f} |")
-        if self.per_clip:
-            names = list(self.per_clip)
-            lines += ["", f"| clip | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
-            for clip in self.per_clip[names[0]]:
-                lines.append(f"| {clip} | {' | '.join(f'{self.per_clip[n][clip]:.2f}' for n in names)} |")
+            by_length = ", ".join(f"{length} {value:.3f}" for length, value in self.accuracy_by_length[name].items())
+            lines.append(f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
+                         f"{', '.join(map(str, self.seconds_generated))} s, guidance {self.guidance}) | {accuracy:.3f} ({by_length}) |")
+        if self.per_kind:
+            names = list(self.per_kind)
+            lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+            for kind in self.per_kind[names[0]]:
+                lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
         if self.confusions:
-            lines += ["", "confusions (prompt -> nearest clip):"]
-            lines += [f"- {c['set']}, {c['clip']}: \"{c['prompt']}\" -> {c['nearest']}" for c in self.confusions]
+            lines += ["", "confusions (prompt at a length -> nearest kind):"]
+            lines += [f"- {c['set']}, {c['kind']}: \"{c['prompt']}\" at {c['seconds']} s -> {c['nearest']}" for c in self.confusions]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
 def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per_prompt: int = 2, seed: int = 0,
-             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance) -> Report:  # fmt: skip
+             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance, seconds: tuple[int, ...] = FIXED_SECONDS,
+             device: str = "cpu", text_encoder_path: Path | None = None) -> Report:  # fmt: skip
     from engine import checkpoint as checkpoint_io
 
     started = time.perf_counter()
-    ckpt = checkpoint_io.load(checkpoint_path)
+    ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
     held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in layout.read_split(data, split)]
     report = Report(
         checkpoint=str(checkpoint_path),
@@ -259,39 +292,33 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
     if text_to_motion and ckpt.transformer is not None:
         from engine.pipeline import Pipeline
 
-        pipeline = Pipeline.from_checkpoint(ckpt, device="cpu")
+        pipeline = Pipeline.from_checkpoint(ckpt, device=device, text_encoder_path=text_encoder_path)
         classifier = NearestClip.from_dataset(data)
-        lengths = clip_lengths(data)
+        kinds = set(classifier.clips)
         sampling = SamplingOptions(guidance=guidance)
-        report.guidance = guidance
+        report.guidance, report.seconds_generated = guidance, list(seconds)
         for name, prompt_set in PROMPT_SETS.items():
             hits: dict[str, list[bool]] = {}
-            for clip, prompts in prompt_set.items():
-                if clip not in lengths:
+            by_length: dict[str, list[bool]] = {}
+            for kind, prompts in prompt_set.items():
+                if kind not in kinds:
                     continue
                 for prompt in prompts:
-                    for features in generated_features(pipeline, prompt, lengths[clip], samples_per_prompt, seed, sampling):
-                        nearest = classifier.label(features)
-                        hits.setdefault(clip, []).append(nearest == clip)
-                        if nearest != clip:
-                            report.confusions.append({"set": name, "clip": clip, "prompt": prompt, "nearest": nearest})
+                    for length in seconds:
+                        frames = usable_length(round(length * canonical.FPS), canonical.MAX_FRAMES)
+                        for features in generated_features(pipeline, prompt, frames, samples_per_prompt, seed, sampling):
+                            nearest = classifier.label(features)
+                            hits.setdefault(kind, []).append(nearest == kind)
+                            by_length.setdefault(f"{length} s", []).append(nearest == kind)
+                            if nearest != kind:
+                                report.confusions.append({"set": name, "kind": kind, "prompt": prompt, "seconds": length, "nearest": nearest})
             if hits:
-                report.per_clip[name] = {clip: float(np.mean(h)) for clip, h in hits.items()}
+                report.per_kind[name] = {kind: float(np.mean(h)) for kind, h in hits.items()}
                 report.generated[name] = sum(len(h) for h in hits.values())
                 report.accuracy[name] = float(np.mean([x for h in hits.values() for x in h]))
+                report.accuracy_by_length[name] = {length: float(np.mean(h)) for length, h in by_length.items()}
     report.seconds = round(time.perf_counter() - started, 1)
     return report
-
-
-def clip_lengths(data: Path) -> dict[str, int]:
-    """Each clip's longest sample, in frames (a multiple of 4): the length its prompts generate."""
-    clip_of = sample_clips(data)
-    lengths: dict[str, int] = {}
-    for name in layout.read_names(data, "all"):
-        frames = len(np.load(Path(data) / "new_joint_vecs" / f"{name}.npy", mmap_mode="r"))
-        usable = usable_length(frames, 196)
-        lengths[clip_of[name]] = max(lengths.get(clip_of[name], 0), usable)
-    return lengths
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
@@ -301,6 +328,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
+    parser.add_argument("--seconds", type=int, nargs="+", default=list(FIXED_SECONDS), help="lengths every prompt is generated at")
+    parser.add_argument("--text-encoder-path", type=Path,
+                        help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
     protocol.add_arguments(parser)
@@ -309,7 +339,8 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.protocol:
         return protocol.run(args)
-    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance)
+    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance,
+                      tuple(args.seconds), args.device, args.text_encoder_path)
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

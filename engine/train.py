@@ -48,6 +48,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # e.g. {"width": 32} for tiny test models
     tokenizer: Path | None = None  # stage 2: the trained tokenizer checkpoint
     text_encoder: str | None = None  # stage 2: default from the preset (demo MiniLM, official CLIP)
+    text_encoder_path: Path | None = None  # stage 2: the encoder's folder where its package is not installed
     splits: tuple[str, ...] = ("train",)  # what the model learns from
     eval_split: str = "val"  # held out: reconstruction MPJPE (stage 1) or loss (stage 2)
     # optimisation
@@ -267,7 +268,7 @@ class TransformerStage:
         self.mean, self.std = self.tokenizer_checkpoint.mean, self.tokenizer_checkpoint.std
         self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
         self.tokenizer = self.tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
-        encoder = load_text_encoder(config.text_encoder, device)  # dropped once every caption is encoded
+        encoder = load_text_encoder(config.text_encoder, device, config.text_encoder_path)  # dropped once every caption is encoded
         self.train_text, self.eval_text = CaptionFeatures(self.train_set, encoder), CaptionFeatures(self.eval_set, encoder)
         self.text_dim = encoder.dim
 
@@ -453,6 +454,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
                         help="override a model config field, e.g. --set width=32 (repeatable)")  # fmt: skip
     parser.add_argument("--tokenizer", type=Path, help="stage 2: the tokenizer checkpoint of stage 1")
     parser.add_argument("--text-encoder", choices=sorted(set(PRESET_TEXT_ENCODERS.values())), help="stage 2 (default: the preset's)")
+    parser.add_argument("--text-encoder-path", type=Path, help="stage 2: the text encoder's model folder (default: its package)")
     parser.add_argument("--splits", default=",".join(defaults.splits), help="comma-separated splits to train on")
     parser.add_argument("--eval-split", default=defaults.eval_split)
     for name in ("steps", "batch_size", "warmup_steps", "min_frames", "max_frames", "log_every", "eval_every", "save_every", "seed", "threads"):
@@ -466,7 +468,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         stage=args.stage, data=args.data, out=args.out, preset=args.preset, model_overrides=parse_overrides(args.model_overrides),
-        tokenizer=args.tokenizer, text_encoder=args.text_encoder, splits=tuple(s for s in args.splits.split(",") if s),
+        tokenizer=args.tokenizer, text_encoder=args.text_encoder, text_encoder_path=args.text_encoder_path, splits=tuple(s for s in args.splits.split(",") if s),
         eval_split=args.eval_split, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps, decay_at=tuple(args.decay_at), min_frames=args.min_frames, max_frames=args.max_frames,
         log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, threads=args.threads,

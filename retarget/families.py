@@ -51,7 +51,10 @@ _AUTO_RIG_PRO = {"thigh": ["thigh_twist", "thigh_stretch"], "shin": ["leg_stretc
                  "forearm": ["forearm_stretch", "forearm_twist"], "hand": ["hand"]}
 _AUTO_RIG_PRO_FK = {"thigh": "thigh_fk", "shin": "leg_fk", "foot": "foot_fk", "toe": "toes_fk", "collar": "shoulder",
                     "upper_arm": "arm_fk", "forearm": "forearm_fk", "hand": "hand_fk"}
-# Daz Genesis 3 and 8: "lThighBend", Genesis 9: "l_thigh".
+# Daz Genesis 1 and 2 and Poser figures (and the Daz-friendly BVH release of CMU's data):
+# "lThigh", "lShldr"; Genesis 3 and 8: "lThighBend", Genesis 9: "l_thigh".
+_GENESIS2 = {"thigh": "Thigh", "shin": "Shin", "foot": "Foot", "toe": "Toe", "collar": "Collar", "upper_arm": "Shldr",
+             "forearm": "ForeArm", "hand": "Hand"}
 _GENESIS8 = {"thigh": "ThighBend", "shin": "Shin", "foot": "Foot", "toe": "Toe", "collar": "Collar", "upper_arm": "ShldrBend",
              "forearm": "ForearmBend", "hand": "Hand"}
 _GENESIS9 = {"thigh": "thigh", "shin": "shin", "foot": "foot", "toe": "toes", "collar": "shoulder", "upper_arm": "upperarm",
@@ -100,6 +103,8 @@ FAMILIES: dict[str, dict[str, list[str]]] = {
     "auto_rig_pro": _family(Hips="root.x", Spine="spine_01.x", Spine2=["spine_03.x", "spine_02.x"], Neck="neck.x",
                             Head="head.x", **_limbs(lambda side, part: [f"{name}.{side[0].lower()}"
                                                                          for name in _AUTO_RIG_PRO[part]])),
+    "daz_genesis2": _family(Hips="hip", Spine="abdomen", Spine1="abdomen2", Spine2="chest", Neck="neck", Head="head",
+                            **_limbs(lambda side, part: side[0].lower() + _GENESIS2[part])),
     "daz_genesis8": _family(Hips="hip", Spine="abdomenLower", Spine1="chestLower", Spine2="chestUpper", Neck="neckLower",
                             Head="head", **_limbs(lambda side, part: side[0].lower() + _GENESIS8[part])),
     "daz_genesis9": _family(Hips="hip", Spine="spine1", Spine1="spine3", Spine2="spine4", Neck="neck1", Head="head",

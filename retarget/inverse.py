@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import canonical, rotations
-from .bvh import read_clip
+from .bvh import BvhClip, read_clip
 from .mapping import Mapping, auto_map, joint_positions
 from .motion import CanonicalMotion, forward_kinematics
 from .skeleton import CANONICAL_TO_BLENDER, Skeleton
@@ -69,19 +69,42 @@ def pose_to_motion(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict
 
 def motion_from_bvh(path: str | Path, mapping: Mapping | None = None) -> CanonicalMotion:
     """A canonical motion from a BVH file of any naming family the mapping knows (or a given
-    mapping): the file's skeleton is posed by its own channels and read like a rig."""
+    mapping): the file's skeleton is posed by its own channels and read like a rig. A leaf
+    joint's bone ends at its End Site (a foot's at the toes, which an unmapped toe takes) and
+    turns with the joint."""
     clip = read_clip(path)
     # The rest pose (Y up): the file's offsets under identity rotations, the root at its own offset.
     rest = forward_kinematics(rotations.identity((1, len(clip.names))), clip.offsets[:1], clip.offsets, clip.parents)[0]
-    skeleton = Skeleton.from_joints(clip.names, rest, clip.parents)
+    skeleton = _with_end_sites(Skeleton.from_joints(clip.names, rest, clip.parents), clip, rest)
     mapping = mapping or auto_map(skeleton)
     mapping.check(skeleton)
     heads = clip.positions() @ CANONICAL_TO_BLENDER.T
+    world = _world_rotations(clip.rotations, clip.parents)
     tail_joints = [_tail_joint(skeleton, b) for b in range(len(skeleton))]
-    tails = np.stack([heads[:, joint] if joint is not None else heads[:, b] + (skeleton.tails[b] - skeleton.heads[b])
+    tails = np.stack([heads[:, joint] if joint is not None else
+                      heads[:, b] + rotations.rotate(world[:, b], (skeleton.tails[b] - skeleton.heads[b]) @ CANONICAL_TO_BLENDER)
+                      @ CANONICAL_TO_BLENDER.T
                       for b, joint in enumerate(tail_joints)], axis=1)
     joints = joint_positions(skeleton, mapping, heads, tails) @ CANONICAL_TO_BLENDER
     return CanonicalMotion.from_positions(joints, fps=clip.fps)
+
+
+def _with_end_sites(skeleton: Skeleton, clip: BvhClip, rest: np.ndarray) -> Skeleton:
+    """The skeleton with each leaf bone ending at its End Site, where the file gives one."""
+    tails = skeleton.tails.copy()
+    for joint, offset in clip.end_sites.items():
+        if not skeleton.children(joint) and np.linalg.norm(offset) > 1e-6:
+            tails[joint] = (rest[joint] + offset) @ CANONICAL_TO_BLENDER.T
+    return Skeleton.from_bones(skeleton.names, skeleton.heads, tails, skeleton.parents)
+
+
+def _world_rotations(local: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """World rotations (T, J, 4) from local ones; parents come before their children."""
+    world = local.copy()
+    for joint, parent in enumerate(parents):
+        if parent >= 0:
+            world[:, joint] = rotations.multiply(world[:, parent], local[:, joint])
+    return world
 
 
 def _tail_joint(skeleton: Skeleton, bone: int) -> int | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.__main__ import main as engine_main
-from engine.datasets import build, captions, layout
+from engine.datasets import build, captions, cmu_segments, layout
 from retarget import canonical
 
 
@@ -26,15 +26,23 @@ def test_dataset_has_every_clip_with_mirrors_and_reports_its_size(dataset):
     info = json.loads((out / "dataset.json").read_text())
     clips = {entry["clip"] for entry in info["samples_by_id"].values()}
     # 15 DeepMimic clips + 1 AIST++ take + 1 CMU take + the composed walk and wave, minus the
-    # kick (31 frames, does not loop).
-    assert report.clips == len(clips) == 17 and "deepmimic_kick" not in clips
+    # kick (31 frames, does not loop); then the segments of 84 more CMU trials.
+    segments = {s.name for s in cmu_segments.SEGMENTS}
+    assert len(clips - segments) == 17 and segments <= clips and "deepmimic_kick" not in clips
+    assert report.clips == 17 + 84 and report.segments == len(clips) == 17 + len(segments)
     assert {"cmu_111_37", "composed_walk_wave"} <= clips
     assert any("deepmimic_kick" in reason for reason in report.dropped)
     # The 12 s AIST++ take (240 frames) becomes two windows of 196 frames.
     assert sum(e["clip"].startswith("aistpp") for e in info["samples_by_id"].values()) == 2
-    assert report.samples == 2 * 18
-    assert report.captions == 12 * report.samples
+    old_samples = 2 * sum(not e["clip"] in segments for e in info["samples_by_id"].values())
+    assert old_samples == 2 * 18
+    assert report.captions == sum(2 * len(captions.captions_for(e["clip"])) for e in info["samples_by_id"].values())
+    assert all(len(captions.captions_for(e["clip"])) == 12 for e in info["samples_by_id"].values() if e["clip"] not in segments)
     assert report.frames == sum(len(layout.read_joints(out, n)) for n in layout.read_names(out, "all"))
+    # The acceptance: at least five times the first demo dataset's 140 s.
+    assert report.frames / canonical.FPS >= 5 * 140
+    assert len(report.kinds) == len(info["kinds"]) == 27 and {"walk", "ballet", "dribble", "swordplay"} <= report.kinds
+    assert {e["kind"] for e in info["samples_by_id"].values()} == report.kinds
 
 
 def test_samples_have_the_humanml3d_shapes_and_captions(dataset):
@@ -90,14 +98,14 @@ def test_features_statistics_and_read_split(dataset):
     for sample in samples:
         joints = layout.read_joints(out, sample.name)
         assert sample.features.shape == (len(joints) - 1, 263)
-        assert len(sample.captions) >= 12
+        assert len(sample.captions) >= 8
 
 
 def test_build_dataset_command_prints_the_size(tmp_path, shared_data, capsys):
     code = engine_main(["build-dataset", "--out", str(tmp_path / "ds"), "--shared-data", str(shared_data), "--no-mirror"])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "clips 17, samples 18" in printed and "captions 216" in printed
+    assert "clips 101, segments 115, samples 124" in printed and "distinct kinds 27" in printed
     assert (tmp_path / "ds" / "README.md").exists() and not list((tmp_path / "ds" / "new_joints").glob("M*"))
 
 
@@ -109,8 +117,8 @@ def test_window_starts_cover_long_clips():
 
 
 def test_every_caption_is_tagged_and_mirrors_cleanly():
-    for clip, lines in captions.CAPTIONS.items():
-        assert len(lines) >= 6 and len(set(lines)) == len(lines), clip
+    for clip, lines in [*captions.CAPTIONS.items(), *cmu_segments.CAPTIONS.items()]:
+        assert len(lines) >= (8 if clip in cmu_segments.CAPTIONS else 6) and len(set(lines)) == len(lines), clip
         for line in lines:
             tags = captions.tokens(line).split()
             assert all(tag.split("/")[1].isupper() for tag in tags)

@@ -101,8 +101,10 @@ def test_aistpp_rejects_other_pickles(tmp_path):
 
 
 def test_real_clips_yields_every_source(shared_data):
+    from engine.datasets import cmu_segments
+
     names = [name for name, _ in real_clips(shared_data)]
-    assert len(names) == 18
+    assert len(names) == 18 + len(cmu_segments.SEGMENTS)
     assert "cmu_111_37" in names and "composed_walk_wave" in names
     assert "deepmimic_walk" in names and "aistpp_gBR_sBM_cAll_d04_mBR0_ch01" in names
 
@@ -139,3 +141,57 @@ def test_composed_walk_and_wave_walks_then_stands_and_waves():
     assert (tail[:44, 21, 1] > tail[:44, 19, 1] + 0.1).all()  # with the right forearm up
     steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max()
     assert steps < 0.25  # no jump anywhere, blend included (20 fps)
+
+
+def test_a_daz_named_bvh_take_converts_back_to_its_motion(tmp_path):
+    """A take written as the Daz-friendly CMU release writes it (Genesis 2 names, centimetres, a
+    T-pose before the first frame) comes back through the family mapping as the same motion."""
+    from engine.datasets import cmu_takes
+    from engine.datasets.placement import on_canonical_skeleton, place_on_floor_facing_z
+    from retarget import bvh
+    from retarget.motion import CanonicalMotion
+
+    walk = place_on_floor_facing_z(on_canonical_skeleton(deepmimic.load_joints("walk")))
+    clip = bvh.canonical_clip(CanonicalMotion.from_positions(walk))
+    daz = {"Hips": "hip", "Spine": "abdomen", "Spine1": "abdomen2", "Spine2": "chest", "Neck": "neck", "Head": "head",
+           **{f"{side}{part}": side[0].lower() + name for side in ("Left", "Right") for part, name in (
+               ("UpLeg", "Thigh"), ("Leg", "Shin"), ("Foot", "Foot"), ("Toe", "Toe"), ("Shoulder", "Collar"),
+               ("Arm", "Shldr"), ("ForeArm", "ForeArm"), ("Hand", "Hand"))}}
+    clip.names = [daz[name] for name in clip.names]
+    clip.offsets, clip.translations = clip.offsets * 100, clip.translations * 100
+    clip.end_sites = {joint: offset * 100 for joint, offset in clip.end_sites.items()}
+    clip.rotations = np.concatenate([np.tile([1.0, 0.0, 0.0, 0.0], (1, len(clip.names), 1)), clip.rotations])
+    clip.translations = np.concatenate([clip.translations[:1], clip.translations])
+    bvh.write_clip(tmp_path / "99_01.bvh", clip)
+
+    joints, problems = cmu_takes.convert_take(tmp_path / "99_01.bvh")
+    assert problems == []
+    assert joints.shape == walk.shape  # the T-pose frame is gone
+    error = np.abs(joints - walk).max()
+    print(f"\nDaz-named BVH take back to the canonical walk within {error * 1000:.2f} mm")
+    assert error < 2e-3
+
+
+def test_the_cmu_segments_are_plausible_canonical_motion():
+    from engine.datasets import cmu_segments, cmu_takes
+
+    segments = cmu_takes.load_segments()
+    assert set(segments) == set(cmu_segments.BY_NAME) and len(segments) >= 90
+    seconds = sum(len(joints) for joints in segments.values()) / canonical.FPS
+    print(f"\n{len(segments)} CMU segments, {seconds:.1f} s")
+    assert seconds > 500
+    for name, joints in segments.items():
+        assert len(joints) >= 40, name
+        assert cmu_takes.check_take(joints) == [], name
+        lengths = bone_lengths(joints)
+        assert lengths.std(axis=0).max() < 1e-6 and np.allclose(lengths[0], bone_lengths(canonical.rest_positions()[None])[0]), name
+        assert joints[..., 1].min() == pytest.approx(0.0, abs=1e-3) and np.allclose(joints[0, 0, [0, 2]], 0.0, atol=1e-5), name
+        assert facing_directions(joints[:1])[0] == pytest.approx([0.0, 0.0, 1.0], abs=1e-2), name
+    # What the captions say, measured: walks go forward, the backward dribble goes back, the
+    # sideways one to the performer's left (+X), the vertical jumps leave the floor in place.
+    assert all(segments[s.name][-1, 0, 2] > 1.5 for s in cmu_segments.SEGMENTS if s.captions == "walk")
+    assert all(segments[s.name][-1, 0, 2] < -1.5 for s in cmu_segments.SEGMENTS if s.captions == "dribble backward")
+    assert all(segments[s.name][-1, 0, 0] > 1.5 for s in cmu_segments.SEGMENTS if s.captions == "dribble sideways")
+    for segment in (s for s in cmu_segments.SEGMENTS if s.kind == "jump up"):
+        joints = segments[segment.name]
+        assert joints[:, FEET, 1].min(axis=1).max() > 0.15 and np.linalg.norm(joints[-1, 0, [0, 2]]) < 0.5, segment.name

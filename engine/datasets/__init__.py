@@ -31,11 +31,12 @@ def real_clips(shared_data: Path | None = None, min_seconds: float = 0.0) -> Ite
     """Every real clip available offline, as (name, joints (T, 22, 3) at 20 fps).
 
     Names are "deepmimic_<clip>" for the pybullet humanoid clips, "aistpp_<take>" for the
-    AIST++ takes in the shared data folder, "cmu_<trial>" for the CMU takes committed here, and
-    "composed_walk_wave" for the DeepMimic walk followed by the CMU wave. Looping DeepMimic clips
+    AIST++ takes in the shared data folder, "cmu_<trial>" for the CMU takes committed here,
+    "composed_walk_wave" for the DeepMimic walk followed by the CMU wave, and
+    "cmu_<subject>_<trial>_<part>" for the segments of the CMU archive (cmu_takes, cmu_segments). Looping DeepMimic clips
     shorter than `min_seconds` are chained until they are long enough.
     """
-    from . import aistpp, cmu, compose, deepmimic
+    from . import aistpp, cmu, cmu_takes, compose, deepmimic
 
     for clip in deepmimic.clip_names():
         yield f"deepmimic_{clip}", deepmimic.load_joints(clip, min_seconds=min_seconds)
@@ -46,3 +47,4 @@ def real_clips(shared_data: Path | None = None, min_seconds: float = 0.0) -> Ite
         yield f"cmu_{trial}", joints
     walk = deepmimic.load_joints("walk", min_seconds=WALK_BEFORE_WAVE_SECONDS)
     yield "composed_walk_wave", compose.compose(walk, takes[WAVE_TAKE])
+    yield from cmu_takes.load_segments().items()

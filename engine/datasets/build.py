@@ -1,12 +1,15 @@
 """`python -m engine build-dataset`: the demo dataset, in HumanML3D layout, from real motion.
 
 Sources are the clips available offline (DeepMimic clips from the pybullet wheel, AIST++ takes
-in ../shared/data, the CMU takes committed in engine/datasets/cmu, and the walk-then-wave clip
-composed of two of them). Each clip is cut into windows of at most 196 frames (evenly spaced, covering
+in ../shared/data, the CMU take committed in engine/datasets/cmu, the walk-then-wave clip
+composed of two of them, and the segments of 84 CMU trials in engine/datasets/cmu_takes, one
+action each). Each clip or segment is cut into windows of at most 196 frames (evenly spaced, covering
 the whole clip), every window is placed at the origin facing +Z and stored with a mirrored copy
 (left and right swapped in motion and captions). Clips shorter than 40 frames are dropped,
 unless they loop: looping clips are chained to at least 40 frames when loaded. Splits are by
-source clip, so windows and mirrors of one clip never straddle train and test.
+source clip (a CMU trial for its segments), so windows, mirrors and segments of one take never
+straddle train and test. Every sample records its kind (captions.kind_of), which the evaluation
+asks for.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from engine import representation
 from retarget import canonical
 
 from . import captions as captions_module
-from . import default_shared_data, layout, real_clips
+from . import cmu_segments, default_shared_data, layout, real_clips
 from .placement import place_on_floor_facing_z
 
 MIN_FRAMES = 40
@@ -42,7 +45,9 @@ class BuildConfig:
 
 @dataclass
 class BuildReport:
-    clips: int = 0
+    clips: int = 0  # source takes
+    segments: int = 0  # clips and CMU segments, one action each
+    kinds: set[str] = field(default_factory=set)
     samples: int = 0
     frames: int = 0
     captions: int = 0
@@ -54,8 +59,9 @@ class BuildReport:
         seconds = self.frames / canonical.FPS
         splits = ", ".join(f"{k} {v}" for k, v in self.split_sizes.items())
         lines = [
-            f"clips {self.clips}, samples {self.samples} (windows and mirrors), frames {self.frames} "
-            f"({seconds:.1f} s of motion), captions {self.captions}",
+            (f"clips {self.clips}, segments {self.segments}, samples {self.samples} (windows and mirrors), "
+             f"frames {self.frames} ({seconds:.1f} s, {seconds / 60:.1f} min of motion), captions {self.captions}, "
+             f"distinct kinds {len(self.kinds)}"),
             f"splits: {splits}",
             f"built in {self.seconds_to_build:.1f} s",
         ]
@@ -89,6 +95,12 @@ def assign_splits(clips: list[str], val_clips: int, test_clips: int) -> dict[str
     return split
 
 
+def source_clip(clip: str) -> str:
+    """The take a clip comes from: a CMU segment's trial ("cmu_02_05"), else the clip itself."""
+    segment = cmu_segments.BY_NAME.get(clip)
+    return f"cmu_{segment.take}" if segment else clip
+
+
 def caption_lines(captions: list[str]) -> list[layout.TextLine]:
     return [layout.TextLine(c, captions_module.tokens(c)) for c in captions]
 
@@ -105,7 +117,8 @@ def build_dataset(config: BuildConfig) -> BuildReport:
             report.dropped.append(f"{clip}: {len(joints)} frames < {config.min_frames} and it does not loop")
             continue
         kept.append((clip, joints, captions_module.captions_for(clip)))
-    split_of = assign_splits([clip for clip, _, _ in kept], config.val_clips, config.test_clips)
+    take_split = assign_splits(sorted({source_clip(clip) for clip, _, _ in kept}), config.val_clips, config.test_clips)
+    split_of = {clip: take_split[source_clip(clip)] for clip, _, _ in kept}
 
     names: dict[str, list[str]] = {split: [] for split in layout.SPLITS}
     train_features: list[np.ndarray] = []
@@ -128,10 +141,13 @@ def build_dataset(config: BuildConfig) -> BuildReport:
                 report.frames += len(motion)
                 report.captions += len(texts)
             sources[sample_id] = {
-                "clip": clip, "split": split_of[clip], "start_frame": start,
+                "clip": clip, "kind": captions_module.kind_of(clip), "take": source_clip(clip), "split": split_of[clip],
+                "start_frame": start,
                 "end_frame": start + len(window), "mirrored_id": layout.MIRROR_PREFIX + sample_id if config.mirror else None,
             }
-        report.clips += 1
+        report.segments += 1
+        report.kinds.add(captions_module.kind_of(clip))
+    report.clips = len({source_clip(clip) for clip, _, _ in kept})
 
     for split, split_names in names.items():
         layout.write_split(out, split, split_names)
@@ -152,6 +168,8 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
         "min_frames": config.min_frames,
         "mirrored": config.mirror,
         "clips": report.clips,
+        "segments": report.segments,
+        "kinds": sorted(report.kinds),
         "samples": report.samples,
         "frames": report.frames,
         "captions": report.captions,
@@ -159,7 +177,9 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
         "sources": {
             "deepmimic": "humanoid clips from the pybullet wheel (pybullet_data/data/motions), zlib licence",
             "aistpp": "AIST++ takes (Li et al. 2021), SMPL poses through forward kinematics, CC-BY 4.0",
-            "cmu": "CMU Graphics Lab motion capture (mocap.cs.cmu.edu), BVH, free for research and commercial use",
+            "cmu": "CMU Graphics Lab motion capture (mocap.cs.cmu.edu), BVH, free for all uses, no resale of the data itself",
+            "cmu_takes": "segments of 84 CMU trials from the BVH conversions in github.com/Przestr/motion-capture and "
+                         "github.com/DragonForgedTheArtist/IClone-CMU-Mocap (engine/datasets/cmu_takes/README.md)",
             "composed": "composed_walk_wave: the DeepMimic walk, a 0.5 s blend, then the CMU wave (engine/datasets/compose.py)",
         },
         "samples_by_id": sources,
@@ -169,7 +189,7 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
         "# MoSa demo dataset\n\n"
         "Built by `python -m engine build-dataset` from real motion available offline: DeepMimic\n"
         "humanoid clips (pybullet), AIST++ takes and CMU takes (and the DeepMimic walk followed by the\n"
-        "CMU wave), converted to the 22-joint HumanML3D skeleton at 20 fps, with hand-written\n"
+        "CMU wave, and segments of 84 more CMU trials), converted to the 22-joint HumanML3D skeleton at 20 fps, with hand-written\n"
         "captions. Layout as HumanML3D; ids starting with M are mirrored copies. dataset.json lists\n"
         "where every sample comes from.\n\n" + report.summary() + "\n"
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from . import cmu_segments
+
 CAPTIONS: dict[str, list[str]] = {
     "deepmimic_backflip": [
         "a person does two backflips in a row, landing a little further back each time.",
@@ -265,12 +267,32 @@ CAPTIONS: dict[str, list[str]] = {
 }
 
 
+# Old clips whose action the CMU segments share: one kind, so either counts for the other's prompts.
+SHARED_KINDS: dict[str, str] = {"deepmimic_walk": "walk", "deepmimic_jump": "jump forward"}
+
+
 def captions_for(clip: str) -> list[str]:
-    """Captions of a clip; AIST++ takes use those of their genre and choreography code."""
+    """Captions of a clip or CMU segment; AIST++ takes use those of their genre and choreography code."""
+    if clip in cmu_segments.BY_NAME:
+        return cmu_segments.captions_for(clip)
     key = clip if clip in CAPTIONS else "_".join(clip.split("_")[:3])
     if key not in CAPTIONS:
         raise ValueError(f"no captions for clip {clip!r}; captioned: {', '.join(sorted(CAPTIONS))}")
     return CAPTIONS[key]
+
+
+def kind_of(clip: str) -> str:
+    """The kind of motion a clip or segment shows: a CMU segment's kind, else the clip itself
+    (or the kind it shares with CMU segments)."""
+    if clip in cmu_segments.BY_NAME:
+        return cmu_segments.BY_NAME[clip].kind
+    return SHARED_KINDS.get(clip, clip)
+
+
+def captions_of_kind(kind: str) -> list[str]:
+    """Every caption written for a kind's clips and segments (a clip name that is its own kind: its captions)."""
+    clips = [clip for clip in CAPTIONS if kind_of(clip) == kind] + [s.name for s in cmu_segments.SEGMENTS if s.kind == kind]
+    return list(dict.fromkeys(c for clip in (clips or [kind]) for c in captions_for(clip)))
 
 
 _SIDE_SWAP = {"left": "right", "right": "left", "leftward": "rightward", "rightward": "leftward"}
@@ -291,7 +313,7 @@ def mirror_caption(caption: str) -> str:
 # The caption vocabulary by part of speech (universal tags, as HumanML3D's spaCy tags), in lemma form.
 _VOCABULARY: dict[str, str] = {
     "DET": "a an the his her their both each another every all",
-    "PRON": "someone it itself himself herself themselves they he she one",
+    "PRON": "someone it itself himself herself themselves they he she one something that them",
     "NOUN": (
         "person man woman backflip row time arm leg foot hand knee head ground shoulder side metre "
         "cartwheel handstand distance floor circle movement dance spot weight stomach front back "
@@ -300,6 +322,9 @@ _VOCABULARY: dict[str, str] = {
         "artist athlete b boy baby ballerina belly boxer chest child carpet dancer fighter grass "
         "gymnast handspring heel hello hi goodbye hip jab kid mat palm party progress rhythm runner "
         "sky stop top wave"
+        " arabesque arc balance ball ballet basket basketball blade corner direction hair half hoop loop object opponent "
+        "path player pose position quarter series shadow shot shower soap square sword swordplay swordsman target thing "
+        "tiptoe toe waist way"
     ),
     "VERB": (
         "do land crouch swing flip perform jump rotate repeat bend leap raise place wheel turn "
@@ -309,26 +334,31 @@ _VOCABULARY: dict[str, str] = {
         "cross face be make lower sway twist return veer straighten approach boogie bound climb creep "
         "dash drop fling fly give halt jab launch pull pump race reach rest shuffle spring stop tip "
         "spread pirouette"
+        " attack block box change curve defend dribble duck extend fence fight glide grab hurry pick practise regain "
+        "retreat rub scoop scrub shoot slash slide stoop stretch touch wash"
     ),
     "AUX": "is are",
     "ADJ": (
         "further little full left right high standing slow close graceful long normal several few "
         "short steady fast straight quick opposite low happy upright open wide prone first next other "
         "alternate broad easy flat martial second"
+        " big bouncy brisk calm curved deliberate even exaggerated gentle imaginary large possible relaxed same small "
+        "loose split stretched vertical"
     ),
     "ADV": (
         "backwards backward forward forwards up down then again slowly quickly ahead over together "
         "away back sideways slightly around once more diagonally happily upright high straight fast "
         "twice out off fully overhead about calmly clockwise gracefully normally upward still upside "
         "round"
+        " afterwards briskly carefully casually far gradually leftward mostly now repeatedly rightward sharply softly very"
     ),
-    "ADP": "across along beside near toward in on with to of from at onto into over above under between after through by off like for up without",
+    "ADP": "behind across along beside near toward in on with to of from at onto into over above under between after through by off like for up without",
     "CCONJ": "and or but",
-    "SCONJ": "while as",
+    "SCONJ": "while as if until",
     "NUM": "two one four",
     "PART": "not",
 }
-_IRREGULAR: dict[str, str] = {"lying": "lie", "threw": "throw", "feet": "foot", "stood": "stand", "swung": "swing", "held": "hold"}
+_IRREGULAR: dict[str, str] = {"lying": "lie", "threw": "throw", "feet": "foot", "stood": "stand", "swung": "swing", "held": "hold", "hurries": "hurry", "steadies": "steady"}
 _TAGS: dict[str, str] = {}
 for _tag, _words in reversed(list(_VOCABULARY.items())):  # earlier parts of speech win ties
     for _word in _words.split():
