@@ -235,6 +235,7 @@ class Report:
     reconstruction_mpjpe_mm: float
     reconstruction_split: str
     reconstruction_samples: int
+    reconstruction_by_kind: dict[str, float]  # kind of motion -> MPJPE (mm): what the tokenizer has and has not learnt
     codebook_usage: list[float]  # live codes (EMA count >= 1) per scale
     codes_used: list[float]  # share of each scale's codebook that encoding the held-out motions uses
     guidance: float | None = None
@@ -256,6 +257,8 @@ class Report:
             f"| codebook usage per scale (live codes) | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
+        lines.append("| reconstruction MPJPE by kind (mm) | "
+                     + ", ".join(f"{kind} {mm:.0f}" for kind, mm in self.reconstruction_by_kind.items()) + " |")
         for name, accuracy in self.accuracy.items():
             by_length = ", ".join(f"{length} {value:.3f}" for length, value in self.accuracy_by_length[name].items())
             lines.append(f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
@@ -279,12 +282,19 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
 
     started = time.perf_counter()
     ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
-    held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in layout.read_split(data, split)]
+    samples = layout.read_split(data, split)
+    held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in samples]
+    kind_of = sample_kinds(data)
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for sample, motion in zip(samples, held_out):
+        by_kind.setdefault(kind_of.get(sample.name, "unknown"), []).append(motion)
     report = Report(
         checkpoint=str(checkpoint_path),
         reconstruction_mpjpe_mm=reconstruction_mpjpe(ckpt.tokenizer, held_out, ckpt.mean, ckpt.std),
         reconstruction_split=split,
         reconstruction_samples=len(held_out),
+        reconstruction_by_kind={kind: reconstruction_mpjpe(ckpt.tokenizer, motions, ckpt.mean, ckpt.std)
+                                for kind, motions in sorted(by_kind.items())},  # fmt: skip
         codebook_usage=ckpt.tokenizer.quantizer.usage(),
         codes_used=codes_used(ckpt.tokenizer, held_out),
         notes=["the paper's FID / R-precision: --protocol humanml3d|motionx with Guo et al.'s evaluator (engine.protocol)"],

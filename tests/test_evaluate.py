@@ -47,13 +47,19 @@ def test_nearest_clip_labels_the_middle_of_every_sample_with_its_kind(dataset) -
 
 
 def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, capsys) -> None:
-    """`python -m engine eval --tokenizer-only` on the shipped demo model: its figure in docs/training.md is 76.5 mm."""
+    """`python -m engine eval --tokenizer-only` on the shipped demo model. It was trained before the
+    CMU segments joined the dataset: the kinds it learnt reconstruct within 100 mm (docs/training.md),
+    the CMU segments' kinds it has never seen do not, and the report says so kind by kind."""
     report_path = tmp_path / "report.json"
     assert main(["eval", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(dataset), "--split", "all", "--tokenizer-only",
                  "--json", str(report_path)]) == 0  # fmt: skip
     report = json.loads(report_path.read_text())
     assert report["reconstruction_samples"] == len(layout.read_names(dataset, "all"))
-    assert 0 < report["reconstruction_mpjpe_mm"] < 100
+    assert report["reconstruction_mpjpe_mm"] > 0
+    by_kind = report["reconstruction_by_kind"]
+    assert set(by_kind) == set(sample_kinds(dataset).values())
+    learnt = {kind: mm for kind, mm in by_kind.items() if kind.startswith("deepmimic_") or kind == "cmu_111_37"}
+    assert len(learnt) >= 12 and all(0 < mm < 100 for mm in learnt.values()), learnt
     assert len(report["codes_used"]) == 10 and all(0 < share <= 1 for share in report["codes_used"])
     assert report["accuracy"] == {}  # --tokenizer-only generates nothing
     assert f"| reconstruction MPJPE (all split, {report['reconstruction_samples']} motions) |" in capsys.readouterr().out

@@ -275,21 +275,19 @@ def checkpoint_payloads(draw, payload: dict) -> dict:
             "state_dict": dict(payload["tokenizer"]["state_dict"]),
         },
     }
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(["entry", "config", "config", "weight", "weight"]))
+    tokenizer = payload["tokenizer"]  # damaged inside first: an entry replaced below may be this one
+    for where in sorted(draw(st.lists(st.sampled_from(["config", "entry", "weight"]), min_size=1, max_size=3)), reverse=True):
         if where == "entry":
             payload[draw(st.sampled_from([*payload, "extra"]))] = draw(VALUES)
         elif where == "config":
-            config = payload["tokenizer"]["config"]
+            config = tokenizer["config"]
             config[draw(st.sampled_from([*config, "extra"]))] = draw(VALUES)
         else:
-            weights = payload["tokenizer"]["state_dict"]
+            weights = tokenizer["state_dict"]
             name = draw(st.sampled_from(sorted(weights)))
-            weights[name] = draw(
-                st.one_of(
-                    VALUES, st.just(weights[name].double()), st.just(weights[name][:1])
-                )
-            )
+            weight = weights[name]  # an earlier round may have replaced it already
+            damaged = [st.just(weight.double()), st.just(weight[:1])] if isinstance(weight, torch.Tensor) else []
+            weights[name] = draw(st.one_of(VALUES, *damaged))
     return payload
 
 
