@@ -16,6 +16,7 @@ The environment lives outside the clone, in $MOSA_CACHE (default ~/.cache/mosa-b
 folder named after the hash of requirements.lock and the Python version, so a second run reuses
 it in seconds and a changed lock builds a fresh one beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -163,11 +164,23 @@ def cmd_extension(args: argparse.Namespace) -> Path:
             zipped.write(source, name)
     # Blender's validator is a standalone script inside the bpy package; find it without importing bpy.
     scripts = subprocess.check_output(
-        [str(python), "-c", "import importlib.util, pathlib; "
-         "print(next(pathlib.Path(importlib.util.find_spec('bpy').origin).parent.glob('*/scripts')))"],
-        text=True).strip()
-    run([str(python), f"{scripts}/addons_core/bl_pkg/cli/blender_ext.py", "validate", str(archive),
-         f"--valid-tags={scripts}/modules/_bpy_internal/extensions/tags.py"])
+        [
+            str(python),
+            "-c",
+            "import importlib.util, pathlib; "
+            "print(next(pathlib.Path(importlib.util.find_spec('bpy').origin).parent.glob('*/scripts')))",
+        ],
+        text=True,
+    ).strip()
+    run(
+        [
+            str(python),
+            f"{scripts}/addons_core/bl_pkg/cli/blender_ext.py",
+            "validate",
+            str(archive),
+            f"--valid-tags={scripts}/modules/_bpy_internal/extensions/tags.py",
+        ]
+    )
     print(f"[extension] {archive} ({archive.stat().st_size / 1e6:.1f} MB)", flush=True)
     return archive
 
@@ -196,14 +209,19 @@ def main(argv: list[str] | None = None) -> None:
     test.set_defaults(func=cmd_test)
     commands.add_parser("lint", help="ruff format --check and ruff check").set_defaults(func=cmd_lint)
     commands.add_parser("fuzz", help="the fuzz tests with N examples each (default 5000)").set_defaults(func=cmd_fuzz)
-    commands.add_parser("soak", help="1,000 jobs with cancels and engine kills (--help lists the options)",
-                        add_help=False).set_defaults(func=cmd_soak)
+    commands.add_parser(
+        "soak", help="1,000 jobs with cancels and engine kills (--help lists the options)", add_help=False
+    ).set_defaults(func=cmd_soak)
     commands.add_parser("extension", help="build and validate the extension zip").set_defaults(func=cmd_extension)
     # No help of its own: --help goes through to the demo, which lists its options.
-    commands.add_parser("demo", help='prompt in, animated Rigify human out (python3 build.py demo --help)',
-                        add_help=False).set_defaults(func=cmd_demo)
-    commands.add_parser("bench", help="seconds per generated sample, both presets, and the Blender side (--quick: batch 1 only)",
-                        add_help=False).set_defaults(func=cmd_bench)
+    commands.add_parser(
+        "demo", help="prompt in, animated Rigify human out (python3 build.py demo --help)", add_help=False
+    ).set_defaults(func=cmd_demo)
+    commands.add_parser(
+        "bench",
+        help="seconds per generated sample, both presets, and the Blender side (--quick: batch 1 only)",
+        add_help=False,
+    ).set_defaults(func=cmd_bench)
     # Unknown arguments belong to the command (pytest's -x, -k ...; the demo's prompt; bench's --quick), so parse leniently.
     args, args.passthrough = parser.parse_known_args(argv)
     if args.passthrough and args.command not in ("test", "demo", "bench", "fuzz", "soak"):

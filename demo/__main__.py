@@ -5,6 +5,7 @@ a simple skinned body, drives the add-on's own operators (Generate on the synchr
 Bake) against the real engine subprocess, and writes out/<name>.blend, out/<name>.bvh,
 out/<name>_sheet.png and out/<name>.gif.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="output file name (default: from the prompt)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, default=6.0, help="motion length (2 to 9.8 s)")
-    length.add_argument("--frames", type=int, help="motion length in 20 fps frames, a multiple of 4 (instead of --seconds)")
+    length.add_argument(
+        "--frames", type=int, help="motion length in 20 fps frames, a multiple of 4 (instead of --seconds)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="output folder")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", choices=("demo", "humanml3d", "motionx"), default="demo",
-                       help="humanml3d, motionx: the authors' models, once `python -m engine models download official` fetched them")
-    model.add_argument("--checkpoint", type=Path, help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)})")
-    parser.add_argument("--random-model", action="store_true",
-                        help="development only: random weights when no trained demo model exists (the motion is noise)")
+    model.add_argument(
+        "--model",
+        choices=("demo", "humanml3d", "motionx"),
+        default="demo",
+        help="humanml3d, motionx: the authors' models, once `python -m engine models download official` fetched them",
+    )
+    model.add_argument(
+        "--checkpoint", type=Path, help=f"model checkpoint (default: {DEMO_CHECKPOINT.relative_to(ROOT)})"
+    )
+    parser.add_argument(
+        "--random-model",
+        action="store_true",
+        help="development only: random weights when no trained demo model exists (the motion is noise)",
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--size", default="320x240", help="render size of one contact-sheet tile, WIDTHxHEIGHT")
     parser.add_argument("--sheet-frames", type=int, default=8, help="poses on the contact sheet")
@@ -52,7 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.width, args.height = (int(value) for value in args.size.split("x"))
     if args.frames is not None:
         if args.frames % 4:
-            parser.error(f"--frames {args.frames}: the model makes whole tokens of 4 frames; try {4 * round(args.frames / 4)}")
+            parser.error(
+                f"--frames {args.frames}: the model makes whole tokens of 4 frames; try {4 * round(args.frames / 4)}"
+            )
         args.seconds = args.frames / 20.0
     if not 2.0 <= args.seconds <= 9.8:
         parser.error(f"a motion of {args.seconds:g} s: the model makes 2 to 9.8 s (40 to 196 frames at 20 fps)")
@@ -77,16 +91,20 @@ def choose_checkpoint(args: argparse.Namespace) -> tuple[Path, bool]:
 
         path = models.installed_path(models.find_model(args.model), models.models_folder())
         if path is None:
-            sys.exit(f"demo: the {args.model} model is not downloaded yet (looked in {models.models_folder()}).\n"
-                     "      Run `python -m engine models download official` in the environment build.py made, "
-                     "or Download Official Models in the add-on's preferences.")
+            sys.exit(
+                f"demo: the {args.model} model is not downloaded yet (looked in {models.models_folder()}).\n"
+                "      Run `python -m engine models download official` in the environment build.py made, "
+                "or Download Official Models in the add-on's preferences."
+            )
         return path, False
     if DEMO_CHECKPOINT.is_file():
         return DEMO_CHECKPOINT, True
     if not args.random_model:
-        sys.exit(f"demo: the trained demo model {DEMO_CHECKPOINT.relative_to(ROOT)} is not in this checkout yet.\n"
-                 "      Train it (docs/training.md), pass --checkpoint PATH, or, for development only, "
-                 "--random-model (random weights: the motion will be noise).")
+        sys.exit(
+            f"demo: the trained demo model {DEMO_CHECKPOINT.relative_to(ROOT)} is not in this checkout yet.\n"
+            "      Train it (docs/training.md), pass --checkpoint PATH, or, for development only, "
+            "--random-model (random weights: the motion will be noise)."
+        )
     from engine import checkpoint
 
     path = args.out / ".random-demo.pt"
@@ -100,11 +118,13 @@ def install_extension(archive: Path, repo_dir: Path):
     """Install the zip the way a user does (Install from Disk) into a local repository; the add-on's package."""
     import bpy
 
-    bpy.ops.preferences.extension_repo_add(name="mosa_demo", type="LOCAL", use_custom_directory=True,
-                                           custom_directory=str(repo_dir))
+    bpy.ops.preferences.extension_repo_add(
+        name="mosa_demo", type="LOCAL", use_custom_directory=True, custom_directory=str(repo_dir)
+    )
     repo = next(r for r in bpy.context.preferences.extensions.repos if r.custom_directory == str(repo_dir))
-    if bpy.ops.extensions.package_install_files(filepath=str(archive), repo=repo.module,
-                                                enable_on_install=True) != {"FINISHED"}:
+    if bpy.ops.extensions.package_install_files(filepath=str(archive), repo=repo.module, enable_on_install=True) != {
+        "FINISHED"
+    }:
         raise RuntimeError(f"Blender refused to install {archive}")
     return sys.modules[f"bl_ext.{repo.module}.mosa"]
 
@@ -148,13 +168,20 @@ def render_pictures(args: argparse.Namespace, first: int, last: int) -> list[Pat
         rendered = dict(zip(frames, stage.render_frames(frames, Path(folder))))
         sheet_path = args.out / f"{args.name}_sheet.png"
         labels = [f"{(frame - first) / fps:.1f} s" for frame in sheet_frames]
-        sheet = pictures.contact_sheet([rendered[frame] for frame in sheet_frames], labels,
-                                       columns=min(4, len(sheet_frames)), title=f'"{args.prompt}" (seed {args.seed})')
+        sheet = pictures.contact_sheet(
+            [rendered[frame] for frame in sheet_frames],
+            labels,
+            columns=min(4, len(sheet_frames)),
+            title=f'"{args.prompt}" (seed {args.seed})',
+        )
         sheet.save(sheet_path)
         written = [sheet_path]
         if gif_frames:
-            written.append(pictures.animated_gif([rendered[frame] for frame in gif_frames],
-                                                 args.out / f"{args.name}.gif", fps=fps / gif_step))
+            written.append(
+                pictures.animated_gif(
+                    [rendered[frame] for frame in gif_frames], args.out / f"{args.name}.gif", fps=fps / gif_step
+                )
+            )
     say(f"rendered {len(frames)} frames with Workbench")
     return written
 
@@ -175,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         from demo.familiarity import familiarity, training_captions
 
         known = familiarity(args.prompt, training_captions())
-        say(f"prompt \"{args.prompt}\": {known.note()}")
+        say(f'prompt "{args.prompt}": {known.note()}')
         unfamiliar_note = "" if known.familiar else f"NOTE: {known.note()}"
     # Blender reads its user folders once, when bpy is first imported: point them into a throwaway
     # folder first, so the demo never touches the user's own configuration.
@@ -191,7 +218,8 @@ def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path, clos
     import numpy as np
 
     from demo import character, stage
-    from retarget import bvh, motion as canonical_motion
+    from retarget import bvh
+    from retarget import motion as canonical_motion
 
     addon = install_extension(args.extension, user_folder / "repo")
     say(f"installed the extension {args.extension.name} as {addon.__name__}")
@@ -217,8 +245,11 @@ def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path, clos
     bvh.write_bvh(bvh_path, motion)
     pictures = render_pictures(args, first, last)
     print("\nWrote:", *[f"  {path}" for path in (blend_path, bvh_path, *pictures)], sep="\n")
-    print(f"\nOpen {blend_path} in Blender 4.2 or newer and press Space to play it;\n"
-          f"the poses over time are in {pictures[0]}.", flush=True)
+    print(
+        f"\nOpen {blend_path} in Blender 4.2 or newer and press Space to play it;\n"
+        f"the poses over time are in {pictures[0]}.",
+        flush=True,
+    )
     if closing_note:
         print(f"\n{closing_note}", flush=True)
     return 0

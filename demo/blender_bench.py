@@ -5,6 +5,7 @@ Blender-side phase of Generate and of a 30-frame Regenerate Range through the op
 code (operators.generated_actions / regenerated_action). Runs in bpy (engine/bench.py starts
 it in a process of its own); the motion is real capture (DeepMimic's walk), since the times do
 not depend on what the motion is."""
+
 from __future__ import annotations
 
 import statistics
@@ -118,33 +119,54 @@ def measure(repeats: int = 3) -> list[Row]:
             stages = [time_stages(obj, motion) for _ in range(repeats)]
             run = operators.JobRun(None, "", model="bench", state="done", result=[motion])
             scene.mosa.prompt, scene.mosa.variations, scene.mosa.place_variations = "a person walks", 1, "ACTIONS"
-            generate = statistics.median(time_phase(operators.generated_actions(bpy.context, run)) for _ in range(repeats))
+            generate = statistics.median(
+                time_phase(operators.generated_actions(bpy.context, run)) for _ in range(repeats)
+            )
             regenerate = None
             if seconds == max(SECONDS):
                 scene.mosa.range_start, scene.mosa.range_end = 100, 100 + SPAN_FRAMES - 1
-                regenerate = statistics.median(time_phase(operators.regenerated_action(bpy.context, run))
-                                               for _ in range(repeats))
+                regenerate = statistics.median(
+                    time_phase(operators.regenerated_action(bpy.context, run)) for _ in range(repeats)
+                )
             retarget, constraints, keying = (statistics.median(stage[i] for stage in stages) for i in range(3))
-            rows.append(Row(rig_name, len(obj.data.bones), stages[0][3], seconds, retarget, constraints, keying,
-                            generate, regenerate))
+            rows.append(
+                Row(
+                    rig_name,
+                    len(obj.data.bones),
+                    stages[0][3],
+                    seconds,
+                    retarget,
+                    constraints,
+                    keying,
+                    generate,
+                    regenerate,
+                )
+            )
     mosa_blender.unregister()
     return rows
 
 
 def table(rows: list[Row], repeats: int) -> str:
-    lines = [f"## The Blender side (bpy {_bpy_version()}, scene at {SCENE_FPS} fps; median of {repeats} runs)", "",
-             "| rig | bones (keyed) | s of motion | retarget s | constraints s | keying s | stages total s | "
-             f"Generate's phase s | {SPAN_FRAMES}-frame Regenerate Range s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## The Blender side (bpy {_bpy_version()}, scene at {SCENE_FPS} fps; median of {repeats} runs)",
+        "",
+        "| rig | bones (keyed) | s of motion | retarget s | constraints s | keying s | stages total s | "
+        f"Generate's phase s | {SPAN_FRAMES}-frame Regenerate Range s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         regenerate = f"{r.regenerate:.3f}" if r.regenerate is not None else "-"
-        lines.append(f"| {r.rig} | {r.bones} ({r.written}) | {r.seconds:.1f} | {r.retarget:.3f} | {r.constraints:.3f} | "
-                     f"{r.keying:.3f} | {r.retarget + r.constraints + r.keying:.3f} | {r.generate:.3f} | {regenerate} |")
-    notes = ["retarget: mapping, transfer with the foot lock, the plausibility check and the resampling to the scene's "
-             "rate; constraints: armature_io.follow_constraints (numpy solve of the control rig, checked against "
-             "Blender at one frame); keying: baking.bake_tracks into a new action",
-             "Generate's phase and Regenerate Range: the operators' own Blender-side work on a finished job "
-             "(operators.generated_actions / regenerated_action, run to the end), one variation"]
+        lines.append(
+            f"| {r.rig} | {r.bones} ({r.written}) | {r.seconds:.1f} | {r.retarget:.3f} | {r.constraints:.3f} | "
+            f"{r.keying:.3f} | {r.retarget + r.constraints + r.keying:.3f} | {r.generate:.3f} | {regenerate} |"
+        )
+    notes = [
+        "retarget: mapping, transfer with the foot lock, the plausibility check and the resampling to the scene's "
+        "rate; constraints: armature_io.follow_constraints (numpy solve of the control rig, checked against "
+        "Blender at one frame); keying: baking.bake_tracks into a new action",
+        "Generate's phase and Regenerate Range: the operators' own Blender-side work on a finished job "
+        "(operators.generated_actions / regenerated_action, run to the end), one variation",
+    ]
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
 
 

@@ -1,6 +1,7 @@
 """The demo's actor: Rigify's human metarig generated into a full control rig, wearing a simple
 body of tapered tubes (one per deforming bone, rigidly weighted to it) so the motion is visible
 in a quick Workbench render."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

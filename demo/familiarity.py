@@ -4,15 +4,18 @@ The demo model learns from a few dozen captioned clips (engine.datasets.captions
 HumanML3D's 44,970 descriptions. A prompt whose action words never occur in those captions gets
 the nearest motion the model knows, and the user should be told so rather than left guessing.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 # Words that say nothing about the motion itself ("a person ...", "and then ...").
-FILLER = set("""a an the person someone somebody man woman he she they it his her their them
+FILLER = set(
+    """a an the person someone somebody man woman he she they it his her their them
 and then while with to of in on at by for from up down is are be as into onto this that its
-very slowly quickly fast slow again does do doing""".split())
+very slowly quickly fast slow again does do doing""".split()
+)
 
 
 def _stem(word: str) -> str:
@@ -39,13 +42,19 @@ class Familiarity:
         return bool(self.known) and len(self.unknown) <= len(self.known) // 2
 
     def note(self) -> str:
-        closest = f'closest training caption: "{self.closest_caption}"' if self.closest_caption else "no training caption shares a word with it"
+        closest = (
+            f'closest training caption: "{self.closest_caption}"'
+            if self.closest_caption
+            else "no training caption shares a word with it"
+        )
         if self.familiar:
             return f"the demo model has seen motions like this ({closest})"
         missing = ", ".join(f'"{word}"' for word in self.unknown) or "none of its words"
-        return (f"the demo model knows little of this prompt: {missing} never occur in the captions it "
-                f"learned from ({closest}), so expect the nearest motion it knows rather than what you asked. "
-                "The official MoSa checkpoints cover far more; see the README.")
+        return (
+            f"the demo model knows little of this prompt: {missing} never occur in the captions it "
+            f"learned from ({closest}), so expect the nearest motion it knows rather than what you asked. "
+            "The official MoSa checkpoints cover far more; see the README."
+        )
 
 
 def familiarity(prompt: str, captions: list[str]) -> Familiarity:
@@ -57,9 +66,11 @@ def familiarity(prompt: str, captions: list[str]) -> Familiarity:
     vocabulary = set().union(*caption_words)
     shared = [len(prompt_words.keys() & each) for each in caption_words]
     best = max(range(len(captions)), key=shared.__getitem__)
-    return Familiarity(known=sorted(prompt_words[stem] for stem in prompt_words.keys() & vocabulary),
-                       unknown=sorted(prompt_words[stem] for stem in prompt_words.keys() - vocabulary),
-                       closest_caption=captions[best] if shared[best] else "")
+    return Familiarity(
+        known=sorted(prompt_words[stem] for stem in prompt_words.keys() & vocabulary),
+        unknown=sorted(prompt_words[stem] for stem in prompt_words.keys() - vocabulary),
+        closest_caption=captions[best] if shared[best] else "",
+    )
 
 
 def training_captions() -> list[str]:
@@ -67,4 +78,9 @@ def training_captions() -> list[str]:
     from engine.datasets.captions import CAPTIONS
     from engine.datasets.cmu_segments import CAPTIONS as SEGMENT_CAPTIONS
 
-    return [caption for captions in (CAPTIONS, SEGMENT_CAPTIONS) for clip_captions in captions.values() for caption in clip_captions]
+    return [
+        caption
+        for captions in (CAPTIONS, SEGMENT_CAPTIONS)
+        for clip_captions in captions.values()
+        for caption in clip_captions
+    ]

@@ -2,6 +2,7 @@
 
 Pillow only (no bpy): the frames come in as rendered PNG files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 Workbench, because it renders a frame in about a tenth of a second headless on a CPU, where
 EEVEE or Cycles would take minutes for the handful of frames the pictures need.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Each command lives in its own module, imported only when used, so `python -m eng
 stays fast and a command's heavy imports (torch, transformers) cost nothing to the others.
 A command module provides `configure(parser)` and `run(args) -> int`.
 """
+
 from __future__ import annotations
 
 import argparse

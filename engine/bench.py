@@ -15,6 +15,7 @@ A last table times the Blender side of a Generate per stage (retarget, constrain
 a Mixamo-style rig and Rigify's generated human, and a 30-frame Regenerate Range
 (demo/blender_bench.py, in a process of its own that imports bpy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,14 @@ def text_encoder_for(preset: str, device):
         return load_text_encoder("all-minilm-l6-v2", device)
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    return TextEncoder("clip-vit-b32 (random weights)", CLIPTextModel(CLIPTextConfig()).to(device), _ByteIds(),
-                       CLIP_TOKENS, 0, attend_to_padding=True)  # fmt: skip
+    return TextEncoder(
+        "clip-vit-b32 (random weights)",
+        CLIPTextModel(CLIPTextConfig()).to(device),
+        _ByteIds(),
+        CLIP_TOKENS,
+        0,
+        attend_to_padding=True,
+    )
 
 
 def run_case(case: Case) -> Result:
@@ -96,8 +103,16 @@ def run_case(case: Case) -> Result:
     device = torch.device(case.device)
     with tempfile.TemporaryDirectory() as folder:
         model = checkpoint.load(checkpoint.create_random(Path(folder) / "model.pt", case.preset))
-    pipeline = Pipeline(model.tokenizer, model.transformer, text_encoder_for(case.preset, device), model.mean, model.std,
-                        device, name=f"random-{case.preset}", preset=case.preset)  # fmt: skip
+    pipeline = Pipeline(
+        model.tokenizer,
+        model.transformer,
+        text_encoder_for(case.preset, device),
+        model.mean,
+        model.std,
+        device,
+        name=f"random-{case.preset}",
+        preset=case.preset,
+    )
     requests = [GenerateRequest(f"{PROMPT} ({i + 1})", FRAMES, seed=i) for i in range(case.batch)]
 
     def once(batch: list[GenerateRequest]) -> float:
@@ -142,13 +157,21 @@ def measure(case: Case) -> Result:
 
 def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
     batches = (1,) if quick else BATCHES
-    return [Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1)
-            for device in devices for preset in PRESETS for batch in batches]  # fmt: skip
+    return [
+        Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1)
+        for device in devices
+        for preset in PRESETS
+        for batch in batches
+    ]
 
 
 # A 30 s shot of four prompts (engine.timeline): five windows of the committed demo model.
-TIMELINE = (("a person walks forward", 8.0), ("a person runs forward", 6.0), ("a person jumps forward", 8.0),
-            ("a person waves with the right hand", 8.0))  # fmt: skip
+TIMELINE = (
+    ("a person walks forward", 8.0),
+    ("a person runs forward", 6.0),
+    ("a person jumps forward", 8.0),
+    ("a person waves with the right hand", 8.0),
+)
 
 
 def time_timeline(device: str, threads: int) -> tuple[float, float]:
@@ -170,9 +193,15 @@ def time_timeline(device: str, threads: int) -> tuple[float, float]:
 
 
 def timeline_table(rows: list[tuple[str, float, float]]) -> str:
-    lines = ["## A 30 s prompt timeline (4 prompts, 5 windows; the committed demo model)", "",
-             "| device | s | s of motion | s per s of motion |", "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {device} | {seconds:.2f} | {motion:.1f} | {seconds / motion:.3f} |" for device, seconds, motion in rows]
+    lines = [
+        "## A 30 s prompt timeline (4 prompts, 5 windows; the committed demo model)",
+        "",
+        "| device | s | s of motion | s per s of motion |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {device} | {seconds:.2f} | {motion:.1f} | {seconds / motion:.3f} |" for device, seconds, motion in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -193,8 +222,10 @@ def table(results: list[Result], notes: list[str]) -> str:
     for r in results:
         params = f"{r.parameters['transformer'] / 1e6:.1f} M + {r.parameters['tokenizer'] / 1e6:.1f} M"
         cuda = f"{r.cuda_peak_mb:.0f} MB" if r.cuda_peak_mb is not None else "-"
-        lines.append(f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
-                     f"{r.model_seconds_per_batch / r.case.batch:.3f} | {r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |")  # fmt: skip
+        lines.append(
+            f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
+            f"{r.model_seconds_per_batch / r.case.batch:.3f} | {r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |"
+        )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
 
 
@@ -242,7 +273,10 @@ def compare_momask(directory: Path, batch: int, threads: int, repeats: int) -> t
     transformer, tokenizer = model.transformer.eval(), model.tokenizer.eval()
     momask = momask_reference.load(directory, torch.device("cpu"))
     prompts = [f"{PROMPT} ({i + 1})" for i in range(batch)]
-    text, clip_features = torch.randn(batch, 77, transformer.config.text_dim), torch.randn(batch, momask_reference.CLIP_DIM)
+    text, clip_features = (
+        torch.randn(batch, 77, transformer.config.text_dim),
+        torch.randn(batch, momask_reference.CLIP_DIM),
+    )
     lengths = torch.full((batch,), FRAMES)
 
     @torch.inference_mode()
@@ -264,14 +298,23 @@ def compare_momask(directory: Path, batch: int, threads: int, repeats: int) -> t
 
 
 def momask_table(rows: list[tuple[int, float, float]]) -> str:
-    lines = ["## Against MoMask's released code (model only: text features given; official sizes, random weights)", "",
-             "| batch | engine s / sample | MoMask s / sample | MoMask / engine |", "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {batch} | {engine / batch:.3f} | {momask / batch:.3f} | {momask / engine:.2f}x |" for batch, engine, momask in rows]
+    lines = [
+        "## Against MoMask's released code (model only: text features given; official sizes, random weights)",
+        "",
+        "| batch | engine s / sample | MoMask s / sample | MoMask / engine |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {batch} | {engine / batch:.3f} | {momask / batch:.3f} | {momask / engine:.2f}x |"
+        for batch, engine, momask in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--momask", type=Path, help="a checkout of EricGuo5513/momask-codes: time its generation beside the engine's")
+    parser.add_argument(
+        "--momask", type=Path, help="a checkout of EricGuo5513/momask-codes: time its generation beside the engine's"
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument("--quick", action="store_true", help="batch 1 only (a check, not the recorded run)")
@@ -302,7 +345,12 @@ def run(args: argparse.Namespace) -> int:
         for batch in (1,) if args.quick else BATCHES:
             print(f"[bench] engine against MoMask, batch {batch} ...", flush=True)
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                rows.append((batch, *pool.submit(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2).result()))
+                rows.append(
+                    (
+                        batch,
+                        *pool.submit(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2).result(),
+                    )
+                )
         report += "\n" + momask_table(rows)
     print(report)
     if args.out:

@@ -8,6 +8,7 @@ so opening a checkpoint from elsewhere cannot run code. Layout (format "mosa-ble
      mean, std: float32 tensors (263,), std already divided by the feature bias,
      text_encoder: {name, dim}, meta: JSON-able dict (name, preset, dataset, training info)}
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,10 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
         "transformer": None if transformer is None else _module_entry(transformer),
         "mean": torch.as_tensor(np.asarray(checkpoint.mean, np.float32)),
         "std": torch.as_tensor(np.asarray(checkpoint.std, np.float32)),
-        "text_encoder": {"name": checkpoint.text_encoder, "dim": None if transformer is None else transformer.config.text_dim},
+        "text_encoder": {
+            "name": checkpoint.text_encoder,
+            "dim": None if transformer is None else transformer.config.text_dim,
+        },
         "meta": meta,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,10 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
 
 
 def _module_entry(module: Tokenizer | Transformer) -> dict:
-    return {"config": module.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}}
+    return {
+        "config": module.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -82,7 +89,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     except Exception as error:  # torch raises many types for damaged or foreign files
         raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) or payload["format"] != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} file (for the authors' MoSa.zip use `python -m engine import-official`)")
+        raise ValueError(
+            f"{path} is not a {FORMAT} file (for the authors' MoSa.zip use `python -m engine import-official`)"
+        )
     if type(payload.get("version")) is not int or payload["version"] != VERSION:
         raise ValueError(f"{path} has checkpoint version {payload.get('version')}; this engine reads version {VERSION}")
     missing = sorted({"tokenizer", "transformer", "mean", "std", "text_encoder", "meta"} - set(payload))
@@ -92,7 +101,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     tokenizer = _build(Tokenizer, TokenizerConfig, _entry(payload, "tokenizer", path), f"{path} tokenizer")
     transformer = None
     if payload["transformer"] is not None:
-        transformer = _build(Transformer, TransformerConfig, _entry(payload, "transformer", path), f"{path} transformer")
+        transformer = _build(
+            Transformer, TransformerConfig, _entry(payload, "transformer", path), f"{path} transformer"
+        )
 
     feature_dim = tokenizer.config.feature_dim
     statistics = {}
@@ -103,7 +114,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
             raise ValueError(f"{path}: '{name}' has shape {shape}; expected ({feature_dim},) real numbers")
         statistics[name] = values.detach().cpu().float().numpy()
     text_encoder, meta = payload["text_encoder"], payload["meta"]
-    if not isinstance(text_encoder, dict) or not isinstance(text_encoder.get("name"), str) or not isinstance(meta, dict):
+    if (
+        not isinstance(text_encoder, dict)
+        or not isinstance(text_encoder.get("name"), str)
+        or not isinstance(meta, dict)
+    ):
         raise ValueError(f"{path}: 'text_encoder' must be {{'name': str, ...}} and 'meta' a dict")
     transformer = None if transformer is None else transformer.to(device).eval()
     tokenizer = tokenizer.to(device).eval()
@@ -178,20 +193,33 @@ def check_state(expected: dict, state_dict: dict, source: str) -> None:
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     if missing or unexpected:
-        raise ValueError(f"{source}: missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
-                         f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")  # fmt: skip
+        raise ValueError(
+            f"{source}: missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
+            f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}"
+        )
     for key, tensor in expected.items():
         value = state_dict[key]
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{source}: '{key}' is a {type(value).__name__}, expected a tensor of shape {tuple(tensor.shape)}")
+            raise ValueError(
+                f"{source}: '{key}' is a {type(value).__name__}, expected a tensor of shape {tuple(tensor.shape)}"
+            )
         if value.shape != tensor.shape:
-            raise ValueError(f"{source}: '{key}' has shape {tuple(value.shape)}; the model expects {tuple(tensor.shape)}")
+            raise ValueError(
+                f"{source}: '{key}' has shape {tuple(value.shape)}; the model expects {tuple(tensor.shape)}"
+            )
         if value.is_complex() != tensor.is_complex() or value.is_meta or value.is_sparse:
-            raise ValueError(f"{source}: '{key}' is a {value.dtype} {value.layout} tensor; expected dense {tensor.dtype} values")
+            raise ValueError(
+                f"{source}: '{key}' is a {value.dtype} {value.layout} tensor; expected dense {tensor.dtype} values"
+            )
 
 
-def create_random(path: str | Path, preset: str = "demo", text_encoder: str = "all-minilm-l6-v2", text_dim: int | None = None,
-                  seed: int = 0) -> Path:  # fmt: skip
+def create_random(
+    path: str | Path,
+    preset: str = "demo",
+    text_encoder: str = "all-minilm-l6-v2",
+    text_dim: int | None = None,
+    seed: int = 0,
+) -> Path:
     """A real model of the preset with random weights (for tests and benchmarks; its motion is noise).
 
     text_dim defaults to the preset's own encoder (demo: MiniLM 384, official: CLIP 512); pass it
@@ -209,7 +237,13 @@ def create_random(path: str | Path, preset: str = "demo", text_encoder: str = "a
     if text_dim is not None:
         transformer_config.text_dim = text_dim
     feature_dim = tokenizer_config.feature_dim
-    checkpoint = Checkpoint(tokenizer, Transformer(transformer_config), np.zeros(feature_dim, np.float32),
-                            np.ones(feature_dim, np.float32), text_encoder, {"name": f"random-{preset}", "preset": preset, "random": True})  # fmt: skip
+    checkpoint = Checkpoint(
+        tokenizer,
+        Transformer(transformer_config),
+        np.zeros(feature_dim, np.float32),
+        np.ones(feature_dim, np.float32),
+        text_encoder,
+        {"name": f"random-{preset}", "preset": preset, "random": True},
+    )
     save(path, checkpoint)
     return Path(path)

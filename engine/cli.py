@@ -5,6 +5,7 @@ extension (.npz, .bvh, .json); several samples are written as numbered files (wa
 `generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`, a list of
 {"prompt", "seconds"}) makes one motion of any length, window by window (engine.timeline).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import validation
 from engine.validation import Limits, RequestError
 from retarget import canonical
+
+if TYPE_CHECKING:  # numpy loads with the command that needs it
+    import numpy as np
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo.pt"
 FORMATS = (".npz", ".bvh", ".json")
@@ -25,17 +30,33 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     if command in LONG_COMMANDS:
         configure_long(parser, command)
         return
-    parser.add_argument("--prompt", action="append",
-                        help="what the motion should show; repeat it with --seconds for a timeline of prompts")  # fmt: skip
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        help="what the motion should show; repeat it with --seconds for a timeline of prompts",
+    )
     if command == "generate":
         length = parser.add_mutually_exclusive_group()
-        length.add_argument("--seconds", type=float, action="append", help="length in seconds (default 4); one per --prompt")
-        length.add_argument("--frames", type=int, default=None, help=f"length in frames at 20 fps, a multiple of {canonical.FRAMES_PER_LATENT}")
-        parser.add_argument("--timeline", type=Path, help='a JSON list of {"prompt": ..., "seconds": ...} rows instead of --prompt')
+        length.add_argument(
+            "--seconds", type=float, action="append", help="length in seconds (default 4); one per --prompt"
+        )
+        length.add_argument(
+            "--frames",
+            type=int,
+            default=None,
+            help=f"length in frames at 20 fps, a multiple of {canonical.FRAMES_PER_LATENT}",
+        )
+        parser.add_argument(
+            "--timeline", type=Path, help='a JSON list of {"prompt": ..., "seconds": ...} rows instead of --prompt'
+        )
     else:
         parser.add_argument("--source", required=True, help="the motion to edit (.npz, .bvh or .json)")
-        parser.add_argument("--frames", required=True, metavar="START:END", help="frames to regenerate, END exclusive, e.g. 40:80")
-    parser.add_argument("--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})")
+        parser.add_argument(
+            "--frames", required=True, metavar="START:END", help="frames to regenerate, END exclusive, e.g. 40:80"
+        )
+    parser.add_argument(
+        "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale")
@@ -76,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # a missing, corrupt or mismatched checkpoint
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"loaded {pipeline.info.get('model')} on {pipeline.info.get('device')} in {time.monotonic() - started:.1f} s", flush=True)
+    print(
+        f"loaded {pipeline.info.get('model')} on {pipeline.info.get('device')} in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
 
     def report(progress) -> None:
         print(f"scale {progress.step}/{progress.total}", flush=True)
@@ -166,18 +190,29 @@ def is_timeline(args: argparse.Namespace) -> bool:
     if args.command != "generate":
         return False
     seconds = args.seconds or []
-    return bool(args.timeline) or len(args.prompt or []) > 1 or len(seconds) > 1 or any(s * 20 > MAX_WINDOW_FRAMES for s in seconds)
+    return (
+        bool(args.timeline)
+        or len(args.prompt or []) > 1
+        or len(seconds) > 1
+        or any(s * 20 > MAX_WINDOW_FRAMES for s in seconds)
+    )
 
 
 def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--source", required=True, help="the motion to extend or key (.npz, .bvh or .json)")
     parser.add_argument("--prompt", required=True, action="append", help="what the new frames should show")
     if command == "extend":
-        parser.add_argument("--seconds", required=True, type=float, action="append", help="seconds to add; one per --prompt")
-        parser.add_argument("--before", action="store_true", help="add the frames before the source instead of after it")
+        parser.add_argument(
+            "--seconds", required=True, type=float, action="append", help="seconds to add; one per --prompt"
+        )
+        parser.add_argument(
+            "--before", action="store_true", help="add the frames before the source instead of after it"
+        )
     else:
         parser.add_argument("--keys", required=True, help="key frames of the source to pass through, e.g. 0,40,80")
-    parser.add_argument("--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})")
+    parser.add_argument(
+        "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -192,25 +227,35 @@ def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Pat
             rows = json.loads(timeline.read_text())
             pairs = [(row["prompt"], row["seconds"]) for row in rows]
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise RequestError("bad_timeline", f"--timeline {timeline}: expected a JSON list of "
-                                               f'{{"prompt": ..., "seconds": ...}} rows ({exc})') from None  # fmt: skip
+            raise RequestError(
+                "bad_timeline",
+                f'--timeline {timeline}: expected a JSON list of {{"prompt": ..., "seconds": ...}} rows ({exc})',
+            ) from None
     else:
         if not seconds or len(seconds) != len(prompts):
-            raise RequestError("bad_timeline", f"{len(prompts)} --prompt but {len(seconds or [])} --seconds; give one length per prompt")
+            raise RequestError(
+                "bad_timeline",
+                f"{len(prompts)} --prompt but {len(seconds or [])} --seconds; give one length per prompt",
+            )
         pairs = list(zip(prompts, seconds))
     segments = []
     for index, (prompt, length) in enumerate(pairs, 1):
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError("bad_prompt", f"row {index}: the prompt is empty")
         if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 < length <= MAX_SHOT_SECONDS:
-            raise RequestError("bad_length", f"row {index}: seconds is {length!r}; expected a number above 0 up to {MAX_SHOT_SECONDS:g}")
-        segments.append(Segment(prompt.strip(), max(canonical.FRAMES_PER_LATENT, validation.frames_for_seconds(length))))
+            raise RequestError(
+                "bad_length",
+                f"row {index}: seconds is {length!r}; expected a number above 0 up to {MAX_SHOT_SECONDS:g}",
+            )
+        segments.append(
+            Segment(prompt.strip(), max(canonical.FRAMES_PER_LATENT, validation.frames_for_seconds(length)))
+        )
     if sum(s.frames for s in segments) > MAX_SHOT_SECONDS * 20:
         raise RequestError("bad_length", f"the shot is longer than {MAX_SHOT_SECONDS:g} s")
     return segments
 
 
-def source_rows(motion) -> "np.ndarray":
+def source_rows(motion) -> np.ndarray:
     """One raw feature row per frame of a motion read from a file (its own rows when it has them)."""
     import numpy as np
 
@@ -240,8 +285,11 @@ def run_long(args: argparse.Namespace) -> int:
         else:
             features = None if source is None else source_rows(source)
             side = "before" if getattr(args, "before", False) else "after"
-            motion = generate_long(pipeline, LongRequest(segments, features, side, seed=args.seed),
-                                   on_progress=lambda p: print(f"scale {p.step}/{p.total}", flush=True))  # fmt: skip
+            motion = generate_long(
+                pipeline,
+                LongRequest(segments, features, side, seed=args.seed),
+                on_progress=lambda p: print(f"scale {p.step}/{p.total}", flush=True),
+            )
     except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or checkpoint
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ Two measurements:
 With --protocol humanml3d|motionx the command runs the paper's evaluation instead (FID,
 R-precision, MM-Dist, diversity, multimodality with Guo et al.'s evaluator; engine.protocol).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,62 +44,161 @@ FIXED_SECONDS = (3, 6, 9)  # the lengths every prompt is generated at
 # model learnt them, and were never tuned on a model's results.
 NEW_WORD_PROMPTS: dict[str, list[str]] = {
     "deepmimic_backflip": ["a tumbler executes a rearward salto", "a stuntman inverts rearward in midair"],
-    "deepmimic_cartwheel": ["a tumbler executes a lateral revolution", "a youngster flips laterally, fingers touching the lawn"],
+    "deepmimic_cartwheel": [
+        "a tumbler executes a lateral revolution",
+        "a youngster flips laterally, fingers touching the lawn",
+    ],
     "deepmimic_crawl": ["a toddler inches along the rug", "an infant scoots across the tiles on all limbs"],
-    "deepmimic_dance_a": ["a showgirl revolves with her wrists aloft", "someone gyrates rightward with elevated wrists"],
-    "deepmimic_dance_b": ["someone jives, thrusting each palm skyward in sequence", "a partygoer shimmies rhythmically, palms thrust toward the ceiling"],
-    "deepmimic_getup_facedown": ["someone sprawled on the tummy regains an erect posture", "a fellow prostrate on his chest heaves himself vertical"],
-    "deepmimic_getup_faceup": ["someone resting supine recovers to an erect posture", "a sleeper sprawled belly upward climbs upright"],
+    "deepmimic_dance_a": [
+        "a showgirl revolves with her wrists aloft",
+        "someone gyrates rightward with elevated wrists",
+    ],
+    "deepmimic_dance_b": [
+        "someone jives, thrusting each palm skyward in sequence",
+        "a partygoer shimmies rhythmically, palms thrust toward the ceiling",
+    ],
+    "deepmimic_getup_facedown": [
+        "someone sprawled on the tummy regains an erect posture",
+        "a fellow prostrate on his chest heaves himself vertical",
+    ],
+    "deepmimic_getup_faceup": [
+        "someone resting supine recovers to an erect posture",
+        "a sleeper sprawled belly upward climbs upright",
+    ],
     "jump forward": ["an athlete hurtles onward with legs joined", "a youngster vaults into the air, ankles paired"],
     "deepmimic_punch": ["a pugilist advances and delivers a blow", "a brawler nears and smacks with the knuckles"],
-    "deepmimic_roll": ["an acrobat tumbles skull first along the mattress", "a kid curls into a ball and tumbles onward"],
+    "deepmimic_roll": [
+        "an acrobat tumbles skull first along the mattress",
+        "a kid curls into a ball and tumbles onward",
+    ],
     "deepmimic_run": ["a marathoner bolts onward at top velocity", "a racer hurries along the track"],
-    "deepmimic_spin": ["a figure skater pivots rapidly, hurling the limbs skyward", "someone revolves repeatedly counterclockwise, flailing the limbs aloft"],
+    "deepmimic_spin": [
+        "a figure skater pivots rapidly, hurling the limbs skyward",
+        "someone revolves repeatedly counterclockwise, flailing the limbs aloft",
+    ],
     "deepmimic_spinkick": ["a karateka delivers a tornado blow", "a kickboxer executes a revolving shin blow"],
     "walk": ["a pedestrian ambles along unhurriedly", "someone wanders down the street leisurely"],
-    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a breakdancer shuffles to the tune", "someone jams rhythmically in a street style"],
-    "cmu_111_37": ["a lady salutes an acquaintance, flapping an upraised palm", "an individual signals farewell, wiggling the fingers aloft"],
-    "composed_walk_wave": ["a pedestrian ambles onward, pauses and salutes with an upraised palm", "an individual paces onward and afterwards flaps a lifted palm"],
+    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": [
+        "a breakdancer shuffles to the tune",
+        "someone jams rhythmically in a street style",
+    ],
+    "cmu_111_37": [
+        "a lady salutes an acquaintance, flapping an upraised palm",
+        "an individual signals farewell, wiggling the fingers aloft",
+    ],
+    "composed_walk_wave": [
+        "a pedestrian ambles onward, pauses and salutes with an upraised palm",
+        "an individual paces onward and afterwards flaps a lifted palm",
+    ],
     "turn around": ["an individual pivots one hundred eighty degrees", "a guy rotates about to gaze rearward"],
-    "jump up": ["an athlete bounces skyward without travelling", "a youngster hops aloft, returning to the identical location"],
+    "jump up": [
+        "an athlete bounces skyward without travelling",
+        "a youngster hops aloft, returning to the identical location",
+    ],
     "boxing": ["a pugilist spars against thin air", "a prizefighter shadowboxes, firing quick blows"],
-    "scoop up": ["an individual gathers items off the deck and hoists them aloft", "a worker collects objects at his feet and heaves them skyward"],
+    "scoop up": [
+        "an individual gathers items off the deck and hoists them aloft",
+        "a worker collects objects at his feet and heaves them skyward",
+    ],
     "swordplay": ["a samurai duels with a katana", "a knight wields a saber against a foe"],
     "wash": ["an individual bathes, lathering from toes to scalp", "a guy cleans up in the tub"],
-    "ballet": ["a classical danseuse twirls elegantly at the opera", "a performer from the royal academy glissades and soars with poise"],
-    "dribble": ["an athlete handles the rock while jogging down the court", "a point guard pats the orb against the hardwood as he advances"],
+    "ballet": [
+        "a classical danseuse twirls elegantly at the opera",
+        "a performer from the royal academy glissades and soars with poise",
+    ],
+    "dribble": [
+        "an athlete handles the rock while jogging down the court",
+        "a point guard pats the orb against the hardwood as he advances",
+    ],
     "basketball shot": ["an athlete launches a jumper at the rim", "a hooper lofts the rock into the net"],
-    "reach up": ["a youngster strains skyward to snatch a dangling apple", "an individual extends on the balls of the feet attempting to seize a branch"],
+    "reach up": [
+        "a youngster strains skyward to snatch a dangling apple",
+        "an individual extends on the balls of the feet attempting to seize a branch",
+    ],
 }
 # Everyday paraphrases: the word naming the motion is new, but a body part, a side or a direction
 # may be a caption's (GENERIC_WORDS), as a user would write; a looser test than NEW_WORD_PROMPTS.
 PARAPHRASE_PROMPTS: dict[str, list[str]] = {
     "deepmimic_backflip": ["someone does a back handspring in place", "a tumbler goes over backwards through the air"],
-    "deepmimic_cartwheel": ["a tumbler vaults sideways over the hands and back onto the feet", "someone topples sideways onto the hands and over onto the feet"],
-    "deepmimic_crawl": ["an infant scoots forward on hands and knees", "someone shuffles along the ground like an infant"],
-    "deepmimic_dance_a": ["a showgirl revolves with the arms above the head", "a performer revolves on the spot with the arms overhead"],
-    "deepmimic_dance_b": ["a person rocks from side to side, jerking the arms up alternately", "someone jives left and right with the arms up"],
-    "deepmimic_getup_facedown": ["someone sprawled on the tummy scrambles to their feet", "a person face down on the floor scrambles up"],
-    "deepmimic_getup_faceup": ["someone sprawled on their back climbs to their feet", "a person supine on the back springs up onto the feet"],
+    "deepmimic_cartwheel": [
+        "a tumbler vaults sideways over the hands and back onto the feet",
+        "someone topples sideways onto the hands and over onto the feet",
+    ],
+    "deepmimic_crawl": [
+        "an infant scoots forward on hands and knees",
+        "someone shuffles along the ground like an infant",
+    ],
+    "deepmimic_dance_a": [
+        "a showgirl revolves with the arms above the head",
+        "a performer revolves on the spot with the arms overhead",
+    ],
+    "deepmimic_dance_b": [
+        "a person rocks from side to side, jerking the arms up alternately",
+        "someone jives left and right with the arms up",
+    ],
+    "deepmimic_getup_facedown": [
+        "someone sprawled on the tummy scrambles to their feet",
+        "a person face down on the floor scrambles up",
+    ],
+    "deepmimic_getup_faceup": [
+        "someone sprawled on their back climbs to their feet",
+        "a person supine on the back springs up onto the feet",
+    ],
     "jump forward": ["someone hurtles forward with both feet", "a youngster vaults ahead with the feet together"],
-    "deepmimic_punch": ["a pugilist moves in and smacks with the right hand", "a brawler advances and clobbers with the right fist"],
-    "deepmimic_roll": ["a person tumbles forward, curled in a ball", "someone curls up and tumbles forward along the floor"],
+    "deepmimic_punch": [
+        "a pugilist moves in and smacks with the right hand",
+        "a brawler advances and clobbers with the right fist",
+    ],
+    "deepmimic_roll": [
+        "a person tumbles forward, curled in a ball",
+        "someone curls up and tumbles forward along the floor",
+    ],
     "deepmimic_run": ["someone bolts forward", "a person hurries ahead flat out"],
-    "deepmimic_spin": ["someone pivots around to the left, hurling the legs up", "a person revolves again and again to the left with the legs soaring high"],
-    "deepmimic_spinkick": ["a karateka rotates and lashes out with the right leg", "someone pivots and lashes out high with the right foot"],
+    "deepmimic_spin": [
+        "someone pivots around to the left, hurling the legs up",
+        "a person revolves again and again to the left with the legs soaring high",
+    ],
+    "deepmimic_spinkick": [
+        "a karateka rotates and lashes out with the right leg",
+        "someone pivots and lashes out high with the right foot",
+    ],
     "walk": ["a person ambles forward", "someone wanders ahead at a relaxed tempo"],
-    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": ["a breakdancer shuffles to the tune with the arms outstretched", "someone jams to a street tune"],
-    "cmu_111_37": ["someone salutes with the right hand up by the head", "a person motions bye-bye with the right hand up"],
-    "composed_walk_wave": ["someone goes forward, pauses and says bye with the right hand", "a person marches ahead and afterwards salutes a friend with the right hand"],
+    "aistpp_gBR_sBM_cAll_d04_mBR0_ch01": [
+        "a breakdancer shuffles to the tune with the arms outstretched",
+        "someone jams to a street tune",
+    ],
+    "cmu_111_37": [
+        "someone salutes with the right hand up by the head",
+        "a person motions bye-bye with the right hand up",
+    ],
+    "composed_walk_wave": [
+        "someone goes forward, pauses and says bye with the right hand",
+        "a person marches ahead and afterwards salutes a friend with the right hand",
+    ],
     "turn around": ["a person pivots around to look behind them", "someone spins about to face backwards"],
-    "jump up": ["a person leaps up and comes back down where they started", "someone hops up, both feet leaving the ground"],
+    "jump up": [
+        "a person leaps up and comes back down where they started",
+        "someone hops up, both feet leaving the ground",
+    ],
     "boxing": ["someone spars, firing off blows with the right hand", "a fighter swings at an invisible foe"],
-    "scoop up": ["a person gathers something off the floor and hoists it up with the right hand", "someone collects items from the ground and hoists them overhead"],
+    "scoop up": [
+        "a person gathers something off the floor and hoists it up with the right hand",
+        "someone collects items from the ground and hoists them overhead",
+    ],
     "swordplay": ["someone duels with a katana, lunging forward and back", "a person wields a saber against an enemy"],
     "wash": ["a person bathes, cleaning the legs and arms", "someone lathers the arms and the head"],
-    "ballet": ["a person twirls elegantly, then bounds across the stage", "someone twirls around and bounds like a classical danseuse"],
-    "dribble": ["someone pats a hoops orb on the floor while advancing", "a person taps the rock against the court, heading forward"],
-    "basketball shot": ["a person pats the orb a few times and fires it at the rim", "someone sinks a jumper after patting the orb"],
+    "ballet": [
+        "a person twirls elegantly, then bounds across the stage",
+        "someone twirls around and bounds like a classical danseuse",
+    ],
+    "dribble": [
+        "someone pats a hoops orb on the floor while advancing",
+        "a person taps the rock against the court, heading forward",
+    ],
+    "basketball shot": [
+        "a person pats the orb a few times and fires it at the rim",
+        "someone sinks a jumper after patting the orb",
+    ],
     "reach up": ["someone strains up to snatch something overhead", "a person leaps to seize a branch high above"],
 }
 GENERIC_WORDS = frozenset(
@@ -133,8 +233,13 @@ def reused_caption_words(prompt: str, kind: str) -> list[str]:
 
 # --- 1. tokenizer reconstruction --------------------------------------------------------------------
 @torch.no_grad()
-def reconstruction_mpjpe(tokenizer: Tokenizer, motions: list[np.ndarray], mean: np.ndarray, std: np.ndarray,
-                         device: torch.device | str = "cpu") -> float:  # fmt: skip
+def reconstruction_mpjpe(
+    tokenizer: Tokenizer,
+    motions: list[np.ndarray],
+    mean: np.ndarray,
+    std: np.ndarray,
+    device: torch.device | str = "cpu",
+) -> float:
     """Mean per-joint position error (mm) of the tokenizer's reconstructions of normalised motions.
 
     Each motion is used at its longest multiple of 4 frames up to 196; both sides go through
@@ -182,7 +287,15 @@ def motion_descriptor(features: np.ndarray) -> np.ndarray:
     root_speed = np.linalg.norm(features[:, 1:3], axis=1)
     turning = np.abs(features[:, 0])
     joint_speed = np.linalg.norm(features[:, 193:259].reshape(len(features), 22, 3), axis=2)
-    return np.concatenate([[height.mean(), height.std()], pose.mean(0), pose.std(0), [root_speed.mean(), turning.mean()], joint_speed.mean(0)])
+    return np.concatenate(
+        [
+            [height.mean(), height.std()],
+            pose.mean(0),
+            pose.std(0),
+            [root_speed.mean(), turning.mean()],
+            joint_speed.mean(0),
+        ]
+    )
 
 
 @dataclass
@@ -220,7 +333,9 @@ def sample_kinds(data: Path) -> dict[str, str]:
     return kind_of
 
 
-def generated_features(pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions) -> list[np.ndarray]:
+def generated_features(
+    pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions
+) -> list[np.ndarray]:
     """Raw features (frames, 263) of `samples` generated motions."""
     from engine.pipeline import GenerateRequest
 
@@ -257,12 +372,17 @@ class Report:
             f"| codebook usage per scale (live codes) | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
-        lines.append("| reconstruction MPJPE by kind (mm) | "
-                     + ", ".join(f"{kind} {mm:.0f}" for kind, mm in self.reconstruction_by_kind.items()) + " |")
+        lines.append(
+            "| reconstruction MPJPE by kind (mm) | "
+            + ", ".join(f"{kind} {mm:.0f}" for kind, mm in self.reconstruction_by_kind.items())
+            + " |"
+        )
         for name, accuracy in self.accuracy.items():
             by_length = ", ".join(f"{length} {value:.3f}" for length, value in self.accuracy_by_length[name].items())
-            lines.append(f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
-                         f"{', '.join(map(str, self.seconds_generated))} s, guidance {self.guidance}) | {accuracy:.3f} ({by_length}) |")
+            lines.append(
+                f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
+                f"{', '.join(map(str, self.seconds_generated))} s, guidance {self.guidance}) | {accuracy:.3f} ({by_length}) |"
+            )
         if self.per_kind:
             names = list(self.per_kind)
             lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
@@ -270,14 +390,26 @@ class Report:
                 lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
         if self.confusions:
             lines += ["", "confusions (prompt at a length -> nearest kind):"]
-            lines += [f"- {c['set']}, {c['kind']}: \"{c['prompt']}\" at {c['seconds']} s -> {c['nearest']}" for c in self.confusions]
+            lines += [
+                f'- {c["set"]}, {c["kind"]}: "{c["prompt"]}" at {c["seconds"]} s -> {c["nearest"]}'
+                for c in self.confusions
+            ]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
-def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per_prompt: int = 2, seed: int = 0,
-             text_to_motion: bool = True, guidance: float = SamplingOptions.guidance, seconds: tuple[int, ...] = FIXED_SECONDS,
-             device: str = "cpu", text_encoder_path: Path | None = None) -> Report:  # fmt: skip
+def evaluate(
+    checkpoint_path: Path,
+    data: Path,
+    split: str = "test",
+    samples_per_prompt: int = 2,
+    seed: int = 0,
+    text_to_motion: bool = True,
+    guidance: float = SamplingOptions.guidance,
+    seconds: tuple[int, ...] = FIXED_SECONDS,
+    device: str = "cpu",
+    text_encoder_path: Path | None = None,
+) -> Report:
     from engine import checkpoint as checkpoint_io
 
     started = time.perf_counter()
@@ -293,11 +425,15 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
         reconstruction_mpjpe_mm=reconstruction_mpjpe(ckpt.tokenizer, held_out, ckpt.mean, ckpt.std),
         reconstruction_split=split,
         reconstruction_samples=len(held_out),
-        reconstruction_by_kind={kind: reconstruction_mpjpe(ckpt.tokenizer, motions, ckpt.mean, ckpt.std)
-                                for kind, motions in sorted(by_kind.items())},  # fmt: skip
+        reconstruction_by_kind={
+            kind: reconstruction_mpjpe(ckpt.tokenizer, motions, ckpt.mean, ckpt.std)
+            for kind, motions in sorted(by_kind.items())
+        },
         codebook_usage=ckpt.tokenizer.quantizer.usage(),
         codes_used=codes_used(ckpt.tokenizer, held_out),
-        notes=["the paper's FID / R-precision: --protocol humanml3d|motionx with Guo et al.'s evaluator (engine.protocol)"],
+        notes=[
+            "the paper's FID / R-precision: --protocol humanml3d|motionx with Guo et al.'s evaluator (engine.protocol)"
+        ],
     )
     if text_to_motion and ckpt.transformer is not None:
         from engine.pipeline import Pipeline
@@ -316,12 +452,16 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
                 for prompt in prompts:
                     for length in seconds:
                         frames = usable_length(round(length * canonical.FPS), canonical.MAX_FRAMES)
-                        for features in generated_features(pipeline, prompt, frames, samples_per_prompt, seed, sampling):
+                        for features in generated_features(
+                            pipeline, prompt, frames, samples_per_prompt, seed, sampling
+                        ):
                             nearest = classifier.label(features)
                             hits.setdefault(kind, []).append(nearest == kind)
                             by_length.setdefault(f"{length} s", []).append(nearest == kind)
                             if nearest != kind:
-                                report.confusions.append({"set": name, "kind": kind, "prompt": prompt, "seconds": length, "nearest": nearest})
+                                report.confusions.append(
+                                    {"set": name, "kind": kind, "prompt": prompt, "seconds": length, "nearest": nearest}
+                                )
             if hits:
                 report.per_kind[name] = {kind: float(np.mean(h)) for kind, h in hits.items()}
                 report.generated[name] = sum(len(h) for h in hits.values())
@@ -333,14 +473,26 @@ def evaluate(checkpoint_path: Path, data: Path, split: str = "test", samples_per
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="the demo dataset (python -m engine build-dataset), or with --protocol the HumanML3D / Motion-X folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the demo dataset (python -m engine build-dataset), or with --protocol the HumanML3D / Motion-X folder",
+    )
     parser.add_argument("--split", default="test", help="held-out split for the reconstruction error")
     parser.add_argument("--samples", type=int, default=2, help="generated motions per prompt")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight")
-    parser.add_argument("--seconds", type=int, nargs="+", default=list(FIXED_SECONDS), help="lengths every prompt is generated at")
-    parser.add_argument("--text-encoder-path", type=Path,
-                        help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)")
+    parser.add_argument(
+        "--guidance", type=float, default=SamplingOptions.guidance, help="classifier-free guidance weight"
+    )
+    parser.add_argument(
+        "--seconds", type=int, nargs="+", default=list(FIXED_SECONDS), help="lengths every prompt is generated at"
+    )
+    parser.add_argument(
+        "--text-encoder-path",
+        type=Path,
+        help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
     protocol.add_arguments(parser)
@@ -349,8 +501,18 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.protocol:
         return protocol.run(args)
-    report = evaluate(args.checkpoint, args.data, args.split, args.samples, args.seed, not args.tokenizer_only, args.guidance,
-                      tuple(args.seconds), args.device, args.text_encoder_path)
+    report = evaluate(
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.samples,
+        args.seed,
+        not args.tokenizer_only,
+        args.guidance,
+        tuple(args.seconds),
+        args.device,
+        args.text_encoder_path,
+    )
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

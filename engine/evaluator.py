@@ -13,6 +13,7 @@ The file is read with torch.load(weights_only=True) and each network is loaded s
 of the wrong shape is named with both shapes. Features given to the evaluator are normalised by
 the evaluator's own statistics (`Comp_v6_KLD005/meta/{mean,std}.npy` beside text_mot_match).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class EmbeddingHead(nn.Sequential):
     """Both GRU directions' last states -> the shared embedding (output_net in the release)."""
 
     def __init__(self, hidden: int) -> None:
-        super().__init__(nn.Linear(hidden * 2, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, EMBEDDING_SIZE))
+        super().__init__(
+            nn.Linear(hidden * 2, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, EMBEDDING_SIZE)
+        )
 
 
 class BiGRU(nn.Module):
@@ -109,7 +112,9 @@ def load_strict(module: nn.Module, state: object, name: str, source: Path) -> No
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
-        raise ValueError(f"{source}: '{name}' does not match Guo et al.'s evaluator: missing {missing}, unexpected {unexpected}")
+        raise ValueError(
+            f"{source}: '{name}' does not match Guo et al.'s evaluator: missing {missing}, unexpected {unexpected}"
+        )
     for key, tensor in expected.items():
         if not isinstance(state[key], Tensor) or tuple(state[key].shape) != tuple(tensor.shape):
             shape = tuple(state[key].shape) if isinstance(state[key], Tensor) else type(state[key]).__name__
@@ -135,7 +140,9 @@ class Evaluator:
         folder = Path(folder)
         model_file = folder / MODEL_FILE
         if not model_file.is_file():
-            raise FileNotFoundError(f"no evaluator at {model_file}; give the folder that holds {MODEL_FILE} (e.g. checkpoints/t2m)")
+            raise FileNotFoundError(
+                f"no evaluator at {model_file}; give the folder that holds {MODEL_FILE} (e.g. checkpoints/t2m)"
+            )
         try:
             content = torch.load(model_file, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for damaged or unsafe files
@@ -143,13 +150,23 @@ class Evaluator:
         if not isinstance(content, dict) or any(key not in content for key in NETWORK_KEYS):
             found = sorted(content) if isinstance(content, dict) else type(content).__name__
             raise ValueError(f"{model_file} holds {found}; expected the keys {list(NETWORK_KEYS)}")
-        networks = {"movement_encoder": MovementEncoder(), "motion_encoder": MotionEncoder(), "text_encoder": TextEncoder()}
+        networks = {
+            "movement_encoder": MovementEncoder(),
+            "motion_encoder": MotionEncoder(),
+            "text_encoder": TextEncoder(),
+        }
         for name, network in networks.items():
             load_strict(network, content[name], name, model_file)
             network.to(device).eval()
         mean, std = read_statistics(folder / STATISTICS_FOLDER)
         epoch = content.get("epoch")
-        return cls(**networks, mean=mean, std=std, device=torch.device(device), epoch=int(epoch) if isinstance(epoch, int) else None)
+        return cls(
+            **networks,
+            mean=mean,
+            std=std,
+            device=torch.device(device),
+            epoch=int(epoch) if isinstance(epoch, int) else None,
+        )
 
     def normalize(self, features: np.ndarray) -> np.ndarray:
         """Raw features -> the evaluator's normalised space."""
@@ -167,7 +184,9 @@ class Evaluator:
 
     @torch.no_grad()
     def embed_texts(self, word_vectors: Tensor, pos_one_hots: Tensor, lengths: Tensor) -> Tensor:
-        return self.text_encoder(word_vectors.to(self.device).float(), pos_one_hots.to(self.device).float(), torch.as_tensor(lengths))
+        return self.text_encoder(
+            word_vectors.to(self.device).float(), pos_one_hots.to(self.device).float(), torch.as_tensor(lengths)
+        )
 
 
 def read_statistics(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +195,9 @@ def read_statistics(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     for name in ("mean.npy", "std.npy"):
         path = folder / name
         if not path.is_file():
-            raise FileNotFoundError(f"no {path}: the evaluator's feature statistics ship beside text_mot_match in {STATISTICS_FOLDER}")
+            raise FileNotFoundError(
+                f"no {path}: the evaluator's feature statistics ship beside text_mot_match in {STATISTICS_FOLDER}"
+            )
         array = np.load(path, allow_pickle=False)
         if array.shape != (FEATURE_SIZE,):
             raise ValueError(f"{path} has shape {array.shape}; expected ({FEATURE_SIZE},)")

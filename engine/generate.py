@@ -8,10 +8,11 @@ a sample depends only on its prompt, length and seed, not on what else is in the
 Editing (mosa-spec.md section 4) is the same loop: where a scale's mask is off, the source
 motion's code replaces the sample before it feeds z_hat and the next scale's input.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,8 +94,9 @@ def filter_logits(logits: Tensor, top_k: float, top_p: float) -> Tensor:
     return logits
 
 
-def draw_codes(logits: Tensor, options: SamplingOptions, generators: list[torch.Generator],
-               ratio: float) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+def draw_codes(
+    logits: Tensor, options: SamplingOptions, generators: list[torch.Generator], ratio: float
+) -> tuple[Tensor, Tensor | None]:
     """Sample codes (B, s) from guided logits (B, s, V), each row with its own generator.
 
     In smooth mode also return the Gumbel-softmax weights (B, s, V) that mix the codebook;

@@ -5,6 +5,7 @@ flag jobs. The worker takes the oldest job together with the waiting jobs that s
 key (requests the model can run as one batch), up to `max_batch`. A finished job's result stays
 for `result_ttl_s` seconds, then its id answers "expired" instead of an ambiguous "unknown".
 """
+
 from __future__ import annotations
 
 import itertools
@@ -12,8 +13,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED_STATES = (DONE, FAILED, CANCELLED)

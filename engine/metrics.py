@@ -10,6 +10,7 @@ Random pairings take a numpy Generator, so a repeat is reproducible; the release
 global numpy state. Confidence intervals over repeats are mean +- 1.96 std / sqrt(n), std with
 ddof 0, as the release prints them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,12 +49,16 @@ def gaussian_statistics(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return embeddings.mean(axis=0), np.cov(embeddings, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), with the release's fallback for a singular product."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"statistics differ in size: means {mu1.shape} / {mu2.shape}, covariances {sigma1.shape} / {sigma2.shape}")
+        raise ValueError(
+            f"statistics differ in size: means {mu1.shape} / {mu2.shape}, covariances {sigma1.shape} / {sigma2.shape}"
+        )
     difference = mu1 - mu2
     covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
@@ -61,7 +66,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"the covariance product's square root has an imaginary part of {np.max(np.abs(covmean.imag)):.3g}")
+            raise ValueError(
+                f"the covariance product's square root has an imaginary part of {np.max(np.abs(covmean.imag)):.3g}"
+            )
         covmean = covmean.real
     return float(difference @ difference + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
@@ -74,7 +81,9 @@ def fid(real: np.ndarray, generated: np.ndarray) -> float:
 def diversity(embeddings: np.ndarray, pairs: int, rng: np.random.Generator) -> float:
     """Mean distance between `pairs` random pairs of rows (each side drawn without replacement)."""
     if embeddings.ndim != 2 or len(embeddings) <= pairs:
-        raise ValueError(f"diversity of {pairs} pairs needs more than {pairs} embeddings (N, D); got {embeddings.shape}")
+        raise ValueError(
+            f"diversity of {pairs} pairs needs more than {pairs} embeddings (N, D); got {embeddings.shape}"
+        )
     first = rng.choice(len(embeddings), pairs, replace=False)
     second = rng.choice(len(embeddings), pairs, replace=False)
     return float(np.linalg.norm(embeddings[first] - embeddings[second], axis=1).mean())
@@ -83,7 +92,9 @@ def diversity(embeddings: np.ndarray, pairs: int, rng: np.random.Generator) -> f
 def multimodality(embeddings: np.ndarray, pairs: int, rng: np.random.Generator) -> float:
     """Mean distance between `pairs` random pairs of generations of each text; embeddings (texts, generations, D)."""
     if embeddings.ndim != 3 or embeddings.shape[1] <= pairs:
-        raise ValueError(f"multimodality of {pairs} pairs needs more than {pairs} generations per text (N, S, D); got {embeddings.shape}")
+        raise ValueError(
+            f"multimodality of {pairs} pairs needs more than {pairs} generations per text (N, S, D); got {embeddings.shape}"
+        )
     first = rng.choice(embeddings.shape[1], pairs, replace=False)
     second = rng.choice(embeddings.shape[1], pairs, replace=False)
     return float(np.linalg.norm(embeddings[:, first] - embeddings[:, second], axis=2).mean())

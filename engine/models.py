@@ -15,6 +15,7 @@ serving MoSa.zip and the Hub's file paths, MOSA_MODELS_MIRROR) replaces both sou
 point it at a server on 127.0.0.1. The module's top imports the standard library only, so
 `list` and `remove` start fast; downloads and imports load their libraries when they run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ from pathlib import Path
 
 FOLDER_VARIABLE = "MOSA_MODELS_DIR"
 MIRROR_VARIABLE = "MOSA_MODELS_MIRROR"
-ARCHIVE_DRIVE_ID = "1jX0hRKedBXJuwEQQaec7dU1VOFbPpO5U"  # what the authors' prepare/download_evaluator_and_models.sh fetches
+ARCHIVE_DRIVE_ID = (
+    "1jX0hRKedBXJuwEQQaec7dU1VOFbPpO5U"  # what the authors' prepare/download_evaluator_and_models.sh fetches
+)
 ARCHIVE_NAME = "MoSa.zip"
 MANIFEST = "installed.json"
 DOWNLOADS = "downloads"  # the archive while it downloads and until both models are imported
@@ -46,10 +49,12 @@ CLIP_OPTIONAL_FILES = ("special_tokens_map.json", "tokenizer.json", "vocab.json"
 CLIP_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first the repository has; it holds both towers
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file-size limit
 LICENCES = (
-    ("MoSa models (HumanML3D and Motion-X) by Mengyuan Liu, Sheng Yan, Yong Wang, Yingjie Li, Gui-Bin Bian and Hong Liu "
-    "(arXiv 2511.01200), downloaded from the authors' release: use them under the terms of that release. They were "
-    "trained on HumanML3D (built on AMASS) and Motion-X, whose licences allow non-commercial research use; check those "
-    "terms before any other use."),
+    (
+        "MoSa models (HumanML3D and Motion-X) by Mengyuan Liu, Sheng Yan, Yong Wang, Yingjie Li, Gui-Bin Bian and Hong Liu "
+        "(arXiv 2511.01200), downloaded from the authors' release: use them under the terms of that release. They were "
+        "trained on HumanML3D (built on AMASS) and Motion-X, whose licences allow non-commercial research use; check those "
+        "terms before any other use."
+    ),
     "CLIP ViT-B/32 text encoder (openai/clip-vit-base-patch32) by OpenAI: MIT licence.",
 )
 
@@ -63,7 +68,9 @@ class Model:
 
 
 CATALOGUE = (
-    Model("demo", "Demo", "a few dozen motions (walks, runs, jumps, waves, dances) from the bundled demo dataset", None),
+    Model(
+        "demo", "Demo", "a few dozen motions (walks, runs, jumps, waves, dances) from the bundled demo dataset", None
+    ),
     Model("humanml3d", "HumanML3D", "14,616 motions with 44,970 captions (HumanML3D, the paper's main model)", "t2m"),
     Model("motionx", "Motion-X", "81,084 motions of daily life, sports and dance (Motion-X)", "motionx"),
 )
@@ -80,7 +87,9 @@ class ModelsError(Exception):
 
 class Cancelled(ModelsError):
     def __init__(self) -> None:
-        super().__init__("cancelled", "cancelled; the bytes downloaded so far are kept and the next download resumes from them")
+        super().__init__(
+            "cancelled", "cancelled; the bytes downloaded so far are kept and the next download resumes from them"
+        )
 
 
 def models_folder() -> Path:
@@ -126,8 +135,14 @@ def catalogue_status(folder: Path) -> list[dict]:
     rows = []
     for model in CATALOGUE:
         path = installed_path(model, folder)
-        rows.append({**asdict(model), "installed": path is not None, "path": None if path is None else str(path),
-                     "bytes": None if path is None else path.stat().st_size})  # fmt: skip
+        rows.append(
+            {
+                **asdict(model),
+                "installed": path is not None,
+                "path": None if path is None else str(path),
+                "bytes": None if path is None else path.stat().st_size,
+            }
+        )
     return rows
 
 
@@ -250,9 +265,12 @@ def download_official(options: DownloadOptions, report: Report) -> list[str]:
 
 def no_room(folder: Path) -> ModelsError:
     free = shutil.disk_usage(folder).free if folder.exists() else 0
-    return ModelsError("disk_full", f"the disk holding {folder} is full ({human_bytes(free)} free); free some space and "
-                                    f"download again (what was downloaded is kept), or set {FOLDER_VARIABLE} to a folder "
-                                    "on a larger disk")  # fmt: skip
+    return ModelsError(
+        "disk_full",
+        f"the disk holding {folder} is full ({human_bytes(free)} free); free some space and "
+        f"download again (what was downloaded is kept), or set {FOLDER_VARIABLE} to a folder "
+        "on a larger disk",
+    )
 
 
 def fetch_archive(options: DownloadOptions, report: Report) -> Path:
@@ -278,8 +296,15 @@ def fetch_archive(options: DownloadOptions, report: Report) -> Path:
     source = {"url": options.sources.archive_url} if options.sources.archive_url else {"id": ARCHIVE_DRIVE_ID}
     where = options.sources.archive_url or f"Google Drive (file {ARCHIVE_DRIVE_ID})"
     try:
-        gdown.download(**source, output=str(output), quiet=True, resume=True, progress=progress,
-                       retries=options.retries, timeout=options.timeout_s)  # fmt: skip
+        gdown.download(
+            **source,
+            output=str(output),
+            quiet=True,
+            resume=True,
+            progress=progress,
+            retries=options.retries,
+            timeout=options.timeout_s,
+        )
     except (requests.ConnectionError, requests.Timeout) as error:
         raise offline(where, error) from None
     except DownloadError as error:
@@ -296,8 +321,11 @@ def fetch_archive(options: DownloadOptions, report: Report) -> Path:
 
 
 def offline(where: str, error: Exception) -> ModelsError:
-    return ModelsError("offline", f"cannot reach {where}: is this computer online? ({type(error).__name__}); "
-                                  "run the download again once it is: it resumes where it stopped")  # fmt: skip
+    return ModelsError(
+        "offline",
+        f"cannot reach {where}: is this computer online? ({type(error).__name__}); "
+        "run the download again once it is: it resumes where it stopped",
+    )
 
 
 def verify_archive(archive: Path, report: Report) -> None:
@@ -310,7 +338,9 @@ def verify_archive(archive: Path, report: Report) -> None:
             # A truncated file can still open: the weights files inside are zips of their own.
             for model in OFFICIAL:
                 if not any(f"checkpoints/{model.dataset}/" in info.filename for info in members):
-                    raise zipfile.BadZipFile(f"no checkpoints/{model.dataset}/ folder: the file is cut short or not the release")
+                    raise zipfile.BadZipFile(
+                        f"no checkpoints/{model.dataset}/ folder: the file is cut short or not the release"
+                    )
             total, done = sum(info.file_size for info in members), 0
             for info in members:
                 with opened.open(info) as member:
@@ -319,7 +349,9 @@ def verify_archive(archive: Path, report: Report) -> None:
                         meter.update(done, total)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as error:
         archive.unlink(missing_ok=True)
-        raise ModelsError("damaged", f"the downloaded archive is damaged ({error}); it was removed: download again") from None
+        raise ModelsError(
+            "damaged", f"the downloaded archive is damaged ({error}); it was removed: download again"
+        ) from None
     meter.update(done, total, final=True)
 
 
@@ -350,7 +382,9 @@ def fetch_text_encoder(endpoint: str | None, report: Report) -> Path:
         current = f"{CLIP_REPO}/{name}"
         report(Progress("text encoder", current))
         try:
-            return Path(hf_hub_download(CLIP_REPO, name, revision=CLIP_REVISION, endpoint=endpoint, tqdm_class=Reporting))
+            return Path(
+                hf_hub_download(CLIP_REPO, name, revision=CLIP_REVISION, endpoint=endpoint, tqdm_class=Reporting)
+            )
         except RemoteEntryNotFoundError:
             return None
         except LocalEntryNotFoundError as error:  # no connection and nothing cached
@@ -379,21 +413,31 @@ def import_model(model: Model, archive: Path, folder: Path, text_encoder: Path, 
     try:
         imported = official.import_official(archive, model.dataset)
     except ValueError as error:
-        raise ModelsError("damaged", f"the archive's {model.label} models cannot be imported: {error} "
-                                     f"(the archive is kept in {archive.parent})") from None  # fmt: skip
+        raise ModelsError(
+            "damaged",
+            f"the archive's {model.label} models cannot be imported: {error} (the archive is kept in {archive.parent})",
+        ) from None
     imported.meta["model"] = model.key
     path = folder / f"{model.key}.pt"
     try:
         checkpoint.save(path, imported)
     except RuntimeError as error:  # torch's writer reports a failed write as a RuntimeError ("unexpected pos")
         path.with_name(path.name + ".partial").unlink(missing_ok=True)
-        needed = sum(t.numel() * t.element_size() for m in (imported.tokenizer, imported.transformer) for t in m.state_dict().values())
+        needed = sum(
+            t.numel() * t.element_size()
+            for m in (imported.tokenizer, imported.transformer)
+            for t in m.state_dict().values()
+        )
         if shutil.disk_usage(folder).free < needed:
             raise OSError(errno.ENOSPC, f"{path.name} needs {human_bytes(needed)}") from error
         raise
-    return {"file": path.name, "text_encoder": str(text_encoder), "dataset": imported.meta["dataset"],
-            "runs": [imported.meta["tokenizer_run"]["name"], imported.meta["transformer_run"]["name"]],
-            "installed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    return {
+        "file": path.name,
+        "text_encoder": str(text_encoder),
+        "dataset": imported.meta["dataset"],
+        "runs": [imported.meta["tokenizer_run"]["name"], imported.meta["transformer_run"]["name"]],
+        "installed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def remove(keys: list[str], folder: Path, text_encoder: bool = False) -> list[Path]:
@@ -427,23 +471,43 @@ def remove(keys: list[str], folder: Path, text_encoder: bool = False) -> list[Pa
 
 # --- the command -------------------------------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--folder", type=Path, default=None, help=f"where models live (default: ${FOLDER_VARIABLE} or {models_folder()})")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help=f"where models live (default: ${FOLDER_VARIABLE} or {models_folder()})",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the models and whether they are installed")
-    listing.add_argument("--json", action="store_true", help="one JSON object: folder, models, licences (for the add-on)")
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object: folder, models, licences (for the add-on)"
+    )
     download = actions.add_parser("download", help="download and import the authors' models")
-    download.add_argument("which", choices=("official",), help="official: the HumanML3D and Motion-X models and CLIP's text tower")
-    download.add_argument("--accept-licences", action="store_true", help="accept the licences printed before the download")
-    download.add_argument("--mirror", default=os.environ.get(MIRROR_VARIABLE),
-                          help=f"a base URL serving {ARCHIVE_NAME} and the Hub's file paths instead of Google Drive and the Hub "
-                               f"(default: ${MIRROR_VARIABLE})")  # fmt: skip
+    download.add_argument(
+        "which", choices=("official",), help="official: the HumanML3D and Motion-X models and CLIP's text tower"
+    )
+    download.add_argument(
+        "--accept-licences", action="store_true", help="accept the licences printed before the download"
+    )
+    download.add_argument(
+        "--mirror",
+        default=os.environ.get(MIRROR_VARIABLE),
+        help=f"a base URL serving {ARCHIVE_NAME} and the Hub's file paths instead of Google Drive and the Hub "
+        f"(default: ${MIRROR_VARIABLE})",
+    )
     download.add_argument("--keep-archive", action="store_true", help=f"keep {ARCHIVE_NAME} after importing it")
     download.add_argument("--retries", type=int, default=DownloadOptions.retries, help="reconnections per transfer")
-    download.add_argument("--timeout", type=float, default=DownloadOptions.timeout_s, help="seconds without data before reconnecting")
-    download.add_argument("--progress", choices=("text", "json"), default="text", help="json: one JSON object a line (for the add-on)")
+    download.add_argument(
+        "--timeout", type=float, default=DownloadOptions.timeout_s, help="seconds without data before reconnecting"
+    )
+    download.add_argument(
+        "--progress", choices=("text", "json"), default="text", help="json: one JSON object a line (for the add-on)"
+    )
     removing = actions.add_parser("remove", help="delete downloaded models")
     removing.add_argument("which", choices=("official", *(model.key for model in OFFICIAL)))
-    removing.add_argument("--text-encoder", action="store_true", help=f"also delete {CLIP_REPO} from the Hugging Face cache")
+    removing.add_argument(
+        "--text-encoder", action="store_true", help=f"also delete {CLIP_REPO} from the Hugging Face cache"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -482,8 +546,11 @@ def run_download(args: argparse.Namespace, folder: Path) -> int:
             print(f"The models come with these terms:\n{terms}")
             answer = input("Accept them and download? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
-            emit({"event": "error", "kind": "licences", "message": "the licences were not accepted"},
-                 f"The models come with these terms:\n{terms}\nerror: pass --accept-licences to accept them", sys.stderr)  # fmt: skip
+            emit(
+                {"event": "error", "kind": "licences", "message": "the licences were not accepted"},
+                f"The models come with these terms:\n{terms}\nerror: pass --accept-licences to accept them",
+                sys.stderr,
+            )
             return 2
 
     def interrupted(*_args) -> None:
@@ -492,11 +559,15 @@ def run_download(args: argparse.Namespace, folder: Path) -> int:
     signal.signal(signal.SIGTERM, interrupted)  # the add-on's Cancel
     options = DownloadOptions(folder, Sources.from_mirror(args.mirror), args.keep_archive, args.retries, args.timeout)
     try:
-        installed = download_official(options, lambda p: emit({"event": "progress", **asdict(p), "line": p.line()}, p.line()))
+        installed = download_official(
+            options, lambda p: emit({"event": "progress", **asdict(p), "line": p.line()}, p.line())
+        )
     except (ModelsError, KeyboardInterrupt) as error:
         error = error if isinstance(error, ModelsError) else Cancelled()
         emit({"event": "error", "kind": error.kind, "message": str(error)}, f"error: {error}", sys.stderr)
         return 1
-    emit({"event": "done", "installed": installed, "folder": str(folder)},
-         f"installed {', '.join(installed)} in {folder}; use them with --checkpoint {folder / 'humanml3d.pt'}")  # fmt: skip
+    emit(
+        {"event": "done", "installed": installed, "folder": str(folder)},
+        f"installed {', '.join(installed)} in {folder}; use them with --checkpoint {folder / 'humanml3d.pt'}",
+    )
     return 0

@@ -14,6 +14,7 @@ fixed features; end-to-end timing runs the caller's `encode` there instead (the 
 same full-size CLIP ViT-B/32 text tower the engine's official preset is timed with), so MoMask
 pays for the text the way its code does: once per transformer.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,7 +66,9 @@ def load(directory: Path, device: torch.device) -> MomaskModels:
     """MoMask's three networks at official size, random weights, built by its own classes."""
     directory = check_checkout(directory)
     sys.path.insert(0, str(directory))
-    if "clip" not in sys.modules and importlib.util.find_spec("clip") is None:  # imported at the top of its transformer module, used only by encode_text
+    if (
+        "clip" not in sys.modules and importlib.util.find_spec("clip") is None
+    ):  # imported at the top of its transformer module, used only by encode_text
         sys.modules["clip"] = types.ModuleType("clip")
     try:
         from models.mask_transformer.transformer import (
@@ -74,15 +77,32 @@ def load(directory: Path, device: torch.device) -> MomaskModels:
         )
         from models.vq.model import RVQVAE
     except ModuleNotFoundError as error:
-        raise ValueError(f"MoMask's code imports {error.name}, which this environment lacks: pip install {error.name}") from None
+        raise ValueError(
+            f"MoMask's code imports {error.name}, which this environment lacks: pip install {error.name}"
+        ) from None
     with contextlib.redirect_stdout(io.StringIO()):  # its constructors print their sizes
-        opt = Namespace(num_tokens=CODEBOOK, num_quantizers=QUANTIZERS, device=device, mu=0.99, shared_codebook=False,
-                        quantize_dropout_prob=0.2)  # fmt: skip
-        shared = {"code_dim": CODE_DIM, "cond_mode": "text", "latent_dim": LATENT, "ff_size": FF, "num_layers": LAYERS,
-                  "num_heads": HEADS, "clip_dim": CLIP_DIM, "opt": opt}  # fmt: skip
+        opt = Namespace(
+            num_tokens=CODEBOOK,
+            num_quantizers=QUANTIZERS,
+            device=device,
+            mu=0.99,
+            shared_codebook=False,
+            quantize_dropout_prob=0.2,
+        )
+        shared = {
+            "code_dim": CODE_DIM,
+            "cond_mode": "text",
+            "latent_dim": LATENT,
+            "ff_size": FF,
+            "num_layers": LAYERS,
+            "num_heads": HEADS,
+            "clip_dim": CLIP_DIM,
+            "opt": opt,
+        }
         mask = _with_given_text(MaskTransformer)(dropout=0.2, cond_drop_prob=0.1, **shared)
-        residual = _with_given_text(ResidualTransformer)(dropout=0.2, cond_drop_prob=0.2, shared_codebook=False,
-                                                         share_weight=True, **shared)  # fmt: skip
+        residual = _with_given_text(ResidualTransformer)(
+            dropout=0.2, cond_drop_prob=0.2, shared_codebook=False, share_weight=True, **shared
+        )
         vq = RVQVAE(opt, 263, CODEBOOK, CODE_DIM, CODE_DIM, 2, 2, 512, 3, 3, "relu", None)
     return MomaskModels(*(m.to(device).eval() for m in (mask, residual, vq)))
 
@@ -111,7 +131,14 @@ def generate(models: MomaskModels, prompts: list[str], text: Encode | Tensor) ->
     device = next(models.mask.parameters()).device
     models.mask.text_source = models.residual.text_source = text
     token_lens = torch.full((len(prompts),), TOKENS, dtype=torch.long, device=device)
-    ids = models.mask.generate(prompts, token_lens, timesteps=TIME_STEPS, cond_scale=COND_SCALE, temperature=1.0,
-                               topk_filter_thres=TOPK, gsample=False)  # fmt: skip
+    ids = models.mask.generate(
+        prompts,
+        token_lens,
+        timesteps=TIME_STEPS,
+        cond_scale=COND_SCALE,
+        temperature=1.0,
+        topk_filter_thres=TOPK,
+        gsample=False,
+    )
     ids = models.residual.generate(ids, prompts, token_lens, temperature=1, cond_scale=RES_COND_SCALE)
     return models.vq.forward_decoder(ids)

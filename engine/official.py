@@ -8,6 +8,7 @@ and both shapes instead of loading into a wrong model.
 
 Files are read with torch.load(weights_only=True): an archive from the internet cannot run code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,27 @@ TEXT_ENCODER = "clip-vit-b32"  # the released transformers read CLIP ViT-B/32 to
 TOKENIZER_STATE_KEYS = ("vq_model", "net")
 TRANSFORMER_STATE_KEYS = ("t2m_transformer", "trans")
 # opt.txt names -> TokenizerConfig fields (the rest of opt.txt is training bookkeeping)
-TOKENIZER_OPTIONS = {"width": "width", "width_mul": "width_mul", "depth": "depth", "code_dim": "code_dim", "scales": "scales",
-                     "nb_code_st": "nb_code_st", "nb_code_ed": "nb_code_ed", "phi_k": "phi_k", "phi_depth": "phi_depth",
-                     "mu": "mu", "slot_group": "slot_group"}  # fmt: skip
-TRANSFORMER_OPTIONS = {"latent_dim": "d_model", "n_heads": "n_heads", "n_layers": "n_layers", "ff_size": "ff_size",
-                       "dropout": "dropout", "cond_drop_prob": "cond_drop_prob"}  # fmt: skip
+TOKENIZER_OPTIONS = {
+    "width": "width",
+    "width_mul": "width_mul",
+    "depth": "depth",
+    "code_dim": "code_dim",
+    "scales": "scales",
+    "nb_code_st": "nb_code_st",
+    "nb_code_ed": "nb_code_ed",
+    "phi_k": "phi_k",
+    "phi_depth": "phi_depth",
+    "mu": "mu",
+    "slot_group": "slot_group",
+}
+TRANSFORMER_OPTIONS = {
+    "latent_dim": "d_model",
+    "n_heads": "n_heads",
+    "n_layers": "n_layers",
+    "ff_size": "ff_size",
+    "dropout": "dropout",
+    "cond_drop_prob": "cond_drop_prob",
+}
 
 
 def parse_options(text: str, source: str) -> dict:
@@ -46,7 +63,9 @@ def parse_options(text: str, source: str) -> dict:
     try:
         start, end = lines.index(OPTIONS_START), lines.index(OPTIONS_END)
     except ValueError:
-        raise ValueError(f"{source} has no options block (expected the lines {OPTIONS_START!r} and {OPTIONS_END!r})") from None
+        raise ValueError(
+            f"{source} has no options block (expected the lines {OPTIONS_START!r} and {OPTIONS_END!r})"
+        ) from None
     options = {}
     for line in lines[start + 1 : end]:
         key, separator, value = line.partition(": ")
@@ -115,9 +134,13 @@ class Archive:
         try:
             content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for damaged or unsafe files
-            raise ValueError(f"{self.path}: {name} is not a readable weights file ({type(error).__name__}: {error})") from None
+            raise ValueError(
+                f"{self.path}: {name} is not a readable weights file ({type(error).__name__}: {error})"
+            ) from None
         if not isinstance(content, dict):
-            raise ValueError(f"{self.path}: {name} holds a {type(content).__name__}; expected a dict with one of {list(keys)}")
+            raise ValueError(
+                f"{self.path}: {name} holds a {type(content).__name__}; expected a dict with one of {list(keys)}"
+            )
         for key in keys:
             if key in content:
                 return dict(content[key]), {k: v for k, v in content.items() if isinstance(v, (int, float, str))}
@@ -136,25 +159,35 @@ def transformer_run(runs: dict[str, Run], dataset: str, name: str | None) -> Run
             raise ValueError(f"no transformer run {name!r} for {dataset}; found {sorted(candidates)}")
         return candidates[name]
     if len(candidates) != 1:
-        raise ValueError(f"expected one transformer run (an opt.txt with latent_dim and vq_name) for {dataset}, "
-                         f"found {sorted(candidates)}; choose one with --run")  # fmt: skip
+        raise ValueError(
+            f"expected one transformer run (an opt.txt with latent_dim and vq_name) for {dataset}, "
+            f"found {sorted(candidates)}; choose one with --run"
+        )
     return next(iter(candidates.values()))
 
 
 def tokenizer_config(options: dict, source: str) -> TokenizerConfig:
     if options.get("using_znorm", True) is not True:
-        raise ValueError(f"{source}: using_znorm is {options['using_znorm']!r}; only the l2 (cosine) code lookup of the release is supported")
+        raise ValueError(
+            f"{source}: using_znorm is {options['using_znorm']!r}; only the l2 (cosine) code lookup of the release is supported"
+        )
     if options.get("shared_codebook", False) is not False:
-        raise ValueError(f"{source}: shared_codebook is {options['shared_codebook']!r}; the release uses one codebook per scale")
+        raise ValueError(
+            f"{source}: shared_codebook is {options['shared_codebook']!r}; the release uses one codebook per scale"
+        )
     return TokenizerConfig(**_fields(options, TOKENIZER_OPTIONS, TokenizerConfig.official(), source))
 
 
 def transformer_config(options: dict, tokenizer: TokenizerConfig, source: str) -> TransformerConfig:
     if options.get("mm_attn", False) is not False:
-        raise ValueError(f"{source}: mm_attn is {options['mm_attn']!r}; only the released block (mm_attn False) is supported")
+        raise ValueError(
+            f"{source}: mm_attn is {options['mm_attn']!r}; only the released block (mm_attn False) is supported"
+        )
     frames = options.get("max_motion_length", tokenizer.max_frames)
     if frames != tokenizer.max_frames:
-        raise ValueError(f"{source}: max_motion_length is {frames!r}; the tokenizer works on {tokenizer.max_frames} frames")
+        raise ValueError(
+            f"{source}: max_motion_length is {frames!r}; the tokenizer works on {tokenizer.max_frames} frames"
+        )
     official = TransformerConfig.official(tokenizer)
     return replace(official, **_fields(options, TRANSFORMER_OPTIONS, official, source))
 
@@ -186,16 +219,24 @@ def import_official(archive_path: str | Path, dataset: str = "t2m", run: str | N
     transformer_run_ = transformer_run(runs, dataset, run)
     vq_name = transformer_run_.options["vq_name"]
     if vq_name not in runs:
-        raise ValueError(f"transformer run {transformer_run_.name!r} names tokenizer run {vq_name!r}, which is not in checkpoints/{dataset}/ (found {sorted(runs)})")
+        raise ValueError(
+            f"transformer run {transformer_run_.name!r} names tokenizer run {vq_name!r}, which is not in checkpoints/{dataset}/ (found {sorted(runs)})"
+        )
     tokenizer_run = runs[vq_name]
 
     tokenizer = Tokenizer(tokenizer_config(tokenizer_run.options, tokenizer_run.folder + "opt.txt"))
     tokenizer_state, tokenizer_info = archive.read_state(tokenizer_run.folder + MODEL_FILE, TOKENIZER_STATE_KEYS)
     checkpoint.load_state_strict(tokenizer, tokenizer_state, tokenizer_run.folder + MODEL_FILE)
 
-    transformer = Transformer(transformer_config(transformer_run_.options, tokenizer.config, transformer_run_.folder + "opt.txt"))
-    transformer_state, transformer_info = archive.read_state(transformer_run_.folder + MODEL_FILE, TRANSFORMER_STATE_KEYS)
-    transformer_state = {k: v for k, v in transformer_state.items() if not k.startswith("clip_model.")}  # CLIP is loaded separately
+    transformer = Transformer(
+        transformer_config(transformer_run_.options, tokenizer.config, transformer_run_.folder + "opt.txt")
+    )
+    transformer_state, transformer_info = archive.read_state(
+        transformer_run_.folder + MODEL_FILE, TRANSFORMER_STATE_KEYS
+    )
+    transformer_state = {
+        k: v for k, v in transformer_state.items() if not k.startswith("clip_model.")
+    }  # CLIP is loaded separately
     checkpoint.load_state_strict(transformer, transformer_state, transformer_run_.folder + MODEL_FILE)
 
     feature_dim = tokenizer.config.feature_dim
@@ -214,12 +255,16 @@ def import_official(archive_path: str | Path, dataset: str = "t2m", run: str | N
         "tokenizer_run": {"name": tokenizer_run.name, **tokenizer_info},
         "transformer_run": {"name": transformer_run_.name, **transformer_info},
     }
-    return checkpoint.Checkpoint(tokenizer.eval(), transformer.eval(), statistics["mean"], statistics["std"], TEXT_ENCODER, meta)
+    return checkpoint.Checkpoint(
+        tokenizer.eval(), transformer.eval(), statistics["mean"], statistics["std"], TEXT_ENCODER, meta
+    )
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("archive", type=Path, help="the authors' MoSa.zip")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="t2m", help="t2m (HumanML3D) or motionx (Motion-X)")
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), default="t2m", help="t2m (HumanML3D) or motionx (Motion-X)"
+    )
     parser.add_argument("--run", default=None, help="the transformer run to import, when the archive holds several")
     parser.add_argument("--out", type=Path, required=True, help="the engine checkpoint to write")
 
@@ -231,8 +276,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    parameters = {name: sum(p.numel() for p in getattr(imported, name).parameters()) for name in ("tokenizer", "transformer")}
-    print(f"imported {imported.meta['dataset']} models {imported.meta['tokenizer_run']['name']} + "
-          f"{imported.meta['transformer_run']['name']} ({parameters['tokenizer'] / 1e6:.1f} M + "
-          f"{parameters['transformer'] / 1e6:.1f} M parameters) into {args.out}")  # fmt: skip
+    parameters = {
+        name: sum(p.numel() for p in getattr(imported, name).parameters()) for name in ("tokenizer", "transformer")
+    }
+    print(
+        f"imported {imported.meta['dataset']} models {imported.meta['tokenizer_run']['name']} + "
+        f"{imported.meta['transformer_run']['name']} ({parameters['tokenizer'] / 1e6:.1f} M + "
+        f"{parameters['transformer'] / 1e6:.1f} M parameters) into {args.out}"
+    )
     return 0

@@ -5,13 +5,14 @@ tokenizer and the dataset's feature statistics. It checks requests, runs engine.
 sampling loop, decodes the latent, and turns features into canonical motion. Requests are
 plain dataclasses; bad values raise ValueError saying what was expected.
 """
+
 from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,15 +59,26 @@ CancelCheck = Callable[[], bool]
 
 
 class Pipeline:
-    def __init__(self, tokenizer: Tokenizer, transformer: Transformer, text_encoder: TextEncoder,
-                 mean: np.ndarray, std: np.ndarray, device: torch.device, name: str, preset: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        transformer: Transformer,
+        text_encoder: TextEncoder,
+        mean: np.ndarray,
+        std: np.ndarray,
+        device: torch.device,
+        name: str,
+        preset: str,
+    ) -> None:
         if text_encoder.dim != transformer.config.text_dim:
             raise ValueError(
                 f"text encoder {text_encoder.name} gives {text_encoder.dim}-d features; "
                 f"the transformer expects {transformer.config.text_dim}-d"
             )
         if tuple(transformer.config.scales) != tuple(tokenizer.config.scales):
-            raise ValueError(f"transformer scales {transformer.config.scales} differ from the tokenizer's {tokenizer.config.scales}")
+            raise ValueError(
+                f"transformer scales {transformer.config.scales} differ from the tokenizer's {tokenizer.config.scales}"
+            )
         self.tokenizer = tokenizer.to(device).eval()
         self.transformer = transformer.to(device).eval()
         self.text_encoder = text_encoder
@@ -86,7 +98,9 @@ class Pipeline:
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, checkpoint_path: str | Path, device: str = "auto", text_encoder_path: str | Path | None = None) -> "Pipeline":
+    def load(
+        cls, checkpoint_path: str | Path, device: str = "auto", text_encoder_path: str | Path | None = None
+    ) -> "Pipeline":
         from engine import checkpoint
 
         return cls.from_checkpoint(checkpoint.load(checkpoint_path, device="cpu"), device, text_encoder_path)
@@ -98,12 +112,24 @@ class Pipeline:
         torch_device = resolve_device(device)
         text_encoder = load_text_encoder(ckpt.text_encoder, torch_device, text_encoder_path)
         meta = ckpt.meta or {}
-        return cls(ckpt.tokenizer, ckpt.transformer, text_encoder, ckpt.mean, ckpt.std, torch_device,
-                   name=meta.get("name", "mosa"), preset=meta.get("preset", "unknown"))  # fmt: skip
+        return cls(
+            ckpt.tokenizer,
+            ckpt.transformer,
+            text_encoder,
+            ckpt.mean,
+            ckpt.std,
+            torch_device,
+            name=meta.get("name", "mosa"),
+            preset=meta.get("preset", "unknown"),
+        )
 
     # --- requests -------------------------------------------------------------------------------
-    def generate(self, request: GenerateRequest, on_progress: ProgressCallback | None = None,
-                 should_cancel: CancelCheck | None = None) -> list:  # fmt: skip
+    def generate(
+        self,
+        request: GenerateRequest,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> list:
         """`request.samples` motions of `request.frames` frames for the prompt."""
         return self._run([request], None, on_progress, should_cancel)[0]
 
@@ -111,8 +137,12 @@ class Pipeline:
         """Several requests (other prompts, lengths, seeds) as one batch; the same motions as one by one."""
         return self._run(requests, None, None, None)
 
-    def edit(self, request: EditRequest, on_progress: ProgressCallback | None = None,
-             should_cancel: CancelCheck | None = None) -> list:  # fmt: skip
+    def edit(
+        self,
+        request: EditRequest,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> list:
         """Regenerate the masked frames of the source motion; tokens outside the mask stay."""
         frames = len(request.frame_mask)
         features = self._source_features(request.source_features, frames)
@@ -125,15 +155,31 @@ class Pipeline:
         tokens = self.tokenizer.encode_tokens(torch.from_numpy(normalized)[None].to(self.device))
         full_mask = torch.zeros(1, self.max_frames, dtype=torch.bool, device=self.device)
         full_mask[0, :frames] = torch.from_numpy(frame_mask)
-        source = edit_source(self.tokenizer.quantizer, [t.expand(request.samples, -1) for t in tokens],
-                             full_mask.expand(request.samples, -1))  # fmt: skip
+        source = edit_source(
+            self.tokenizer.quantizer,
+            [t.expand(request.samples, -1) for t in tokens],
+            full_mask.expand(request.samples, -1),
+        )
         generate_request = GenerateRequest(request.prompt, length, request.seed, request.samples, request.sampling)
-        return self._run([generate_request], source, on_progress, should_cancel, crop=frames,
-                         edit_weight=seam_weights(full_mask[0].cpu().numpy()))[0]  # fmt: skip
+        return self._run(
+            [generate_request],
+            source,
+            on_progress,
+            should_cancel,
+            crop=frames,
+            edit_weight=seam_weights(full_mask[0].cpu().numpy()),
+        )[0]
 
     # --- the work -------------------------------------------------------------------------------
-    def _run(self, requests: list[GenerateRequest], edit: EditSource | None, on_progress: ProgressCallback | None,
-             should_cancel: CancelCheck | None, crop: int | None = None, edit_weight: np.ndarray | None = None) -> list[list]:  # fmt: skip
+    def _run(
+        self,
+        requests: list[GenerateRequest],
+        edit: EditSource | None,
+        on_progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+        crop: int | None = None,
+        edit_weight: np.ndarray | None = None,
+    ) -> list[list]:
         if not requests:
             return []
         options = requests[0].sampling
@@ -152,12 +198,22 @@ class Pipeline:
 
         on_scale = None
         if on_progress is not None:
+
             def on_scale(step: int, total: int, z_hat: torch.Tensor) -> None:
                 preview = self._features(z_hat[:1], [crop or lengths[0]])[0]
                 on_progress(Progress(step, total, representation.features_to_joints(preview)))
 
-        _, z_hat = sample(self.transformer, self.tokenizer.quantizer, text, lengths_tensor, generators, options,
-                          edit, on_scale, should_cancel)  # fmt: skip
+        _, z_hat = sample(
+            self.transformer,
+            self.tokenizer.quantizer,
+            text,
+            lengths_tensor,
+            generators,
+            options,
+            edit,
+            on_scale,
+            should_cancel,
+        )
         features = self._features(z_hat, [crop or length for length in lengths], edit, edit_weight)
         motions = [representation.features_to_motion(f) for f in features]
         results, start = [], 0
@@ -167,8 +223,13 @@ class Pipeline:
         return results
 
     @torch.no_grad()
-    def _features(self, z_hat: torch.Tensor, frames: list[int], edit: EditSource | None = None,
-                  edit_weight: np.ndarray | None = None) -> list[np.ndarray]:  # fmt: skip
+    def _features(
+        self,
+        z_hat: torch.Tensor,
+        frames: list[int],
+        edit: EditSource | None = None,
+        edit_weight: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
         """Decoded latents -> raw features, each cropped to its length.
 
         For an edit, frames away from the mask are the decode of the source's own tokens, blended
@@ -177,7 +238,9 @@ class Pipeline:
         """
         decoded = self.tokenizer.decode_latent(z_hat).float().cpu().numpy()
         if edit is not None and edit_weight is not None:
-            source = self.tokenizer.decode_latent(self.tokenizer.quantizer.tokens_to_zhat(edit.tokens)).float().cpu().numpy()
+            source = (
+                self.tokenizer.decode_latent(self.tokenizer.quantizer.tokens_to_zhat(edit.tokens)).float().cpu().numpy()
+            )
             weight = edit_weight.astype(np.float32)[None, :, None]
             decoded = weight * decoded + (1.0 - weight) * source
         return [representation.denormalize(row[:count], self.mean, self.std) for row, count in zip(decoded, frames)]
@@ -199,14 +262,25 @@ class Pipeline:
         return request.prompt.strip()
 
     def _check_frames(self, frames: int) -> int:
-        if not isinstance(frames, int) or frames % FRAMES_PER_LATENT or not FRAMES_PER_LATENT <= frames <= self.max_frames:
-            raise ValueError(f"frames is {frames!r}; expected a multiple of {FRAMES_PER_LATENT} from {FRAMES_PER_LATENT} to {self.max_frames}")
+        if (
+            not isinstance(frames, int)
+            or frames % FRAMES_PER_LATENT
+            or not FRAMES_PER_LATENT <= frames <= self.max_frames
+        ):
+            raise ValueError(
+                f"frames is {frames!r}; expected a multiple of {FRAMES_PER_LATENT} from {FRAMES_PER_LATENT} to {self.max_frames}"
+            )
         return frames
 
     def _source_features(self, source_features: np.ndarray, frames: int) -> np.ndarray:
         """The source's features as one row per frame (the last row repeated when one short)."""
         features = np.asarray(source_features, dtype=np.float32)
-        if features.ndim != 2 or features.shape[1] != representation.FEATURE_SIZE or len(features) not in (frames - 1, frames) or len(features) < 1:
+        if (
+            features.ndim != 2
+            or features.shape[1] != representation.FEATURE_SIZE
+            or len(features) not in (frames - 1, frames)
+            or len(features) < 1
+        ):
             raise ValueError(
                 f"source features have shape {features.shape}; expected ({frames - 1} or {frames}, {representation.FEATURE_SIZE}) "
                 f"for a frame mask of {frames} frames"

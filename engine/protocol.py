@@ -20,6 +20,7 @@ same command again continues from the first missing repeat. A different setup in
 is refused. Random draws come from numpy/torch generators seeded by (seed, repeat), not the
 release's global state, so the figures match the release's in distribution, not digit for digit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,7 +80,9 @@ class Settings:
         if self.repeats < 1 or self.batch_size < 2 or self.mm_batches < 0:
             raise ValueError(f"settings {self}: expected repeats >= 1, batch size >= 2, mm batches >= 0")
         if self.mm_batches and self.mm_generations <= self.mm_pairs:
-            raise ValueError(f"multimodality needs more generations ({self.mm_generations}) than pairs ({self.mm_pairs})")
+            raise ValueError(
+                f"multimodality needs more generations ({self.mm_generations}) than pairs ({self.mm_pairs})"
+            )
 
 
 # --- the test items -------------------------------------------------------------------------------
@@ -155,15 +158,23 @@ def repeat_batches(items: list[Item], words: WordVectors, settings: Settings, rn
             units = len(item.features) // UNIT - (1 if rng.integers(3) == 2 else 0)  # 'double' one time in three
             frames = units * UNIT
             offset = int(rng.integers(0, len(item.features) - frames + 1))
-            rows.append((item.captions[caption], caption_rows(item.tokens[caption], words), item.features[offset : offset + frames]))
-        batches.append(Batch(
-            captions=[r[0] for r in rows],
-            word_vectors=torch.from_numpy(np.stack([r[1][0] for r in rows])),
-            pos_one_hots=torch.from_numpy(np.stack([r[1][1] for r in rows])),
-            text_lengths=torch.tensor([r[1][2] for r in rows]),
-            crops=[r[2] for r in rows],
-            frames=torch.tensor([len(r[2]) for r in rows]),
-        ))  # fmt: skip
+            rows.append(
+                (
+                    item.captions[caption],
+                    caption_rows(item.tokens[caption], words),
+                    item.features[offset : offset + frames],
+                )
+            )
+        batches.append(
+            Batch(
+                captions=[r[0] for r in rows],
+                word_vectors=torch.from_numpy(np.stack([r[1][0] for r in rows])),
+                pos_one_hots=torch.from_numpy(np.stack([r[1][1] for r in rows])),
+                text_lengths=torch.tensor([r[1][2] for r in rows]),
+                crops=[r[2] for r in rows],
+                frames=torch.tensor([len(r[2]) for r in rows]),
+            )
+        )
     if not batches:
         raise ValueError(f"{len(items)} evaluation items make no batch of {settings.batch_size}")
     return batches
@@ -190,7 +201,9 @@ class Generation:
         p = self.pipeline
         text = p.text_encoder.encode(batch.captions).to(p.device)
         generators = [torch.Generator(device=p.device).manual_seed(int(s)) for s in seeds]
-        _, z_hat = sample(p.transformer, p.tokenizer.quantizer, text, batch.frames.to(p.device), generators, self.sampling)
+        _, z_hat = sample(
+            p.transformer, p.tokenizer.quantizer, text, batch.frames.to(p.device), generators, self.sampling
+        )
         decoded = p.tokenizer.decode_latent(z_hat).float().cpu().numpy()
         return representation.denormalize(decoded, p.mean, p.std)
 
@@ -216,8 +229,10 @@ class Reconstruction:
         return raw
 
     def figures(self) -> dict[str, float]:
-        return {"mpjpe_mm": 1000.0 * self.error_sum / max(self.poses, 1),
-                "codebook_usage": float(np.mean([used.float().mean().item() for used in self.used]))}  # fmt: skip
+        return {
+            "mpjpe_mm": 1000.0 * self.error_sum / max(self.poses, 1),
+            "codebook_usage": float(np.mean([used.float().mean().item() for used in self.used])),
+        }
 
 
 def root_aligned_error_sum(real: np.ndarray, decoded: np.ndarray) -> float:
@@ -230,8 +245,16 @@ def root_aligned_error_sum(real: np.ndarray, decoded: np.ndarray) -> float:
 
 
 # --- one repeat ---------------------------------------------------------------------------------------
-def run_repeat(task: str, model, evaluator: Evaluator, items: list[Item], words: WordVectors, settings: Settings,
-               repeat: int, progress=print) -> dict[str, float]:  # fmt: skip
+def run_repeat(
+    task: str,
+    model,
+    evaluator: Evaluator,
+    items: list[Item],
+    words: WordVectors,
+    settings: Settings,
+    repeat: int,
+    progress=print,
+) -> dict[str, float]:
     """The figures of one repeat: the model's motion and the real crops, side by side."""
     draw = np.random.default_rng([settings.seed, repeat, TASKS.index(task)])
     batches = repeat_batches(items, words, settings, draw)
@@ -244,8 +267,10 @@ def run_repeat(task: str, model, evaluator: Evaluator, items: list[Item], words:
         motion = evaluator.embed_motions(real_rows, batch.frames).cpu().numpy()
         generations = settings.mm_generations if task == "generation" and index < settings.mm_batches else 1
         seeds = draw.integers(0, 2**31 - 1, size=(generations, len(batch.captions)))
-        per_generation = [evaluator.embed_motions(torch.from_numpy(evaluator.normalize(model(batch, s))), batch.frames).cpu().numpy()
-                          for s in seeds]  # fmt: skip
+        per_generation = [
+            evaluator.embed_motions(torch.from_numpy(evaluator.normalize(model(batch, s))), batch.frames).cpu().numpy()
+            for s in seeds
+        ]
         if generations > 1:
             multimodal.append(np.stack(per_generation, axis=1))
         generated = per_generation[-1]
@@ -256,8 +281,10 @@ def run_repeat(task: str, model, evaluator: Evaluator, items: list[Item], words:
         distance_real += metrics.matching_distance_sum(text, motion)
         distance += metrics.matching_distance_sum(text, generated)
         if (index + 1) % 10 == 0 or index + 1 == len(batches):
-            progress(f"  {task} repeat {repeat + 1}/{settings.repeats}: batch {index + 1}/{len(batches)}, "
-                     f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+            progress(
+                f"  {task} repeat {repeat + 1}/{settings.repeats}: batch {index + 1}/{len(batches)}, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
     real_all, predicted_all = np.concatenate(real), np.concatenate(predicted)
     samples = len(real_all)
     pairs = settings.diversity_pairs or metrics.diversity_pairs(samples)
@@ -301,8 +328,12 @@ def summary(repeats: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
 def table(protocol: Protocol, task: str, repeats: list[dict[str, float]]) -> str:
     """Markdown: this run's mean +- interval, the real motion's, and the paper's figure."""
     figures, paper = summary(repeats), protocol.paper.get(task, {})
-    lines = [f"{protocol.name}, {task}: {len(repeats)} repeats, {int(figures['samples'][0])} samples each",
-             "", "| measure | this run | real motion | paper (MoSa) |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"{protocol.name}, {task}: {len(repeats)} repeats, {int(figures['samples'][0])} samples each",
+        "",
+        "| measure | this run | real motion | paper (MoSa) |",
+        "|---|---|---|---|",
+    ]
     for key, label, real_key in MEASURES:
         if key not in figures:
             continue
@@ -312,8 +343,17 @@ def table(protocol: Protocol, task: str, repeats: list[dict[str, float]]) -> str
     return "\n".join(lines)
 
 
-def run_task(task: str, model, evaluator: Evaluator, items: list[Item], words: WordVectors, settings: Settings,
-             folder: Path, setup: dict, progress=print) -> list[dict[str, float]]:  # fmt: skip
+def run_task(
+    task: str,
+    model,
+    evaluator: Evaluator,
+    items: list[Item],
+    words: WordVectors,
+    settings: Settings,
+    folder: Path,
+    setup: dict,
+    progress=print,
+) -> list[dict[str, float]]:
     """Every repeat of one task, skipping those already on disk under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     setup_file = folder / "setup.json"
@@ -321,8 +361,10 @@ def run_task(task: str, model, evaluator: Evaluator, items: list[Item], words: W
         previous = json.loads(setup_file.read_text())
         changed = sorted(key for key in set(previous) | set(setup) if previous.get(key) != setup.get(key))
         if changed:
-            raise ValueError(f"{folder} holds repeats of another setup (differs in {', '.join(changed)}); "
-                             "give another --out or delete it")  # fmt: skip
+            raise ValueError(
+                f"{folder} holds repeats of another setup (differs in {', '.join(changed)}); "
+                "give another --out or delete it"
+            )
     else:
         setup_file.write_text(json.dumps(setup, indent=1))
     repeats = []
@@ -340,29 +382,49 @@ def run_task(task: str, model, evaluator: Evaluator, items: list[Item], words: W
         temporary.write_text(json.dumps(figures, indent=1))
         temporary.replace(path)
         repeats.append(figures)
-        progress(f"  {task} repeat {repeat + 1}/{settings.repeats}: FID {figures['fid']:.4f}, top-1 {figures['top1']:.4f}, "
-                 f"MM-Dist {figures['mm_dist']:.4f}")  # fmt: skip
+        progress(
+            f"  {task} repeat {repeat + 1}/{settings.repeats}: FID {figures['fid']:.4f}, top-1 {figures['top1']:.4f}, "
+            f"MM-Dist {figures['mm_dist']:.4f}"
+        )
     return repeats
 
 
 def load_words(protocol: Protocol, glove: Path, items: list[Item]) -> WordVectors:
     if protocol.words == "humanml3d":
         return WordVectors.humanml3d(glove)
-    needed = {token.rpartition("/")[0] for item in items for tokens in item.tokens for token in tokens} | {"sos", "eos", "unk"}
+    needed = {token.rpartition("/")[0] for item in items for tokens in item.tokens for token in tokens} | {
+        "sos",
+        "eos",
+        "unk",
+    }
     return WordVectors.glove_6b(glove, needed)
 
 
 # --- the command ---------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the paper's protocol (--protocol)")
-    group.add_argument("--protocol", choices=sorted(PROTOCOLS), help="run the paper's evaluation on HumanML3D or Motion-X")
-    group.add_argument("--evaluator", type=Path, help="the folder holding text_mot_match/ and Comp_v6_KLD005/ (checkpoints/t2m or checkpoints/motionx)")
-    group.add_argument("--glove", type=Path, help="humanml3d: the glove/ folder (our_vab_*); motionx: glove.6B.300d.txt or its folder")
-    group.add_argument("--task", choices=TASKS + ("both",), default="both", help="generation, tokenizer reconstruction, or both")
-    group.add_argument("--out", type=Path, help="where each repeat's figures and the table go (default runs/eval-PROTOCOL)")
+    group.add_argument(
+        "--protocol", choices=sorted(PROTOCOLS), help="run the paper's evaluation on HumanML3D or Motion-X"
+    )
+    group.add_argument(
+        "--evaluator",
+        type=Path,
+        help="the folder holding text_mot_match/ and Comp_v6_KLD005/ (checkpoints/t2m or checkpoints/motionx)",
+    )
+    group.add_argument(
+        "--glove", type=Path, help="humanml3d: the glove/ folder (our_vab_*); motionx: glove.6B.300d.txt or its folder"
+    )
+    group.add_argument(
+        "--task", choices=TASKS + ("both",), default="both", help="generation, tokenizer reconstruction, or both"
+    )
+    group.add_argument(
+        "--out", type=Path, help="where each repeat's figures and the table go (default runs/eval-PROTOCOL)"
+    )
     group.add_argument("--repeats", type=int, default=Settings.repeats)
     group.add_argument("--batch-size", type=int, default=Settings.batch_size)
-    group.add_argument("--mm-batches", type=int, default=Settings.mm_batches, help="batches generated repeatedly for multimodality")
+    group.add_argument(
+        "--mm-batches", type=int, default=Settings.mm_batches, help="batches generated repeatedly for multimodality"
+    )
     group.add_argument("--mm-generations", type=int, default=Settings.mm_generations)
     group.add_argument("--mm-pairs", type=int, default=Settings.mm_pairs)
     group.add_argument("--diversity-pairs", type=int, help="default: 300, or 100 with 300 samples or fewer")
@@ -379,11 +441,22 @@ def run(args: argparse.Namespace) -> int:
     protocol = PROTOCOLS[args.protocol]
     try:
         if args.evaluator is None or args.glove is None:
-            raise ValueError("--protocol needs --evaluator (the folder with text_mot_match/) and --glove (the word vectors)")
-        settings = Settings(repeats=args.repeats, batch_size=args.batch_size, split=args.split, mm_batches=args.mm_batches,
-                            mm_generations=args.mm_generations, mm_pairs=args.mm_pairs, diversity_pairs=args.diversity_pairs,
-                            seed=args.seed, sampling=SamplingOptions(guidance=args.guidance, temperature=args.temperature,
-                                                                     top_k=args.top_k, top_p=args.top_p))  # fmt: skip
+            raise ValueError(
+                "--protocol needs --evaluator (the folder with text_mot_match/) and --glove (the word vectors)"
+            )
+        settings = Settings(
+            repeats=args.repeats,
+            batch_size=args.batch_size,
+            split=args.split,
+            mm_batches=args.mm_batches,
+            mm_generations=args.mm_generations,
+            mm_pairs=args.mm_pairs,
+            diversity_pairs=args.diversity_pairs,
+            seed=args.seed,
+            sampling=SamplingOptions(
+                guidance=args.guidance, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p
+            ),
+        )
         device = resolve_device(args.device)
         evaluator = Evaluator.load(args.evaluator, device)
         items, absent = read_items(args.data, settings.split)
@@ -399,12 +472,19 @@ def run(args: argparse.Namespace) -> int:
             return 2
         tasks = ("reconstruction",)
     out = args.out or Path("runs") / f"eval-{protocol.name}"
-    print(f"{protocol.name}: {len(items)} test motions from {args.data} ({absent} listed ids without a motion file), "
-          f"evaluator epoch {evaluator.epoch}, {len(words.vectors)} word vectors, {device}", flush=True)  # fmt: skip
+    print(
+        f"{protocol.name}: {len(items)} test motions from {args.data} ({absent} listed ids without a motion file), "
+        f"evaluator epoch {evaluator.epoch}, {len(words.vectors)} word vectors, {device}",
+        flush=True,
+    )
     # What the repeats on disk must share; more repeats may be asked for later.
     drawn = {key: value for key, value in asdict(settings).items() if key != "repeats"}
-    setup = {"protocol": protocol.name, "checkpoint": str(Path(args.checkpoint).resolve()), "data": str(Path(args.data).resolve()),
-             "settings": json.loads(json.dumps(drawn))}  # fmt: skip
+    setup = {
+        "protocol": protocol.name,
+        "checkpoint": str(Path(args.checkpoint).resolve()),
+        "data": str(Path(args.data).resolve()),
+        "settings": json.loads(json.dumps(drawn)),
+    }
     tables = []
     for task in tasks:
         try:
@@ -412,13 +492,24 @@ def run(args: argparse.Namespace) -> int:
                 model = Generation(Pipeline.from_checkpoint(ckpt, device=str(device)), settings.sampling)
             else:
                 model = Reconstruction(ckpt.tokenizer, ckpt.mean, ckpt.std, device)
-            repeats = run_task(task, model, evaluator, items, words, settings, out / task, {**setup, "task": task},
-                               lambda line: print(line, flush=True))  # fmt: skip
+            repeats = run_task(
+                task,
+                model,
+                evaluator,
+                items,
+                words,
+                settings,
+                out / task,
+                {**setup, "task": task},
+                lambda line: print(line, flush=True),
+            )
         except (OSError, ValueError) as error:  # no text encoder, another setup in --out, too few items for a batch
             print(f"error: {error}", file=sys.stderr)
             return 2
         tables.append(table(protocol, task, repeats))
-        (out / task / "summary.json").write_text(json.dumps({k: list(v) for k, v in summary(repeats).items()}, indent=1))
+        (out / task / "summary.json").write_text(
+            json.dumps({k: list(v) for k, v in summary(repeats).items()}, indent=1)
+        )
     report = f"checkpoint: {args.checkpoint}\n\n" + "\n\n".join(tables) + "\n"
     (out / "table.md").write_text(report)
     print(report)

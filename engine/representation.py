@@ -30,6 +30,7 @@ real clips up to ~13 cm at the extremities); after undoing it the two agree to f
 rotation in the opposite sense, so its joints are the normalised joints turned by the inverse
 of the same rotation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -97,7 +98,7 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     padded = np.concatenate([np.repeat(values[:1], radius, 0), values, np.repeat(values[-1:], radius, 0)])
     smoothed = np.zeros_like(values)
     for tap, weight in zip(taps, kernel):
-        smoothed += weight * padded[radius + tap: radius + tap + len(values)]
+        smoothed += weight * padded[radius + tap : radius + tap + len(values)]
     return smoothed
 
 

@@ -4,6 +4,7 @@ Ready to accept connections before the model is loaded: it prints one JSON line 
 port, then loads the model in the background while /v1/health reports the progress. Jobs run
 one at a time on the model worker (engine.jobs); HTTP threads only validate, enqueue and read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -196,7 +197,12 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps(payload, allow_nan=False).encode()
         except ValueError:  # NaN from the model must not reach a client as invalid JSON
             log.error("non-finite values in the answer to %s %s", method, self.path)
-            status, body = 500, json.dumps({"error": {"code": "internal", "message": "the answer held NaN or infinite values"}}).encode()
+            status, body = (
+                500,
+                json.dumps(
+                    {"error": {"code": "internal", "message": "the answer held NaN or infinite values"}}
+                ).encode(),
+            )
         if self._body_unread:
             self._drop_body()
         self._reply(status, body)
@@ -271,7 +277,9 @@ class Handler(BaseHTTPRequestHandler):
             raw = self.rfile.read(length)
         except TimeoutError:
             self.close_connection = True
-            raise ApiError(408, "request_timeout", f"the body's {length} bytes did not arrive in {self.timeout} s") from None
+            raise ApiError(
+                408, "request_timeout", f"the body's {length} bytes did not arrive in {self.timeout} s"
+            ) from None
         return validation.load_json(raw, self.server.engine.config.limits)
 
     def _declared_length(self) -> int | None:
@@ -347,7 +355,9 @@ class EngineServer(ThreadingHTTPServer):
 
 # --- the serve command ---------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (.pt; default: the bundled demo model)")
+    parser.add_argument(
+        "--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model checkpoint (.pt; default: the bundled demo model)"
+    )
     parser.add_argument("--token-file", required=True, help="file holding the bearer token clients must send")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
@@ -361,7 +371,10 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
-        print(f"error: --host {args.host} is not a loopback address; add --allow-remote to serve the network", file=sys.stderr)
+        print(
+            f"error: --host {args.host} is not a loopback address; add --allow-remote to serve the network",
+            file=sys.stderr,
+        )
         return 2
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
@@ -380,9 +393,14 @@ def run(args: argparse.Namespace) -> int:
         _exit_with_parent(args.parent_pid)
 
     config = ServiceConfig(
-        checkpoint=args.checkpoint, token=token, device=args.device, host=args.host, port=args.port,
-        log_file=log_file, jobs=JobSettings(max_queued=args.max_queued, result_ttl_s=args.result_ttl),
-    )  # fmt: skip
+        checkpoint=args.checkpoint,
+        token=token,
+        device=args.device,
+        host=args.host,
+        port=args.port,
+        log_file=log_file,
+        jobs=JobSettings(max_queued=args.max_queued, result_ttl_s=args.result_ttl),
+    )
     try:
         server = EngineServer(Engine(config))
     except OSError as exc:
@@ -394,7 +412,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: serving on {host}:{port}, reachable from the network; keep the token secret", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.info("listening on %s:%s (pid %s, checkpoint %s)", host, port, os.getpid(), args.checkpoint)
-    listening = {"event": "listening", "host": host, "port": port, "pid": os.getpid(), "version": __version__, "checkpoint": args.checkpoint}
+    listening = {
+        "event": "listening",
+        "host": host,
+        "port": port,
+        "pid": os.getpid(),
+        "version": __version__,
+        "checkpoint": args.checkpoint,
+    }
     print(json.dumps(listening), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -9,6 +9,7 @@ follows wording it never saw far better from the sentence embedding, where sente
 the same are close, than from the token features, where it keys on single words (measured in
 docs/training.md). Both load from local files only: the engine never touches the network.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,16 @@ class TextEncoder:
     encoder masks its padding. `sentence` gives the sentence embedding alone, as (B, 1, dim).
     """
 
-    def __init__(self, name: str, model, tokenizer, tokens: int, pad_token_id: int, attend_to_padding: bool,
-                 sentence: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        model,
+        tokenizer,
+        tokens: int,
+        pad_token_id: int,
+        attend_to_padding: bool,
+        sentence: bool = False,
+    ) -> None:
         self.name = name
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -65,7 +74,9 @@ class TextEncoder:
         if not self.sentence:
             return hidden
         weights = real.to(hidden)[..., None]
-        return torch.nn.functional.normalize((hidden * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True), dim=-1)
+        return torch.nn.functional.normalize(
+            (hidden * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True), dim=-1
+        )
 
 
 def load_text_encoder(name: str, device: str | torch.device = "cpu", path: str | Path | None = None) -> TextEncoder:
@@ -95,11 +106,20 @@ def _load_minilm(device, path) -> TextEncoder:
     _quiet_loading()
     folder = Path(path) if path is not None else minilm_folder()
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no all-MiniLM-L6-v2 model in {folder} (expected config.json and model.safetensors there)")
+        raise FileNotFoundError(
+            f"no all-MiniLM-L6-v2 model in {folder} (expected config.json and model.safetensors there)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).to(device)
-    return TextEncoder("all-minilm-l6-v2", model, tokenizer, MINILM_TOKENS, tokenizer.pad_token_id, attend_to_padding=False,
-                       sentence=True)  # fmt: skip
+    return TextEncoder(
+        "all-minilm-l6-v2",
+        model,
+        tokenizer,
+        MINILM_TOKENS,
+        tokenizer.pad_token_id,
+        attend_to_padding=False,
+        sentence=True,
+    )
 
 
 def _load_clip(device, path) -> TextEncoder:

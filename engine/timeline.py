@@ -19,8 +19,8 @@ result (Witkin and Popovic's motion warping) so that every key frame is the keye
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -67,7 +67,9 @@ class LongRequest:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
 
 
-def plan_windows(segments: list[Segment], max_frames: int, continuing: bool, overlap: int = OVERLAP_FRAMES) -> list[Window]:
+def plan_windows(
+    segments: list[Segment], max_frames: int, continuing: bool, overlap: int = OVERLAP_FRAMES
+) -> list[Window]:
     """The model runs that make the segments, in order; a segment longer than one window takes several."""
     if not segments:
         raise ValueError("a timeline needs at least one segment (a prompt and a length)")
@@ -86,8 +88,12 @@ def plan_windows(segments: list[Segment], max_frames: int, continuing: bool, ove
     return windows
 
 
-def generate_long(pipeline: Pipeline, request: LongRequest, on_progress: ProgressCallback | None = None,
-                  should_cancel: CancelCheck | None = None) -> CanonicalMotion:  # fmt: skip
+def generate_long(
+    pipeline: Pipeline,
+    request: LongRequest,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> CanonicalMotion:
     """One motion over all segments (after or before the source, if there is one).
 
     The source's own rows come back unchanged in the result's features; progress counts the
@@ -106,15 +112,26 @@ def generate_long(pipeline: Pipeline, request: LongRequest, on_progress: Progres
     for index, window in enumerate(windows):
         report = None
         if on_progress is not None:
+
             def report(progress: Progress, done: int = index * scales) -> None:
                 on_progress(Progress(done + progress.step, len(windows) * scales, progress.preview_joints))
-        features = _run_window(pipeline, features, window, request.side, seed + index, request.sampling,
-                               report, should_cancel)  # fmt: skip
+
+        features = _run_window(
+            pipeline, features, window, request.side, seed + index, request.sampling, report, should_cancel
+        )
     return representation.features_to_motion(features)
 
 
-def _run_window(pipeline: Pipeline, features: np.ndarray, window: Window, side: str, seed: int,
-                sampling: SamplingOptions, on_progress, should_cancel) -> np.ndarray:  # fmt: skip
+def _run_window(
+    pipeline: Pipeline,
+    features: np.ndarray,
+    window: Window,
+    side: str,
+    seed: int,
+    sampling: SamplingOptions,
+    on_progress,
+    should_cancel,
+) -> np.ndarray:
     """The motion so far with one window's new frames joined at `side`."""
     if window.kept == 0:
         request = GenerateRequest(window.prompt, window.new, seed, 1, sampling)
@@ -157,9 +174,16 @@ def _source_rows(source_features: np.ndarray | None) -> np.ndarray:
 
 
 # --- in-betweening to key poses -------------------------------------------------------------------------------------
-def inbetween(pipeline: Pipeline, source: CanonicalMotion, key_frames: list[int], prompt: str, seed: int | None = None,
-              sampling: SamplingOptions | None = None, on_progress: ProgressCallback | None = None,
-              should_cancel: CancelCheck | None = None) -> CanonicalMotion:  # fmt: skip
+def inbetween(
+    pipeline: Pipeline,
+    source: CanonicalMotion,
+    key_frames: list[int],
+    prompt: str,
+    seed: int | None = None,
+    sampling: SamplingOptions | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> CanonicalMotion:
     """A motion that passes through the source's poses at `key_frames` and follows the prompt between them.
 
     Frames outside the first and last key are the source's own. The edit keeps the tokens around

@@ -13,6 +13,7 @@ latents. A shorter motion (a multiple of 4 frames) is zero-padded in normalised 
 authors' data pipeline; the caller crops the decoded frames back to its length, and training
 passes a frame_mask so that padded frames carry no reconstruction loss.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -22,7 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from retarget.canonical import FEATURE_SIZE, FRAMES_PER_LATENT, MAX_FRAMES  # FRAMES_PER_LATENT: two stride-2 downsamples
+from retarget.canonical import (
+    FEATURE_SIZE,
+    FRAMES_PER_LATENT,
+    MAX_FRAMES,
+)  # FRAMES_PER_LATENT: two stride-2 downsamples
 
 JOINT_FEATURES = slice(4, 67)  # root-relative joint positions: weighted extra in the loss
 # The convolutions into and out of the code space (encoder.conv_out, decoder.conv_in) are 3 wide in
@@ -64,9 +69,13 @@ class TokenizerConfig:
         if len(self.width_mul) != 3:
             raise ValueError(f"width_mul {self.width_mul} must have 3 levels (two of them downsample by 2)")
         if list(self.scales) != sorted(set(self.scales)) or self.scales[-1] != self.latent_length:
-            raise ValueError(f"scales {self.scales} must grow strictly and end at the latent length {self.latent_length}")
+            raise ValueError(
+                f"scales {self.scales} must grow strictly and end at the latent length {self.latent_length}"
+            )
         if self.width % 4 or self.code_dim % 4:
-            raise ValueError(f"width {self.width} and code_dim {self.code_dim} must be multiples of 4 (GroupNorm with 4 groups)")
+            raise ValueError(
+                f"width {self.width} and code_dim {self.code_dim} must be multiples of 4 (GroupNorm with 4 groups)"
+            )
 
     @property
     def latent_length(self) -> int:
@@ -75,7 +84,9 @@ class TokenizerConfig:
     def codebook_sizes(self) -> list[int]:
         """Sizes growing linearly from nb_code_st to nb_code_ed (official: 256, 313, ..., 768)."""
         steps = len(self.scales) - 1
-        return [round(self.nb_code_st + (self.nb_code_ed - self.nb_code_st) * q / steps) for q in range(len(self.scales))]
+        return [
+            round(self.nb_code_st + (self.nb_code_ed - self.nb_code_st) * q / steps) for q in range(len(self.scales))
+        ]
 
     @classmethod
     def official(cls) -> "TokenizerConfig":
@@ -162,7 +173,9 @@ class Level(nn.Module):
 
     def __init__(self, channels_in: int, channels_out: int, n_blocks: int, attention: bool, dropout: float) -> None:
         super().__init__()
-        self.block = nn.ModuleList(ResBlock(channels_in if i == 0 else channels_out, channels_out, dropout) for i in range(n_blocks))
+        self.block = nn.ModuleList(
+            ResBlock(channels_in if i == 0 else channels_out, channels_out, dropout) for i in range(n_blocks)
+        )
         self.attn = nn.ModuleList(AttnBlock(channels_out) for _ in range(n_blocks if attention else 0))
 
     def blocks(self, h: Tensor) -> Tensor:
@@ -200,7 +213,9 @@ class Encoder(nn.Module):
             self.down.append(level)
         self.mid = Middle(widths[-1], c.dropout)
         self.norm_out = group_norm(widths[-1])
-        self.conv_out = nn.Conv1d(widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2)  # as released
+        self.conv_out = nn.Conv1d(
+            widths[-1], c.code_dim, CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2
+        )  # as released
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
@@ -219,7 +234,9 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [c.width * m for m in c.width_mul]
         last = len(widths) - 1
-        self.conv_in = nn.Conv1d(c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2)  # as conv_out
+        self.conv_in = nn.Conv1d(
+            c.code_dim, widths[-1], CODE_SPACE_KERNEL, padding=CODE_SPACE_KERNEL // 2
+        )  # as conv_out
         self.mid = Middle(widths[-1], c.dropout)
         self.up = nn.ModuleList()
         for i, width in enumerate(widths):
@@ -289,7 +306,9 @@ class Refinement(nn.Module):
 
     def __init__(self, dim: int, kernel: int, depth: int) -> None:
         super().__init__()
-        self.phi = nn.Sequential(*(nn.Sequential(nn.Conv1d(dim, dim, kernel, padding=kernel // 2), nn.ReLU()) for _ in range(depth)))
+        self.phi = nn.Sequential(
+            *(nn.Sequential(nn.Conv1d(dim, dim, kernel, padding=kernel // 2), nn.ReLU()) for _ in range(depth))
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.phi(x)
@@ -325,7 +344,9 @@ class Quantizer(nn.Module):
 
     def tokens_to_zhat(self, tokens: list[Tensor]) -> Tensor:
         """Accumulated latent of the first len(tokens) scales: (B, code_dim, 49)."""
-        z_hat = self.layers[0].codebook.new_zeros(tokens[0].shape[0], self.layers[0].codebook.shape[1], self.latent_length)
+        z_hat = self.layers[0].codebook.new_zeros(
+            tokens[0].shape[0], self.layers[0].codebook.shape[1], self.latent_length
+        )
         for q, codes in enumerate(tokens):
             z_hat = self.add_scale(q, z_hat, codes)
         return z_hat
@@ -401,7 +422,9 @@ class Tokenizer(nn.Module):
         super().__init__()
         self.config = config
         # In the release but unused by the forward pass; kept so its checkpoints load strictly.
-        self.virtual_slot = nn.Parameter(torch.zeros(config.max_frames * config.slot_group, config.feature_dim), requires_grad=False)
+        self.virtual_slot = nn.Parameter(
+            torch.zeros(config.max_frames * config.slot_group, config.feature_dim), requires_grad=False
+        )
         self.register_buffer("initted", torch.zeros(1))  # set once the codebooks are initialised
         self.encoder = Encoder(config)
         self.quantizer = Quantizer(config)
@@ -414,7 +437,9 @@ class Tokenizer(nn.Module):
             raise ValueError(f"expected normalised features (B, T, {c.feature_dim}), got {tuple(x_norm.shape)}")
         frames = x_norm.shape[1]
         if frames % FRAMES_PER_LATENT or not 0 < frames <= c.max_frames:
-            raise ValueError(f"motion has {frames} frames; expected a multiple of {FRAMES_PER_LATENT} from 4 to {c.max_frames}")
+            raise ValueError(
+                f"motion has {frames} frames; expected a multiple of {FRAMES_PER_LATENT} from 4 to {c.max_frames}"
+            )
         return F.pad(x_norm, (0, 0, 0, c.max_frames - frames))
 
     def encode(self, x_norm: Tensor) -> Tensor:
@@ -452,7 +477,12 @@ class Tokenizer(nn.Module):
         reconstruction = (per_element.mean(-1) * weights).sum() / frames
         joints = (per_element[..., JOINT_FEATURES].mean(-1) * weights).sum() / frames
         loss = reconstruction + c.joint_weight * joints + c.commit_weight * commit
-        stats = {"loss": loss.item(), "reconstruction": reconstruction.item(), "joints": joints.item(), "commit": commit.item()}
+        stats = {
+            "loss": loss.item(),
+            "reconstruction": reconstruction.item(),
+            "joints": joints.item(),
+            "commit": commit.item(),
+        }
         stats.update({f"usage_{q}": u for q, u in enumerate(self.quantizer.usage())})
         return loss, stats
 

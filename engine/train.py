@@ -10,6 +10,7 @@ so `--out DIR/transformer.pt` is a model the engine can load directly.
 Files in --out: <stage>.pt (the model, written every --save-every steps and at the end),
 <stage>.state.pt (optimizer and step, for --resume), <stage>.log.jsonl (one JSON line per log).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # CPU threads per process; 0: the machine's cores shared among processes
     resume: bool = False
+    init: Path | None = None  # a checkpoint whose weights (and, stage 1, normalisation) the run starts from
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -76,9 +78,15 @@ class TrainConfig:
         if self.preset not in PRESET_TEXT_ENCODERS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {list(PRESET_TEXT_ENCODERS)}")
         if STAGES[self.stage].needs_tokenizer and self.tokenizer is None:
-            raise ValueError(f"the {self.stage} stage needs --tokenizer FILE (a checkpoint written by the tokenizer stage)")
+            raise ValueError(
+                f"the {self.stage} stage needs --tokenizer FILE (a checkpoint written by the tokenizer stage)"
+            )
         if not FRAMES_PER_LATENT <= self.min_frames <= self.max_frames:
             raise ValueError(f"crop lengths {self.min_frames}..{self.max_frames} must satisfy 4 <= min <= max")
+        if self.init is not None and self.resume:
+            raise ValueError(
+                "--init starts a new run from a checkpoint's weights; --resume continues this run: give one"
+            )
         if self.weight_decay is None:
             self.weight_decay = STAGES[self.stage].weight_decay
         self.text_encoder = self.text_encoder or PRESET_TEXT_ENCODERS[self.preset]
@@ -171,12 +179,14 @@ def crop_batch(motions: MotionSet, batch: int, config: TrainConfig, rng: np.rand
     for index in picks:
         longest = usable_length(len(motions.motions[index]), config.max_frames)
         shortest = min(longest, math.ceil(config.min_frames / FRAMES_PER_LATENT) * FRAMES_PER_LATENT)
-        lengths.append(FRAMES_PER_LATENT * int(rng.integers(shortest // FRAMES_PER_LATENT, longest // FRAMES_PER_LATENT + 1)))
+        lengths.append(
+            FRAMES_PER_LATENT * int(rng.integers(shortest // FRAMES_PER_LATENT, longest // FRAMES_PER_LATENT + 1))
+        )
     x = np.zeros((batch, max(lengths), layout.FEATURE_SIZE), np.float32)
     for row, (index, length) in enumerate(zip(picks, lengths)):
         motion = motions.motions[index]
         start = int(rng.integers(len(motion) - length + 1))
-        x[row, :length] = motion[start:start + length]
+        x[row, :length] = motion[start : start + length]
     return torch.from_numpy(x), torch.tensor(lengths), picks
 
 
@@ -196,7 +206,9 @@ class CaptionFeatures:
         for sample_captions in motions.captions:
             self.offsets.append((len(captions), len(sample_captions)))
             captions.extend(sample_captions)
-        self.features = torch.cat([text_encoder.encode(captions[i:i + batch]).half().cpu() for i in range(0, len(captions), batch)])
+        self.features = torch.cat(
+            [text_encoder.encode(captions[i : i + batch]).half().cpu() for i in range(0, len(captions), batch)]
+        )
 
     def pick(self, samples: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         """One random caption's features per sample: (B, tokens, dim) float32."""
@@ -231,7 +243,12 @@ class TokenizerStage:
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         self.config, self.device = config, device
         # The spec's feature bias is already in the dataset's Std.npy, as in HumanML3D's own Mean/Std.
-        self.mean, self.std = layout.read_statistics(Path(config.data))
+        # A warm start keeps the normalisation its weights were trained with.
+        if config.init is not None:
+            initial = checkpoint_io.load(config.init, device="cpu")
+            self.mean, self.std = initial.mean, initial.std
+        else:
+            self.mean, self.std = layout.read_statistics(Path(config.data))
         self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
 
     def build(self) -> nn.Module:
@@ -241,7 +258,9 @@ class TokenizerStage:
     def resumed(self, previous: checkpoint_io.Checkpoint) -> nn.Module:
         return previous.tokenizer
 
-    def loss(self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator):
+    def loss(
+        self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator
+    ):
         return step_model(x, frame_mask(lengths, x.shape[1]).to(self.device))
 
     def evaluate(self, model: nn.Module) -> dict:
@@ -268,28 +287,41 @@ class TransformerStage:
         self.mean, self.std = self.tokenizer_checkpoint.mean, self.tokenizer_checkpoint.std
         self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
         self.tokenizer = self.tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
-        encoder = load_text_encoder(config.text_encoder, device, config.text_encoder_path)  # dropped once every caption is encoded
-        self.train_text, self.eval_text = CaptionFeatures(self.train_set, encoder), CaptionFeatures(self.eval_set, encoder)
+        encoder = load_text_encoder(
+            config.text_encoder, device, config.text_encoder_path
+        )  # dropped once every caption is encoded
+        self.train_text, self.eval_text = (
+            CaptionFeatures(self.train_set, encoder),
+            CaptionFeatures(self.eval_set, encoder),
+        )
         self.text_dim = encoder.dim
 
     def build(self) -> nn.Module:
         """A fresh model of the preset on the tokenizer's scales, with the run's overrides applied."""
         transformer_config = getattr(TransformerConfig, self.config.preset)(self.tokenizer.config)
-        return Transformer(with_overrides(replace(transformer_config, text_dim=self.text_dim), self.config.model_overrides))
+        return Transformer(
+            with_overrides(replace(transformer_config, text_dim=self.text_dim), self.config.model_overrides)
+        )
 
     def resumed(self, previous: checkpoint_io.Checkpoint) -> nn.Module:
         return previous.transformer
 
-    def loss(self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator):
+    def loss(
+        self, step_model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, picks: np.ndarray, rng: np.random.Generator
+    ):
         text = self.train_text.pick(picks, rng).to(self.device)
         return step_model(text, lengths, self.tokenizer.encode_tokens(x), self.tokenizer.quantizer)
 
     def evaluate(self, model: nn.Module) -> dict:
-        return {"eval_loss": held_out_loss(model, self.tokenizer, self.eval_set, self.eval_text, self.config, self.device)}
+        return {
+            "eval_loss": held_out_loss(model, self.tokenizer, self.eval_set, self.eval_text, self.config, self.device)
+        }
 
     def checkpoint(self, model: nn.Module, meta: dict) -> checkpoint_io.Checkpoint:
         meta["tokenizer_meta"] = self.tokenizer_checkpoint.meta
-        return checkpoint_io.Checkpoint(self.tokenizer_checkpoint.tokenizer, model, self.mean, self.std, self.config.text_encoder, meta)
+        return checkpoint_io.Checkpoint(
+            self.tokenizer_checkpoint.tokenizer, model, self.mean, self.std, self.config.text_encoder, meta
+        )
 
 
 Stage = TokenizerStage | TransformerStage
@@ -320,11 +352,18 @@ def train(config: TrainConfig) -> Path:
         model = stage.resumed(checkpoint_io.load(config.model_path, device="cpu"))
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         start_step = int(state["step"])
+    elif config.init is not None:
+        model = stage.resumed(checkpoint_io.load(config.init, device="cpu"))
+        if model is None:
+            raise ValueError(f"{config.init} has no {config.stage} to start from")
+        state, start_step = None, 0
     else:
         model = stage.build()
         state, start_step = None, 0
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
 
@@ -333,8 +372,9 @@ def train(config: TrainConfig) -> Path:
     step_model = TrainingLoss(model)
     if processes.world > 1:
         # find_unused_parameters: the release's tokenizer keeps an upsample on decoder.up.0 that never runs.
-        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None,
-                                             find_unused_parameters=True)  # fmt: skip
+        step_model = DistributedDataParallel(
+            step_model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     # Batches are drawn from a generator seeded by (seed, rank, step): each process has its own
@@ -344,9 +384,19 @@ def train(config: TrainConfig) -> Path:
     per_process = config.batch_size // processes.world
     log = Log(config.log_path if processes.main else None, resumed)
     if processes.main:
-        log.write({"event": "start", "step": start_step, "processes": processes.world, "threads": torch.get_num_threads(),
-                   "device": str(device), "train_samples": len(stage.train_set.motions), "eval_samples": len(stage.eval_set.motions),
-                   "parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(config)})  # fmt: skip
+        log.write(
+            {
+                "event": "start",
+                "step": start_step,
+                "processes": processes.world,
+                "threads": torch.get_num_threads(),
+                "device": str(device),
+                "train_samples": len(stage.train_set.motions),
+                "eval_samples": len(stage.eval_set.motions),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "config": config_dict(config),
+            }
+        )
     started = time.perf_counter()
     for step in range(start_step, config.steps):
         for group in optimizer.param_groups:
@@ -360,7 +410,14 @@ def train(config: TrainConfig) -> Path:
 
         done = step + 1
         if processes.main and (done % config.log_every == 0 or done == config.steps):
-            log.write({"step": done, "lr": learning_rate(step, config), "seconds": round(time.perf_counter() - started, 1), **stats})
+            log.write(
+                {
+                    "step": done,
+                    "lr": learning_rate(step, config),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    **stats,
+                }
+            )
         if processes.main and (done % config.eval_every == 0 or done == config.steps):
             model.eval()
             held_out = stage.evaluate(model)
@@ -386,7 +443,9 @@ def held_out_loss(model, tokenizer, motions: MotionSet, text: CaptionFeatures, c
                 continue
             x = torch.from_numpy(motion[None, :length]).to(device)
             features = text.features[text.offsets[index][0]][None].float().to(device)
-            loss, _ = model.training_loss(features, torch.tensor([length], device=device), tokenizer.encode_tokens(x), tokenizer.quantizer)
+            loss, _ = model.training_loss(
+                features, torch.tensor([length], device=device), tokenizer.encode_tokens(x), tokenizer.quantizer
+            )
             losses.append(loss.item())
     return float(np.mean(losses)) if losses else float("nan")
 
@@ -440,7 +499,9 @@ def parse_overrides(pairs: list[str]) -> dict:
         try:
             overrides[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
-            raise ValueError(f"model setting {pair!r}: the value must be a Python literal (number, tuple, ...)") from None
+            raise ValueError(
+                f"model setting {pair!r}: the value must be a Python literal (number, tuple, ...)"
+            ) from None
     return overrides
 
 
@@ -450,30 +511,79 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset folder in HumanML3D layout")
     parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
     parser.add_argument("--preset", choices=sorted(PRESET_TEXT_ENCODERS), default=defaults.preset)
-    parser.add_argument("--set", dest="model_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a model config field, e.g. --set width=32 (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="model_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model config field, e.g. --set width=32 (repeatable)",
+    )
     parser.add_argument("--tokenizer", type=Path, help="stage 2: the tokenizer checkpoint of stage 1")
-    parser.add_argument("--text-encoder", choices=sorted(set(PRESET_TEXT_ENCODERS.values())), help="stage 2 (default: the preset's)")
-    parser.add_argument("--text-encoder-path", type=Path, help="stage 2: the text encoder's model folder (default: its package)")
+    parser.add_argument(
+        "--text-encoder", choices=sorted(set(PRESET_TEXT_ENCODERS.values())), help="stage 2 (default: the preset's)"
+    )
+    parser.add_argument(
+        "--text-encoder-path", type=Path, help="stage 2: the text encoder's model folder (default: its package)"
+    )
     parser.add_argument("--splits", default=",".join(defaults.splits), help="comma-separated splits to train on")
     parser.add_argument("--eval-split", default=defaults.eval_split)
-    for name in ("steps", "batch_size", "warmup_steps", "min_frames", "max_frames", "log_every", "eval_every", "save_every", "seed", "threads"):
+    for name in (
+        "steps",
+        "batch_size",
+        "warmup_steps",
+        "min_frames",
+        "max_frames",
+        "log_every",
+        "eval_every",
+        "save_every",
+        "seed",
+        "threads",
+    ):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, help="default: 0 for the tokenizer, 1e-5 for the transformer")
-    parser.add_argument("--decay-at", type=float, nargs="*", default=list(defaults.decay_at), help="fractions of steps where lr drops x0.1")
+    parser.add_argument(
+        "--decay-at",
+        type=float,
+        nargs="*",
+        default=list(defaults.decay_at),
+        help="fractions of steps where lr drops x0.1",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument(
+        "--init", type=Path, help="start from this checkpoint's weights (a new run: fresh optimizer, step 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
-        stage=args.stage, data=args.data, out=args.out, preset=args.preset, model_overrides=parse_overrides(args.model_overrides),
-        tokenizer=args.tokenizer, text_encoder=args.text_encoder, text_encoder_path=args.text_encoder_path, splits=tuple(s for s in args.splits.split(",") if s),
-        eval_split=args.eval_split, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps, decay_at=tuple(args.decay_at), min_frames=args.min_frames, max_frames=args.max_frames,
-        log_every=args.log_every, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, threads=args.threads,
+        stage=args.stage,
+        data=args.data,
+        out=args.out,
+        preset=args.preset,
+        model_overrides=parse_overrides(args.model_overrides),
+        tokenizer=args.tokenizer,
+        text_encoder=args.text_encoder,
+        text_encoder_path=args.text_encoder_path,
+        splits=tuple(s for s in args.splits.split(",") if s),
+        eval_split=args.eval_split,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        decay_at=tuple(args.decay_at),
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        log_every=args.log_every,
+        eval_every=args.eval_every,
+        save_every=args.save_every,
+        seed=args.seed,
+        threads=args.threads,
         resume=args.resume,
-    )  # fmt: skip
+        init=args.init,
+    )
     path = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint written to {path}")

@@ -10,6 +10,7 @@ Which of the two 512 -> 384 projections the release calls `input_process` and wh
 is not documented; here `input_process` embeds the tokenizer's latents (as in MoMask, whose
 `input_process` embeds motion tokens) and `input_emb` embeds the text.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,11 +48,15 @@ class TransformerConfig:
         self.scales = tuple(int(s) for s in self.scales)
         self.codebook_sizes = tuple(int(v) for v in self.codebook_sizes)
         if len(self.scales) != len(self.codebook_sizes):
-            raise ValueError(f"{len(self.scales)} scales but {len(self.codebook_sizes)} codebook sizes; expected one size per scale")
+            raise ValueError(
+                f"{len(self.scales)} scales but {len(self.codebook_sizes)} codebook sizes; expected one size per scale"
+            )
         if list(self.scales) != sorted(set(self.scales)):
             raise ValueError(f"scales {self.scales} must grow strictly from coarse to fine")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"d_model {self.d_model} must split into {self.n_heads} heads of an even width (rotary pairs)")
+            raise ValueError(
+                f"d_model {self.d_model} must split into {self.n_heads} heads of an even width (rotary pairs)"
+            )
 
     @property
     def length_tokens(self) -> int:
@@ -70,7 +75,9 @@ class TransformerConfig:
     @classmethod
     def demo(cls, tokenizer=None) -> "TransformerConfig":
         """The small model trained here, on all-MiniLM-L6-v2 text features (384-d)."""
-        return cls(d_model=256, n_layers=4, n_heads=4, ff_size=512, dropout=0.1, text_dim=384, **_tokenizer_fields(tokenizer))
+        return cls(
+            d_model=256, n_layers=4, n_heads=4, ff_size=512, dropout=0.1, text_dim=384, **_tokenizer_fields(tokenizer)
+        )
 
     def to_dict(self) -> dict:
         config = asdict(self)
@@ -90,7 +97,11 @@ def _tokenizer_fields(tokenizer) -> dict:
     """Scales, codebook sizes and latent width from a TokenizerConfig, so the two always agree."""
     if tokenizer is None:
         return {}
-    return {"scales": tuple(tokenizer.scales), "codebook_sizes": tuple(tokenizer.codebook_sizes()), "code_dim": tokenizer.code_dim}
+    return {
+        "scales": tuple(tokenizer.scales),
+        "codebook_sizes": tuple(tokenizer.codebook_sizes()),
+        "code_dim": tokenizer.code_dim,
+    }
 
 
 # --- scale layout -------------------------------------------------------------------------------
@@ -122,12 +133,16 @@ def loaded_attention_mask(mask: Tensor, scales: tuple[int, ...]) -> Tensor:
     """
     expected = block_causal_mask(scales)
     if mask.shape != expected.shape:
-        raise ValueError(f"attn_mask has shape {tuple(mask.shape)}; expected {tuple(expected.shape)} for scales {scales}")
+        raise ValueError(
+            f"attn_mask has shape {tuple(mask.shape)}; expected {tuple(expected.shape)} for scales {scales}"
+        )
     release_form = mask.float()
     if torch.isinf(release_form).any():
         release_form = (release_form == 0).float()
     if not torch.equal(release_form, expected):
-        raise ValueError(f"attn_mask is not the block-causal mask of scales {scales} (1 where a token may look, 0 elsewhere)")
+        raise ValueError(
+            f"attn_mask is not the block-causal mask of scales {scales} (1 where a token may look, 0 elsewhere)"
+        )
     return release_form
 
 
@@ -189,8 +204,14 @@ class Attention(nn.Module):
         self.attn_drop = nn.Dropout(config.dropout)
         self.proj_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, source: Tensor, freqs_cis: Tensor | None = None,
-                mask: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:  # fmt: skip
+    def forward(
+        self,
+        x: Tensor,
+        source: Tensor,
+        freqs_cis: Tensor | None = None,
+        mask: Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> Tensor:
         q = self._heads(self.query(x))
         if cache is not None and not cache.grows and cache.keys is not None:
             k, v = cache.keys, cache.values  # the text's, from the first scale
@@ -238,8 +259,9 @@ class Block(nn.Module):
         self.ln2 = RMSNorm(config.d_model, config.norm_eps)
         self.mlp = nn.Sequential(SwiGLU(config), nn.Dropout(config.dropout))
 
-    def forward(self, x: Tensor, text: Tensor, freqs_cis: Tensor, mask: Tensor | None = None,
-                cache: BlockCache | None = None) -> Tensor:  # fmt: skip
+    def forward(
+        self, x: Tensor, text: Tensor, freqs_cis: Tensor, mask: Tensor | None = None, cache: BlockCache | None = None
+    ) -> Tensor:
         x = x + self.attn0(self.ln0(x), self.ln0_t(text), cache=None if cache is None else cache.text)
         h = self.ln1(x)
         x = x + self.attn(h, h, freqs_cis, mask, None if cache is None else cache.scales)
@@ -261,7 +283,9 @@ class Transformer(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(d, size) for size in config.codebook_sizes)
 
         head_dim = d // config.n_heads
-        self.register_buffer("freqs_cis", scale_rotary_frequencies(config.scales, head_dim, config.rope_base, config.rope_span))
+        self.register_buffer(
+            "freqs_cis", scale_rotary_frequencies(config.scales, head_dim, config.rope_base, config.rope_span)
+        )
         self.register_buffer("lvl_1L", scale_levels(config.scales)[None])
         self.register_buffer("attn_mask", block_causal_mask(config.scales))
         self.scale_starts = [0]
@@ -284,7 +308,9 @@ class Transformer(nn.Module):
     def text_context(self, text: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Text features -> the cross-attention source (B, Lt, d), and the length embedding (B, d)."""
         if text.dim() != 3 or text.shape[-1] != self.config.text_dim:
-            raise ValueError(f"text features have shape {tuple(text.shape)}; expected (batch, tokens, {self.config.text_dim})")
+            raise ValueError(
+                f"text features have shape {tuple(text.shape)}; expected (batch, tokens, {self.config.text_dim})"
+            )
         length_embedding = self.len_embed(self.length_index(lengths))
         return self.input_emb(text) + length_embedding[:, None], length_embedding
 
@@ -304,19 +330,23 @@ class Transformer(nn.Module):
         total = x.shape[1]
         if total not in self.scale_starts:
             first = self.config.scales[0]
-            raise ValueError(f"next_inputs cover {total - first} tokens; expected whole scales, one of {[s - first for s in self.scale_starts[2:]]}")
+            raise ValueError(
+                f"next_inputs cover {total - first} tokens; expected whole scales, one of {[s - first for s in self.scale_starts[2:]]}"
+            )
         x = x + self.lvl_embed(self.lvl_1L[:, :total])
         visible = self.attn_mask[:, :, :total, :total] > 0  # True where a token may look, as the release reads it
         for block in self.blocks:
             x = block(x, context, self.freqs_cis[:total], visible)
         levels = self.scale_starts.index(total)
-        return [self.heads[q](x[:, self.scale_starts[q]:self.scale_starts[q + 1]]) for q in range(levels)]
+        return [self.heads[q](x[:, self.scale_starts[q] : self.scale_starts[q + 1]]) for q in range(levels)]
 
     # -- one scale at a time with the key/value cache (inference) --
     def new_cache(self) -> list[BlockCache]:
         return [BlockCache() for _ in self.blocks]
 
-    def step(self, level: int, context: Tensor, length_embedding: Tensor, latent: Tensor | None, cache: list[BlockCache]) -> Tensor:
+    def step(
+        self, level: int, context: Tensor, length_embedding: Tensor, latent: Tensor | None, cache: list[BlockCache]
+    ) -> Tensor:
         """Logits (B, s_q, V_q) of scale `level`; the earlier scales reach it through `cache`.
         latent: the accumulated z_hat downsampled to this scale (B, s_q, code_dim), None at 0."""
         span = slice(self.scale_starts[level], self.scale_starts[level + 1])
@@ -327,7 +357,9 @@ class Transformer(nn.Module):
         return self.heads[level](x)
 
     # -- training --
-    def training_loss(self, text: Tensor, lengths: Tensor, tokens: list[Tensor], quantizer) -> tuple[Tensor, dict[str, float]]:
+    def training_loss(
+        self, text: Tensor, lengths: Tensor, tokens: list[Tensor], quantizer
+    ) -> tuple[Tensor, dict[str, float]]:
         """mean(CE of scales 1..Q-1) + CE of scale Q, with corrupted inputs and dropped text."""
         config = self.config
         dropped = torch.rand(text.shape[0], device=text.device) < config.cond_drop_prob
@@ -335,11 +367,15 @@ class Transformer(nn.Module):
         corrupted = []
         for codes, size in zip(tokens, config.codebook_sizes):
             random_codes = torch.randint_like(codes, size)
-            corrupted.append(torch.where(torch.rand(codes.shape, device=codes.device) < config.token_corruption, random_codes, codes))
+            corrupted.append(
+                torch.where(torch.rand(codes.shape, device=codes.device) < config.token_corruption, random_codes, codes)
+            )
         with torch.no_grad():
             next_inputs = quantizer.teacher_inputs(corrupted)
         logits = self(text, lengths, next_inputs)
-        losses = [F.cross_entropy(scale_logits.flatten(0, 1), codes.flatten()) for scale_logits, codes in zip(logits, tokens)]
+        losses = [
+            F.cross_entropy(scale_logits.flatten(0, 1), codes.flatten()) for scale_logits, codes in zip(logits, tokens)
+        ]
         loss = torch.stack(losses[:-1]).mean() + losses[-1]
         stats = {"loss": loss.item(), "ce_first": losses[0].item(), "ce_last": losses[-1].item()}
         stats["accuracy_last"] = (logits[-1].argmax(-1) == tokens[-1]).float().mean().item()

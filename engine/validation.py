@@ -3,6 +3,7 @@
 Shared by the HTTP service and the CLI so both accept exactly the same inputs. Every rejection
 is a RequestError naming the field, what it got and what it expects.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
-
 
 
 class RequestError(ValueError):
@@ -56,7 +56,9 @@ def load_json(raw: bytes, limits: Limits) -> Any:
     clear error rather than the parser's RecursionError; NaN and Infinity literals are refused."""
     depth = json_depth(raw)
     if depth > limits.max_json_depth:
-        raise RequestError("too_deep", f"the body nests {depth} levels deep; the API needs {limits.max_json_depth} at most")
+        raise RequestError(
+            "too_deep", f"the body nests {depth} levels deep; the API needs {limits.max_json_depth} at most"
+        )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -205,7 +207,9 @@ def _frames(body: dict, limits: Limits) -> int:
         seconds = _number(body, "seconds", 0.0)
         # Bounded before the conversion: 1e308 seconds would overflow on the way to frames.
         frames = frames_for_seconds(seconds) if abs(seconds) <= 2 * high / canonical.FPS else None
-        source = f"'seconds' ({_shorten(seconds)} s" + (")" if frames is None else f" = {frames} frames at {canonical.FPS} fps)")
+        source = f"'seconds' ({_shorten(seconds)} s" + (
+            ")" if frames is None else f" = {frames} frames at {canonical.FPS} fps)"
+        )
     else:
         frames = _integer(body, "frames", 0)
         source = f"'frames' ({_shorten(frames)})"
@@ -255,9 +259,7 @@ def _array(value: Any, name: str, trailing_shape: tuple[int, ...], limits: Limit
     except OverflowError:
         raise RequestError("bad_source", f"'{name}' holds a number far out of range") from None
     if not np.isfinite(array).all() or np.abs(array).max() > limits.max_coordinate:
-        raise RequestError(
-            "bad_source", f"'{name}' holds NaN, infinite or values beyond ±{limits.max_coordinate:g}"
-        )
+        raise RequestError("bad_source", f"'{name}' holds NaN, infinite or values beyond ±{limits.max_coordinate:g}")
     return array.astype(np.float32).reshape(-1, *trailing_shape)
 
 
@@ -280,7 +282,9 @@ def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
             with np.errstate(all="ignore"):
                 features = representation.joints_to_features(positions)
             if not np.isfinite(features).all():
-                raise RequestError("bad_source", "'source.positions' is not a body's motion: its features are not finite")
+                raise RequestError(
+                    "bad_source", "'source.positions' is not a body's motion: its features are not finite"
+                )
     else:
         raise RequestError(
             "bad_source",

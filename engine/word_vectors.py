@@ -15,6 +15,7 @@ Words of the five motion lists below take their list's tag in place of their own
 The .pkl files are read by an unpickler that builds plain lists, dicts, strings and numbers
 (and numpy scalars) only, so a file from the internet cannot run code.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,19 +29,105 @@ import numpy as np
 
 WORD_DIM = 300
 MAX_WORDS = 20  # tokens kept per caption, before sos/eos
-POS_TAGS = ("VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
-            "Loc_VIP", "Body_VIP", "Obj_VIP", "Act_VIP", "Desc_VIP", "OTHER")  # fmt: skip
+POS_TAGS = (
+    "VERB",
+    "NOUN",
+    "DET",
+    "ADP",
+    "NUM",
+    "AUX",
+    "PRON",
+    "ADJ",
+    "ADV",
+    "Loc_VIP",
+    "Body_VIP",
+    "Obj_VIP",
+    "Act_VIP",
+    "Desc_VIP",
+    "OTHER",
+)
 MOTION_WORDS = {
-    "Loc_VIP": ("left", "right", "clockwise", "counterclockwise", "anticlockwise", "forward", "back", "backward",
-                "up", "down", "straight", "curve"),
-    "Body_VIP": ("arm", "chin", "foot", "feet", "face", "hand", "mouth", "leg", "waist", "eye", "knee", "shoulder", "thigh"),
+    "Loc_VIP": (
+        "left",
+        "right",
+        "clockwise",
+        "counterclockwise",
+        "anticlockwise",
+        "forward",
+        "back",
+        "backward",
+        "up",
+        "down",
+        "straight",
+        "curve",
+    ),
+    "Body_VIP": (
+        "arm",
+        "chin",
+        "foot",
+        "feet",
+        "face",
+        "hand",
+        "mouth",
+        "leg",
+        "waist",
+        "eye",
+        "knee",
+        "shoulder",
+        "thigh",
+    ),
     "Obj_VIP": ("stair", "dumbbell", "chair", "window", "floor", "car", "ball", "handrail", "baseball", "basketball"),
-    "Act_VIP": ("walk", "run", "swing", "pick", "bring", "kick", "put", "squat", "throw", "hop", "dance", "jump", "turn",
-                "stumble", "stop", "sit", "lift", "lower", "raise", "wash", "stand", "kneel", "stroll",
-                "rub", "bend", "balance", "flap", "jog", "shuffle", "lean", "rotate", "spin", "spread", "climb"),
-    "Desc_VIP": ("slowly", "carefully", "fast", "careful", "slow", "quickly", "happy", "angry", "sad", "happily",
-                 "angrily", "sadly"),
-}  # fmt: skip
+    "Act_VIP": (
+        "walk",
+        "run",
+        "swing",
+        "pick",
+        "bring",
+        "kick",
+        "put",
+        "squat",
+        "throw",
+        "hop",
+        "dance",
+        "jump",
+        "turn",
+        "stumble",
+        "stop",
+        "sit",
+        "lift",
+        "lower",
+        "raise",
+        "wash",
+        "stand",
+        "kneel",
+        "stroll",
+        "rub",
+        "bend",
+        "balance",
+        "flap",
+        "jog",
+        "shuffle",
+        "lean",
+        "rotate",
+        "spin",
+        "spread",
+        "climb",
+    ),
+    "Desc_VIP": (
+        "slowly",
+        "carefully",
+        "fast",
+        "careful",
+        "slow",
+        "quickly",
+        "happy",
+        "angry",
+        "sad",
+        "happily",
+        "angrily",
+        "sadly",
+    ),
+}
 MOTION_WORD_TAG = {word: tag for tag, words in MOTION_WORDS.items() for word in words}
 VOCABULARY_FILES = ("our_vab_data.npy", "our_vab_words.pkl", "our_vab_idx.pkl")
 GLOVE_6B_FILE = "glove.6B.300d.txt"
@@ -50,12 +137,16 @@ class PlainUnpickler(pickle.Unpickler):
     """Builds only what pickle makes without importing: lists, dicts, tuples, strings, numbers;
     plus numpy scalars and dtypes, which word-index files sometimes hold."""
 
-    ALLOWED: ClassVar[frozenset] = frozenset({("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")})
+    ALLOWED: ClassVar[frozenset] = frozenset(
+        {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")}
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain lists, dicts, strings and numbers are read")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: only plain lists, dicts, strings and numbers are read"
+        )
 
 
 def read_plain_pickle(path: Path) -> object:
@@ -79,12 +170,16 @@ class WordVectors:
         folder = Path(folder)
         missing = [name for name in VOCABULARY_FILES if not (folder / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"GloVe vectors not found: {folder} lacks {', '.join(missing)}. The HumanML3D evaluator "
-                                    "reads the glove/ folder shipped with it (MoMask's prepare/download_glove.sh); give it with --glove")  # fmt: skip
+            raise FileNotFoundError(
+                f"GloVe vectors not found: {folder} lacks {', '.join(missing)}. The HumanML3D evaluator "
+                "reads the glove/ folder shipped with it (MoMask's prepare/download_glove.sh); give it with --glove"
+            )
         table = np.load(folder / "our_vab_data.npy", allow_pickle=False)
         words, index = read_plain_pickle(folder / "our_vab_words.pkl"), read_plain_pickle(folder / "our_vab_idx.pkl")
         if not isinstance(words, list) or not isinstance(index, dict):
-            raise ValueError(f"{folder}: expected a list of words and a dict word -> row, got {type(words).__name__} and {type(index).__name__}")
+            raise ValueError(
+                f"{folder}: expected a list of words and a dict word -> row, got {type(words).__name__} and {type(index).__name__}"
+            )
         if table.ndim != 2 or table.shape[1] != WORD_DIM:
             raise ValueError(f"{folder / 'our_vab_data.npy'} has shape {table.shape}; expected (words, {WORD_DIM})")
         try:
@@ -102,8 +197,10 @@ class WordVectors:
         if path.is_dir():
             path = path / GLOVE_6B_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"GloVe vectors not found at {path}. The Motion-X evaluation reads GloVe 6B 300-d "
-                                    f"({GLOVE_6B_FILE}, as torchtext's GloVe('6B', 300)); give the file or its folder with --glove")  # fmt: skip
+            raise FileNotFoundError(
+                f"GloVe vectors not found at {path}. The Motion-X evaluation reads GloVe 6B 300-d "
+                f"({GLOVE_6B_FILE}, as torchtext's GloVe('6B', 300)); give the file or its folder with --glove"
+            )
         vectors = {}
         with path.open(encoding="utf-8") as lines:
             for line in lines:
@@ -111,7 +208,9 @@ class WordVectors:
                 if words is None or word in words:
                     vector = np.array(values.split(" "), dtype=np.float32)
                     if vector.shape != (WORD_DIM,):
-                        raise ValueError(f"{path}: the vector of {word!r} has {vector.size} values; expected {WORD_DIM}")
+                        raise ValueError(
+                            f"{path}: the vector of {word!r} has {vector.size} values; expected {WORD_DIM}"
+                        )
                     vectors[word] = vector
         return cls(vectors, "zero", str(path))
 
@@ -167,8 +266,10 @@ class SpacyTagger:
 
 
 def load_spacy():
-    message = ("plain caption lines (Motion-X's texts) are tagged with spaCy's en_core_web_sm, as the release does: "
-               "pip install spacy and the en_core_web_sm model, or store `caption#tokens#start#end` lines")  # fmt: skip
+    message = (
+        "plain caption lines (Motion-X's texts) are tagged with spaCy's en_core_web_sm, as the release does: "
+        "pip install spacy and the en_core_web_sm model, or store `caption#tokens#start#end` lines"
+    )
     if importlib.util.find_spec("spacy") is None:
         raise RuntimeError(f"spaCy is not installed; {message}")
     import spacy

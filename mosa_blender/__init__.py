@@ -2,6 +2,7 @@
 
 Registration only; the parts live in their modules (properties, preferences, operators, panel).
 """
+
 from __future__ import annotations
 
 import bpy

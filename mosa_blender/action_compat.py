@@ -3,6 +3,7 @@
 Blender 5 keeps them per slot, in a channelbag (layered "slotted" actions); 4.2 to 4.5 still offer
 the legacy `action.fcurves`. Everything else in the add-on goes through these functions.
 """
+
 from __future__ import annotations
 
 import bpy

@@ -7,6 +7,7 @@ Transfer computes pose-basis values as if every bone simply hung off its parent.
 `follow_constraints` lets Blender evaluate the rig and corrects the values until each written
 bone has the orientation transfer meant.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,6 @@ LOG = logging.getLogger(__name__)
 CHECK_DEGREES = 0.01  # how far Blender's evaluation may be from the numpy solve before a bone falls back
 SLICE_S = 0.05  # seconds of work between two looks at the UI (see follow_constraints_steps)
 _CHECKED: set[tuple] = set()  # (armature, bones, ControlRig.signature) whose numpy solve matched Blender's
-
 
 
 def _parents_first(bones) -> list:
@@ -91,8 +91,11 @@ def apply_pose(obj: bpy.types.Object, posed, frame: int) -> None:
 
 def _constrained(pose_bone) -> bool:
     """Whether an active constraint moves this bone or any bone above it."""
-    return any(not constraint.mute and constraint.influence > 0
-               for bone in [pose_bone, *pose_bone.parent_recursive] for constraint in bone.constraints)
+    return any(
+        not constraint.mute and constraint.influence > 0
+        for bone in [pose_bone, *pose_bone.parent_recursive]
+        for constraint in bone.constraints
+    )
 
 
 def run_steps(steps):
@@ -132,10 +135,14 @@ def _targets(skeleton, posed, frames: np.ndarray) -> tuple[dict[str, np.ndarray]
         parent = skeleton.parents[b]
         unposed = rest[b] if parent < 0 else world[parent] @ (rest[parent].T @ rest[b])
         name = skeleton.names[b]
-        world[b] = unposed @ rotations_module.to_matrix(posed.rotations[name][frames]) if name in posed.rotations else unposed
+        world[b] = (
+            unposed @ rotations_module.to_matrix(posed.rotations[name][frames]) if name in posed.rotations else unposed
+        )
     root = skeleton.index(posed.root_bone)
     root_heads = skeleton.heads[root] + posed.root_location[frames] @ skeleton.rest_rotations[root].T
-    return {name: np.broadcast_to(world[skeleton.index(name)], (len(frames), 3, 3)) for name in posed.rotations}, root_heads
+    return {
+        name: np.broadcast_to(world[skeleton.index(name)], (len(frames), 3, 3)) for name in posed.rotations
+    }, root_heads
 
 
 def _set_pose(obj: bpy.types.Object, rotations: dict[str, np.ndarray], root_bone: str, root_location) -> None:
@@ -177,14 +184,25 @@ def _solve_in_numpy(obj, posed, targets, root_heads):
             return quaternions, root_location, evaluated
         root, order = obj.pose.bones[posed.root_bone], [obj.pose.bones.find(name) for name in modelled]
         t = len(root_heads) // 2  # one posed frame shows a relation the model gets wrong
-        _set_pose(obj, {name: q[t] for name, q in quaternions.items()}, posed.root_bone,
-                  root.location if root_location is None else root_location[t])
+        _set_pose(
+            obj,
+            {name: q[t] for name, q in quaternions.items()},
+            posed.root_bone,
+            root.location if root_location is None else root_location[t],
+        )
         bpy.context.view_layer.update()
         wanted = np.stack([solved.posed[name][min(t, len(solved.posed[name]) - 1), :3, :3] for name in modelled])
-        degrees = np.degrees(rotations_module.angle_between(rotations_module.from_matrix(_normalized(wanted)),
-                                                            rotations_module.from_matrix(_normalized(_pose_matrices(obj)[order]))))
-        mismatched = {name: f"Blender evaluates it {angle:.3f} degrees away from the numpy solve"
-                      for name, angle in zip(modelled, degrees) if angle > CHECK_DEGREES}
+        degrees = np.degrees(
+            rotations_module.angle_between(
+                rotations_module.from_matrix(_normalized(wanted)),
+                rotations_module.from_matrix(_normalized(_pose_matrices(obj)[order])),
+            )
+        )
+        mismatched = {
+            name: f"Blender evaluates it {angle:.3f} degrees away from the numpy solve"
+            for name, angle in zip(modelled, degrees)
+            if angle > CHECK_DEGREES
+        }
         if not mismatched:
             _CHECKED.add(checked)
             return quaternions, root_location, evaluated
@@ -220,15 +238,19 @@ def follow_constraints_steps(obj: bpy.types.Object, skeleton, posed, frames=None
         if solved_root is not None:
             root_location[frames] = solved_root
         if evaluated:
-            LOG.warning("MoSa: %d bone(s) solved by Blender's evaluation, frame by frame (slower): %s",
-                        len(evaluated), "; ".join(evaluated.values()))
+            LOG.warning(
+                "MoSa: %d bone(s) solved by Blender's evaluation, frame by frame (slower): %s",
+                len(evaluated),
+                "; ".join(evaluated.values()),
+            )
             yield from _evaluate(obj, posed, frames, targets, root_heads, rotations, root_location, evaluated, slice_s)
     finally:  # the user's pose comes back (evaluated at the next update: a redraw, a frame change)
         for bone, (mode, basis) in zip(touched, users_pose):
             bone.rotation_mode, bone.matrix_basis = mode, basis
     continuous = rotations_module.make_continuous(np.stack(list(rotations.values()), axis=1))  # (T, bones, 4) at once
-    corrected = replace(posed, rotations={name: continuous[:, i] for i, name in enumerate(rotations)},
-                        root_location=root_location)
+    corrected = replace(
+        posed, rotations={name: continuous[:, i] for i, name in enumerate(rotations)}, root_location=root_location
+    )
     return corrected, evaluated
 
 

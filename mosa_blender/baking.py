@@ -1,4 +1,5 @@
 """Write pose tracks into actions with foreach_set, and read them back by evaluating fcurves."""
+
 from __future__ import annotations
 
 import bpy
@@ -19,8 +20,10 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
     first, last = tracks.frames.min(), tracks.frames.max()
     fcurves = fcurves_for(action, obj)
     modes = rotation_modes(obj, tracks)
-    before = {bone: _keyed_before(fcurves, rotation_path(bone, mode), len(rest_rotation(mode)), first)
-              for bone, mode in modes.items()}
+    before = {
+        bone: _keyed_before(fcurves, rotation_path(bone, mode), len(rest_rotation(mode)), first)
+        for bone, mode in modes.items()
+    }
     for data_path, index, values in tracks.channels(modes, {bone: v for bone, v in before.items() if v is not None}):
         fcurve = fcurves.find(data_path, index=index) or fcurves.new(data_path, index=index)
         points = fcurve.keyframe_points
@@ -43,8 +46,10 @@ def rotation_modes(obj: bpy.types.Object, tracks: PoseTracks) -> dict[str, str]:
 def _keyed_before(fcurves, data_path: str, width: int, frame: float) -> np.ndarray | None:
     """The channels' value at their last key before `frame`, or None where none is keyed before it."""
     curves = [fcurves.find(data_path, index=index) for index in range(width)]
-    keyed = [max((p.co[0] for p in curve.keyframe_points if p.co[0] < frame - 1e-4), default=None) if curve else None
-             for curve in curves]
+    keyed = [
+        max((p.co[0] for p in curve.keyframe_points if p.co[0] < frame - 1e-4), default=None) if curve else None
+        for curve in curves
+    ]
     if any(last is None for last in keyed):
         return None
     return np.array([curve.evaluate(last) for curve, last in zip(curves, keyed)])
@@ -65,8 +70,9 @@ def key_fk_switches(action: bpy.types.Action, obj: bpy.types.Object, tracks: Pos
                 fcurves.new(data_path).keyframe_points.insert(float(tracks.frames[0]), 1.0)
 
 
-def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks,
-                  frames: np.ndarray | None = None) -> PoseTracks:
+def sample_tracks(
+    action: bpy.types.Action, obj: bpy.types.Object, like: PoseTracks, frames: np.ndarray | None = None
+) -> PoseTracks:
     """The action's values on the channels of `like`, at its frames or the `frames` given (the
     rest pose where unkeyed); rotations read in each bone's own mode, as quaternions."""
     fcurves = fcurves_for(action, obj)
@@ -81,8 +87,10 @@ def sample_tracks(action: bpy.types.Action, obj: bpy.types.Object, like: PoseTra
 
     return PoseTracks(
         frames=frames,
-        rotations={bone: quaternions_from(sampled(rotation_path(bone, mode), rest_rotation(mode)), mode)
-                   for bone, mode in rotation_modes(obj, like).items()},
+        rotations={
+            bone: quaternions_from(sampled(rotation_path(bone, mode), rest_rotation(mode)), mode)
+            for bone, mode in rotation_modes(obj, like).items()
+        },
         locations={bone: sampled(LOCATION_PATH.format(bone), np.zeros(3)) for bone in like.locations},
     )
 
@@ -91,5 +99,7 @@ def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only:
     """Frames of the action's keys (only the selected ones if asked): the default span's source."""
     frames = []
     for fcurve in fcurves_for(action, obj):
-        frames.extend(point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only)
+        frames.extend(
+            point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only
+        )
     return frames

@@ -7,6 +7,7 @@ targets), inherits its parent's rotation, and has no driver that may follow anot
 transform. Drivers on influences that read custom properties (Rigify's follow sliders) are
 fixed over the clip and count as their current value.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,14 @@ def _driven(obj: bpy.types.Object) -> dict[str, str]:
         bone, rest = match.group(1), match.group(2)
         if rest.startswith(("location", "rotation", "scale")):
             found[bone] = f"its {rest} is driven"
-        elif any(variable.type != "SINGLE_PROP" or any(
-                 re.search(r"\.(location|rotation|scale|matrix|head|tail)", target.data_path or "")
-                 for target in variable.targets) for variable in driver.driver.variables):
+        elif any(
+            variable.type != "SINGLE_PROP"
+            or any(
+                re.search(r"\.(location|rotation|scale|matrix|head|tail)", target.data_path or "")
+                for target in variable.targets
+            )
+            for variable in driver.driver.variables
+        ):
             found[bone] = f"a driver on {rest} reads a transform"
     return found
 
@@ -46,9 +52,14 @@ def _constraint(obj: bpy.types.Object, constraint) -> tuple[control_rig.Constrai
         return None, [], ""
     kind = constraint.type
     if kind == control_rig.ARMATURE:
-        targets = [(target.subtarget, target.weight) for target in constraint.targets
-                   if target.target == obj and target.subtarget in obj.pose.bones]
-        plain = not (constraint.use_deform_preserve_volume or constraint.use_bone_envelopes or constraint.use_current_location)
+        targets = [
+            (target.subtarget, target.weight)
+            for target in constraint.targets
+            if target.target == obj and target.subtarget in obj.pose.bones
+        ]
+        plain = not (
+            constraint.use_deform_preserve_volume or constraint.use_bone_envelopes or constraint.use_current_location
+        )
         if len(targets) != len(constraint.targets) or not plain or abs(sum(w for _, w in targets) - 1.0) > 1e-6:
             return None, [], "an Armature constraint with envelopes, other objects or weights not summing to 1"
         return control_rig.Constraint(kind, constraint.influence, targets), [name for name, _ in targets], ""
@@ -64,7 +75,11 @@ def _constraint(obj: bpy.types.Object, constraint) -> tuple[control_rig.Constrai
         plain &= space == control_rig.POSE and constraint.euler_order == "AUTO"
         plain &= all(getattr(constraint, f"use_{axis}") and not getattr(constraint, f"invert_{axis}") for axis in "xyz")
     if kind == control_rig.COPY_SCALE:
-        plain &= space == control_rig.POSE and constraint.power == 1.0 and all(getattr(constraint, f"use_{a}") for a in "xyz")
+        plain &= (
+            space == control_rig.POSE
+            and constraint.power == 1.0
+            and all(getattr(constraint, f"use_{a}") for a in "xyz")
+        )
         plain &= not (constraint.use_offset or constraint.use_add)
     if not plain:
         return None, [], f"a {constraint.name!r} constraint with settings other than the plain ones"
@@ -73,8 +88,9 @@ def _constraint(obj: bpy.types.Object, constraint) -> tuple[control_rig.Constrai
     return described, [constraint.subtarget], ""
 
 
-def read_control_rig(obj: bpy.types.Object, written: list[str],
-                     distrusted: dict[str, str] | None = None) -> tuple[control_rig.ControlRig, dict[str, str]]:
+def read_control_rig(
+    obj: bpy.types.Object, written: list[str], distrusted: dict[str, str] | None = None
+) -> tuple[control_rig.ControlRig, dict[str, str]]:
     """The rig the written bones described by it depend on, and the written bones it cannot
     describe (name -> why: which bone above it, and what that bone does). `distrusted`: bones
     (name -> why) to leave out as well, e.g. where a check found Blender evaluating them otherwise."""
@@ -118,7 +134,13 @@ def read_control_rig(obj: bpy.types.Object, written: list[str],
         pose_bone = obj.pose.bones[name]
         for constraint in constraints[name]:
             constraint.targets = [(index[target], weight) for target, weight in constraint.targets]
-        bones.append(control_rig.RigBone(name, index[pose_bone.parent.name] if pose_bone.parent else -1,
-                                         np.array(pose_bone.bone.matrix_local), np.array(pose_bone.matrix_basis),
-                                         constraints[name]))
+        bones.append(
+            control_rig.RigBone(
+                name,
+                index[pose_bone.parent.name] if pose_bone.parent else -1,
+                np.array(pose_bone.bone.matrix_local),
+                np.array(pose_bone.matrix_basis),
+                constraints[name],
+            )
+        )
     return control_rig.ControlRig(bones), {name: reasons[name] for name in written if name in reasons}

@@ -3,10 +3,12 @@
 Every call has a timeout, and every failure is one of four exceptions an operator can report
 as it is: the engine is not there, it refused the request, the job failed, the job was cancelled.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -99,5 +101,7 @@ class EngineClient:
             raise EngineError(response.status_code, "bad_response", f"not JSON: {response.text[:200]!r}") from None
         if response.status_code >= 400:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            raise EngineError(response.status_code, error.get("code", "unknown"), error.get("message", response.text[:200]))
+            raise EngineError(
+                response.status_code, error.get("code", "unknown"), error.get("message", response.text[:200])
+            )
         return payload

@@ -1,4 +1,5 @@
 """Operators that manage the engine: start, stop, set up its Python, import the official checkpoint."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ class MOSA_OT_setup_engine(bpy.types.Operator):
     bl_idname = "mosa.setup_engine"
     bl_label = "Set Up Engine"
 
-    base_python: StringProperty(name="Base Python", description="Python 3.10+ to build the venv from",
-                                subtype="FILE_PATH", default="python3")
+    base_python: StringProperty(
+        name="Base Python", description="Python 3.10+ to build the venv from", subtype="FILE_PATH", default="python3"
+    )
 
     def execute(self, context):
         user_dir = preferences.user_dir()
@@ -115,8 +117,13 @@ class MOSA_OT_import_official(bpy.types.Operator):
         prefs = preferences.get(context)
         output = str(preferences.user_dir() / "official.pt")
         command = import_official_command(prefs.resolved_python(), self.filepath, output)
-        finished = subprocess.run(command, cwd=DEFAULT_ENGINE_ROOT, capture_output=True, text=True,
-                                  env=dict(os.environ, PYTHONPATH=str(DEFAULT_ENGINE_ROOT)))
+        finished = subprocess.run(
+            command,
+            cwd=DEFAULT_ENGINE_ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(DEFAULT_ENGINE_ROOT)),
+        )
         if finished.returncode != 0:
             self.report({"ERROR"}, f"Import failed: {finished.stderr.strip().splitlines()[-1:] or finished.returncode}")
             return {"CANCELLED"}

@@ -4,6 +4,7 @@ The engine runs in its own Python (with torch) as `python -m engine serve --port
 one JSON line with the port it bound. A fresh random token goes to a 0600 file that only this
 user can read. A state file beside it lets a reloaded add-on reuse the engine already running.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,10 +113,23 @@ class EngineProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _write_private(self.token_file, secrets.token_urlsafe(32))
         command = [
-            self.python, "-m", "engine", "serve", "--port", "0",
-            "--token-file", str(self.token_file), "--checkpoint", self.checkpoint, "--device", self.device,
-            "--log-file", str(self.log_file), "--parent-pid", str(os.getpid()),
-        ]  # fmt: skip
+            self.python,
+            "-m",
+            "engine",
+            "serve",
+            "--port",
+            "0",
+            "--token-file",
+            str(self.token_file),
+            "--checkpoint",
+            self.checkpoint,
+            "--device",
+            self.device,
+            "--log-file",
+            str(self.log_file),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         # Only the engine's own folder: Blender's PYTHONPATH belongs to another Python.
         env = dict(os.environ, PYTHONPATH=str(self.engine_root))
         with open(self.stderr_file, "wb") as stderr:

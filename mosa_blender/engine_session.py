@@ -1,4 +1,5 @@
 """One engine per Blender session: started on first use, reused, restarted after a crash, stopped on quit."""
+
 from __future__ import annotations
 
 import atexit
@@ -22,7 +23,11 @@ def connect(prefs, log_dir: Path, checkpoint: str | None = None) -> tuple[Engine
     if prefs.engine_mode == "REMOTE":
         return EngineClient(prefs.remote_url, prefs.remote_token), None
     python, checkpoint = prefs.resolved_python(), checkpoint or prefs.checkpoint or default_checkpoint()
-    if _process is not None and (_process.python, _process.checkpoint, _process.device) != (python, checkpoint, prefs.device):
+    if _process is not None and (_process.python, _process.checkpoint, _process.device) != (
+        python,
+        checkpoint,
+        prefs.device,
+    ):
         _process.stop()  # settings changed: the next engine runs with the new ones
         _process = None
     if _process is None:

@@ -3,6 +3,7 @@
 Plain Python (no bpy) so the commands and the log location are tested without Blender; the
 operator runs them one after another in a subprocess and shows the log's last line as progress.
 """
+
 from __future__ import annotations
 
 import sys

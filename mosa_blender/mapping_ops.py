@@ -7,6 +7,7 @@ the user switched it off; a mapping that is found, typed or loaded is checked
 (retarget.plausibility) before any key is written. Save and Load write and read the retarget
 Mapping JSON, so a studio's rig is mapped once.
 """
+
 from __future__ import annotations
 
 import bpy
@@ -28,8 +29,9 @@ def write_mapping(stored, mapping) -> None:
 
 def read_mapping(stored):
     """The list as a retarget Mapping (rows without a bone are unmapped joints)."""
-    return mapping_module.Mapping({pair.joint: pair.bone for pair in stored.pairs if pair.bone},
-                                  stored.family or "user", stored.confidence)
+    return mapping_module.Mapping(
+        {pair.joint: pair.bone for pair in stored.pairs if pair.bone}, stored.family or "user", stored.confidence
+    )
 
 
 def list_joints(stored) -> None:
@@ -48,8 +50,10 @@ def armature_mapping(obj: bpy.types.Object):
     if not any(pair.bone for pair in stored.pairs):
         list_joints(stored)
         if not stored.automatic:
-            raise ValueError(f"automatic mapping is off and no joint of '{obj.name}' is mapped yet: in the MoSa panel's "
-                             "Mapping list select each bone, then click its joint's fill button")
+            raise ValueError(
+                f"automatic mapping is off and no joint of '{obj.name}' is mapped yet: in the MoSa panel's "
+                "Mapping list select each bone, then click its joint's fill button"
+            )
         write_mapping(stored, mapping_module.auto_map(skeleton))
     mapping = read_mapping(stored)
     mapping.check(skeleton)
@@ -89,7 +93,9 @@ class MOSA_OT_map_automatically(bpy.types.Operator):
             self.report({"ERROR"}, f"MoSa: {failure}")
             return {"CANCELLED"}
         write_mapping(stored, found)
-        self.report({"INFO"}, f"MoSa: mapped as {found.family} ({found.confidence:.0%}); unmapped: {found.unmapped() or 'none'}")
+        self.report(
+            {"INFO"}, f"MoSa: mapped as {found.family} ({found.confidence:.0%}); unmapped: {found.unmapped() or 'none'}"
+        )
         return {"FINISHED"}
 
 
@@ -192,8 +198,10 @@ class MOSA_OT_save_mapping(bpy.types.Operator):
             self.report({"ERROR"}, f"MoSa: nothing saved: {failure}")
             return {"CANCELLED"}
         mapping.save(self.filepath)
-        self.report({"INFO"}, f"MoSa: mapping of {len(canonical.JOINT_NAMES) - len(mapping.unmapped())} joints "
-                              f"saved to {self.filepath}")
+        self.report(
+            {"INFO"},
+            f"MoSa: mapping of {len(canonical.JOINT_NAMES) - len(mapping.unmapped())} joints saved to {self.filepath}",
+        )
         return {"FINISHED"}
 
 
@@ -228,8 +236,14 @@ class MOSA_OT_load_mapping(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (MOSA_OT_map_automatically, MOSA_OT_clear_mapping, MOSA_OT_fill_joint, MOSA_OT_clear_joint,
-           MOSA_OT_save_mapping, MOSA_OT_load_mapping)
+CLASSES = (
+    MOSA_OT_map_automatically,
+    MOSA_OT_clear_mapping,
+    MOSA_OT_fill_joint,
+    MOSA_OT_clear_joint,
+    MOSA_OT_save_mapping,
+    MOSA_OT_load_mapping,
+)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -6,6 +6,7 @@ catalogue and the licences, and follows `download official --progress json`, one
 line, on a reader thread, so Blender's UI never waits on the network. Cancel is SIGTERM, which
 the engine turns into a clean stop that keeps the downloaded bytes for the next run.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,18 @@ def engine_environment(engine_root: Path) -> dict:
 
 def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> Catalogue:
     try:
-        listed = subprocess.run(engine_command(python, "list", "--json"), cwd=engine_root, env=engine_environment(engine_root),
-                                capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+        listed = subprocess.run(
+            engine_command(python, "list", "--json"),
+            cwd=engine_root,
+            env=engine_environment(engine_root),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise CatalogueError(f"the engine's Python {python} does not run ({error}); set it up in the preferences") from None
+        raise CatalogueError(
+            f"the engine's Python {python} does not run ({error}); set it up in the preferences"
+        ) from None
     if listed.returncode != 0:
         tail = (listed.stderr.strip().splitlines() or [f"exit code {listed.returncode}"])[-1]
         raise CatalogueError(f"the engine could not list its models: {tail}")
@@ -59,8 +68,14 @@ def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> C
 
 def remove_official(python: str, engine_root: Path) -> str:
     """Delete the downloaded official models; what the engine said it removed."""
-    finished = subprocess.run(engine_command(python, "remove", "official"), cwd=engine_root, env=engine_environment(engine_root),
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    finished = subprocess.run(
+        engine_command(python, "remove", "official"),
+        cwd=engine_root,
+        env=engine_environment(engine_root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if finished.returncode != 0:
         raise CatalogueError((finished.stderr.strip().splitlines() or ["removing failed"])[-1])
     return finished.stdout.strip()
@@ -81,9 +96,15 @@ class DownloadRun:
     def start(cls, python: str, engine_root: Path, log_file: Path) -> "DownloadRun":
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "wb") as stderr:
-            process = subprocess.Popen(engine_command(python, "download", "official", "--accept-licences", "--progress", "json"),
-                                       cwd=engine_root, env=engine_environment(engine_root), stdout=subprocess.PIPE,
-                                       stderr=stderr, stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+            process = subprocess.Popen(
+                engine_command(python, "download", "official", "--accept-licences", "--progress", "json"),
+                cwd=engine_root,
+                env=engine_environment(engine_root),
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
         run = cls(process)
         threading.Thread(target=run._read, name="mosa-model-download", daemon=True).start()
         return run

@@ -6,6 +6,7 @@ operator that polls the subprocess on a timer, so Blender stays responsive, with
 in the status bar. A model chosen in the panel is used from the next job on: the engine session
 restarts the engine on the new checkpoint.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -56,8 +57,13 @@ def refresh(context) -> MOSA_PG_models:
     models.rows.clear()
     for entry in catalogue.models:
         row = models.rows.add()
-        row.key, row.label, row.knows, row.installed, row.path = (entry["key"], entry["label"], entry["knows"],
-                                                                  entry["installed"], entry["path"] or "")  # fmt: skip
+        row.key, row.label, row.knows, row.installed, row.path = (
+            entry["key"],
+            entry["label"],
+            entry["knows"],
+            entry["installed"],
+            entry["path"] or "",
+        )
     return models
 
 
@@ -89,8 +95,9 @@ def chosen_checkpoint(context) -> str:
         refresh(context)
         row = chosen_row(context)
     if not row.installed:
-        raise RuntimeError(f"the {row.label} model is not installed: Edit > Preferences > Add-ons > MoSa > "
-                           "Download Official Models")  # fmt: skip
+        raise RuntimeError(
+            f"the {row.label} model is not installed: Edit > Preferences > Add-ons > MoSa > Download Official Models"
+        )
     return row.path
 
 
@@ -133,8 +140,12 @@ class MOSA_OT_download_models(bpy.types.Operator):
     bl_label = "Download Official Models"
 
     accept_licences: BoolProperty(name="I accept these terms", default=False, options={"SKIP_SAVE"})
-    synchronous: BoolProperty(name="Synchronous", description="Wait for the download, blocking (scripts, tests)",
-                              default=False, options={"SKIP_SAVE"})  # fmt: skip
+    synchronous: BoolProperty(
+        name="Synchronous",
+        description="Wait for the download, blocking (scripts, tests)",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
 
     @classmethod
     def poll(cls, context):
@@ -161,7 +172,9 @@ class MOSA_OT_download_models(bpy.types.Operator):
             self.report({"ERROR"}, "MoSa: accept the licences to download the official models")
             return {"CANCELLED"}
         log_file = preferences.user_dir() / "model-download.log"
-        _download = model_catalogue.DownloadRun.start(preferences.get(context).resolved_python(), DEFAULT_ENGINE_ROOT, log_file)
+        _download = model_catalogue.DownloadRun.start(
+            preferences.get(context).resolved_python(), DEFAULT_ENGINE_ROOT, log_file
+        )
         if self.synchronous or context.window is None:
             while not self.advance(context):
                 time.sleep(POLL_S)
@@ -239,8 +252,14 @@ class MOSA_OT_remove_models(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (MOSA_PG_model, MOSA_PG_models, MOSA_OT_refresh_models, MOSA_OT_download_models, MOSA_OT_cancel_download,
-           MOSA_OT_remove_models)  # fmt: skip
+CLASSES = (
+    MOSA_PG_model,
+    MOSA_PG_models,
+    MOSA_OT_refresh_models,
+    MOSA_OT_download_models,
+    MOSA_OT_cancel_download,
+    MOSA_OT_remove_models,
+)
 
 
 def _refresh_soon() -> None:

@@ -6,6 +6,7 @@ The Blender-side work on the job's result (retargeting, the constraint solve, ke
 same way, in slices (`Writing`), so Esc and Cancel work until the last key is written, and a
 cancelled job leaves the scene as it was.
 """
+
 from __future__ import annotations
 
 import time
@@ -166,8 +167,12 @@ def _record_job(settings, run: JobRun, kind: str, prompt: str) -> None:
 class _JobOperator:
     """The shared modal/synchronous driver; subclasses say how to submit and what to do with the result."""
 
-    synchronous: BoolProperty(name="Synchronous", description="Wait for the result, blocking (scripts, tests)",
-                              default=False, options={"SKIP_SAVE"})
+    synchronous: BoolProperty(
+        name="Synchronous",
+        description="Wait for the result, blocking (scripts, tests)",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
     _modal = False  # set once the timer-driven path starts: only then is there a status bar to update
     _writing: Writing | None = None  # the Blender-side work on the result, once the engine is done
 
@@ -237,7 +242,10 @@ class _JobOperator:
         settings = context.scene.mosa
         if self._writing is None and _active_run.state != "done":
             finished = _active_run.step()
-            settings.progress, settings.status = _active_run.progress, f"{_active_run.state} ({_active_run.progress:.0%})"
+            settings.progress, settings.status = (
+                _active_run.progress,
+                f"{_active_run.state} ({_active_run.progress:.0%})",
+            )
             if len(settings.jobs):
                 settings.jobs[-1].state = _active_run.state
             if not (finished and _active_run.state == "done"):
@@ -301,10 +309,17 @@ class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
 
     def submit(self, context, client):
         settings = context.scene.mosa
-        return client.generate(settings.prompt, seconds=settings.seconds, seed=settings.seed,
-                               samples=settings.variations, guidance=settings.guidance,
-                               temperature=settings.temperature, top_k=settings.top_k,
-                               top_p=settings.top_p, smooth=settings.smooth)
+        return client.generate(
+            settings.prompt,
+            seconds=settings.seconds,
+            seed=settings.seed,
+            samples=settings.variations,
+            guidance=settings.guidance,
+            temperature=settings.temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            smooth=settings.smooth,
+        )
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from generated_actions(context, run)))
@@ -318,9 +333,18 @@ def generated_actions(context, run: JobRun):
     replaced = obj.animation_data.action if obj.animation_data else None
     actions, count = [], len(run.result)
     for number, motion in enumerate(run.result):
-        tracks = yield from scaled(motion_to_tracks_steps(obj, motion, _scene_fps(scene), scene.frame_current,
-                                                          foot_lock=settings.foot_lock, in_place=settings.in_place),
-                                   number / count, 0.95 / count)
+        tracks = yield from scaled(
+            motion_to_tracks_steps(
+                obj,
+                motion,
+                _scene_fps(scene),
+                scene.frame_current,
+                foot_lock=settings.foot_lock,
+                in_place=settings.in_place,
+            ),
+            number / count,
+            0.95 / count,
+        )
         seed = settings.seed + number
         action = bpy.data.actions.new(action_name(settings.prompt, seed))
         baking.bake_tracks(action, obj, tracks)
@@ -332,12 +356,15 @@ def generated_actions(context, run: JobRun):
         takes.add_take(obj, action)
     if settings.place_variations == "NLA":
         takes.compare_on_tracks(obj, actions, scene.frame_current)
-        return (f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
-                f"{scene.frame_current}; pick one in Takes to keep it")
+        return (
+            f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
+            f"{scene.frame_current}; pick one in Takes to keep it"
+        )
     takes.switch_to(obj, actions[0])
     obj.mosa_takes.active_index = len(obj.mosa_takes.items) - len(actions)
     return f"MoSa: {len(actions)} new action(s), first: {actions[0].name}" + (
-        "; switch between them in Takes" if len(actions) > 1 else "")
+        "; switch between them in Takes" if len(actions) > 1 else ""
+    )
 
 
 class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
@@ -353,8 +380,11 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
             return False
         obj = context.active_object
         if obj.animation_data is None or obj.animation_data.action is None:
-            cls.poll_message_set("Variations are playing on the NLA: pick one under Takes first" if takes.comparison_tracks(obj)
-                                 else "The armature has no action to edit; generate or key one first")
+            cls.poll_message_set(
+                "Variations are playing on the NLA: pick one under Takes first"
+                if takes.comparison_tracks(obj)
+                else "The armature has no action to edit; generate or key one first"
+            )
             return False
         return True
 
@@ -383,11 +413,24 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
     def submit(self, context, client):
         settings = context.scene.mosa
         motion, start = self.source_motion(context), context.active_object.animation_data.action.frame_range[0]
-        mask = spans.canonical_mask((settings.range_start, settings.range_end), start, _scene_fps(context.scene),
-                                    len(motion["positions"]), motion["fps"])
+        mask = spans.canonical_mask(
+            (settings.range_start, settings.range_end),
+            start,
+            _scene_fps(context.scene),
+            len(motion["positions"]),
+            motion["fps"],
+        )
         wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
-        return client.edit(settings.prompt, wire, mask.tolist(), seed=settings.seed, guidance=settings.guidance,
-                           temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+        return client.edit(
+            settings.prompt,
+            wire,
+            mask.tolist(),
+            seed=settings.seed,
+            guidance=settings.guidance,
+            temperature=settings.temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+        )
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from regenerated_action(context, run)))
@@ -398,9 +441,19 @@ def regenerated_action(context, run: JobRun):
     active action, only the engine frames around the range re-solved, as a new take; returns the message."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
-    full = yield from scaled(motion_to_tracks_steps(obj, motion, _scene_fps(scene), int(round(source.frame_range[0])),
-                                                    foot_lock=settings.foot_lock, in_place=settings.in_place, span=span),
-                             0.0, 0.95)
+    full = yield from scaled(
+        motion_to_tracks_steps(
+            obj,
+            motion,
+            _scene_fps(scene),
+            int(round(source.frame_range[0])),
+            foot_lock=settings.foot_lock,
+            in_place=settings.in_place,
+            span=span,
+        ),
+        0.0,
+        0.95,
+    )
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
     _store(edited, motion, settings.prompt, settings.seed, run.model)
     takes.keep_replaced(obj, source)
@@ -418,7 +471,9 @@ def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: 
         raise ValueError(f"frames {span[0]}..{span[1]} are outside the generated motion")
     new_part = generated.take(inside)
     # The source one frame beyond each end too: the steps across the seams count.
-    around = baking.sample_tracks(source, obj, new_part, np.concatenate([[span[0] - 1], new_part.frames, [span[1] + 1]]))
+    around = baking.sample_tracks(
+        source, obj, new_part, np.concatenate([[span[0] - 1], new_part.frames, [span[1] + 1]])
+    )
     old_part = around.take(slice(1, -1))
     width = spans.seam_width(*_seam_gap_and_budget(around, new_part, seam_frames), seam_frames, int(inside.sum()) // 2)
     weights = spans.seam_weights(inside, width)[inside]
@@ -444,8 +499,13 @@ def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, flo
         old_steps, new_steps = (rotations.angle_between(q[1:], q[:-1]) for q in (old, new))
         if len(new_steps):  # `around` always has steps; a one-frame span has none of its own
             largest = max(largest, old_steps.max())
-            near_seams = max(near_seams, old_steps[:edge].max(), old_steps[-edge:].max(),
-                             new_steps[:edge].max(), new_steps[-edge:].max())
+            near_seams = max(
+                near_seams,
+                old_steps[:edge].max(),
+                old_steps[-edge:].max(),
+                new_steps[:edge].max(),
+                new_steps[-edge:].max(),
+            )
     return gap, largest - near_seams
 
 
@@ -486,7 +546,9 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
     def start(self, context) -> JobRun:
         """No engine job: the motion stored with the action is the result."""
         stored = context.active_object.animation_data.action["mosa"]
-        return JobRun(None, "", model=stored.get("model", ""), state="done", result=[storage.decode_motion(stored["motion"])])
+        return JobRun(
+            None, "", model=stored.get("model", ""), state="done", result=[storage.decode_motion(stored["motion"])]
+        )
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from baked_action(context, run)))
@@ -497,9 +559,18 @@ def baked_action(context, run: JobRun):
     new action with the current foot lock and in-place options; returns the message."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
     source = obj.animation_data.action
-    tracks = yield from scaled(motion_to_tracks_steps(obj, run.result[0], _scene_fps(scene), int(source.frame_range[0]),
-                                                      foot_lock=settings.foot_lock, in_place=settings.in_place),
-                               0.0, 0.95)
+    tracks = yield from scaled(
+        motion_to_tracks_steps(
+            obj,
+            run.result[0],
+            _scene_fps(scene),
+            int(source.frame_range[0]),
+            foot_lock=settings.foot_lock,
+            in_place=settings.in_place,
+        ),
+        0.0,
+        0.95,
+    )
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
@@ -582,8 +653,14 @@ def timeline_span(context) -> tuple[int, int] | None:
     return spans.default_span(preview, selected)
 
 
-CLASSES = (MOSA_OT_generate, MOSA_OT_regenerate_range, MOSA_OT_bake, MOSA_OT_use_take, MOSA_OT_cancel,
-           MOSA_OT_use_preview_range)
+CLASSES = (
+    MOSA_OT_generate,
+    MOSA_OT_regenerate_range,
+    MOSA_OT_bake,
+    MOSA_OT_use_take,
+    MOSA_OT_cancel,
+    MOSA_OT_use_preview_range,
+)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -1,4 +1,5 @@
 """View3D > Sidebar > MoSa: prompt, options, the target rig's mapping, the buttons, engine status, recent jobs."""
+
 from __future__ import annotations
 
 import bpy
@@ -163,8 +164,16 @@ class MOSA_PT_jobs(_SubPanel, bpy.types.Panel):
             self.layout.label(text=f"{job.state}: {job.prompt}", icon="CHECKMARK" if job.state == "done" else "TIME")
 
 
-CLASSES = (MOSA_UL_mapping, MOSA_UL_takes, MOSA_PT_main, MOSA_PT_mapping, MOSA_PT_takes, MOSA_PT_edit, MOSA_PT_sampling,
-           MOSA_PT_jobs)
+CLASSES = (
+    MOSA_UL_mapping,
+    MOSA_UL_takes,
+    MOSA_PT_main,
+    MOSA_PT_mapping,
+    MOSA_PT_takes,
+    MOSA_PT_edit,
+    MOSA_PT_sampling,
+    MOSA_PT_jobs,
+)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -1,4 +1,5 @@
 """Add-on preferences: where the engine runs, on which Python, with which checkpoint and device."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,23 +31,39 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
 
     engine_mode: EnumProperty(
         name="Engine",
-        items=[("LOCAL", "Local", "Start the engine as a subprocess on this computer"),
-               ("REMOTE", "Remote", "Use an engine already running elsewhere (URL and token)")],
-        default="LOCAL")
+        items=[
+            ("LOCAL", "Local", "Start the engine as a subprocess on this computer"),
+            ("REMOTE", "Remote", "Use an engine already running elsewhere (URL and token)"),
+        ],
+        default="LOCAL",
+    )
     engine_python: StringProperty(
-        name="Engine Python", subtype="FILE_PATH",
-        description="Python with torch that runs the engine (empty: the venv 'Set up engine' creates)")
+        name="Engine Python",
+        subtype="FILE_PATH",
+        description="Python with torch that runs the engine (empty: the venv 'Set up engine' creates)",
+    )
     model: EnumProperty(
-        name="Model", description="The model the engine runs; a change takes effect on the next job",
-        items=[("DEMO", "Demo", "The bundled demo model: a few dozen motions"),
-               ("HUMANML3D", "HumanML3D", "The authors' HumanML3D model (Download Official Models)"),
-               ("MOTIONX", "Motion-X", "The authors' Motion-X model (Download Official Models)"),
-               ("FILE", "File", "A checkpoint file of your own")],
-        default="DEMO")
-    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", update=_choose_file,
-                               description="A checkpoint file (choosing one selects the File model)")
-    device: EnumProperty(name="Device", items=[("auto", "Auto", "CUDA when available"), ("cpu", "CPU", ""),
-                                               ("cuda", "CUDA", "")], default="auto")
+        name="Model",
+        description="The model the engine runs; a change takes effect on the next job",
+        items=[
+            ("DEMO", "Demo", "The bundled demo model: a few dozen motions"),
+            ("HUMANML3D", "HumanML3D", "The authors' HumanML3D model (Download Official Models)"),
+            ("MOTIONX", "Motion-X", "The authors' Motion-X model (Download Official Models)"),
+            ("FILE", "File", "A checkpoint file of your own"),
+        ],
+        default="DEMO",
+    )
+    checkpoint: StringProperty(
+        name="Checkpoint",
+        subtype="FILE_PATH",
+        update=_choose_file,
+        description="A checkpoint file (choosing one selects the File model)",
+    )
+    device: EnumProperty(
+        name="Device",
+        items=[("auto", "Auto", "CUDA when available"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
+        default="auto",
+    )
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765")
     remote_token: StringProperty(name="Token", subtype="PASSWORD")
 
@@ -71,7 +88,6 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         row.operator("mosa.engine_start", icon="PLAY")
         row.operator("mosa.engine_stop", icon="CANCEL")
 
-
     def draw_models(self, context: bpy.types.Context, box: bpy.types.UILayout) -> None:
         """The model choice, what is installed, and the download with its progress."""
         models = context.window_manager.mosa_models
@@ -79,8 +95,10 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         if self.model == "FILE":
             box.prop(self, "checkpoint")
         for row in models.rows:
-            box.label(text=f"{row.label}: {'installed' if row.installed else 'not installed'} - {row.knows}",
-                      icon="CHECKMARK" if row.installed else "BLANK1")
+            box.label(
+                text=f"{row.label}: {'installed' if row.installed else 'not installed'} - {row.knows}",
+                icon="CHECKMARK" if row.installed else "BLANK1",
+            )
         if models.error:
             box.label(text=models.error, icon="ERROR")
         if models.status:
@@ -90,8 +108,9 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         row.operator("mosa.cancel_download", icon="CANCEL", text="Cancel")
         row.operator("mosa.remove_models", icon="TRASH", text="Remove")
         row.operator("mosa.refresh_models", icon="FILE_REFRESH", text="")
-        box.label(text=f"Models folder: {models.folder or 'unknown until refreshed'}; "
-                       f"licences are shown before the download")
+        box.label(
+            text=f"Models folder: {models.folder or 'unknown until refreshed'}; licences are shown before the download"
+        )
 
 
 def register() -> None:

@@ -1,10 +1,18 @@
 """Settings that save with the .blend: the prompt and options on the scene, the mapping on the armature,
 the takes on the rig's object."""
+
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
-                       PointerProperty, StringProperty)
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 
 class MOSA_PG_job(bpy.types.PropertyGroup):
@@ -31,28 +39,50 @@ class MOSA_PG_takes(bpy.types.PropertyGroup):
 
 class MOSA_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What the character should do")
-    seconds: FloatProperty(name="Length", description="Motion length in seconds (2 to 9.8, in steps of 0.2)",
-                           default=4.0, min=2.0, max=9.8, subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE")
+    seconds: FloatProperty(
+        name="Length",
+        description="Motion length in seconds (2 to 9.8, in steps of 0.2)",
+        default=4.0,
+        min=2.0,
+        max=9.8,
+        subtype="TIME_ABSOLUTE",
+        unit="TIME_ABSOLUTE",
+    )
     seed: IntProperty(name="Seed", default=0, min=0)
-    variations: IntProperty(name="Variations", description="How many motions to sample (seeds seed, seed+1, ...)",
-                            default=1, min=1, max=8)
+    variations: IntProperty(
+        name="Variations", description="How many motions to sample (seeds seed, seed+1, ...)", default=1, min=1, max=8
+    )
     place_variations: EnumProperty(
         name="Variations",
-        items=[("ACTIONS", "Actions", "Each variation is an action of its own; the first is assigned"),
-               ("NLA", "NLA Strips", "Each variation also gets an NLA track, strips one after another")],
-        default="ACTIONS")
-    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale", default=4.0, min=0.0, max=20.0)
+        items=[
+            ("ACTIONS", "Actions", "Each variation is an action of its own; the first is assigned"),
+            ("NLA", "NLA Strips", "Each variation also gets an NLA track, strips one after another"),
+        ],
+        default="ACTIONS",
+    )
+    guidance: FloatProperty(
+        name="Guidance", description="Classifier-free guidance scale", default=4.0, min=0.0, max=20.0
+    )
     temperature: FloatProperty(name="Temperature", default=1.0, min=0.05, max=3.0)
     # The paper's sampling defaults: drop the least likely 80% of codes, then nucleus 0.95.
-    top_k: FloatProperty(name="Top-k", description="Fraction of the least likely codes dropped before sampling (0: none)",
-                         default=0.8, min=0.0, max=0.99)
+    top_k: FloatProperty(
+        name="Top-k",
+        description="Fraction of the least likely codes dropped before sampling (0: none)",
+        default=0.8,
+        min=0.0,
+        max=0.99,
+    )
     top_p: FloatProperty(name="Top-p", description="Nucleus sampling mass (1: off)", default=0.95, min=0.05, max=1.0)
-    smooth: BoolProperty(name="Smooth", description="Mix codes (Gumbel-softmax) instead of picking one: smoother, less varied",
-                         default=False)
+    smooth: BoolProperty(
+        name="Smooth",
+        description="Mix codes (Gumbel-softmax) instead of picking one: smoother, less varied",
+        default=False,
+    )
     range_start: IntProperty(name="Start", description="First frame to regenerate")
     range_end: IntProperty(name="End", description="Last frame to regenerate")
-    seam_frames: IntProperty(name="Seam", description="Frames inside the range blended towards the source",
-                             default=4, min=0, max=30)
+    seam_frames: IntProperty(
+        name="Seam", description="Frames inside the range blended towards the source", default=4, min=0, max=30
+    )
     foot_lock: BoolProperty(name="Foot Lock", description="Pin feet while they touch the ground", default=True)
     in_place: BoolProperty(name="In Place", description="Keep the root over the origin", default=False)
     status: StringProperty(name="Status", default="engine not started")
@@ -68,9 +98,12 @@ class MOSA_PG_bone_pair(bpy.types.PropertyGroup):
 
 
 class MOSA_PG_mapping(bpy.types.PropertyGroup):
-    automatic: BoolProperty(name="Automatic Mapping", default=True,
-                            description="Find the bones by their names or the rig's structure when the list is empty; "
-                                        "off: use only the bones mapped by hand")
+    automatic: BoolProperty(
+        name="Automatic Mapping",
+        default=True,
+        description="Find the bones by their names or the rig's structure when the list is empty; "
+        "off: use only the bones mapped by hand",
+    )
     family: StringProperty(name="Family")
     confidence: FloatProperty(name="Confidence", min=0.0, max=1.0)
     pairs: CollectionProperty(type=MOSA_PG_bone_pair)

@@ -6,6 +6,7 @@ list, else found automatically), the transfer with the optional foot lock, check
 motion before any key is written, and the resampling to the scene's fps; and the way back (an
 action MoSa did not make, as canonical motion the engine can edit).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,29 +20,55 @@ from .tracks import PoseTracks
 from .vendored import canonical, inverse, plausibility, resample, transfer
 
 
-def motion_to_tracks(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
-                     foot_lock: bool = True, in_place: bool = False, span: tuple[int, int] | None = None) -> PoseTracks:
+def motion_to_tracks(
+    obj: bpy.types.Object,
+    motion: dict,
+    scene_fps: float,
+    start_frame: int,
+    foot_lock: bool = True,
+    in_place: bool = False,
+    span: tuple[int, int] | None = None,
+) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
     return armature_io.run_steps(motion_to_tracks_steps(obj, motion, scene_fps, start_frame, foot_lock, in_place, span))
 
 
-def motion_to_tracks_steps(obj: bpy.types.Object, motion: dict, scene_fps: float, start_frame: int,
-                           foot_lock: bool = True, in_place: bool = False, span: tuple[int, int] | None = None):
+def motion_to_tracks_steps(
+    obj: bpy.types.Object,
+    motion: dict,
+    scene_fps: float,
+    start_frame: int,
+    foot_lock: bool = True,
+    in_place: bool = False,
+    span: tuple[int, int] | None = None,
+):
     """motion_to_tracks as a generator of slices: yields its progress (0..1) after each stage
     (mapping, transfer, the check, the constraint solve's slices) and returns the PoseTracks.
     `span`: the scene frames that will be used (Regenerate Range); the constraint solve then
     corrects only the engine frames around them, and the frames outside keep plain values."""
     skeleton, mapping = armature_mapping(obj)
-    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])  # the rest never moves a key
+    skeleton = skeleton.around(
+        [skeleton.index(bone) for bone in mapping.bones.values() if bone]
+    )  # the rest never moves a key
     yield 0.1
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
     yield 0.3
     frames = None if span is None else engine_frames(span, start_frame, scene_fps, posed.fps, posed.frames)
-    written = posed if frames is None else replace(posed, rotations={bone: q[frames] for bone, q in posed.rotations.items()},
-                                                   root_location=posed.root_location[frames], contacts=None)
+    written = (
+        posed
+        if frames is None
+        else replace(
+            posed,
+            rotations={bone: q[frames] for bone, q in posed.rotations.items()},
+            root_location=posed.root_location[frames],
+            contacts=None,
+        )
+    )
     plausibility.check(skeleton, mapping, written)  # before any key: a body that comes apart (where keyed) is refused
     yield 0.4
-    posed, _ = yield from armature_io.scaled(armature_io.follow_constraints_steps(obj, skeleton, posed, frames), 0.4, 0.5)
+    posed, _ = yield from armature_io.scaled(
+        armature_io.follow_constraints_steps(obj, skeleton, posed, frames), 0.4, 0.5
+    )
     posed = resample.resample(posed, scene_fps)
     frames = start_frame + np.arange(len(posed.root_location))
     return PoseTracks(frames=frames, rotations=dict(posed.rotations), locations={posed.root_bone: posed.root_location})

@@ -3,13 +3,12 @@
 Scene frames run at the scene's fps from the action's first frame; the engine edits canonical
 frames at 20 fps. The mask says which canonical frames the engine may regenerate.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 
 from .vendored import rotations  # the vendored copy inside the extension
-
 
 
 def default_span(preview_range: tuple[int, int] | None, selected_key_frames: list[float]) -> tuple[int, int] | None:
@@ -21,8 +20,9 @@ def default_span(preview_range: tuple[int, int] | None, selected_key_frames: lis
     return None
 
 
-def canonical_mask(span: tuple[float, float], action_start: float, scene_fps: float,
-                   canonical_frames: int, canonical_fps: float = 20.0) -> np.ndarray:
+def canonical_mask(
+    span: tuple[float, float], action_start: float, scene_fps: float, canonical_frames: int, canonical_fps: float = 20.0
+) -> np.ndarray:
     """Boolean mask over the canonical frames whose time falls inside the scene-frame span."""
     start, end = span
     if end < start:
@@ -33,7 +33,8 @@ def canonical_mask(span: tuple[float, float], action_start: float, scene_fps: fl
     if not mask.any():
         raise ValueError(
             f"frames {start}..{end} lie outside the motion (frames {action_start}.."
-            f"{action_start + (canonical_frames - 1) / canonical_fps * scene_fps:.0f}); pick a span inside it")
+            f"{action_start + (canonical_frames - 1) / canonical_fps * scene_fps:.0f}); pick a span inside it"
+        )
     return mask
 
 

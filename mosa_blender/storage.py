@@ -3,6 +3,7 @@
 A compressed .npz of the motion's arrays, base64 text in one string ID property: compact, and
 it needs nothing from retarget's motion class to read back.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,11 +19,13 @@ def encode_motion(motion: dict) -> str:
     missing = [key for key in ("fps", "joint_names", "positions", "rotations") if key not in motion]
     if missing:
         raise ValueError(f"motion lacks {missing}; expected a canonical motion dict")
-    arrays = {key: np.asarray(motion[key], dtype=np.int32 if key == "parents" else np.float32)
-              for key in ARRAY_KEYS if motion.get(key) is not None}
+    arrays = {
+        key: np.asarray(motion[key], dtype=np.int32 if key == "parents" else np.float32)
+        for key in ARRAY_KEYS
+        if motion.get(key) is not None
+    }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, fps=np.float32(motion["fps"]),
-                        joint_names=np.array(motion["joint_names"]), **arrays)
+    np.savez_compressed(buffer, fps=np.float32(motion["fps"]), joint_names=np.array(motion["joint_names"]), **arrays)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -6,6 +6,7 @@ Takes list (prompt, seed, model); an action MoSa replaces that has no fake user 
 (a hand-keyed original, say) is stashed on a muted "[Action Stash]" NLA track, as the Action
 Editor does when it swaps actions. Either way it survives save, reopen and undo.
 """
+
 from __future__ import annotations
 
 import bpy

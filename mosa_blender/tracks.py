@@ -3,6 +3,7 @@
 Plain numpy (no bpy): the bake writes these with `keyframe_points.foreach_set("co", ...)`, which
 wants one flat array of (frame, value) pairs per fcurve.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ def rotation_path(bone: str, mode: str) -> str:
 
 def rest_rotation(mode: str) -> np.ndarray:
     """What an unkeyed bone's rotation channels hold at rest, in its mode."""
-    return {QUATERNION: np.array([1.0, 0.0, 0.0, 0.0]), AXIS_ANGLE: np.array([0.0, 0.0, 1.0, 0.0])}.get(mode, np.zeros(3))
+    return {QUATERNION: np.array([1.0, 0.0, 0.0, 0.0]), AXIS_ANGLE: np.array([0.0, 0.0, 1.0, 0.0])}.get(
+        mode, np.zeros(3)
+    )
 
 
 def rotation_values(quaternions: np.ndarray, mode: str, previous: np.ndarray | None = None) -> np.ndarray:
@@ -68,16 +71,21 @@ class PoseTracks:
                 if values.shape != (len(self.frames), width):
                     raise ValueError(
                         f"{kind} track of bone {bone!r} has shape {values.shape}, "
-                        f"expected ({len(self.frames)}, {width}) to match the frames")
+                        f"expected ({len(self.frames)}, {width}) to match the frames"
+                    )
                 channels[bone] = values
 
     def take(self, which) -> PoseTracks:
         """The tracks at some of the frames (a boolean mask or a slice over them)."""
-        return PoseTracks(frames=self.frames[which], rotations={bone: q[which] for bone, q in self.rotations.items()},
-                          locations={bone: p[which] for bone, p in self.locations.items()})
+        return PoseTracks(
+            frames=self.frames[which],
+            rotations={bone: q[which] for bone, q in self.rotations.items()},
+            locations={bone: p[which] for bone, p in self.locations.items()},
+        )
 
-    def channels(self, modes: dict[str, str] | None = None,
-                 previous: dict[str, np.ndarray] | None = None) -> list[tuple[str, int, np.ndarray]]:
+    def channels(
+        self, modes: dict[str, str] | None = None, previous: dict[str, np.ndarray] | None = None
+    ) -> list[tuple[str, int, np.ndarray]]:
         """(data_path, array_index, values over frames) for every fcurve to write, each bone's
         rotation in its mode (`modes`: bone -> rotation mode; quaternions where not given),
         continuous from the value `previous` says it holds just before the first frame."""

@@ -4,7 +4,18 @@ The extension zip ships retarget/ as a subpackage (Blender installs each extensi
 of its own); a development checkout keeps it at the top level next to mosa_blender/. The add-on
 imports the retarget modules it uses from here.
 """
+
 try:  # the installed extension
-    from .retarget import canonical, control_rig, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401
+    from .retarget import (
+        canonical,
+        control_rig,
+        inverse,
+        mapping,
+        plausibility,
+        resample,
+        rotations,
+        skeleton,
+        transfer,
+    )  # noqa: F401
 except ImportError:  # a development checkout
     from retarget import canonical, control_rig, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401

@@ -16,6 +16,7 @@ offsets. For a rigid clip (every real clip, and every clip normalised onto the c
 skeleton), FK of the file then reproduces the positions to float precision. The root OFFSET is
 zero so that readers that add position channels to the OFFSET agree with those that do not.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,7 +89,12 @@ class _Lines:
     def expect(self, keyword: str, count: int | None = None) -> tuple[int, list[str]]:
         number, tokens = self.next(keyword)
         if tokens[0] != keyword or (count is not None and len(tokens) != count):
-            raise self.error(f"expected '{keyword}'" + (f" with {count - 1} values" if count else "") + f", got '{' '.join(tokens)}'", number)
+            raise self.error(
+                f"expected '{keyword}'"
+                + (f" with {count - 1} values" if count else "")
+                + f", got '{' '.join(tokens)}'",
+                number,
+            )
         return number, tokens
 
     def floats(self, number: int, tokens: list[str]) -> np.ndarray:
@@ -113,7 +119,10 @@ def _read_joint(lines: _Lines, name: str, parent: int, clip: dict, depth: int = 
         raise lines.error(f"CHANNELS must give a count and that many names, got '{' '.join(tokens)}'", number)
     unknown = [c for c in channels if c not in POSITION_CHANNELS + ROTATION_CHANNELS]
     if unknown or len(set(channels)) != len(channels):
-        raise lines.error(f"unknown or repeated channels {unknown or channels}; expected names from {POSITION_CHANNELS + ROTATION_CHANNELS}", number)
+        raise lines.error(
+            f"unknown or repeated channels {unknown or channels}; expected names from {POSITION_CHANNELS + ROTATION_CHANNELS}",
+            number,
+        )
     clip["channels"].append(channels)
     while True:
         number, tokens = lines.next(f"JOINT, End Site or '}}' in {name}")
@@ -149,14 +158,18 @@ def parse_bvh(text: str, source: str = "<bvh>") -> BvhClip:
         raise lines.error(f"expected 'Frame Time: <seconds>', got '{' '.join(tokens)}'", number)
     frame_time = float(lines.floats(number, tokens[2:])[0])
     if not 1 / MAX_FPS <= frame_time < float("inf"):
-        raise lines.error(f"the frame time must be a positive number of seconds from {1 / MAX_FPS:g}, got {frame_time}", number)
+        raise lines.error(
+            f"the frame time must be a positive number of seconds from {1 / MAX_FPS:g}, got {frame_time}", number
+        )
 
     width = sum(len(c) for c in clip["channels"])
     rows = []
     for _ in range(frames):
         number, tokens = lines.next(f"frame {len(rows) + 1} of {frames}")
         if len(tokens) != width:
-            raise lines.error(f"frame {len(rows) + 1} has {len(tokens)} values; the hierarchy has {width} channels", number)
+            raise lines.error(
+                f"frame {len(rows) + 1} has {len(tokens)} values; the hierarchy has {width} channels", number
+            )
         rows.append(lines.floats(number, tokens))
     if lines.index < len(lines.items):
         raise lines.error(f"more frame lines than the {frames} that 'Frames:' announces")
@@ -177,8 +190,16 @@ def parse_bvh(text: str, source: str = "<bvh>") -> BvhClip:
         for axis, name in enumerate(POSITION_CHANNELS):
             if name in channels:
                 translations[:, j, axis] = block[:, channels.index(name)]
-    return BvhClip(clip["names"], np.array(clip["parents"]), offsets, clip["channels"], clip["end_sites"],
-                   frame_time, local_rotations, translations)
+    return BvhClip(
+        clip["names"],
+        np.array(clip["parents"]),
+        offsets,
+        clip["channels"],
+        clip["end_sites"],
+        frame_time,
+        local_rotations,
+        translations,
+    )
 
 
 def read_clip(path: str | Path) -> BvhClip:
@@ -192,7 +213,9 @@ def read_bvh(path: str | Path) -> CanonicalMotion:
     clip = read_clip(path)
     missing = [name for name in canonical.JOINT_NAMES if name not in clip.names]
     if missing:
-        raise ValueError(f"{path} lacks the canonical joints {missing}; expected the HumanML3D template names {canonical.JOINT_NAMES}")
+        raise ValueError(
+            f"{path} lacks the canonical joints {missing}; expected the HumanML3D template names {canonical.JOINT_NAMES}"
+        )
     columns = [clip.names.index(name) for name in canonical.JOINT_NAMES]
     return CanonicalMotion.from_positions(clip.positions()[:, columns], fps=clip.fps)
 
@@ -223,12 +246,20 @@ def format_bvh(clip: BvhClip) -> str:
     def write_joint(j: int, depth: int) -> None:
         pad = "\t" * depth
         keyword = "ROOT" if clip.parents[j] < 0 else "JOINT"
-        lines.extend([f"{pad}{keyword} {clip.names[j]}", f"{pad}{{", f"{pad}\tOFFSET {_numbers(clip.offsets[j])}",
-                      f"{pad}\tCHANNELS {len(clip.channels[j])} {' '.join(clip.channels[j])}"])
+        lines.extend(
+            [
+                f"{pad}{keyword} {clip.names[j]}",
+                f"{pad}{{",
+                f"{pad}\tOFFSET {_numbers(clip.offsets[j])}",
+                f"{pad}\tCHANNELS {len(clip.channels[j])} {' '.join(clip.channels[j])}",
+            ]
+        )
         for child in np.flatnonzero(clip.parents == j):
             write_joint(int(child), depth + 1)
         if j in clip.end_sites:
-            lines.extend([f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_numbers(clip.end_sites[j])}", f"{pad}\t}}"])
+            lines.extend(
+                [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_numbers(clip.end_sites[j])}", f"{pad}\t}}"]
+            )
         lines.append(f"{pad}}}")
 
     write_joint(order[0], 0)
@@ -236,7 +267,9 @@ def format_bvh(clip: BvhClip) -> str:
     columns = []
     for j in order:
         rotation_names = [c for c in clip.channels[j] if c in ROTATION_CHANNELS]
-        angles = rotations.to_euler(clip.rotations[:, j], "".join(c[0] for c in rotation_names)) if rotation_names else None
+        angles = (
+            rotations.to_euler(clip.rotations[:, j], "".join(c[0] for c in rotation_names)) if rotation_names else None
+        )
         for channel in clip.channels[j]:
             if channel in POSITION_CHANNELS:
                 columns.append(clip.translations[:, j, POSITION_CHANNELS.index(channel)])

@@ -5,6 +5,7 @@ template (Hips, LeftUpLeg, ...), because those are the names users see in BVH fi
 Blender. Bone offsets are the dataset's normalisation skeleton (data/humanml3d_skeleton.json,
 measured from real HumanML3D data), not the template's visualisation offsets.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,28 @@ CONTACT_VELOCITY_THRESHOLD: float = float(_DATA["contact_velocity_threshold"])
 
 # BVH template names, indexed by SMPL joint.
 JOINT_NAMES: list[str] = [
-    "Hips", "LeftUpLeg", "RightUpLeg", "Spine", "LeftLeg", "RightLeg", "Spine1",
-    "LeftFoot", "RightFoot", "Spine2", "LeftToe", "RightToe", "Neck", "LeftShoulder",
-    "RightShoulder", "Head", "LeftArm", "RightArm", "LeftForeArm", "RightForeArm",
-    "LeftHand", "RightHand",
+    "Hips",
+    "LeftUpLeg",
+    "RightUpLeg",
+    "Spine",
+    "LeftLeg",
+    "RightLeg",
+    "Spine1",
+    "LeftFoot",
+    "RightFoot",
+    "Spine2",
+    "LeftToe",
+    "RightToe",
+    "Neck",
+    "LeftShoulder",
+    "RightShoulder",
+    "Head",
+    "LeftArm",
+    "RightArm",
+    "LeftForeArm",
+    "RightForeArm",
+    "LeftHand",
+    "RightHand",
 ]
 # The order in which the template BVH lists its joints (depth first), as SMPL indices.
 BVH_ORDER: list[int] = [0, 1, 4, 7, 10, 2, 5, 8, 11, 3, 6, 9, 12, 15, 13, 16, 18, 20, 14, 17, 19, 21]
@@ -46,7 +65,13 @@ MIRROR: list[int] = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 1
 
 # Leg length (hip to ankle, averaged over both sides): the scale used for root motion.
 LEG_LENGTH: float = float(
-    0.5 * (np.linalg.norm(OFFSETS[4]) + np.linalg.norm(OFFSETS[7]) + np.linalg.norm(OFFSETS[5]) + np.linalg.norm(OFFSETS[8]))
+    0.5
+    * (
+        np.linalg.norm(OFFSETS[4])
+        + np.linalg.norm(OFFSETS[7])
+        + np.linalg.norm(OFFSETS[5])
+        + np.linalg.norm(OFFSETS[8])
+    )
 )
 
 

@@ -14,6 +14,7 @@ Everything is in armature (pose) space, 4x4 matrices acting on column vectors, f
 The bpy side (mosa_blender/armature_io.py) reads a rig into a ControlRig, says which bones it
 could not describe, and checks the solve against Blender's own evaluation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,13 +66,25 @@ class ControlRig:
     def signature(self, written: list[str]) -> int:
         """A hash of everything the solve reads (of a written bone's basis, only its location and
         scale; the solve sets its rotation): two rigs with the same one solve alike."""
+
         def basis(bone: RigBone) -> bytes:
-            kept = (bone.basis[:3, 3], np.linalg.norm(bone.basis[:3, :3], axis=0)) if bone.name in written else (bone.basis,)
+            kept = (
+                (bone.basis[:3, 3], np.linalg.norm(bone.basis[:3, :3], axis=0))
+                if bone.name in written
+                else (bone.basis,)
+            )
             return b"".join(np.round(part, 6).tobytes() for part in kept)
 
-        parts = [(bone.name, bone.parent, np.round(bone.rest, 6).tobytes(), basis(bone),
-                  tuple((c.kind, round(c.influence, 6), tuple(c.targets), c.space, c.uniform) for c in bone.constraints))
-                 for bone in self.bones]
+        parts = [
+            (
+                bone.name,
+                bone.parent,
+                np.round(bone.rest, 6).tobytes(),
+                basis(bone),
+                tuple((c.kind, round(c.influence, 6), tuple(c.targets), c.space, c.uniform) for c in bone.constraints),
+            )
+            for bone in self.bones
+        ]
         return hash(tuple(parts))
 
 
@@ -132,8 +145,14 @@ def _with_rotation(rotation: np.ndarray, like: np.ndarray) -> np.ndarray:
     return result
 
 
-def solution(constraint: Constraint, owner: np.ndarray, owner_frame: np.ndarray, rig: ControlRig,
-             posed: list[np.ndarray], frames: list[np.ndarray]) -> np.ndarray:
+def solution(
+    constraint: Constraint,
+    owner: np.ndarray,
+    owner_frame: np.ndarray,
+    rig: ControlRig,
+    posed: list[np.ndarray],
+    frames: list[np.ndarray],
+) -> np.ndarray:
     """What a constraint makes of its owner's matrix (before the influence blend). owner_frame:
     the owner's parent matrix times its rest offset (what LOCAL space is relative to); posed /
     frames: every evaluated bone's matrix and frame so far."""
@@ -154,7 +173,9 @@ def solution(constraint: Constraint, owner: np.ndarray, owner_frame: np.ndarray,
         result[..., :3, :3] *= np.broadcast_to(ratio, result.shape[:-2] + (3,))[..., None, :]
         return result
     if constraint.kind == ARMATURE:  # the owner moves as the target bones deform their rest pose
-        deform = sum(weight * (posed[bone] @ np.linalg.inv(rig.bones[bone].rest)) for bone, weight in constraint.targets)
+        deform = sum(
+            weight * (posed[bone] @ np.linalg.inv(rig.bones[bone].rest)) for bone, weight in constraint.targets
+        )
         return deform @ owner
     raise ValueError(f"constraint kind {constraint.kind!r} is not one control_rig evaluates")
 
@@ -188,7 +209,9 @@ def solve(rig: ControlRig, targets: dict[str, np.ndarray], root: str, root_head:
         if bone.name in targets:
             frame_rotation, _ = _polar(frame[..., :3, :3])
             turn = np.swapaxes(frame_rotation, -1, -2) @ targets[bone.name]
-            result[bone.name] = rotations.to_matrix(rotations.from_matrix(turn))  # a rotation, as Blender's quaternion is
+            result[bone.name] = rotations.to_matrix(
+                rotations.from_matrix(turn)
+            )  # a rotation, as Blender's quaternion is
             basis = _with_rotation(result[bone.name], basis)
         if bone.name == root:
             head = np.concatenate([root_head, np.ones((frames, 1))], axis=1)[..., None]

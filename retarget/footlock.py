@@ -8,6 +8,7 @@ two-bone IK (hip, knee, ankle) that keeps the knee's bend plane, the foot turns 
 pinned toe, and where a leg would have to stretch past its length the whole body moves just
 enough. The lock fades in and out over a few frames around each contact.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,9 @@ def contacts(positions: np.ndarray, features: np.ndarray | None = None) -> np.nd
     return np.concatenate([flags, np.repeat(flags[-1:], frames - len(flags), axis=0)])[:frames]
 
 
-def foot_goals(ankle: np.ndarray, toe: np.ndarray, ankle_flag: np.ndarray, toe_flag: np.ndarray,
-               blend: int = BLEND_FRAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def foot_goals(
+    ankle: np.ndarray, toe: np.ndarray, ankle_flag: np.ndarray, toe_flag: np.ndarray, blend: int = BLEND_FRAMES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where the ankle and the toe should be (T, 3 each) and how much the lock counts (T,).
 
     Frames run in order. A contact run pins its joint where the foot is when the run starts: on
@@ -59,7 +61,6 @@ def foot_goals(ankle: np.ndarray, toe: np.ndarray, ankle_flag: np.ndarray, toe_f
     the locked foot was a frame before, else where the motion puts it. A joint without its flag
     follows the pinned one at the motion's foot offset. Free frames near a run keep a fading
     share of the neighbouring run's correction, so the lock eases in and out."""
-    frames = len(ankle)
     foot = toe - ankle
     ankle_goal, toe_goal = ankle.copy(), toe.copy()
     locked = ankle_flag | toe_flag
@@ -92,7 +93,9 @@ def foot_goals(ankle: np.ndarray, toe: np.ndarray, ankle_flag: np.ndarray, toe_f
     return ankle_goal, toe_goal, weight
 
 
-def reach_shift(hips: np.ndarray, goals: np.ndarray, weights: np.ndarray, reach: np.ndarray, rounds: int = 4) -> np.ndarray:
+def reach_shift(
+    hips: np.ndarray, goals: np.ndarray, weights: np.ndarray, reach: np.ndarray, rounds: int = 4
+) -> np.ndarray:
     """A shift (T, 3) of the whole body that brings every locked ankle goal within its leg's reach
     (hips, goals: (legs, T, 3); weights (legs, T); reach (legs,)); zero where the legs reach."""
     shift = np.zeros(hips.shape[1:])
@@ -105,8 +108,9 @@ def reach_shift(hips: np.ndarray, goals: np.ndarray, weights: np.ndarray, reach:
     return shift
 
 
-def two_bone_reach(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray,
-                   bend_hint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_bone_reach(
+    hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray, bend_hint: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """New knee and ankle positions (T, 3) of a leg reaching for the goal (T, 3) with its own
     bone lengths, the knee staying in its current bend plane (a straight leg's: towards
     bend_hint); an unreachable goal is approached as far as the leg goes."""
@@ -125,8 +129,15 @@ def two_bone_reach(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: n
     return new_knee, hip + reach[:, None] * along
 
 
-def lock_feet(skeleton: Skeleton, mapping: Mapping, deltas: dict[int, np.ndarray], root: int, root_head: np.ndarray,
-              contact_flags: np.ndarray, blend: int = BLEND_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+def lock_feet(
+    skeleton: Skeleton,
+    mapping: Mapping,
+    deltas: dict[int, np.ndarray],
+    root: int,
+    root_head: np.ndarray,
+    contact_flags: np.ndarray,
+    blend: int = BLEND_FRAMES,
+) -> tuple[np.ndarray, np.ndarray]:
     """The canonical joints (T, 22, 3) of the rig posed by these bone deltas (bone -> (T, 3, 3)
     turns of the rest orientation) with the feet locked, and the root head (T, 3) that goes
     with them: knees and ankles move so the ankles reach their pins, the toes point at theirs,
@@ -135,18 +146,27 @@ def lock_feet(skeleton: Skeleton, mapping: Mapping, deltas: dict[int, np.ndarray
     frames = len(root_head)
     heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, frames), root, root_head)
     joints = joint_positions(skeleton, mapping, heads, tails)
-    goals = [foot_goals(joints[:, ankle], joints[:, toe], contact_flags[:, 2 * side], contact_flags[:, 2 * side + 1], blend)
-             for side, (_, _, ankle, toe) in enumerate(LEGS)]
-    reach = [np.linalg.norm(joints[0, knee] - joints[0, hip]) + np.linalg.norm(joints[0, ankle] - joints[0, knee])
-             for hip, knee, ankle, _ in LEGS]
-    shift = reach_shift(np.stack([joints[:, hip] for hip, *_ in LEGS]), np.stack([g[0] for g in goals]),
-                        np.stack([g[2] for g in goals]), np.array(reach))
+    goals = [
+        foot_goals(joints[:, ankle], joints[:, toe], contact_flags[:, 2 * side], contact_flags[:, 2 * side + 1], blend)
+        for side, (_, _, ankle, toe) in enumerate(LEGS)
+    ]
+    reach = [
+        np.linalg.norm(joints[0, knee] - joints[0, hip]) + np.linalg.norm(joints[0, ankle] - joints[0, knee])
+        for hip, knee, ankle, _ in LEGS
+    ]
+    shift = reach_shift(
+        np.stack([joints[:, hip] for hip, *_ in LEGS]),
+        np.stack([g[0] for g in goals]),
+        np.stack([g[2] for g in goals]),
+        np.array(reach),
+    )
     joints = joints + shift[:, None]
     for (hip, knee, ankle, toe), (ankle_goal, toe_goal, weight) in zip(LEGS, goals):
         if not weight.any():
             continue
         foot_length = np.linalg.norm(joints[:, toe] - joints[:, ankle], axis=-1, keepdims=True)
-        joints[:, knee], joints[:, ankle] = two_bone_reach(joints[:, hip], joints[:, knee], joints[:, ankle], ankle_goal,
-                                                           joints[:, toe] - joints[:, ankle])
+        joints[:, knee], joints[:, ankle] = two_bone_reach(
+            joints[:, hip], joints[:, knee], joints[:, ankle], ankle_goal, joints[:, toe] - joints[:, ankle]
+        )
         joints[:, toe] = joints[:, ankle] + foot_length * rotations.normalize(toe_goal - ankle_goal)
     return joints, root_head + shift

@@ -9,6 +9,7 @@ y = 0, its leg length the canonical one. Rotations follow by IK on the canonical
 motion back exactly where it was. A BVH file of any known naming family takes the same road
 (motion_from_bvh).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 from .transfer import placement, root_bone_of
 
 
-def posed_bones(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
-                root_location: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def posed_bones(
+    skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray], root_location: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Bone heads and tails (T, B, 3) in armature space of the rig posed by pose-basis values, as
     Blender composes them without constraints. Bones without a rotation track stay at rest;
     root_location (T, 3) is the pose-basis location of the bone that carries the root motion
@@ -44,8 +46,9 @@ def posed_bones(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[st
     return skeleton.posed_heads_tails(skeleton.world_from_basis(basis), root, root_head)
 
 
-def motion_from_bones(skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, tails: np.ndarray,
-                      fps: float) -> CanonicalMotion:
+def motion_from_bones(
+    skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, tails: np.ndarray, fps: float
+) -> CanonicalMotion:
     """A canonical motion from the posed bones (heads, tails (T, B, 3) in armature space; in
     Blender the evaluated pose bones, so constraints and IK count), in the canonical space the
     forward transfer places on this rig: with align=False and ground=False it lands back here."""
@@ -59,8 +62,13 @@ def motion_from_bones(skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, t
     return CanonicalMotion.from_positions(place.canonical_points(joints), fps=fps)
 
 
-def pose_to_motion(skeleton: Skeleton, mapping: Mapping, rotations_by_bone: dict[str, np.ndarray],
-                   root_location: np.ndarray, fps: float) -> CanonicalMotion:
+def pose_to_motion(
+    skeleton: Skeleton,
+    mapping: Mapping,
+    rotations_by_bone: dict[str, np.ndarray],
+    root_location: np.ndarray,
+    fps: float,
+) -> CanonicalMotion:
     """The rig's animation given as pose-basis values, as a canonical motion at the rig's fps
     (resample.resample_motion brings it to the engine's 20)."""
     mapping.check(skeleton)
@@ -81,10 +89,17 @@ def motion_from_bvh(path: str | Path, mapping: Mapping | None = None) -> Canonic
     heads = clip.positions() @ CANONICAL_TO_BLENDER.T
     world = _world_rotations(clip.rotations, clip.parents)
     tail_joints = [_tail_joint(skeleton, b) for b in range(len(skeleton))]
-    tails = np.stack([heads[:, joint] if joint is not None else
-                      heads[:, b] + rotations.rotate(world[:, b], (skeleton.tails[b] - skeleton.heads[b]) @ CANONICAL_TO_BLENDER)
-                      @ CANONICAL_TO_BLENDER.T
-                      for b, joint in enumerate(tail_joints)], axis=1)
+    tails = np.stack(
+        [
+            heads[:, joint]
+            if joint is not None
+            else heads[:, b]
+            + rotations.rotate(world[:, b], (skeleton.tails[b] - skeleton.heads[b]) @ CANONICAL_TO_BLENDER)
+            @ CANONICAL_TO_BLENDER.T
+            for b, joint in enumerate(tail_joints)
+        ],
+        axis=1,
+    )
     joints = joint_positions(skeleton, mapping, heads, tails) @ CANONICAL_TO_BLENDER
     return CanonicalMotion.from_positions(joints, fps=clip.fps)
 
@@ -113,4 +128,3 @@ def _tail_joint(skeleton: Skeleton, bone: int) -> int | None:
         if np.allclose(skeleton.heads[child], skeleton.tails[bone]):
             return child
     return None
-

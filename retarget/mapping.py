@@ -8,6 +8,7 @@ reads the rig's structure: the hips are the lowest bone carrying both feet and t
 spine climbs to the head; the arms leave the chest sideways; limbs are read past bend/twist
 splits and helpers; the character's left is found from the direction the feet point.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,24 @@ SPINE_CHAIN = [J["Hips"], J["Spine"], J["Spine1"], J["Spine2"], J["Neck"], J["He
 # Without these a motion cannot be shown on the rig; "spine" means any one spine bone and
 # "head" the head or the neck.
 ESSENTIAL_GROUPS: dict[str, list[str]] = {
-    "hips": ["Hips"], "spine": ["Spine", "Spine1", "Spine2"], "head": ["Head", "Neck"],
-    **{name: [name] for name in ["LeftUpLeg", "RightUpLeg", "LeftLeg", "RightLeg", "LeftFoot", "RightFoot",
-                                  "LeftArm", "RightArm", "LeftForeArm", "RightForeArm"]},
+    "hips": ["Hips"],
+    "spine": ["Spine", "Spine1", "Spine2"],
+    "head": ["Head", "Neck"],
+    **{
+        name: [name]
+        for name in [
+            "LeftUpLeg",
+            "RightUpLeg",
+            "LeftLeg",
+            "RightLeg",
+            "LeftFoot",
+            "RightFoot",
+            "LeftArm",
+            "RightArm",
+            "LeftForeArm",
+            "RightForeArm",
+        ]
+    },
 }
 
 
@@ -44,7 +60,9 @@ class Mapping:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.bones) - set(JOINTS))
         if unknown:
-            raise ValueError(f"the mapping names joints the canonical skeleton lacks: {unknown}; expected some of {JOINTS}")
+            raise ValueError(
+                f"the mapping names joints the canonical skeleton lacks: {unknown}; expected some of {JOINTS}"
+            )
         self.bones = {joint: (self.bones.get(joint) or None) for joint in JOINTS}
         self.confidence = float(self.confidence)
 
@@ -64,8 +82,12 @@ class Mapping:
             raise ValueError(essential_error(missing))
 
     def to_dict(self) -> dict:
-        return {"family": self.family, "confidence": round(self.confidence, 3), "bones": dict(self.bones),
-                "unmapped": self.unmapped()}
+        return {
+            "family": self.family,
+            "confidence": round(self.confidence, 3),
+            "bones": dict(self.bones),
+            "unmapped": self.unmapped(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Mapping:
@@ -87,8 +109,10 @@ class Mapping:
 
 def essential_error(missing: list[str]) -> str:
     wanted = ", ".join(f"{group} ({' or '.join(ESSENTIAL_GROUPS[group])})" for group in missing)
-    return (f"the rig's bones do not map onto the human skeleton: no bone found for {wanted}; "
-            "map them by hand in the MoSa panel's Mapping list (select the bone, then click the joint's fill button)")
+    return (
+        f"the rig's bones do not map onto the human skeleton: no bone found for {wanted}; "
+        "map them by hand in the MoSa panel's Mapping list (select the bone, then click the joint's fill button)"
+    )
 
 
 def map_by_names(skeleton: Skeleton) -> Mapping:
@@ -98,8 +122,10 @@ def map_by_names(skeleton: Skeleton) -> Mapping:
         by_plain.setdefault(plain_name(name), name)
     best: Mapping | None = None
     for family, table in FAMILIES.items():
-        bones = {joint: next((by_plain[plain_name(c)] for c in candidates if plain_name(c) in by_plain), None)
-                 for joint, candidates in table.items()}
+        bones = {
+            joint: next((by_plain[plain_name(c)] for c in candidates if plain_name(c) in by_plain), None)
+            for joint, candidates in table.items()
+        }
         mapping = Mapping(bones, family, sum(b is not None for b in bones.values()) / len(table))
         if best is None or mapping.confidence > best.confidence:
             best = mapping
@@ -129,8 +155,12 @@ def joint_positions(skeleton: Skeleton, mapping: Mapping, heads: np.ndarray, tai
     positions = np.zeros(heads.shape[:-2] + (canonical.NUM_JOINTS, 3))
     for j, b in bone.items():
         positions[..., j, :] = heads[..., b, :]
-    for toe_or_hand, parent in ((J["LeftToe"], J["LeftFoot"]), (J["RightToe"], J["RightFoot"]),
-                                (J["LeftHand"], J["LeftForeArm"]), (J["RightHand"], J["RightForeArm"])):
+    for toe_or_hand, parent in (
+        (J["LeftToe"], J["LeftFoot"]),
+        (J["RightToe"], J["RightFoot"]),
+        (J["LeftHand"], J["LeftForeArm"]),
+        (J["RightHand"], J["RightForeArm"]),
+    ):
         if toe_or_hand not in bone:
             positions[..., toe_or_hand, :] = tails[..., bone[parent], :]
     neck, head = J["Neck"], J["Head"]
@@ -194,7 +224,6 @@ class _Rig:
         steps = np.linalg.norm(np.diff(self.heads[chain], axis=0), axis=-1)
         return np.concatenate([[0.0], np.cumsum(steps)])
 
-
     def ancestors_to(self, bone: int, top: int) -> list[int]:
         """The bones from just below `top` down to `bone` (top an ancestor of bone)."""
         path = [bone]
@@ -206,8 +235,11 @@ class _Rig:
         """The chain without bones that start where the next one starts (helpers such as MMD's
         shoulder P/C or waist-cancel bones, zero-length twist roots): the last bone at each point stays."""
         apart = 0.01 * self.height
-        return [b for b, after in zip(chain, chain[1:] + [None])
-                if after is None or np.linalg.norm(self.heads[b] - self.heads[after]) > apart]
+        return [
+            b
+            for b, after in zip(chain, chain[1:] + [None])
+            if after is None or np.linalg.norm(self.heads[b] - self.heads[after]) > apart
+        ]
 
     def horizontal(self, a: np.ndarray, b: np.ndarray) -> float:
         return float(np.linalg.norm((a - b)[:2]))
@@ -231,7 +263,9 @@ def _find_hips(rig: _Rig) -> tuple[int, list[int], int]:
     def is_foot(bone: int) -> bool:  # in the floor zone, under a shin above it and a thigh above that
         shin = parents[bone]
         thigh = parents[shin] if shin >= 0 else -1
-        return bool(rig.heads[bone, 2] < floor_zone and thigh >= 0 and floor_zone <= rig.heads[shin, 2] < rig.heads[thigh, 2])
+        return bool(
+            rig.heads[bone, 2] < floor_zone and thigh >= 0 and floor_zone <= rig.heads[shin, 2] < rig.heads[thigh, 2]
+        )
 
     feet = [b for b in range(len(rig.skeleton)) if is_foot(b)]
     pair = feet[:1] + [f for f in feet[1:] if rig.horizontal(rig.heads[f], rig.heads[feet[0]]) > 0.05 * rig.height][:1]
@@ -244,7 +278,9 @@ def _find_hips(rig: _Rig) -> tuple[int, list[int], int]:
 
 def _leg(rig: _Rig, hips: int, foot: int) -> dict[str, int | None]:
     chain = rig.distinct(rig.ancestors_to(foot, hips))
-    thigh_at = next((i for i, b in enumerate(chain) if rig.horizontal(rig.heads[b], rig.heads[hips]) > 0.025 * rig.height), 0)
+    thigh_at = next(
+        (i for i, b in enumerate(chain) if rig.horizontal(rig.heads[b], rig.heads[hips]) > 0.025 * rig.height), 0
+    )
     foot_at = len(chain) - 1
     if foot_at <= thigh_at + 1:
         raise ValueError(f"the leg to bone '{rig.skeleton.names[foot]}' has no thigh, shin and foot")
@@ -253,8 +289,11 @@ def _leg(rig: _Rig, hips: int, foot: int) -> dict[str, int | None]:
     knee_at = min(range(thigh_at + 1, foot_at), key=lambda i: abs(path[i] - middle))
     # The toes reach farthest along the ground from the ankle (a heel bone stays close behind
     # it); the toe joint is the ball, the lowest point that chain starts a bone at.
-    ahead = max(rig.children[foot], key=lambda c: np.linalg.norm((rig.subtree_points[c] - rig.heads[foot])[:, :2], axis=-1).max(),
-                default=None)
+    ahead = max(
+        rig.children[foot],
+        key=lambda c: np.linalg.norm((rig.subtree_points[c] - rig.heads[foot])[:, :2], axis=-1).max(),
+        default=None,
+    )
     toe = None
     if ahead is not None:
         toes = rig.chain(ahead, rig.reach)
@@ -268,7 +307,7 @@ def _arm(rig: _Rig, start: int, chest: int) -> dict[str, int | None]:
     # The hand is the last bone with fingers (three children or more: twist bones beside a forearm
     # do not make it a hand when fingers come later).
     hand_at = max((i for i, b in enumerate(chain) if len(rig.children[b]) >= 3 and i >= 2), default=len(chain) - 1)
-    before = rig.distinct(chain[:hand_at + 1])[:-1]
+    before = rig.distinct(chain[: hand_at + 1])[:-1]
     collar = None
     if len(before) >= 3 or rig.horizontal(rig.heads[before[0]], rig.heads[chest]) < 0.06 * rig.height:
         collar, before = before[0], before[1:]
@@ -303,8 +342,12 @@ def map_by_structure(skeleton: Skeleton) -> Mapping:
     # Arms: long branches off the spine (sideways in a T-pose, down in an A-pose); the chest is
     # the highest spine bone two of them leave from, or the one below it where the collars start
     # lower than that bone (3ds Max Biped hangs the clavicles off the neck).
-    arm_starts = [(i, c) for i, bone in enumerate(spine) for c in rig.children[bone]
-                  if c not in spine and rig.reach(c) > 0.25 * rig.height]
+    arm_starts = [
+        (i, c)
+        for i, bone in enumerate(spine)
+        for c in rig.children[bone]
+        if c not in spine and rig.reach(c) > 0.25 * rig.height
+    ]
     chest_at = max((i for i, _ in arm_starts if sum(k == i for k, _ in arm_starts) >= 2), default=None)
     if chest_at is None:
         raise ValueError("no two arms leave the spine")
@@ -313,7 +356,7 @@ def map_by_structure(skeleton: Skeleton) -> Mapping:
         chest_at -= 1
     arms = [_arm(rig, start, spine[chest_at]) for start in arm_roots]
 
-    below_chest, above_chest = spine[:chest_at + 1], spine[chest_at + 1:]
+    below_chest, above_chest = spine[: chest_at + 1], spine[chest_at + 1 :]
     bones: dict[str, int | None] = {"Hips": hips}
     if len(below_chest) <= 2:
         bones.update(zip(["Spine2"] if len(below_chest) == 1 else ["Spine", "Spine2"], below_chest))
@@ -325,7 +368,7 @@ def map_by_structure(skeleton: Skeleton) -> Mapping:
     above_chest = [bone for bone in above_chest if rig.heads[bone, 2] < near_top] or above_chest
     reaching_top = [i for i, bone in enumerate(above_chest) if rig.tails[bone, 2] > near_top]
     if reaching_top:
-        above_chest = above_chest[:reaching_top[0] + 1]
+        above_chest = above_chest[: reaching_top[0] + 1]
     if not above_chest:
         raise ValueError("nothing above the chest: no neck or head")
     bones["Head"] = above_chest[-1]

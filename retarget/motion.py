@@ -20,6 +20,7 @@ direction to its actual direction (in the parent's frame), a multi-child joint t
 truth; `fitted_rest_offsets` gives rest offsets with the clip's own bone lengths and sibling
 configuration, with which FK reproduces a rigid clip exactly (the BVH writer uses them).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,9 +80,7 @@ def _best_fit_rotation(rest: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return rotations.from_matrix(np.swapaxes(vt, 1, 2) @ correction @ np.swapaxes(u, 1, 2))
 
 
-def _solve_rotations(
-    positions: np.ndarray, offsets: np.ndarray, parents: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _solve_rotations(positions: np.ndarray, offsets: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local and world rotations (T, J, 4) by IK, root first (see the module docstring)."""
     frames, joints = positions.shape[:2]
     local = rotations.identity((frames, joints))
@@ -90,7 +89,9 @@ def _solve_rotations(
         parent_world = world[:, parents[j]] if parents[j] >= 0 else rotations.identity((frames,))
         children = [c for c in children if np.linalg.norm(offsets[c]) > 1e-9]
         if children:
-            actual = rotations.rotate(rotations.inverse(parent_world)[:, None], positions[:, children] - positions[:, j : j + 1])
+            actual = rotations.rotate(
+                rotations.inverse(parent_world)[:, None], positions[:, children] - positions[:, j : j + 1]
+            )
             if len(children) == 1:
                 local[:, j] = rotations.between(np.broadcast_to(offsets[children[0]], actual[:, 0].shape), actual[:, 0])
             else:
@@ -121,7 +122,9 @@ def fitted_rest_offsets(
     _, world = _solve_rotations(positions, offsets, parents)
     for j, children in enumerate(_children(parents)):
         if len(children) > 1:
-            in_joint_frame = rotations.rotate(rotations.inverse(world[:, j])[:, None], positions[:, children] - positions[:, j : j + 1])
+            in_joint_frame = rotations.rotate(
+                rotations.inverse(world[:, j])[:, None], positions[:, children] - positions[:, j : j + 1]
+            )
             offsets[children] = rotations.normalize(in_joint_frame.mean(axis=0)) * lengths[children, None]
     return offsets
 
@@ -168,7 +171,9 @@ class CanonicalMotion:
         self.validate()
 
     @classmethod
-    def from_positions(cls, positions: np.ndarray, fps: float = canonical.FPS, features: np.ndarray | None = None) -> CanonicalMotion:
+    def from_positions(
+        cls, positions: np.ndarray, fps: float = canonical.FPS, features: np.ndarray | None = None
+    ) -> CanonicalMotion:
         """Rotations by IK on the canonical offsets; the root joint's path is the root translation."""
         positions = _array(positions, "positions", (canonical.NUM_JOINTS, 3))
         return cls(positions, rotations_from_positions(positions), positions[:, 0], fps=fps, features=features)
@@ -189,7 +194,9 @@ class CanonicalMotion:
             if len(getattr(self, name)) != frames:
                 raise ValueError(f"{name} has {len(getattr(self, name))} frames; positions have {frames}")
         if self.features is not None and len(self.features) not in (frames - 1, frames):
-            raise ValueError(f"features have {len(self.features)} rows; expected {frames - 1} or {frames} for {frames} frames")
+            raise ValueError(
+                f"features have {len(self.features)} rows; expected {frames - 1} or {frames} for {frames} frames"
+            )
         if self.joint_names != list(canonical.JOINT_NAMES):
             raise ValueError(f"joint_names must be the canonical {canonical.JOINT_NAMES}; got {self.joint_names}")
         if not np.array_equal(self.parents, canonical.PARENTS):
@@ -209,8 +216,13 @@ class CanonicalMotion:
             per_step = len(self.features) == self.frames - 1
             features = self.features[start : stop - 1] if per_step else self.features[start:stop]
         return CanonicalMotion(
-            self.positions[start:stop], self.rotations[start:stop], self.root_translation[start:stop],
-            self.fps, self.joint_names, self.parents, features,
+            self.positions[start:stop],
+            self.rotations[start:stop],
+            self.root_translation[start:stop],
+            self.fps,
+            self.joint_names,
+            self.parents,
+            features,
         )
 
     def forward_kinematics(self) -> np.ndarray:
@@ -252,8 +264,14 @@ class CanonicalMotion:
 
     def save(self, path: str | Path) -> None:
         """Write a .npz file (arrays as stored, float32)."""
-        arrays = {"positions": self.positions, "rotations": self.rotations, "root_translation": self.root_translation,
-                  "parents": self.parents, "fps": np.float64(self.fps), "joint_names": np.array(self.joint_names)}
+        arrays = {
+            "positions": self.positions,
+            "rotations": self.rotations,
+            "root_translation": self.root_translation,
+            "parents": self.parents,
+            "fps": np.float64(self.fps),
+            "joint_names": np.array(self.joint_names),
+        }
         if self.features is not None:
             arrays["features"] = self.features
         with open(path, "wb") as file:
@@ -267,7 +285,9 @@ class CanonicalMotion:
                 with np.load(file, allow_pickle=False) as data:
                     stored = {key: data[key] for key in data.files}
             except Exception as error:  # ... while a damaged file fails numpy and zipfile in many ways
-                raise ValueError(f"{path} is not a canonical motion .npz file ({type(error).__name__}: {error})") from None
+                raise ValueError(
+                    f"{path} is not a canonical motion .npz file ({type(error).__name__}: {error})"
+                ) from None
         missing = [k for k in ("positions", "rotations", "root_translation", "fps") if k not in stored]
         if missing:
             raise ValueError(f"{path} lacks {', '.join(missing)}; expected a file written by CanonicalMotion.save")
@@ -275,9 +295,15 @@ class CanonicalMotion:
             raise ValueError(f"{path}: 'fps' holds {stored['fps'].size} values; expected one")
         try:
             return cls(
-                stored["positions"], stored["rotations"], stored["root_translation"], fps=float(stored["fps"]),
+                stored["positions"],
+                stored["rotations"],
+                stored["root_translation"],
+                fps=float(stored["fps"]),
                 joint_names=[str(n) for n in np.atleast_1d(stored.get("joint_names", canonical.JOINT_NAMES))],
-                parents=stored.get("parents", canonical.PARENTS), features=stored.get("features"),
+                parents=stored.get("parents", canonical.PARENTS),
+                features=stored.get("features"),
             )
         except (TypeError, IndexError) as error:  # an array of the wrong kind: a string fps, a record array
-            raise ValueError(f"{path} holds arrays of the wrong kind ({error}); expected a file written by CanonicalMotion.save") from None
+            raise ValueError(
+                f"{path} holds arrays of the wrong kind ({error}); expected a file written by CanonicalMotion.save"
+            ) from None

@@ -12,6 +12,7 @@ joint and its bone:
   above it stays what it is at rest through the whole motion, and the head never gets farther
   from the hips than the spine between them is long.
 """
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -28,7 +29,7 @@ from .transfer import PosedRig, root_bone_of
 DRIFT_TOLERANCE = 0.1
 # How far (share of the rig's height) a Left joint must lie on the rig's left of its Right partner.
 SIDE_MARGIN = 0.005
-PAIRS = [(name, "Right" + name[len("Left"):]) for name in JOINTS if name.startswith("Left")]
+PAIRS = [(name, "Right" + name[len("Left") :]) for name in JOINTS if name.startswith("Left")]
 
 
 class ImplausibleMapping(ValueError):
@@ -57,13 +58,22 @@ def _height(skeleton: Skeleton) -> float:
 
 def hierarchy_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
     root = root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))
-    strays = [joint for joint in JOINTS if mapping.bones[joint] and skeleton.index(mapping.bones[joint]) != root
-              and root not in skeleton.ancestors(skeleton.index(mapping.bones[joint]))]
+    strays = [
+        joint
+        for joint in JOINTS
+        if mapping.bones[joint]
+        and skeleton.index(mapping.bones[joint]) != root
+        and root not in skeleton.ancestors(skeleton.index(mapping.bones[joint]))
+    ]
     if not strays:
         return []
     listed = ", ".join(_named(mapping, joint) for joint in strays[:4]) + (" ..." if len(strays) > 4 else "")
-    return [(f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
-             f"('{mapping.bones['Hips']}'): the body would come apart as it moves")]
+    return [
+        (
+            f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
+            f"('{mapping.bones['Hips']}'): the body would come apart as it moves"
+        )
+    ]
 
 
 def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
@@ -74,18 +84,25 @@ def side_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
         return []  # feet without a direction: nothing to tell the sides by
     left = np.cross([0.0, 0.0, 1.0], forward / np.linalg.norm(forward))
     margin = SIDE_MARGIN * _height(skeleton)
-    return [(f"{_named(mapping, left_joint)} lies on the rig's right of {_named(mapping, right_joint)} "
-             "(the rig's left is found from where its feet point): left and right are crossed")
-            for left_joint, right_joint in PAIRS if mapping.bones[left_joint] and mapping.bones[right_joint]
-            and (rest[J[left_joint]] - rest[J[right_joint]]) @ left < margin]
+    return [
+        (
+            f"{_named(mapping, left_joint)} lies on the rig's right of {_named(mapping, right_joint)} "
+            "(the rig's left is found from where its feet point): left and right are crossed"
+        )
+        for left_joint, right_joint in PAIRS
+        if mapping.bones[left_joint]
+        and mapping.bones[right_joint]
+        and (rest[J[left_joint]] - rest[J[right_joint]]) @ left < margin
+    ]
 
 
 def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> list[str]:
     """Joints drifting from the mapped joint above them (the rig's bones are rigid, so a joint may
     not), and the head farther from the hips than the spine between them is long (bending brings
     it nearer; nothing a body does takes it farther)."""
-    joints = skeleton.to_world(joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations,
-                                                                               posed.root_location)))
+    joints = skeleton.to_world(
+        joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations, posed.root_location))
+    )
     rest = skeleton.to_world(joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails))
     tolerance = DRIFT_TOLERANCE * _height(skeleton)
 
@@ -100,17 +117,21 @@ def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> li
         moved = np.abs(distances(joints, joint, parent) - distances(rest, joint, parent))
         worst = int(np.argmax(moved))
         if moved[worst] > tolerance:
-            problems.append(f"{parent} to {joint} goes from {distances(rest, joint, parent):.2f} m at rest to "
-                            f"{distances(joints[worst], joint, parent):.2f} m at frame {worst} of the motion "
-                            f"({_named(mapping, parent)}, {_named(mapping, joint)})")
+            problems.append(
+                f"{parent} to {joint} goes from {distances(rest, joint, parent):.2f} m at rest to "
+                f"{distances(joints[worst], joint, parent):.2f} m at frame {worst} of the motion "
+                f"({_named(mapping, parent)}, {_named(mapping, joint)})"
+            )
     spine = [joint for joint in ("Hips", "Spine", "Spine1", "Spine2", "Neck", "Head") if mapping.bones[joint]]
     spine_length = sum(float(distances(rest, b, a)) for a, b in pairwise(spine))
     reach = distances(joints, spine[-1], "Hips")
     worst = int(np.argmax(reach))
     if reach[worst] > spine_length + tolerance:
-        problems.append(f"Hips to {spine[-1]} goes from {distances(rest, spine[-1], 'Hips'):.2f} m at rest to "
-                        f"{reach[worst]:.2f} m at frame {worst} of the motion, longer than the spine between them "
-                        f"({spine_length:.2f} m)")
+        problems.append(
+            f"Hips to {spine[-1]} goes from {distances(rest, spine[-1], 'Hips'):.2f} m at rest to "
+            f"{reach[worst]:.2f} m at frame {worst} of the motion, longer than the spine between them "
+            f"({spine_length:.2f} m)"
+        )
     return problems
 
 
@@ -120,5 +141,8 @@ def check(skeleton: Skeleton, mapping: Mapping, posed: PosedRig | None = None) -
     if posed is not None:
         problems += motion_problems(skeleton, mapping, posed)
     if problems:
-        raise ImplausibleMapping("the mapping does not hold the body together, so nothing was keyed: "
-                                 + "; ".join(problems) + ". Check the bones mapped to these joints in the MoSa panel")
+        raise ImplausibleMapping(
+            "the mapping does not hold the body together, so nothing was keyed: "
+            + "; ".join(problems)
+            + ". Check the bones mapped to these joints in the MoSa panel"
+        )

@@ -4,6 +4,7 @@ Frame k of the result sits at time k / fps; rotations are slerped between the tw
 around it, translations and positions interpolated linearly. The first frame stays the first;
 the last result frame is the last one that still falls inside the source clip.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -50,8 +51,13 @@ def resample(posed: PosedRig, fps: float) -> PosedRig:
         return posed
     points = sample_points(posed.frames, posed.fps, fps)
     contacts = None if posed.contacts is None else linear(posed.contacts.astype(float), points) > 0.5
-    return replace(posed, rotations={bone: spherical(q, points) for bone, q in posed.rotations.items()},
-                   root_location=linear(posed.root_location, points), fps=float(fps), contacts=contacts)
+    return replace(
+        posed,
+        rotations={bone: spherical(q, points) for bone, q in posed.rotations.items()},
+        root_location=linear(posed.root_location, points),
+        fps=float(fps),
+        contacts=contacts,
+    )
 
 
 def resample_motion(motion: CanonicalMotion, fps: float) -> CanonicalMotion:
@@ -59,4 +65,6 @@ def resample_motion(motion: CanonicalMotion, fps: float) -> CanonicalMotion:
     features, which describe steps at the old rate, are dropped)."""
     if abs(fps - motion.fps) < 1e-9:
         return motion
-    return CanonicalMotion.from_positions(linear(motion.positions, sample_points(motion.frames, motion.fps, fps)), fps=fps)
+    return CanonicalMotion.from_positions(
+        linear(motion.positions, sample_points(motion.frames, motion.fps, fps)), fps=fps
+    )

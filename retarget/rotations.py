@@ -4,6 +4,7 @@ Quaternions are (w, x, y, z), unit length, and act on column vectors: ``rotate(q
 ``R(q) @ v``. Every function broadcasts over leading dimensions, so a whole motion
 (frames, joints, 4) goes through one call.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,14 +79,48 @@ def from_matrix(m: np.ndarray) -> np.ndarray:
     # Four candidate forms; each is accurate where its squared component is the largest.
     candidates = np.stack(
         [
-            np.stack([1 + m00 + m11 + m22, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
-            np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
+            np.stack(
+                [
+                    1 + m00 + m11 + m22,
+                    m[..., 2, 1] - m[..., 1, 2],
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] - m[..., 0, 1],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + m00 - m11 - m22,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 - m00 + m11 - m22,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 - m00 - m11 + m22,
+                ],
+                -1,
+            ),
         ],
         axis=-2,
     )
-    best = np.argmax(np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1), axis=-1)
+    best = np.argmax(
+        np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1), axis=-1
+    )
     q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
     q = normalize(q)
     return np.where(q[..., :1] < 0, -q, q)
@@ -119,7 +154,7 @@ def between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     axis = np.cross(u, v)
     q = np.concatenate([1.0 + dot, axis], axis=-1)
     # Opposite vectors: any axis perpendicular to u works; pick one that is not parallel to u.
-    opposite = (dot[..., 0] < -1.0 + 1e-9)
+    opposite = dot[..., 0] < -1.0 + 1e-9
     if np.any(opposite):
         helper = np.where(np.abs(u[..., :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
         perp = normalize(np.cross(u, helper))
@@ -225,8 +260,9 @@ def from_blender_euler(angles: np.ndarray, order: str) -> np.ndarray:
     """Blender Euler values (..., 3), radians, stored (x, y, z), applied in `order`, to quaternions."""
     angles = np.asarray(angles, dtype=np.float64)
     applied_last_first = order[::-1]
-    return from_euler(np.stack([angles[..., _AXES[axis]] for axis in applied_last_first], axis=-1),
-                      applied_last_first, degrees=False)
+    return from_euler(
+        np.stack([angles[..., _AXES[axis]] for axis in applied_last_first], axis=-1), applied_last_first, degrees=False
+    )
 
 
 def _nearest_turn(angles: np.ndarray, reference: np.ndarray) -> np.ndarray:

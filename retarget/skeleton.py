@@ -9,6 +9,7 @@ armature object's `matrix_world`), so a rig imported with a 90 degree X rotation
 Canonical motion is Y up and faces +Z; Blender is Z up and characters face -Y. The one matrix
 CANONICAL_TO_BLENDER converts canonical vectors into Blender world vectors everywhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ class Skeleton:
     parents: np.ndarray  # (B,) int, -1 for a root bone
     rest_matrices: np.ndarray  # (B, 4, 4) armature space
     tails: np.ndarray  # (B, 3) armature space
-    connected: np.ndarray | None = None  # (B,) bool: a connected bone's head follows its parent's tail (location is ignored)
+    connected: np.ndarray | None = (
+        None  # (B,) bool: a connected bone's head follows its parent's tail (location is ignored)
+    )
     object_matrix: np.ndarray = field(default_factory=lambda: np.eye(4))  # armature space -> world
 
     def __post_init__(self) -> None:
@@ -60,9 +63,13 @@ class Skeleton:
             raise ValueError("a skeleton needs at least one bone")
         if len(set(self.names)) != count:
             raise ValueError("bone names must be unique")
-        for name, value, shape in (("parents", self.parents, (count,)), ("rest_matrices", self.rest_matrices, (count, 4, 4)),
-                                   ("tails", self.tails, (count, 3)), ("connected", self.connected, (count,)),
-                                   ("object_matrix", self.object_matrix, (4, 4))):
+        for name, value, shape in (
+            ("parents", self.parents, (count,)),
+            ("rest_matrices", self.rest_matrices, (count, 4, 4)),
+            ("tails", self.tails, (count, 3)),
+            ("connected", self.connected, (count,)),
+            ("object_matrix", self.object_matrix, (4, 4)),
+        ):
             if value.shape != shape:
                 raise ValueError(f"{name} must have shape {shape} for {count} bones; got {value.shape}")
         if any(not -1 <= parent < bone for bone, parent in enumerate(self.parents)):
@@ -71,15 +78,28 @@ class Skeleton:
             raise ValueError("rest matrices and tails must be finite numbers")
 
     @classmethod
-    def from_bones(cls, names: list[str], heads: np.ndarray, tails: np.ndarray, parents: list[int] | np.ndarray,
-                   rolls: np.ndarray | None = None, connected: np.ndarray | None = None,
-                   object_matrix: np.ndarray | None = None) -> Skeleton:
+    def from_bones(
+        cls,
+        names: list[str],
+        heads: np.ndarray,
+        tails: np.ndarray,
+        parents: list[int] | np.ndarray,
+        rolls: np.ndarray | None = None,
+        connected: np.ndarray | None = None,
+        object_matrix: np.ndarray | None = None,
+    ) -> Skeleton:
         """Build from edit-bone data (head, tail, roll per bone, armature space)."""
         heads, tails = np.asarray(heads, dtype=np.float64), np.asarray(tails, dtype=np.float64)
         rolls = np.zeros(len(names)) if rolls is None else np.asarray(rolls, dtype=np.float64)
         matrices = np.stack([bone_matrix(h, t, r) for h, t, r in zip(heads, tails, rolls)])
-        return cls(names, np.asarray(parents), matrices, tails, connected,
-                   np.eye(4) if object_matrix is None else object_matrix)
+        return cls(
+            names,
+            np.asarray(parents),
+            matrices,
+            tails,
+            connected,
+            np.eye(4) if object_matrix is None else object_matrix,
+        )
 
     @classmethod
     def from_canonical(cls, offsets: np.ndarray = canonical.OFFSETS, hip_height: float | None = None) -> Skeleton:
@@ -114,8 +134,14 @@ class Skeleton:
         that posing them needs, e.g. the mapped bones of a control rig with hundreds of others."""
         kept = sorted({bone for b in bones for bone in [b, *self.ancestors(b)]})
         index = {bone: i for i, bone in enumerate(kept)}
-        return Skeleton([self.names[b] for b in kept], [index.get(int(self.parents[b]), -1) for b in kept],
-                        self.rest_matrices[kept], self.tails[kept], self.connected[kept], self.object_matrix)
+        return Skeleton(
+            [self.names[b] for b in kept],
+            [index.get(int(self.parents[b]), -1) for b in kept],
+            self.rest_matrices[kept],
+            self.tails[kept],
+            self.connected[kept],
+            self.object_matrix,
+        )
 
     # ------------------------------------------------------------ queries
 
@@ -238,7 +264,9 @@ class Skeleton:
             result[self.names[b]] = rotations.make_continuous(rotations.from_matrix(basis))
         return result
 
-    def posed_heads_tails(self, world: np.ndarray, root_bone: int, root_head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def posed_heads_tails(
+        self, world: np.ndarray, root_bone: int, root_head: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Bone heads and tails (T, B, 3) in armature space; root_bone's head follows root_head
         (T, 3) and every other bone hangs off its parent as in the rest pose."""
         rest, rest_heads, parents = self.rest_rotations, self.heads, self.parents

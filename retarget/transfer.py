@@ -17,14 +17,14 @@ Root motion is scaled by leg length (target / source); the hips height follows t
 scale and, with `ground`, the feet are put on the rig's floor. The foot lock (footlock.py) moves
 the leg joints of the posed rig; the leg bones are then turned to those joints like any other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import canonical, rotations
-from . import footlock
+from . import canonical, footlock, rotations
 from .mapping import SPINE_CHAIN, J, Mapping, joint_positions
 from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 
@@ -65,12 +65,14 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
         return bool(np.linalg.norm(rest_joints[a] - rest_joints[b]) > apart)
 
     def next_apart(j: int) -> int:
-        ends = [e for e in SPINE_CHAIN[SPINE_CHAIN.index(j) + 1:] if (e in mapped or e == J["Head"]) and is_apart(e, j)]
+        ends = [
+            e for e in SPINE_CHAIN[SPINE_CHAIN.index(j) + 1 :] if (e in mapped or e == J["Head"]) and is_apart(e, j)
+        ]
         return ends[0] if ends else J["Head"]
 
     def segment_start(k: int) -> int:
         start = SPINE_CHAIN[k]
-        for other in SPINE_CHAIN[k + 1:-1]:
+        for other in SPINE_CHAIN[k + 1 : -1]:
             if other in mapped:
                 if is_apart(other, start):
                     break
@@ -87,7 +89,9 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
         pairs.update({hip: (hip, knee), knee: (knee, ankle), ankle: (ankle, toe), toe: (ankle, toe)})
     for side, shoulder, elbow, wrist in ARMS:
         collar = J[f"{side}Shoulder"]
-        pairs.update({collar: (collar, shoulder), shoulder: (shoulder, elbow), elbow: (elbow, wrist), wrist: (elbow, wrist)})
+        pairs.update(
+            {collar: (collar, shoulder), shoulder: (shoulder, elbow), elbow: (elbow, wrist), wrist: (elbow, wrist)}
+        )
     return {j: pair for j, pair in pairs.items() if j in mapped}
 
 
@@ -107,20 +111,30 @@ def reference_directions(positions: np.ndarray, directions: dict[int, np.ndarray
     hips_side = frames_from_directions(d[J["Hips"]], hips_axis)[..., 0]
     # The chest's sides: where the collars start (or without collars, the shoulders), both
     # carried by the chest bone like the hips by the pelvis.
-    collars = (J["LeftShoulder"], J["RightShoulder"]) if J["LeftShoulder"] in d and J["RightShoulder"] in d else (
-        J["LeftArm"], J["RightArm"])
+    collars = (
+        (J["LeftShoulder"], J["RightShoulder"])
+        if J["LeftShoulder"] in d and J["RightShoulder"] in d
+        else (J["LeftArm"], J["RightArm"])
+    )
     chest = max((j for j in (J["Spine"], J["Spine1"], J["Spine2"]) if j in d), key=SPINE_CHAIN.index)
     chest_up = _unit(d[chest])
     chest_side = frames_from_directions(d[chest], p[..., collars[0], :] - p[..., collars[1], :])[..., 0]
     chest_forward = _unit(np.cross(chest_side, chest_up))
-    refs = {J["Hips"]: hips_axis, J["Spine"]: hips_side, J["Spine1"]: _unit(hips_side + chest_side),
-            J["Spine2"]: chest_side, J["Neck"]: chest_side, J["Head"]: chest_side,
-            J["LeftShoulder"]: chest_up, J["RightShoulder"]: chest_up}
+    refs = {
+        J["Hips"]: hips_axis,
+        J["Spine"]: hips_side,
+        J["Spine1"]: _unit(hips_side + chest_side),
+        J["Spine2"]: chest_side,
+        J["Neck"]: chest_side,
+        J["Head"]: chest_side,
+        J["LeftShoulder"]: chest_up,
+        J["RightShoulder"]: chest_up,
+    }
     for hip, knee, ankle, toe in footlock.LEGS:
         # The knee bends backwards, away from the toes: a straight leg's hinge comes from the foot.
         hinge = np.cross(_unit(d[hip]), _unit(d[knee]) - BEND_HINT * _unit(d[ankle]))
         refs.update({hip: hinge, knee: hinge, ankle: hinge, toe: hinge})
-    for side, shoulder, elbow, wrist in ARMS:
+    for _side, shoulder, elbow, wrist in ARMS:
         # The elbow bends the forearm forwards: a straight arm's hinge comes from the chest's forward.
         hinge = np.cross(_unit(d[shoulder]), _unit(d[elbow]) + BEND_HINT * chest_forward + 0.05 * chest_up)
         refs.update({shoulder: hinge, elbow: hinge, wrist: hinge})
@@ -178,9 +192,11 @@ def root_bone_of(skeleton: Skeleton, hips: int) -> int:
 
 def leg_length(positions: np.ndarray) -> float:
     """Hip to knee to ankle, both sides averaged, median over frames (positions (..., 22, 3))."""
-    lengths = [np.linalg.norm(positions[..., knee, :] - positions[..., hip, :], axis=-1)
-               + np.linalg.norm(positions[..., ankle, :] - positions[..., knee, :], axis=-1)
-               for hip, knee, ankle, _ in footlock.LEGS]
+    lengths = [
+        np.linalg.norm(positions[..., knee, :] - positions[..., hip, :], axis=-1)
+        + np.linalg.norm(positions[..., ankle, :] - positions[..., knee, :], axis=-1)
+        for hip, knee, ankle, _ in footlock.LEGS
+    ]
     return float(np.median(0.5 * (lengths[0] + lengths[1])))
 
 
@@ -263,8 +279,15 @@ def placement(skeleton: Skeleton, rest_joints: np.ndarray, source: np.ndarray, a
     return Placement(rotation, scale / skeleton.object_scale, source_origin, target_origin)
 
 
-def transfer(motion, skeleton: Skeleton, mapping: Mapping, foot_lock: bool = False, in_place: bool = False,
-             ground: bool = True, align: bool = True) -> PosedRig:
+def transfer(
+    motion,
+    skeleton: Skeleton,
+    mapping: Mapping,
+    foot_lock: bool = False,
+    in_place: bool = False,
+    ground: bool = True,
+    align: bool = True,
+) -> PosedRig:
     """Pose the rig like the motion, frame by frame (see the module docstring). `align` and
     `ground` suit generated motion; a motion from inverse transfer of this rig goes back where it
     was with both off."""
@@ -305,8 +328,14 @@ def transfer(motion, skeleton: Skeleton, mapping: Mapping, foot_lock: bool = Fal
     return PosedRig(rotations_written, skeleton.names[root], root_location, fps, contacts)
 
 
-def _ground_offset(skeleton: Skeleton, mapping: Mapping, deltas: dict[int, np.ndarray], root: int,
-                   root_head: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
+def _ground_offset(
+    skeleton: Skeleton,
+    mapping: Mapping,
+    deltas: dict[int, np.ndarray],
+    root: int,
+    root_head: np.ndarray,
+    rest_joints: np.ndarray,
+) -> np.ndarray:
     """A constant shift (3,) along the rig's up axis putting the posed feet on the rig's floor:
     the lowest foot joint, over the clip's lower frames, at the height it has in the rest pose."""
     heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, len(root_head)), root, root_head)

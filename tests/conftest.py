@@ -1,9 +1,10 @@
 """Shared fixtures: where the real reference data lives, and the project root on sys.path."""
+
 from __future__ import annotations
 
 import os
-from importlib import metadata
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest

@@ -5,6 +5,7 @@ RELEASE_SHAPES is written out from the release's network definitions (MovementCo
 512, 512), MotionEncoderBiGRUCo(512, 1024, 512), TextEncoderBiGRUCo(300, 15, 512, 512)), not
 from engine.evaluator, so a drift in our networks shows as a failed strict load.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -20,24 +21,52 @@ from engine.datasets import layout
 def _gru(prefix: str, hidden: int) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for suffix in ("l0", "l0_reverse"):
-        shapes |= {f"{prefix}.weight_ih_{suffix}": (3 * hidden, hidden), f"{prefix}.weight_hh_{suffix}": (3 * hidden, hidden),
-                   f"{prefix}.bias_ih_{suffix}": (3 * hidden,), f"{prefix}.bias_hh_{suffix}": (3 * hidden,)}  # fmt: skip
+        shapes |= {
+            f"{prefix}.weight_ih_{suffix}": (3 * hidden, hidden),
+            f"{prefix}.weight_hh_{suffix}": (3 * hidden, hidden),
+            f"{prefix}.bias_ih_{suffix}": (3 * hidden,),
+            f"{prefix}.bias_hh_{suffix}": (3 * hidden,),
+        }
     return shapes
 
 
 def _head(hidden: int) -> dict[str, tuple[int, ...]]:
-    return {"output_net.0.weight": (hidden, 2 * hidden), "output_net.0.bias": (hidden,), "output_net.1.weight": (hidden,),
-            "output_net.1.bias": (hidden,), "output_net.3.weight": (512, hidden), "output_net.3.bias": (512,)}  # fmt: skip
+    return {
+        "output_net.0.weight": (hidden, 2 * hidden),
+        "output_net.0.bias": (hidden,),
+        "output_net.1.weight": (hidden,),
+        "output_net.1.bias": (hidden,),
+        "output_net.3.weight": (512, hidden),
+        "output_net.3.bias": (512,),
+    }
 
 
 RELEASE_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
-    "movement_encoder": {"main.0.weight": (512, 259, 4), "main.0.bias": (512,), "main.3.weight": (512, 512, 4),
-                         "main.3.bias": (512,), "out_net.weight": (512, 512), "out_net.bias": (512,)},
-    "motion_encoder": {"hidden": (2, 1, 1024), "input_emb.weight": (1024, 512), "input_emb.bias": (1024,),
-                       **_gru("gru", 1024), **_head(1024)},
-    "text_encoder": {"hidden": (2, 1, 512), "pos_emb.weight": (300, 15), "pos_emb.bias": (300,), "input_emb.weight": (512, 300),
-                     "input_emb.bias": (512,), **_gru("gru", 512), **_head(512)},
-}  # fmt: skip
+    "movement_encoder": {
+        "main.0.weight": (512, 259, 4),
+        "main.0.bias": (512,),
+        "main.3.weight": (512, 512, 4),
+        "main.3.bias": (512,),
+        "out_net.weight": (512, 512),
+        "out_net.bias": (512,),
+    },
+    "motion_encoder": {
+        "hidden": (2, 1, 1024),
+        "input_emb.weight": (1024, 512),
+        "input_emb.bias": (1024,),
+        **_gru("gru", 1024),
+        **_head(1024),
+    },
+    "text_encoder": {
+        "hidden": (2, 1, 512),
+        "pos_emb.weight": (300, 15),
+        "pos_emb.bias": (300,),
+        "input_emb.weight": (512, 300),
+        "input_emb.bias": (512,),
+        **_gru("gru", 512),
+        **_head(512),
+    },
+}
 
 
 def random_states(seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
@@ -56,8 +85,14 @@ def write_evaluator(folder: Path, states: dict | None = None, seed: int = 0) -> 
     states = states or random_states(seed)
     model = folder / "text_mot_match" / "model"
     model.mkdir(parents=True, exist_ok=True)
-    adam = {"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "params": [0, 1]}]}
-    torch.save({**states, "opt_motion_encoder": adam, "opt_text_encoder": adam, "epoch": 96, "iter": 12345}, model / "finest.tar")
+    adam = {
+        "state": {},
+        "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "params": [0, 1]}],
+    }
+    torch.save(
+        {**states, "opt_motion_encoder": adam, "opt_text_encoder": adam, "epoch": 96, "iter": 12345},
+        model / "finest.tar",
+    )
     meta = folder / "Comp_v6_KLD005" / "meta"
     meta.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -66,7 +101,23 @@ def write_evaluator(folder: Path, states: dict | None = None, seed: int = 0) -> 
     return folder
 
 
-VOCABULARY = ["unk", "sos", "eos", "a", "person", "walk", "forward", "turn", "left", "jump", "wave", "hand", "the", "and", "then"]
+VOCABULARY = [
+    "unk",
+    "sos",
+    "eos",
+    "a",
+    "person",
+    "walk",
+    "forward",
+    "turn",
+    "left",
+    "jump",
+    "wave",
+    "hand",
+    "the",
+    "and",
+    "then",
+]
 
 
 def write_glove(folder: Path, seed: int = 0) -> Path:
@@ -84,7 +135,9 @@ def write_glove_6b(path: Path, seed: int = 0) -> Path:
     """glove.6B.300d.txt: `word v1 ... v300` a line."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{word} {' '.join(f'{v:.5f}' for v in rng.normal(size=300))}\n" for word in VOCABULARY + ["person's"]))
+    path.write_text(
+        "".join(f"{word} {' '.join(f'{v:.5f}' for v in rng.normal(size=300))}\n" for word in VOCABULARY + ["person's"])
+    )
     return path
 
 

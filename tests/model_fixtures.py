@@ -4,6 +4,7 @@ The CLIP builder has the structure of CLIP ViT-B/32's text tower (CLIPTextModel 
 CLIPTokenizer, saved with save_pretrained) at a tiny size, so the real loading code runs
 without the 250 MB weights.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ def one_thread():
 
 def _byte_symbols() -> list[str]:
     """The 256 printable stand-ins of GPT-2/CLIP byte-level BPE, one per byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     symbols, extra = [], 0
     for byte in range(256):
         if byte in printable:
@@ -48,10 +51,17 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     vocab.update({"wal": len(vocab)})
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
     config = CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=TINY_CLIP_WIDTH, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=16,
-        bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=TINY_CLIP_WIDTH,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=16,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
     torch.manual_seed(seed)
     CLIPTextModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

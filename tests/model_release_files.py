@@ -3,6 +3,7 @@
 240) and CLIP's text tower under its real file names, 512 wide like ViT-B/32's token features. Needs torch and transformers: the Blender tests, whose Python on the 4.5 LTS run has
 neither, make them with `ENGINE_PYTHON -m tests.model_release_files OUT`.
 """
+
 from __future__ import annotations
 
 import io

@@ -7,6 +7,7 @@ download meets: `cut_after` closes the first full transfer of a file after that 
 `throttle_s` sleeps after every chunk, so a test can stop a download half way. Every request is
 recorded (method, path, Range header).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,7 @@ both opt.txt kinds carry vq_name (the tokenizer options define it too), the code
 convolutions are 3 wide, and the attention mask buffer is 1 where a token may look, 0 elsewhere.
 Used by the import tests and by the download tests, which serve such a zip on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,13 +21,41 @@ from engine.official import OPTIONS_END, OPTIONS_START
 from engine.transformer import scale_levels, scale_rotary_frequencies
 
 SCALES = (3, 6, 10, 15, 20, 25, 30, 36, 42, 49)
-OFFICIAL_TOKENIZER = {"width": 256, "width_mul": (1, 2, 1), "depth": 2, "code_dim": 512, "scales": SCALES, "nb_code_st": 256,
-                      "nb_code_ed": 768, "phi_k": 3, "phi_depth": 2, "slot_group": 10, "mu": 0.99, "using_znorm": True,
-                      "shared_codebook": False}  # fmt: skip
-OFFICIAL_TRANSFORMER = {"latent_dim": 384, "n_heads": 6, "n_layers": 8, "ff_size": 768, "dropout": 0.2, "cond_drop_prob": 0.1,
-                        "mm_attn": False, "unit_length": 4, "max_motion_length": 196}  # fmt: skip
+OFFICIAL_TOKENIZER = {
+    "width": 256,
+    "width_mul": (1, 2, 1),
+    "depth": 2,
+    "code_dim": 512,
+    "scales": SCALES,
+    "nb_code_st": 256,
+    "nb_code_ed": 768,
+    "phi_k": 3,
+    "phi_depth": 2,
+    "slot_group": 10,
+    "mu": 0.99,
+    "using_znorm": True,
+    "shared_codebook": False,
+}
+OFFICIAL_TRANSFORMER = {
+    "latent_dim": 384,
+    "n_heads": 6,
+    "n_layers": 8,
+    "ff_size": 768,
+    "dropout": 0.2,
+    "cond_drop_prob": 0.1,
+    "mm_attn": False,
+    "unit_length": 4,
+    "max_motion_length": 196,
+}
 # A small model in the same layout (Motion-X run of the archive): opt.txt decides the sizes.
-SMALL_TOKENIZER = {**OFFICIAL_TOKENIZER, "width": 16, "code_dim": 16, "nb_code_st": 8, "nb_code_ed": 26, "slot_group": 1}
+SMALL_TOKENIZER = {
+    **OFFICIAL_TOKENIZER,
+    "width": 16,
+    "code_dim": 16,
+    "nb_code_st": 8,
+    "nb_code_ed": 26,
+    "slot_group": 1,
+}
 SMALL_TRANSFORMER = {**OFFICIAL_TRANSFORMER, "latent_dim": 32, "n_heads": 2, "n_layers": 1, "ff_size": 64}
 TOKENIZER_OPTIONS_VQ_NAME = "svq_nq10_nc256_768_noshare_phik3_phidepth"  # vq_option.py's default
 
@@ -48,7 +77,12 @@ def tokenizer_shapes(o: dict) -> dict[str, tuple[int, ...]]:
         shapes[name + ".weight"], shapes[name + ".bias"] = (c,), (c,)
 
     def resblock(name, c_in, c_out):
-        norm(name + ".norm1", c_in), conv(name + ".conv1", c_out, c_in, 3), norm(name + ".norm2", c_out), conv(name + ".conv2", c_out, c_out, 3)
+        (
+            norm(name + ".norm1", c_in),
+            conv(name + ".conv1", c_out, c_in, 3),
+            norm(name + ".norm2", c_out),
+            conv(name + ".conv2", c_out, c_out, 3),
+        )
         if c_in != c_out:
             conv(name + ".nin_shortcut", c_out, c_in, 1)
 
@@ -67,7 +101,11 @@ def tokenizer_shapes(o: dict) -> dict[str, tuple[int, ...]]:
                 attention(f"encoder.down.{level}.attn.{b}", width)
         if level < 2:
             conv(f"encoder.down.{level}.downsample.conv", width, width, 3)
-    middle("encoder.mid", widths[2]), norm("encoder.norm_out", widths[2]), conv("encoder.conv_out", o["code_dim"], widths[2], 3)
+    (
+        middle("encoder.mid", widths[2]),
+        norm("encoder.norm_out", widths[2]),
+        conv("encoder.conv_out", o["code_dim"], widths[2], 3),
+    )
 
     conv("decoder.conv_in", widths[2], o["code_dim"], 3), middle("decoder.mid", widths[2])
     for level, width in enumerate(widths):
@@ -91,14 +129,24 @@ def tokenizer_shapes(o: dict) -> dict[str, tuple[int, ...]]:
 def transformer_shapes(t: dict, tokenizer: dict) -> dict[str, tuple[int, ...]]:
     """Every key of the release's transformer state_dict (buffers aside) and its shape."""
     d, ff, code_dim = t["latent_dim"], t["ff_size"], tokenizer["code_dim"]
-    shapes = {"input_process.weight": (d, code_dim), "input_process.bias": (d,), "input_emb.weight": (d, 512), "input_emb.bias": (d,),
-              "pos_start": (1, 3, d), "len_embed.weight": (49, d), "lvl_embed.weight": (10, d)}  # fmt: skip
+    shapes = {
+        "input_process.weight": (d, code_dim),
+        "input_process.bias": (d,),
+        "input_emb.weight": (d, 512),
+        "input_emb.bias": (d,),
+        "pos_start": (1, 3, d),
+        "len_embed.weight": (49, d),
+        "lvl_embed.weight": (10, d),
+    }
     for i in range(t["n_layers"]):
         for norm in ("ln0", "ln0_t", "ln1", "ln2"):
             shapes[f"blocks.{i}.{norm}.scale"] = (d,)
         for attention in ("attn0", "attn"):
             for projection in ("key", "query", "value", "proj"):
-                shapes[f"blocks.{i}.{attention}.{projection}.weight"], shapes[f"blocks.{i}.{attention}.{projection}.bias"] = (d, d), (d,)
+                (
+                    shapes[f"blocks.{i}.{attention}.{projection}.weight"],
+                    shapes[f"blocks.{i}.{attention}.{projection}.bias"],
+                ) = (d, d), (d,)
         shapes[f"blocks.{i}.mlp.0.c_fc1.weight"] = shapes[f"blocks.{i}.mlp.0.c_fc2.weight"] = (ff, d)
         shapes[f"blocks.{i}.mlp.0.c_proj.weight"] = (d, ff)
     for q, size in enumerate(codebook_sizes(tokenizer)):
@@ -125,8 +173,11 @@ def release_attention_mask(scales: tuple[int, ...]) -> torch.Tensor:
 
 def transformer_buffers(head_dim: int) -> dict[str, torch.Tensor]:
     """The release's fixed buffers (freqs_cis complex64 [236, 32], lvl_1L, attn_mask)."""
-    return {"freqs_cis": scale_rotary_frequencies(SCALES, head_dim, 100.0, 64.0), "lvl_1L": scale_levels(SCALES)[None],
-            "attn_mask": release_attention_mask(SCALES)}  # fmt: skip
+    return {
+        "freqs_cis": scale_rotary_frequencies(SCALES, head_dim, 100.0, 64.0),
+        "lvl_1L": scale_levels(SCALES)[None],
+        "attn_mask": release_attention_mask(SCALES),
+    }
 
 
 def opt_text(options: dict) -> str:
@@ -147,7 +198,9 @@ def npy(values: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def add_dataset(archive: zipfile.ZipFile, dataset: str, tokenizer: dict, transformer: dict, keys: tuple[str, str], seed: int) -> dict:
+def add_dataset(
+    archive: zipfile.ZipFile, dataset: str, tokenizer: dict, transformer: dict, keys: tuple[str, str], seed: int
+) -> dict:
     """Write one dataset's runs (plus a decoy tokenizer run) and return what was written."""
     generator = torch.Generator().manual_seed(seed)
     vq_name, trans_name = f"rvq_{dataset}_scales10_l2", f"sar_{dataset}_b64"
@@ -163,7 +216,10 @@ def add_dataset(archive: zipfile.ZipFile, dataset: str, tokenizer: dict, transfo
     archive.writestr(f"{root}/{vq_name}/meta/mean.npy", npy(mean))
     archive.writestr(f"{root}/{vq_name}/meta/std.npy", npy(std))
     archive.writestr(f"{root}/{vq_name}/model/net_best_fid.tar", saved({keys[0]: vq_state, "total_it": 300000}))
-    archive.writestr(f"{root}/{trans_name}/opt.txt", opt_text({**transformer, "vq_name": vq_name, "dataset_name": dataset, "name": trans_name}))
+    archive.writestr(
+        f"{root}/{trans_name}/opt.txt",
+        opt_text({**transformer, "vq_name": vq_name, "dataset_name": dataset, "name": trans_name}),
+    )
     with_clip = {**trans_state, "clip_model.positional_embedding": torch.zeros(77, 512)}  # dropped on import
     archive.writestr(f"{root}/{trans_name}/model/net_best_fid.tar", saved({keys[1]: with_clip, "ep": 500}))
     # A run that is not the one vq_name names, and the separately shipped evaluator.
@@ -179,5 +235,9 @@ def write_release_zip(path: Path) -> dict:
     Returns what was written, per dataset: the two state dicts and the feature statistics.
     """
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        return {"t2m": add_dataset(archive, "t2m", OFFICIAL_TOKENIZER, OFFICIAL_TRANSFORMER, ("vq_model", "t2m_transformer"), 0),
-                "motionx": add_dataset(archive, "motionx", SMALL_TOKENIZER, SMALL_TRANSFORMER, ("net", "trans"), 1)}  # fmt: skip
+        return {
+            "t2m": add_dataset(
+                archive, "t2m", OFFICIAL_TOKENIZER, OFFICIAL_TRANSFORMER, ("vq_model", "t2m_transformer"), 0
+            ),
+            "motionx": add_dataset(archive, "motionx", SMALL_TOKENIZER, SMALL_TRANSFORMER, ("net", "trans"), 1),
+        }

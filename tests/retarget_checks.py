@@ -1,6 +1,7 @@
 """Real motion and the measurements the retargeting tests assert on, shared by the numpy tests
 and the Blender ones: direction error of a posed rig against its source, drift of planted
 feet, and the demo dataset's clips as source motion."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from retarget.footlock import FOOT_JOINTS
 from retarget.mapping import Mapping, joint_positions
 from retarget.skeleton import Skeleton
 from retarget.transfer import placement, primary_pairs
+
 
 @dataclass
 class Clip:
@@ -37,8 +39,10 @@ def demo_clips(out: Path, shared_data: Path) -> list[Clip]:
     for sample in sorted(layout.read_names(out, "all")):
         if not sample.startswith("M"):
             first.setdefault(samples[sample]["clip"], sample)
-    return [Clip(clip, layout.read_joints(out, sample), np.load(out / "new_joint_vecs" / f"{sample}.npy"))
-            for clip, sample in first.items()]
+    return [
+        Clip(clip, layout.read_joints(out, sample), np.load(out / "new_joint_vecs" / f"{sample}.npy"))
+        for clip, sample in first.items()
+    ]
 
 
 def direction_errors(skeleton: Skeleton, mapping: Mapping, rig_joints: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -51,7 +55,7 @@ def direction_errors(skeleton: Skeleton, mapping: Mapping, rig_joints: np.ndarra
     # One pair per segment of the rig: where two mapped joints start at the same rest point (CMU's
     # Hips and LowerBack), the segment turns with the lower one, the later in canonical order.
     segments = {}
-    for joint, (a, b) in sorted(primary_pairs(mapping, rest_joints).items()):
+    for _joint, (a, b) in sorted(primary_pairs(mapping, rest_joints).items()):
         segments[tuple(np.round(rest_joints[a], 6)), b] = (a, b)
     errors = []
     for a, b in segments.values():
@@ -70,6 +74,9 @@ def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def planted_drift(rig_joints: np.ndarray, contacts: np.ndarray) -> float:
     """The farthest (metres) any foot joint moves from where it stood when its contact flag
     (contacts (T, 4)) was set, while it stays set."""
-    drift = [np.linalg.norm(rig_joints[start:stop, joint] - rig_joints[start, joint], axis=-1).max()
-             for k, joint in enumerate(FOOT_JOINTS) for start, stop in contact_runs(contacts[:, k])]
+    drift = [
+        np.linalg.norm(rig_joints[start:stop, joint] - rig_joints[start, joint], axis=-1).max()
+        for k, joint in enumerate(FOOT_JOINTS)
+        for start, stop in contact_runs(contacts[:, k])
+    ]
     return float(max(drift, default=0.0))

@@ -1,4 +1,5 @@
 """What the service tests share: the trained demo checkpoint and a real engine subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from engine.cli import DEFAULT_CHECKPOINT
 from mosa_blender.engine_client import EngineClient
@@ -38,8 +39,11 @@ def start_engine(args: list[str], stderr_file: Path, timeout_s: float = 60.0) ->
     with open(stderr_file, "wb") as stderr:
         process = subprocess.Popen(
             [ENGINE_PYTHON, "-m", "engine", "serve", *args],
-            stdout=subprocess.PIPE, stderr=stderr, env=engine_env(), cwd=ROOT,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=engine_env(),
+            cwd=ROOT,
+        )
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         if not selector.select(timeout=timeout_s):
@@ -94,8 +98,17 @@ class RunningEngine:
 def serving(folder: Path, *extra_args: str) -> Iterator[RunningEngine]:
     """An engine on the demo model, its files in `folder`, loaded and ready, stopped afterwards."""
     token_file, token = write_token(folder)
-    args = ["--checkpoint", str(DEFAULT_CHECKPOINT), "--token-file", str(token_file), "--device", "cpu",
-            "--log-file", str(folder / "engine.log"), *extra_args]  # fmt: skip
+    args = [
+        "--checkpoint",
+        str(DEFAULT_CHECKPOINT),
+        "--token-file",
+        str(token_file),
+        "--device",
+        "cpu",
+        "--log-file",
+        str(folder / "engine.log"),
+        *extra_args,
+    ]
     process, ready = start_engine(args, folder / "stderr")
     try:
         engine = RunningEngine(process, ready, token, folder)

@@ -1,5 +1,6 @@
 """bench --momask: MoMask's code is imported from the folder given, here a tiny stand-in tree
 with the same module and class names (the real checkout is the user's, and not on this machine's tests)."""
+
 import sys
 import textwrap
 

@@ -1,6 +1,7 @@
 """The built extension in real bpy: installed from the zip into a temporary repository, its
 operators and panel registered, baking with foreach_set, Regenerate Range's key copying and
 seams, stored motion across save and reload, undo, and the clear messages for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", _USER_ROOT)
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import ROOT  # noqa: E402
+
 from retarget import rotations  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -40,15 +41,18 @@ def addon(tmp_path_factory):
         raise AssertionError(f"build.py extension failed:\n{build.stdout}\n{build.stderr}")
     archive = next((ROOT / "dist").glob("mosa-*.zip"))
     repo_dir = tmp_path_factory.mktemp("extensions")
-    bpy.ops.preferences.extension_repo_add(name="mosa_tests", type="LOCAL", use_custom_directory=True,
-                                           custom_directory=str(repo_dir))
+    bpy.ops.preferences.extension_repo_add(
+        name="mosa_tests", type="LOCAL", use_custom_directory=True, custom_directory=str(repo_dir)
+    )
     repo = next(r for r in bpy.context.preferences.extensions.repos if r.custom_directory == str(repo_dir))
-    assert bpy.ops.extensions.package_install_files(filepath=str(archive), repo=repo.module,
-                                                    enable_on_install=True) == {"FINISHED"}
+    assert bpy.ops.extensions.package_install_files(
+        filepath=str(archive), repo=repo.module, enable_on_install=True
+    ) == {"FINISHED"}
     package = f"bl_ext.{repo.module}.mosa"
     yield sys.modules[package], repo_dir / "mosa"
-    bpy.ops.extensions.package_uninstall(repo_index=list(bpy.context.preferences.extensions.repos).index(repo),
-                                         pkg_id="mosa")
+    bpy.ops.extensions.package_uninstall(
+        repo_index=list(bpy.context.preferences.extensions.repos).index(repo), pkg_id="mosa"
+    )
 
 
 def new_armature(name: str, bones: list[tuple[str, tuple, tuple, str | None]]) -> bpy.types.Object:
@@ -70,8 +74,13 @@ def new_armature(name: str, bones: list[tuple[str, tuple, tuple, str | None]]) -
 @pytest.fixture
 def rig():
     """A small chain of four bones, straight up."""
-    return new_armature("rig", [(name, (0, 0, number * 0.3), (0, 0, number * 0.3 + 0.3), BONES[number - 1] if number else None)
-                                for number, name in enumerate(BONES)])
+    return new_armature(
+        "rig",
+        [
+            (name, (0, 0, number * 0.3), (0, 0, number * 0.3 + 0.3), BONES[number - 1] if number else None)
+            for number, name in enumerate(BONES)
+        ],
+    )
 
 
 def wavy_tracks(addon_module, frames: np.ndarray, phase: float):
@@ -79,21 +88,27 @@ def wavy_tracks(addon_module, frames: np.ndarray, phase: float):
     angle = 0.3 * np.sin(frames / 6.0 + phase)
     quats = rotations.from_axis_angle(np.stack([angle, 0 * angle, 0 * angle], axis=1))
     locations = np.stack([0 * frames, 0.05 * frames + phase, 0 * frames], axis=1)
-    return addon_module.tracks.PoseTracks(frames=frames, rotations={bone: quats for bone in BONES},
-                                          locations={"hips": locations})
+    return addon_module.tracks.PoseTracks(
+        frames=frames, rotations={bone: quats for bone in BONES}, locations={"hips": locations}
+    )
 
 
 def wavy_tracks_on(addon_module, obj, frames: np.ndarray):
     """wavy_tracks' swing on some of a rig's own bones (the first four with children)."""
     bones = [bone.name for bone in obj.data.bones if bone.children][:4]
     tracks = wavy_tracks(addon_module, frames, phase=0.5)
-    return addon_module.tracks.PoseTracks(frames=frames, rotations={b: tracks.rotations["hips"] for b in bones},
-                                          locations={bones[0]: tracks.locations["hips"]})
+    return addon_module.tracks.PoseTracks(
+        frames=frames,
+        rotations={b: tracks.rotations["hips"] for b in bones},
+        locations={bones[0]: tracks.locations["hips"]},
+    )
 
 
 def keys_of(action, obj, fcurves_for) -> dict:
-    return {(fcurve.data_path, fcurve.array_index): np.array([tuple(p.co) for p in fcurve.keyframe_points])
-            for fcurve in fcurves_for(action, obj)}
+    return {
+        (fcurve.data_path, fcurve.array_index): np.array([tuple(p.co) for p in fcurve.keyframe_points])
+        for fcurve in fcurves_for(action, obj)
+    }
 
 
 def test_zip_layout_and_installed_package(addon):
@@ -102,8 +117,18 @@ def test_zip_layout_and_installed_package(addon):
     assert (installed / "retarget" / "rotations.py").is_file() and (installed / "engine" / "__main__.py").is_file()
     assert not list(installed.rglob("*.pyc"))
     assert package.spans.rotations.__name__ == f"{package.__name__}.retarget.rotations"  # the vendored copy
-    assert {"generate", "regenerate_range", "bake", "cancel", "save_mapping", "load_mapping", "engine_start",
-            "engine_stop", "setup_engine", "import_official"} <= set(dir(bpy.ops.mosa))
+    assert {
+        "generate",
+        "regenerate_range",
+        "bake",
+        "cancel",
+        "save_mapping",
+        "load_mapping",
+        "engine_start",
+        "engine_stop",
+        "setup_engine",
+        "import_official",
+    } <= set(dir(bpy.ops.mosa))
     assert hasattr(bpy.types, "MOSA_PT_main")
 
 
@@ -202,7 +227,9 @@ def test_variations_compared_on_nla_tracks_play_one_after_another_and_one_is_kep
     assert [(strip.frame_start, strip.frame_end) for strip in strips] == [(10, 39), (40, 89)]
     for frame, variation, key in ((20, 0, 10), (60, 1, 20)):  # what plays is each variation in turn
         bpy.context.scene.frame_set(frame)
-        np.testing.assert_allclose(rig.pose.bones["hips"].location, variations[variation].locations["hips"][key], atol=1e-5)
+        np.testing.assert_allclose(
+            rig.pose.bones["hips"].location, variations[variation].locations["hips"][key], atol=1e-5
+        )
     stash = [track for track in rig.animation_data.nla_tracks if track.name == "[Action Stash]"]
     assert len(stash) == 1 and stash[0].mute and stash[0].strips[0].action == original
 
@@ -234,8 +261,12 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     action = bpy.data.actions.new(package.tracks.action_name("a person walks", 3))
     package.baking.bake_tracks(action, rig, wavy_tracks(package, np.arange(1, 21, dtype=float), 0.0))
     positions = np.random.default_rng(0).normal(size=(20, 22, 3)).astype(np.float32)
-    motion = {"fps": 20, "joint_names": [f"j{i}" for i in range(22)], "positions": positions,
-              "rotations": np.tile([1.0, 0, 0, 0], (20, 22, 1))}
+    motion = {
+        "fps": 20,
+        "joint_names": [f"j{i}" for i in range(22)],
+        "positions": positions,
+        "rotations": np.tile([1.0, 0, 0, 0], (20, 22, 1)),
+    }
     package.operators._store(action, motion, "a person walks", 3, "demo")
     path = tmp_path / "saved.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
@@ -248,8 +279,14 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
 
 def test_mapping_saves_loads_and_undoes(addon, rig, tmp_path):
     path = tmp_path / "mapping.json"
-    path.write_text(json.dumps({"family": "studio", "bones": {
-        "Hips": "hips", "Spine": "spine", "LeftUpLeg": "thigh.L", "LeftLeg": "no_such_bone"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "family": "studio",
+                "bones": {"Hips": "hips", "Spine": "spine", "LeftUpLeg": "thigh.L", "LeftLeg": "no_such_bone"},
+            }
+        )
+    )
     bpy.ops.ed.undo_push(message="before loading")
     bpy.ops.mosa.load_mapping("EXEC_DEFAULT", True, filepath=str(path))  # True: push its undo step, as the UI does
     mapping = bpy.context.active_object.data.mosa_mapping
@@ -284,7 +321,14 @@ def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
     with pytest.raises(ValueError, match="no Python to build"):
         package.engine_setup.setup_commands("", user_dir)
     assert package.engine_ops.import_official_command(python, "/x/MoSa.zip", "/y/official.pt") == [
-        python, "-m", "engine", "import-official", "/x/MoSa.zip", "--out", "/y/official.pt"]
+        python,
+        "-m",
+        "engine",
+        "import-official",
+        "/x/MoSa.zip",
+        "--out",
+        "/y/official.pt",
+    ]
     with pytest.raises(RuntimeError, match="No such file.*pick the official MoSa.zip"):
         bpy.ops.mosa.import_official(filepath=str(user_dir / "missing.zip"))
 
@@ -297,9 +341,18 @@ def engine(addon, tmp_path_factory):
     package, _ = addon
     # Made by the engine's Python: on the 4.5 LTS run this process has no torch.
     checkpoint = tmp_path_factory.mktemp("model") / "random-demo.pt"
-    made = subprocess.run([ENGINE_PYTHON, "-c", "import sys; from engine import checkpoint; "
-                           "checkpoint.create_random(sys.argv[1], preset='demo')", str(checkpoint)],
-                          capture_output=True, text=True, env=engine_env(), cwd=ROOT)
+    made = subprocess.run(
+        [
+            ENGINE_PYTHON,
+            "-c",
+            "import sys; from engine import checkpoint; checkpoint.create_random(sys.argv[1], preset='demo')",
+            str(checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+    )
     assert made.returncode == 0, made.stderr
     prefs = package.preferences.get(bpy.context)
     prefs.engine_python, prefs.checkpoint, prefs.device = ENGINE_PYTHON, str(checkpoint), "cpu"
@@ -433,7 +486,9 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path)
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
     assert obj.animation_data.action is None  # the variations play on their NLA tracks, nothing masks them
     assert [take.action.name for take in obj.mosa_takes.items] == [
-        "MoSa: a person walks forward (seed 3)", "MoSa: a person walks forward (seed 4)"]
+        "MoSa: a person walks forward (seed 3)",
+        "MoSa: a person walks forward (seed 4)",
+    ]
     assert bpy.ops.mosa.use_take(index=0) == {"FINISHED"}  # the first is kept
     source = obj.animation_data.action
     assert source.name == "MoSa: a person walks forward (seed 3)" and not package.takes.comparison_tracks(obj)
@@ -500,7 +555,7 @@ ROTATION_MODES = ("QUATERNION", "XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX", "AXIS_
 
 
 def set_rotation_modes(obj, modes: str) -> None:
-    """"QUATERNION": every bone in quaternions; "EULER": Euler throughout, the six orders in turn;
+    """ "QUATERNION": every bone in quaternions; "EULER": Euler throughout, the six orders in turn;
     "MIXED": every mode in turn, axis-angle included."""
     cycle = {"QUATERNION": ROTATION_MODES[:1], "EULER": ROTATION_MODES[1:7], "MIXED": ROTATION_MODES}[modes]
     for number, pose_bone in enumerate(obj.pose.bones):
@@ -528,12 +583,14 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
     # The inverse transfer reads the walk back off the rig, at 20 fps again, in canonical space.
     first, last = (int(frame) for frame in keyed.frame_range)
     recovered = np.asarray(package.retargeting.action_to_motion(obj, list(range(first, last + 1)), 30.0)["positions"])
-    source = np.asarray(walk["positions"])[:len(recovered)]
+    source = np.asarray(walk["positions"])[: len(recovered)]
     assert abs(len(recovered) - len(walk["positions"])) <= 1
     bones = [j for j in range(1, 22) if canonical.JOINT_NAMES[j] not in ("LeftShoulder", "RightShoulder")]
+
     def directions(positions: np.ndarray) -> np.ndarray:
         offsets = positions[:, bones] - positions[:, canonical.PARENTS[bones]]
         return offsets / np.linalg.norm(offsets, axis=-1, keepdims=True)
+
     # Every bone points the same way (the chest-to-collar offsets are body shape, not pose) ...
     angles = np.degrees(np.arccos(np.clip((directions(recovered) * directions(source)).sum(-1), -1, 1)))
     assert angles.mean() < 0.5 and angles.max() < 5.0  # 20 -> 30 -> 20 fps interpolates a little
@@ -552,8 +609,11 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
     assert_outside_kept_and_span_changed(before, after, (40, 80))
     assert_smooth_seams(before, after, (40, 80))
     keyed_modes = {path.rsplit(".", 1)[1] for path, _ in after if "rotation" in path}
-    assert keyed_modes == ({"rotation_quaternion"} if modes == "QUATERNION"
-                           else {"rotation_quaternion", "rotation_euler", "rotation_axis_angle"})
+    assert keyed_modes == (
+        {"rotation_quaternion"}
+        if modes == "QUATERNION"
+        else {"rotation_quaternion", "rotation_euler", "rotation_axis_angle"}
+    )
 
 
 @pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle"])
@@ -575,7 +635,12 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind):
             set_rotation_modes(obj, "EULER")
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 20, 1  # scene frame t + 1 is canonical frame t
-    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed, scene.mosa.foot_lock = "a person walks forward", 2.0, 2, False
+    scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed, scene.mosa.foot_lock = (
+        "a person walks forward",
+        2.0,
+        2,
+        False,
+    )
     scene.mosa.variations, scene.mosa.place_variations = 1, "ACTIONS"
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
     action = obj.animation_data.action
@@ -594,7 +659,9 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind):
     heads, tails = package.armature_io.read_posed_bones(obj, skeleton, frames)
     joints = skeleton.to_world(package.vendored.mapping.joint_positions(skeleton, mapping, heads, tails))
     errors = direction_errors(skeleton, mapping, joints, np.asarray(motion["positions"]))
-    print(f"\n{rig_kind}: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg over {errors.size} bone-frames")
+    print(
+        f"\n{rig_kind}: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg over {errors.size} bone-frames"
+    )
     assert errors.mean() < 1.0
 
 
@@ -635,9 +702,15 @@ def test_no_action_is_lost_on_save_after_generate_variations_regenerate_and_bake
     settings.prompt, settings.variations, settings.range_start, settings.range_end = "a person jumps", 1, 10, 30
     assert bpy.ops.mosa.regenerate_range(synchronous=True) == {"FINISHED"}
     assert bpy.ops.mosa.bake() == {"FINISHED"}
-    made = {"keyed by hand", "MoSa: a person walks forward (seed 1)", "MoSa: a person waves (seed 5)",
-            "MoSa: a person waves (seed 6)", "MoSa: a person waves (seed 7)", "MoSa: a person waves (seed 5) (edit 10-30)",
-            "MoSa: a person waves (seed 5) (edit 10-30) (baked)"}
+    made = {
+        "keyed by hand",
+        "MoSa: a person walks forward (seed 1)",
+        "MoSa: a person waves (seed 5)",
+        "MoSa: a person waves (seed 6)",
+        "MoSa: a person waves (seed 7)",
+        "MoSa: a person waves (seed 5) (edit 10-30)",
+        "MoSa: a person waves (seed 5) (edit 10-30) (baked)",
+    }
     assert {action.name for action in bpy.data.actions} == made
     assert {take.action.name for take in obj.mosa_takes.items} == made
 
@@ -647,8 +720,13 @@ def test_no_action_is_lost_on_save_after_generate_variations_regenerate_and_bake
     assert not bpy.data.actions
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reopened = {action.name: action for action in bpy.data.actions}
-    print(f"\nafter save and reopen: {len(reopened)} of {len(made)} actions, users "
-          + ", ".join(f"{name}: {action.users}{' (fake)' if action.use_fake_user else ''}" for name, action in sorted(reopened.items())))
+    print(
+        f"\nafter save and reopen: {len(reopened)} of {len(made)} actions, users "
+        + ", ".join(
+            f"{name}: {action.users}{' (fake)' if action.use_fake_user else ''}"
+            for name, action in sorted(reopened.items())
+        )
+    )
     assert set(reopened) == made and all(action.users > 0 for action in reopened.values())
     assert all(reopened[name].use_fake_user for name in made - {"keyed by hand"})
     obj = bpy.data.objects["mixamo"]
@@ -692,6 +770,7 @@ def test_bake_locks_the_feet_and_keeps_the_root_in_place(addon):
         np.testing.assert_array_equal(keys, source_keys[channel])  # the source is untouched
 
     planted = footlock.contacts(np.asarray(walk["positions"]))[:, [0, 2]]  # ankles: left, right
+
     def slide(heads: np.ndarray) -> float:
         """Mean horizontal foot travel per frame while the source says the foot is planted."""
         steps = np.linalg.norm(np.diff(heads[:, :2, :2], axis=0), axis=-1)
@@ -720,6 +799,7 @@ def test_an_unmappable_rig_is_refused_before_the_engine_works(addon):
 def while_the_job_runs(package, do) -> threading.Thread:
     """Call `do(run)` from another thread as soon as the operator's job exists (the synchronous
     operator blocks this one): the way a user's Cancel or a crash arrives mid-job."""
+
     def watch():
         deadline = time.monotonic() + 60
         while package.operators._active_run is None and time.monotonic() < deadline:
@@ -789,7 +869,9 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
     bpy.context.view_layer.update()  # the take poses the rig
     before = scene_state(obj, fcurves_for)
 
-    run = run_to_end(package.operators.JobRun(client, client.generate(scene.mosa.prompt, seconds=4.0, seed=3, samples=2)))
+    run = run_to_end(
+        package.operators.JobRun(client, client.generate(scene.mosa.prompt, seconds=4.0, seed=3, samples=2))
+    )
     writing = package.operators.Writing(obj, package.operators.generated_actions(bpy.context, run))
     slices, made_one = 0, False
     while not made_one:
@@ -823,16 +905,49 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
 # and waist above the body, D leg chains and leg IK beside the legs) and a Daz Genesis 8 figure
 # (bend/twist-split limbs, the legs under a pelvis bone below the hip).
 BY_HAND = {
-    "mmd": {"Hips": "センター", "Spine": "上半身", "Spine2": "上半身2", "Neck": "首", "Head": "頭",
-            **{f"{side}{joint}": ("左" if side == "Left" else "右") + part for side in ("Left", "Right")
-               for joint, part in (("UpLeg", "足"), ("Leg", "ひざ"), ("Foot", "足首"), ("Toe", "つま先"), ("Shoulder", "肩"),
-                                   ("Arm", "腕"), ("ForeArm", "ひじ"), ("Hand", "手首"))}},
-    "daz_genesis8": {"Hips": "hip", "Spine": "abdomenLower", "Spine1": "chestLower", "Spine2": "chestUpper",
-                     "Neck": "neckLower", "Head": "head",
-                     **{f"{side}{joint}": side[0].lower() + part for side in ("Left", "Right")
-                        for joint, part in (("UpLeg", "ThighBend"), ("Leg", "Shin"), ("Foot", "Foot"), ("Toe", "Toe"),
-                                            ("Shoulder", "Collar"), ("Arm", "ShldrBend"), ("ForeArm", "ForearmBend"),
-                                            ("Hand", "Hand"))}},
+    "mmd": {
+        "Hips": "センター",
+        "Spine": "上半身",
+        "Spine2": "上半身2",
+        "Neck": "首",
+        "Head": "頭",
+        **{
+            f"{side}{joint}": ("左" if side == "Left" else "右") + part
+            for side in ("Left", "Right")
+            for joint, part in (
+                ("UpLeg", "足"),
+                ("Leg", "ひざ"),
+                ("Foot", "足首"),
+                ("Toe", "つま先"),
+                ("Shoulder", "肩"),
+                ("Arm", "腕"),
+                ("ForeArm", "ひじ"),
+                ("Hand", "手首"),
+            )
+        },
+    },
+    "daz_genesis8": {
+        "Hips": "hip",
+        "Spine": "abdomenLower",
+        "Spine1": "chestLower",
+        "Spine2": "chestUpper",
+        "Neck": "neckLower",
+        "Head": "head",
+        **{
+            f"{side}{joint}": side[0].lower() + part
+            for side in ("Left", "Right")
+            for joint, part in (
+                ("UpLeg", "ThighBend"),
+                ("Leg", "Shin"),
+                ("Foot", "Foot"),
+                ("Toe", "Toe"),
+                ("Shoulder", "Collar"),
+                ("Arm", "ShldrBend"),
+                ("ForeArm", "ForearmBend"),
+                ("Hand", "Hand"),
+            )
+        },
+    },
 }
 
 
@@ -841,8 +956,13 @@ def rig_from(name: str, bones) -> bpy.types.Object:
     from tests import retarget_rigs
 
     names, heads, tails, parents, _rolls = retarget_rigs.rig_arrays(bones, "A", roll_seed=None)
-    return new_armature(name, [(bone, tuple(head), tuple(tail), names[parent] if parent >= 0 else None)
-                               for bone, head, tail, parent in zip(names, heads, tails, parents)])
+    return new_armature(
+        name,
+        [
+            (bone, tuple(head), tuple(tail), names[parent] if parent >= 0 else None)
+            for bone, head, tail, parent in zip(names, heads, tails, parents)
+        ],
+    )
 
 
 def map_in_the_panel(obj, by_hand: dict[str, str]) -> None:
@@ -898,8 +1018,10 @@ def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(e
 
     joints = skeleton.to_world(joint_positions(skeleton, mapping, heads, tails))
     errors = direction_errors(skeleton, mapping, joints, np.asarray(motion["positions"]))
-    print(f"\n{family} rig mapped by hand: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg "
-          f"over {errors.size} bone-frames")
+    print(
+        f"\n{family} rig mapped by hand: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg "
+        f"over {errors.size} bone-frames"
+    )
     assert errors.mean() < 0.5 and errors.max() < 2.0
 
 
@@ -920,7 +1042,9 @@ def test_a_lower_body_bone_as_hips_is_refused_before_any_key(addon):
     assert (stored.pairs[rows["LeftUpLeg"]].bone, stored.pairs[rows["RightUpLeg"]].bone) == ("右足", "")
     assert stored.active_index == rows["RightUpLeg"]  # the next joint to fill
     assert bpy.ops.mosa.map_automatically() == {"FINISHED"}
-    map_in_the_panel(obj, {**{pair.joint: pair.bone for pair in obj.data.mosa_mapping.pairs if pair.bone}, "Hips": "下半身"})
+    map_in_the_panel(
+        obj, {**{pair.joint: pair.bone for pair in obj.data.mosa_mapping.pairs if pair.bone}, "Hips": "下半身"}
+    )
     bpy.context.scene.mosa.prompt = "a person walks forward"
     with pytest.raises(RuntimeError, match="do not hang under '下半身'"):
         bpy.ops.mosa.generate(synchronous=True)
@@ -932,7 +1056,9 @@ def test_a_lower_body_bone_as_hips_is_refused_before_any_key(addon):
     vendored = package.vendored
     skeleton = package.armature_io.skeleton_from_armature(obj)
     wrong = package.mapping_ops.read_mapping(obj.data.mosa_mapping)
-    problems = vendored.plausibility.motion_problems(skeleton, wrong, vendored.transfer.transfer(real_walk(), skeleton, wrong))
+    problems = vendored.plausibility.motion_problems(
+        skeleton, wrong, vendored.transfer.transfer(real_walk(), skeleton, wrong)
+    )
     print("\nwrong Hips on a real walk: " + "; ".join(problems))
     hips_to_head = next(p for p in problems if p.startswith("Hips to Head"))
     assert float(hips_to_head.split(" m at frame")[0].split()[-1]) > 2.0
@@ -943,23 +1069,34 @@ def model_mirror(tmp_path_factory):
     """The stand-in for Google Drive and the Hub (tests/model_server.py) on the release's files,
     which the engine's Python makes (on the 4.5 LTS run this process has no torch)."""
     from service_engine import ENGINE_PYTHON, engine_env
+
     from tests.model_server import ModelServer
 
     folder = tmp_path_factory.mktemp("release")
-    made = subprocess.run([ENGINE_PYTHON, "-m", "tests.model_release_files", str(folder)], cwd=ROOT, env=engine_env(),
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        [ENGINE_PYTHON, "-m", "tests.model_release_files", str(folder)],
+        cwd=ROOT,
+        env=engine_env(),
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr
     with ModelServer.for_release(folder) as server:
         yield server
 
 
-def test_official_models_download_from_the_preferences_and_the_panel_switches_between_them(addon, model_mirror, tmp_path,
-                                                                                          monkeypatch):
+def test_official_models_download_from_the_preferences_and_the_panel_switches_between_them(
+    addon, model_mirror, tmp_path, monkeypatch
+):
     from service_engine import ENGINE_PYTHON
 
     package, _ = addon
-    for name, value in {"MOSA_MODELS_DIR": tmp_path / "models", "MOSA_MODELS_MIRROR": model_mirror.url,
-                        "HF_HUB_CACHE": tmp_path / "hf", "OMP_NUM_THREADS": 1}.items():
+    for name, value in {
+        "MOSA_MODELS_DIR": tmp_path / "models",
+        "MOSA_MODELS_MIRROR": model_mirror.url,
+        "HF_HUB_CACHE": tmp_path / "hf",
+        "OMP_NUM_THREADS": 1,
+    }.items():
         monkeypatch.setenv(name, str(value))  # the engine's processes inherit these
     rig = mixamo_rig()  # a fresh file, and with it a fresh WindowManager: nothing asked yet
     prefs = package.preferences.get(bpy.context)
@@ -969,8 +1106,10 @@ def test_official_models_download_from_the_preferences_and_the_panel_switches_be
     assert bpy.ops.mosa.refresh_models() == {"FINISHED"}
     assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": False, "motionx": False}
     assert "non-commercial research" in models.licences and "MIT licence" in models.licences
-    assert package.model_ops.describe(bpy.context) == ("HumanML3D: not installed (Preferences > Download Official Models)",
-                                                       "IMPORT")
+    assert package.model_ops.describe(bpy.context) == (
+        "HumanML3D: not installed (Preferences > Download Official Models)",
+        "IMPORT",
+    )
     bpy.context.scene.mosa.prompt, bpy.context.scene.mosa.seconds = "a person walks forward", 2.0
     with pytest.raises(RuntimeError, match="HumanML3D model is not installed.*Download Official Models"):
         bpy.ops.mosa.generate(synchronous=True)
@@ -1004,8 +1143,9 @@ def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mi
     monkeypatch.setenv("MOSA_MODELS_MIRROR", model_mirror.url)
     model_mirror.faults.throttle_s = 0.1
     try:
-        run = package.model_catalogue.DownloadRun.start(ENGINE_PYTHON, package.engine_process.DEFAULT_ENGINE_ROOT,
-                                                        tmp_path / "download.log")
+        run = package.model_catalogue.DownloadRun.start(
+            ENGINE_PYTHON, package.engine_process.DEFAULT_ENGINE_ROOT, tmp_path / "download.log"
+        )
         deadline = time.monotonic() + 120
         while not run.poll() and run.fraction < 0.1:
             assert time.monotonic() < deadline, run.line

@@ -1,4 +1,5 @@
 """The add-on's plain logic (no Blender): key layout, naming, spans and seams, stored motion."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_flat_keys_interleave_frames_and_values():
 
 
 def test_pose_tracks_list_one_channel_per_fcurve_and_check_shapes():
-    tracks = PoseTracks(frames=[1, 2], rotations={"hips": np.tile([1, 0, 0, 0], (2, 1))},
-                        locations={"hips": np.zeros((2, 3))})
+    tracks = PoseTracks(
+        frames=[1, 2], rotations={"hips": np.tile([1, 0, 0, 0], (2, 1))}, locations={"hips": np.zeros((2, 3))}
+    )
     paths = [(path, index) for path, index, _ in tracks.channels()]
     assert paths[:4] == [('pose.bones["hips"].rotation_quaternion', i) for i in range(4)]
     assert paths[4:] == [('pose.bones["hips"].location', i) for i in range(3)]
@@ -82,7 +84,9 @@ def test_blended_seam_is_no_jumpier_than_the_motions_themselves():
 def test_stored_motion_round_trips_compactly():
     frames = 60
     motion = {
-        "fps": canonical.FPS, "joint_names": list(canonical.JOINT_NAMES), "parents": list(canonical.PARENTS),
+        "fps": canonical.FPS,
+        "joint_names": list(canonical.JOINT_NAMES),
+        "parents": list(canonical.PARENTS),
         "positions": np.random.default_rng(0).normal(size=(frames, 22, 3)).tolist(),
         "rotations": rotations.normalize(np.random.default_rng(1).normal(size=(frames, 22, 4))),
         "root_translation": np.zeros((frames, 3)),

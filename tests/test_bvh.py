@@ -1,4 +1,5 @@
 """BVH reading and writing: the real template file, real clips written and read back, bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,9 @@ def test_template_hierarchy_and_motion(template):
     assert template.parents.tolist() == expected_parents
     positions = template.positions()
     bones = np.linalg.norm(positions[:, 1:] - positions[:, template.parents[1:]], axis=-1)
-    np.testing.assert_allclose(bones, np.broadcast_to(np.linalg.norm(template.offsets[1:], axis=-1), bones.shape), atol=1e-9)
+    np.testing.assert_allclose(
+        bones, np.broadcast_to(np.linalg.norm(template.offsets[1:], axis=-1), bones.shape), atol=1e-9
+    )
 
 
 def test_channels_in_any_order_and_positions_replace_the_offset():
@@ -101,15 +104,27 @@ MALFORMED = {
     "no hierarchy": ("ROOT Hips\n", r"<bvh>:1: expected 'HIERARCHY'"),
     "bad offset": (TWO_JOINTS.replace("OFFSET 0 1 0", "OFFSET 0 one 0"), r"<bvh>:8: expected numbers"),
     "short offset": (TWO_JOINTS.replace("OFFSET 0 1 0", "OFFSET 0 1"), r"<bvh>:8: expected 'OFFSET' with 3 values"),
-    "unknown channel": (TWO_JOINTS.replace("Yrotation Xrotation", "Wrotation Xrotation"), r"<bvh>:9: unknown or repeated channels"),
+    "unknown channel": (
+        TWO_JOINTS.replace("Yrotation Xrotation", "Wrotation Xrotation"),
+        r"<bvh>:9: unknown or repeated channels",
+    ),
     "channel count": (TWO_JOINTS.replace("CHANNELS 3", "CHANNELS 4"), r"<bvh>:9: CHANNELS must give a count"),
     "stray token": (TWO_JOINTS.replace("    End Site", "    Bone Tip"), r"<bvh>:10: expected JOINT <name>, End Site"),
-    "short frame": (TWO_JOINTS.replace("0 0 0 90 0 0 0 0 0", "0 0 0 90 0 0 0 0"), r"<bvh>:20: frame 2 has 8 values; the hierarchy has 9"),
+    "short frame": (
+        TWO_JOINTS.replace("0 0 0 90 0 0 0 0 0", "0 0 0 90 0 0 0 0"),
+        r"<bvh>:20: frame 2 has 8 values; the hierarchy has 9",
+    ),
     "missing frame": (TWO_JOINTS.replace("Frames: 2", "Frames: 3"), r"the file ends where frame 3 of 3 was expected"),
     "extra frame": (TWO_JOINTS.replace("Frames: 2", "Frames: 1"), r"<bvh>:20: more frame lines than the 1"),
-    "bad frame time": (TWO_JOINTS.replace("Frame Time: 0.05", "Frame Time: 0"), r"<bvh>:18: the frame time must be a positive number of seconds"),
+    "bad frame time": (
+        TWO_JOINTS.replace("Frame Time: 0.05", "Frame Time: 0"),
+        r"<bvh>:18: the frame time must be a positive number of seconds",
+    ),
     "two roots": (TWO_JOINTS.replace("MOTION", "ROOT Other\nMOTION"), r"<bvh>:16: expected MOTION after the hierarchy"),
-    "unclosed": (TWO_JOINTS.split("MOTION")[0].rstrip()[:-1], r"the file ends where JOINT, End Site or '}' in Base was expected"),
+    "unclosed": (
+        TWO_JOINTS.split("MOTION")[0].rstrip()[:-1],
+        r"the file ends where JOINT, End Site or '}' in Base was expected",
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 Rigify's generated human, in real bpy: the same pose-basis values as letting Blender evaluate
 the rig bone level by bone level, frame by frame, on every bone and frame; bones with a
 constraint it does not model are evaluated by Blender and named; a span is re-solved alone."""
+
 from __future__ import annotations
 
 import bpy
@@ -57,8 +58,10 @@ def evaluated_solve(obj, skeleton, posed):
 
 
 def worst_degrees(expected: dict, posed) -> tuple[float, str]:
-    worst = {name: float(np.degrees(rotations.angle_between(expected[name], posed.rotations[name]).max()))
-             for name in expected}
+    worst = {
+        name: float(np.degrees(rotations.angle_between(expected[name], posed.rotations[name]).max()))
+        for name in expected
+    }
     name = max(worst, key=worst.get)
     return worst[name], name
 
@@ -75,8 +78,10 @@ def rigify():
 @pytest.fixture(scope="module")
 def clips() -> dict:
     """Real motion capture (DeepMimic's clips, shipped with pybullet) as canonical motion dicts."""
-    return {name: CanonicalMotion.from_positions(deepmimic.load_joints(name)[:FRAMES]).to_dict()
-            for name in ("cartwheel", "walk")}
+    return {
+        name: CanonicalMotion.from_positions(deepmimic.load_joints(name)[:FRAMES]).to_dict()
+        for name in ("cartwheel", "walk")
+    }
 
 
 @pytest.mark.parametrize("clip", ["cartwheel", "walk"])
@@ -94,8 +99,10 @@ def test_the_numpy_solve_equals_blenders_evaluation_on_every_bone_and_frame(rigi
     chest.rotation_euler = (0.0, 0.0, 0.0)
     assert evaluated == {}, f"Rigify's FK controls should all be fixed relations: {evaluated}"
     degrees, bone = worst_degrees(expected, solved)
-    print(f"\n{clip}: {len(expected)} bones x {posed.frames} frames, worst {degrees:.6f} deg ({bone}), "
-          f"root {np.abs(expected_root - solved.root_location).max():.2e} m apart")
+    print(
+        f"\n{clip}: {len(expected)} bones x {posed.frames} frames, worst {degrees:.6f} deg ({bone}), "
+        f"root {np.abs(expected_root - solved.root_location).max():.2e} m apart"
+    )
     assert degrees < 0.1
     np.testing.assert_allclose(solved.root_location, expected_root, atol=1e-4)
 

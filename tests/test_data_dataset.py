@@ -1,4 +1,5 @@
 """The demo dataset: built from the real clips into tmp_path, in HumanML3D layout, and read back."""
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,12 @@ def test_dataset_has_every_clip_with_mirrors_and_reports_its_size(dataset):
     assert any("deepmimic_kick" in reason for reason in report.dropped)
     # The 12 s AIST++ take (240 frames) becomes two windows of 196 frames.
     assert sum(e["clip"].startswith("aistpp") for e in info["samples_by_id"].values()) == 2
-    old_samples = 2 * sum(not e["clip"] in segments for e in info["samples_by_id"].values())
+    old_samples = 2 * sum(e["clip"] not in segments for e in info["samples_by_id"].values())
     assert old_samples == 2 * 18
     assert report.captions == sum(2 * len(captions.captions_for(e["clip"])) for e in info["samples_by_id"].values())
-    assert all(len(captions.captions_for(e["clip"])) == 12 for e in info["samples_by_id"].values() if e["clip"] not in segments)
+    assert all(
+        len(captions.captions_for(e["clip"])) == 12 for e in info["samples_by_id"].values() if e["clip"] not in segments
+    )
     assert report.frames == sum(len(layout.read_joints(out, n)) for n in layout.read_names(out, "all"))
     # The issue's acceptance: at least five times the first demo dataset's 140 s.
     assert report.frames / canonical.FPS >= 5 * 140
@@ -67,7 +70,11 @@ def test_splits_are_disjoint_by_source_clip(dataset):
         clip_of[sample_id] = clip_of[layout.MIRROR_PREFIX + sample_id] = entry["clip"]
     splits = {split: set(layout.read_names(out, split)) for split in layout.SPLITS}
     assert all(splits.values())
-    assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"]) and not (splits["val"] & splits["test"])
+    assert (
+        not (splits["train"] & splits["val"])
+        and not (splits["train"] & splits["test"])
+        and not (splits["val"] & splits["test"])
+    )
     assert set().union(*splits.values()) == set(layout.read_names(out, "all"))
     clips = {split: {clip_of[n] for n in names} for split, names in splits.items()}
     assert not (clips["train"] & clips["val"]) and not (clips["train"] & clips["test"])
@@ -102,7 +109,9 @@ def test_features_statistics_and_read_split(dataset):
 
 
 def test_build_dataset_command_prints_the_size(tmp_path, shared_data, capsys):
-    code = engine_main(["build-dataset", "--out", str(tmp_path / "ds"), "--shared-data", str(shared_data), "--no-mirror"])
+    code = engine_main(
+        ["build-dataset", "--out", str(tmp_path / "ds"), "--shared-data", str(shared_data), "--no-mirror"]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "clips 101, segments 115, samples 124" in printed and "distinct kinds 27" in printed

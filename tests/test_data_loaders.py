@@ -1,4 +1,5 @@
 """Real motion loaders: DeepMimic clips and the AIST++ take come out as plausible canonical joints."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -128,15 +129,17 @@ def test_composed_walk_and_wave_walks_then_stands_and_waves():
     wave = cmu.load_joints(WAVE_TAKE)
     joints = compose.compose(walk, wave)
     assert len(walk) - compose.CUT_SEARCH_FRAMES < len(joints) - len(wave) - compose.BLEND_FRAMES <= len(walk)
+
     # The wave is the take itself on the canonical skeleton, only turned and moved: every frame
     # keeps its joint distances; and the whole clip is one rigid body.
     def distances(motion):
         return np.linalg.norm(motion[:, :, None] - motion[:, None], axis=-1)
-    assert np.allclose(distances(joints[-len(wave):]), distances(wave), atol=1e-9)
+
+    assert np.allclose(distances(joints[-len(wave) :]), distances(wave), atol=1e-9)
     check_canonical_clip(joints, "composed_walk_wave")
     walked = joints[-len(wave), 0, [0, 2]] - joints[0, 0, [0, 2]]
     assert np.linalg.norm(walked) > 2.0  # a few metres of walking first
-    tail = joints[-len(wave):]
+    tail = joints[-len(wave) :]
     assert np.abs(np.diff(tail[:, 0, [0, 2]], axis=0)).max() < 0.02  # then standing
     assert (tail[:44, 21, 1] > tail[:44, 19, 1] + 0.1).all()  # with the right forearm up
     steps = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max()
@@ -153,10 +156,28 @@ def test_a_daz_named_bvh_take_converts_back_to_its_motion(tmp_path):
 
     walk = place_on_floor_facing_z(on_canonical_skeleton(deepmimic.load_joints("walk")))
     clip = bvh.canonical_clip(CanonicalMotion.from_positions(walk))
-    daz = {"Hips": "hip", "Spine": "abdomen", "Spine1": "abdomen2", "Spine2": "chest", "Neck": "neck", "Head": "head",
-           **{f"{side}{part}": side[0].lower() + name for side in ("Left", "Right") for part, name in (
-               ("UpLeg", "Thigh"), ("Leg", "Shin"), ("Foot", "Foot"), ("Toe", "Toe"), ("Shoulder", "Collar"),
-               ("Arm", "Shldr"), ("ForeArm", "ForeArm"), ("Hand", "Hand"))}}
+    daz = {
+        "Hips": "hip",
+        "Spine": "abdomen",
+        "Spine1": "abdomen2",
+        "Spine2": "chest",
+        "Neck": "neck",
+        "Head": "head",
+        **{
+            f"{side}{part}": side[0].lower() + name
+            for side in ("Left", "Right")
+            for part, name in (
+                ("UpLeg", "Thigh"),
+                ("Leg", "Shin"),
+                ("Foot", "Foot"),
+                ("Toe", "Toe"),
+                ("Shoulder", "Collar"),
+                ("Arm", "Shldr"),
+                ("ForeArm", "ForeArm"),
+                ("Hand", "Hand"),
+            )
+        },
+    }
     clip.names = [daz[name] for name in clip.names]
     clip.offsets, clip.translations = clip.offsets * 100, clip.translations * 100
     clip.end_sites = {joint: offset * 100 for joint, offset in clip.end_sites.items()}
@@ -184,8 +205,12 @@ def test_the_cmu_segments_are_plausible_canonical_motion():
         assert len(joints) >= 40, name
         assert cmu_takes.check_take(joints) == [], name
         lengths = bone_lengths(joints)
-        assert lengths.std(axis=0).max() < 1e-6 and np.allclose(lengths[0], bone_lengths(canonical.rest_positions()[None])[0]), name
-        assert joints[..., 1].min() == pytest.approx(0.0, abs=1e-3) and np.allclose(joints[0, 0, [0, 2]], 0.0, atol=1e-5), name
+        assert lengths.std(axis=0).max() < 1e-6 and np.allclose(
+            lengths[0], bone_lengths(canonical.rest_positions()[None])[0]
+        ), name
+        assert joints[..., 1].min() == pytest.approx(0.0, abs=1e-3) and np.allclose(
+            joints[0, 0, [0, 2]], 0.0, atol=1e-5
+        ), name
         assert facing_directions(joints[:1])[0] == pytest.approx([0.0, 0.0, 1.0], abs=1e-2), name
     # What the captions say, measured: walks go forward, the backward dribble goes back, the
     # sideways one to the performer's left (+X), the vertical jumps leave the floor in place.

@@ -4,6 +4,7 @@ The model file has the real SMPL layout (keys, dtypes, shapes, sparse joint regr
 the way the official files are) but only a few vertices: one at each rest joint of
 SMPL_REST_OFFSETS, so the joint regressor puts the rest joints exactly where we choose.
 """
+
 from __future__ import annotations
 
 import pickle

@@ -1,5 +1,6 @@
 """`python3 build.py demo` end to end, once, small: the files it promises, a .blend that reopens
 with the animated rig, a BVH that parses, and pictures of the expected size."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import sys
 import time
 
 import pytest
+from conftest import ENGINE_PYTHON, ROOT
 from PIL import Image
 
-from conftest import ENGINE_PYTHON, ROOT
 from demo.__main__ import DEMO_CHECKPOINT
 from demo.pictures import TITLE_HEIGHT
 
@@ -61,9 +62,28 @@ print(json.dumps({"action": action.name, "stored": "mosa" in action, "range": [f
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    command = [sys.executable, str(ROOT / "build.py"), "demo", "a person walks forward", "--seed", "1",
-               "--frames", "48", "--name", "walk", "--out", str(out), "--size", f"{TILE[0]}x{TILE[1]}",
-               "--sheet-frames", str(SHEET_FRAMES), "--gif-fps", "5", "--device", "cpu"]
+    command = [
+        sys.executable,
+        str(ROOT / "build.py"),
+        "demo",
+        "a person walks forward",
+        "--seed",
+        "1",
+        "--frames",
+        "48",
+        "--name",
+        "walk",
+        "--out",
+        str(out),
+        "--size",
+        f"{TILE[0]}x{TILE[1]}",
+        "--sheet-frames",
+        str(SHEET_FRAMES),
+        "--gif-fps",
+        "5",
+        "--device",
+        "cpu",
+    ]
     started = time.monotonic()
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, f"the demo failed:\n{finished.stdout[-4000:]}\n{finished.stderr[-4000:]}"
@@ -80,8 +100,9 @@ def test_demo_writes_what_it_promises_and_says_what_to_open(demo_run):
 
 def test_blend_reopens_with_the_animated_rig(demo_run):
     out, _, _ = demo_run
-    inspected = subprocess.run([ENGINE_PYTHON, "-c", INSPECT_BLEND, str(out / "walk.blend")],
-                               capture_output=True, text=True, timeout=300)
+    inspected = subprocess.run(
+        [ENGINE_PYTHON, "-c", INSPECT_BLEND, str(out / "walk.blend")], capture_output=True, text=True, timeout=300
+    )
     assert inspected.returncode == 0, inspected.stderr[-3000:]
     blend = json.loads(inspected.stdout.strip().splitlines()[-1])
     assert blend["action"].startswith("MoSa: a person walks forward (seed 1)") and blend["stored"]
@@ -90,7 +111,9 @@ def test_blend_reopens_with_the_animated_rig(demo_run):
     assert first == 1 and abs(last - (1 + 47 / 20 * 24)) <= 1  # 48 frames at 20 fps, the scene's 24 fps
     keyed_bones = {path.split('"')[1] for path in blend["keyed"]}
     assert len(blend["mapped"]) >= 15 and set(blend["mapped"]) <= keyed_bones
-    motion_keys = [count for path, count in blend["keyed"].items() if path.endswith(("rotation_quaternion", "location"))]
+    motion_keys = [
+        count for path, count in blend["keyed"].items() if path.endswith(("rotation_quaternion", "location"))
+    ]
     assert motion_keys and all(count >= last - first for count in motion_keys)  # a key on every frame
     # The keyed bones move, and so do the deforming bones the body follows (Rigify's constraints
     # must not hold them still).

@@ -1,4 +1,5 @@
 """The demo's plain parts, without Blender: its options, the prompt note, the body shapes, the pictures."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,11 @@ from demo.pictures import TITLE_HEIGHT, animated_gif, contact_sheet
 def test_options_and_their_clear_errors(capsys):
     args = driver.parse_args(["A person walks forward, and waves!", "--frames", "60", "--extension", "x.zip"])
     assert (args.name, args.seconds, args.width, args.height) == ("a_person_walks_forward_and_waves", 3.0, 320, 240)
-    for bad, message in ((["--seconds", "12"], "2 to 9.8 s"), (["--frames", "42"], "try 40"),
-                         (["--size", "big"], "expected WIDTHxHEIGHT")):
+    for bad, message in (
+        (["--seconds", "12"], "2 to 9.8 s"),
+        (["--frames", "42"], "try 40"),
+        (["--size", "big"], "expected WIDTHxHEIGHT"),
+    ):
         with pytest.raises(SystemExit):
             driver.parse_args([*bad, "--extension", "x.zip"])
         assert message in capsys.readouterr().err
@@ -35,13 +39,17 @@ def test_the_demo_refuses_to_pass_random_weights_off_as_the_demo_model(tmp_path,
 def test_the_demo_runs_a_downloaded_official_model_or_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path))
     args = driver.parse_args(["--model", "humanml3d", "--extension", "x.zip"])
-    with pytest.raises(SystemExit, match="(?s)humanml3d model is not downloaded yet.*python -m engine models download official"):
+    with pytest.raises(
+        SystemExit, match="(?s)humanml3d model is not downloaded yet.*python -m engine models download official"
+    ):
         driver.choose_checkpoint(args)
     # What `models download official` leaves: the checkpoint, the text tower in the Hub cache, the manifest naming both.
     (tmp_path / "humanml3d.pt").write_bytes(b"checkpoint")
     (tmp_path / "clip").mkdir()
     (tmp_path / "clip" / "config.json").write_text("{}")
-    (tmp_path / "installed.json").write_text(json.dumps({"humanml3d": {"file": "humanml3d.pt", "text_encoder": str(tmp_path / "clip")}}))
+    (tmp_path / "installed.json").write_text(
+        json.dumps({"humanml3d": {"file": "humanml3d.pt", "text_encoder": str(tmp_path / "clip")}})
+    )
     assert driver.choose_checkpoint(args) == (tmp_path / "humanml3d.pt", False)
     with pytest.raises(SystemExit):
         driver.parse_args(["--model", "humanml3d", "--checkpoint", "x.pt", "--extension", "x.zip"])

@@ -1,5 +1,6 @@
 """Every shell command in the README is real: its command and options exist (checked against the
 tool's own --help), and a test, the demo or CI runs it for real."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 # README command (its first words) -> the files that run it for real, each with a string that
@@ -26,7 +26,10 @@ RUN_BY: dict[str, list[tuple[str, str]]] = {
     "python -m engine edit": [("tests/test_service_cli.py", '"edit"')],
     # Downloads cannot run offline in the suite; the test checks the tool and its options exist.
     "hf download": [],
-    "python -m engine serve": [("tests/test_service_process.py", '"serve"'), ("tests/test_service_process.py", '"--allow-remote"')],
+    "python -m engine serve": [
+        ("tests/test_service_process.py", '"serve"'),
+        ("tests/test_service_process.py", '"--allow-remote"'),
+    ],
 }
 
 
@@ -34,13 +37,17 @@ def readme_commands() -> list[str]:
     """Each line of the README's ```bash blocks."""
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```(?:bash|sh|shell|console)\n(.*?)```", text, flags=re.DOTALL)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def covering_prefix(command: str) -> str:
     prefixes = [prefix for prefix in RUN_BY if command == prefix or command.startswith(prefix + " ")]
     if not prefixes:
-        raise AssertionError(f"README command {command!r} is run by no test; add it to RUN_BY with the test that runs it")
+        raise AssertionError(
+            f"README command {command!r} is run by no test; add it to RUN_BY with the test that runs it"
+        )
     return prefixes[0]
 
 
@@ -60,8 +67,13 @@ def help_text(prefix: str) -> str:
 
 def test_readme_has_the_commands_a_user_needs():
     commands = readme_commands()
-    for needed in ("python3 build.py demo", "python3 build.py test", "python3 build.py extension",
-                   "python -m engine import-official", "python -m engine serve"):
+    for needed in (
+        "python3 build.py demo",
+        "python3 build.py test",
+        "python3 build.py extension",
+        "python -m engine import-official",
+        "python -m engine serve",
+    ):
         assert any(command.startswith(needed) for command in commands), f"the README lacks {needed!r}"
 
 

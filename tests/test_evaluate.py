@@ -1,15 +1,22 @@
 """The evaluation: its prompts really use new words, its clip classifier knows the clips, and the command measures a real model."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 
 from engine.__main__ import main
 from engine.cli import DEFAULT_CHECKPOINT
 from engine.datasets import layout
-from engine.evaluate import GENERIC_WORDS, NEW_WORD_PROMPTS, PARAPHRASE_PROMPTS, NearestClip, reused_caption_words, sample_kinds
+from engine.evaluate import (
+    GENERIC_WORDS,
+    NEW_WORD_PROMPTS,
+    PARAPHRASE_PROMPTS,
+    NearestClip,
+    reused_caption_words,
+    sample_kinds,
+)
 
 
 def test_every_kind_has_prompts_in_words_its_captions_do_not_use(dataset) -> None:
@@ -51,8 +58,23 @@ def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, cap
     CMU segments joined the dataset: the kinds it learnt reconstruct within 100 mm (docs/training.md),
     the CMU segments' kinds it has never seen do not, and the report says so kind by kind."""
     report_path = tmp_path / "report.json"
-    assert main(["eval", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(dataset), "--split", "all", "--tokenizer-only",
-                 "--json", str(report_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(DEFAULT_CHECKPOINT),
+                "--data",
+                str(dataset),
+                "--split",
+                "all",
+                "--tokenizer-only",
+                "--json",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads(report_path.read_text())
     assert report["reconstruction_samples"] == len(layout.read_names(dataset, "all"))
     assert report["reconstruction_mpjpe_mm"] > 0
@@ -62,4 +84,6 @@ def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, cap
     assert len(learnt) >= 12 and all(0 < mm < 100 for mm in learnt.values()), learnt
     assert len(report["codes_used"]) == 10 and all(0 < share <= 1 for share in report["codes_used"])
     assert report["accuracy"] == {}  # --tokenizer-only generates nothing
-    assert f"| reconstruction MPJPE (all split, {report['reconstruction_samples']} motions) |" in capsys.readouterr().out
+    assert (
+        f"| reconstruction MPJPE (all split, {report['reconstruction_samples']} motions) |" in capsys.readouterr().out
+    )

@@ -1,4 +1,5 @@
 """Guo et al.'s evaluator in the engine: the released file layout loads strictly, and its inputs are built as the release builds them."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +12,14 @@ import torch
 
 from engine.evaluator import Evaluator
 from engine.word_vectors import POS_TAGS, WordVectors, caption_rows, read_plain_pickle, tokens_from_tagged
-from tests.evaluator_files import RELEASE_SHAPES, VOCABULARY, random_states, write_evaluator, write_glove, write_glove_6b
+from tests.evaluator_files import (
+    RELEASE_SHAPES,
+    VOCABULARY,
+    random_states,
+    write_evaluator,
+    write_glove,
+    write_glove_6b,
+)
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 
@@ -50,7 +58,10 @@ def test_the_released_layout_loads_strictly_and_embeds(evaluator, states) -> Non
 def test_a_wrong_shape_names_the_key(tmp_path, states) -> None:
     bad = {name: dict(state) for name, state in states.items()}
     bad["motion_encoder"]["gru.weight_hh_l0_reverse"] = torch.zeros(3072, 512)
-    with pytest.raises(ValueError, match=r"motion_encoder\.gru\.weight_hh_l0_reverse has shape \(3072, 512\); the evaluator expects \(3072, 1024\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"motion_encoder\.gru\.weight_hh_l0_reverse has shape \(3072, 512\); the evaluator expects \(3072, 1024\)",
+    ):
         Evaluator.load(write_evaluator(tmp_path / "shape", bad))
     del bad["motion_encoder"]["gru.weight_hh_l0_reverse"]
     with pytest.raises(ValueError, match=r"'motion_encoder' does not match .* missing \['gru.weight_hh_l0_reverse'\]"):
@@ -61,7 +72,10 @@ def test_files_that_are_not_the_evaluator_are_refused(tmp_path, states) -> None:
     with pytest.raises(FileNotFoundError, match=r"text_mot_match/model/finest\.tar"):
         Evaluator.load(tmp_path)
     folder = write_evaluator(tmp_path / "code", states)
-    torch.save({"movement_encoder": os.getcwd, "motion_encoder": {}, "text_encoder": {}}, folder / "text_mot_match/model/finest.tar")
+    torch.save(
+        {"movement_encoder": os.getcwd, "motion_encoder": {}, "text_encoder": {}},
+        folder / "text_mot_match/model/finest.tar",
+    )
     with pytest.raises(ValueError, match="not a readable weights file"):  # weights_only: no code runs
         Evaluator.load(folder)
     folder = write_evaluator(tmp_path / "no-stats", states)
@@ -75,7 +89,9 @@ def test_humanml3d_words_read_as_the_release_reads_them(tmp_path) -> None:
     words = WordVectors.humanml3d(folder)
     table = np.load(folder / "our_vab_data.npy")
     index = pickle.loads((folder / "our_vab_idx.pkl").read_bytes())
-    vectors, pos, length = caption_rows(["a/DET", "person/NOUN", "walk/VERB", "somersault/NOUN", "left/ADV", "hand/NOUN"], words)
+    vectors, pos, length = caption_rows(
+        ["a/DET", "person/NOUN", "walk/VERB", "somersault/NOUN", "left/ADV", "hand/NOUN"], words
+    )
     assert length == 8 and vectors.shape == (22, 300) and pos.shape == (22, 15)
     tags = [POS_TAGS[i] for i in pos.argmax(axis=1)]
     # sos, a, person, walk (a motion word), unknown -> unk/OTHER, left (a place word), hand (a body word), eos, then unk padding
@@ -95,11 +111,15 @@ def test_motionx_words_come_from_glove_6b_with_zeros_for_unknown_words(tmp_path)
     assert not vector.any() and POS_TAGS[int(pos.argmax())] == "NOUN"  # an unknown word keeps its own tag
     vector, pos = words["walk/VERB"]
     line = next(row for row in path.read_text().splitlines() if row.startswith("walk "))
-    assert np.allclose(vector, np.array(line.split()[1:], dtype=np.float32)) and POS_TAGS[int(pos.argmax())] == "Act_VIP"
+    assert (
+        np.allclose(vector, np.array(line.split()[1:], dtype=np.float32)) and POS_TAGS[int(pos.argmax())] == "Act_VIP"
+    )
 
 
 def test_missing_or_unsafe_vector_files_say_what_to_do(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"lacks our_vab_data\.npy, our_vab_words\.pkl, our_vab_idx\.pkl.*--glove"):
+    with pytest.raises(
+        FileNotFoundError, match=r"lacks our_vab_data\.npy, our_vab_words\.pkl, our_vab_idx\.pkl.*--glove"
+    ):
         WordVectors.humanml3d(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"glove\.6B\.300d\.txt.*--glove"):
         WordVectors.glove_6b(tmp_path)
@@ -114,8 +134,15 @@ def test_missing_or_unsafe_vector_files_say_what_to_do(tmp_path) -> None:
 
 def test_plain_captions_are_tokenised_as_humanml3d_does() -> None:
     """spaCy's (text, POS, lemma) per word -> tokens: words only, nouns and verbs lemmatised, 'left' kept."""
-    tagged = [("A", "DET", "a"), ("man", "NOUN", "man"), ("walks", "VERB", "walk"), ("left", "VERB", "leave"),
-              (",", "PUNCT", ","), ("waving", "VERB", "wave"), ("happily", "ADV", "happily")]  # fmt: skip
+    tagged = [
+        ("A", "DET", "a"),
+        ("man", "NOUN", "man"),
+        ("walks", "VERB", "walk"),
+        ("left", "VERB", "leave"),
+        (",", "PUNCT", ","),
+        ("waving", "VERB", "wave"),
+        ("happily", "ADV", "happily"),
+    ]
     assert tokens_from_tagged(tagged) == ["A/DET", "man/NOUN", "walk/VERB", "left/VERB", "wave/VERB", "happily/ADV"]
 
 

@@ -68,9 +68,7 @@ def damaged(draw, data: bytes) -> bytes:
 # --- BVH ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def walk() -> CanonicalMotion:
-    return CanonicalMotion.from_positions(
-        deepmimic.load_joints("walk", min_seconds=5)[:40]
-    )
+    return CanonicalMotion.from_positions(deepmimic.load_joints("walk", min_seconds=5)[:40])
 
 
 @pytest.fixture(scope="module")
@@ -115,22 +113,13 @@ TOKENS = st.one_of(
 def bvh_texts(draw, text: str) -> str:
     """The file with lines dropped, repeated or swapped, tokens replaced, or a deep hierarchy."""
     lines = text.splitlines()
-    if (
-        draw(st.integers(0, 9)) == 0
-    ):  # a chain of joints nested deeper than any parser recursion
+    if draw(st.integers(0, 9)) == 0:  # a chain of joints nested deeper than any parser recursion
         depth = draw(st.integers(1, 5000))
         joint = "JOINT j\n{\nOFFSET 0 0 1\nCHANNELS 3 Zrotation Yrotation Xrotation\n"
-        return (
-            "HIERARCHY\nROOT r\n{\nOFFSET 0 0 0\nCHANNELS 0\n"
-            + joint * depth
-            + "}\n" * (depth + 1)
-            + "MOTION\n"
-        )
+        return "HIERARCHY\nROOT r\n{\nOFFSET 0 0 0\nCHANNELS 0\n" + joint * depth + "}\n" * (depth + 1) + "MOTION\n"
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(lines) - 1))
-        kind = draw(
-            st.sampled_from(["token", "token", "drop", "repeat", "swap", "frames"])
-        )
+        kind = draw(st.sampled_from(["token", "token", "drop", "repeat", "swap", "frames"]))
         if kind == "token":
             tokens = lines[at].split() or [""]
             tokens[draw(st.integers(0, len(tokens) - 1))] = draw(TOKENS)
@@ -236,9 +225,7 @@ def tiny_checkpoint() -> tuple[bytes, dict]:
     path = FOLDER / "tiny.pt"
     checkpoint.save(
         path,
-        checkpoint.Checkpoint(
-            tokenizer, None, np.zeros(263), np.ones(263), "all-minilm-l6-v2"
-        ),
+        checkpoint.Checkpoint(tokenizer, None, np.zeros(263), np.ones(263), "all-minilm-l6-v2"),
     )
     assert checkpoint.load(path).tokenizer.config == TINY
     return path.read_bytes(), torch.load(path, weights_only=True)
@@ -276,7 +263,9 @@ def checkpoint_payloads(draw, payload: dict) -> dict:
         },
     }
     tokenizer = payload["tokenizer"]  # damaged inside first: an entry replaced below may be this one
-    for where in sorted(draw(st.lists(st.sampled_from(["config", "entry", "weight"]), min_size=1, max_size=3)), reverse=True):
+    for where in sorted(
+        draw(st.lists(st.sampled_from(["config", "entry", "weight"]), min_size=1, max_size=3)), reverse=True
+    ):
         if where == "entry":
             payload[draw(st.sampled_from([*payload, "extra"]))] = draw(VALUES)
         elif where == "config":
@@ -303,8 +292,4 @@ def test_fuzzed_checkpoint_is_read_or_a_value_error(tiny_checkpoint, data):
         raw = data.draw(damaged(raw))
     loaded = read_or_value_error(checkpoint.load, raw, ".pt")
     if loaded is not None:
-        assert (
-            loaded.mean.shape
-            == loaded.std.shape
-            == (loaded.tokenizer.config.feature_dim,)
-        )
+        assert loaded.mean.shape == loaded.std.shape == (loaded.tokenizer.config.feature_dim,)

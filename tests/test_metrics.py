@@ -1,4 +1,5 @@
 """The paper's metrics on fixed arrays: closed forms, hand-computed cases, and the release's own figures."""
+
 from __future__ import annotations
 
 import numpy as np

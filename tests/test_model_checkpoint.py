@@ -1,5 +1,6 @@
 """The engine's checkpoint file: an exact round trip, random models of both presets, and clear
 errors for damaged files, missing keys and wrong shapes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +19,25 @@ def tiny_checkpoint() -> checkpoint.Checkpoint:
     tokenizer = Tokenizer(tokenizer_config)
     for layer in tokenizer.quantizer.layers:
         layer.init_from(torch.randn(layer.codebook.shape))
-    transformer_config = TransformerConfig(d_model=32, n_layers=1, n_heads=2, ff_size=64, text_dim=24, scales=tokenizer_config.scales,
-                                           codebook_sizes=tuple(tokenizer_config.codebook_sizes()), code_dim=16)  # fmt: skip
+    transformer_config = TransformerConfig(
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        ff_size=64,
+        text_dim=24,
+        scales=tokenizer_config.scales,
+        codebook_sizes=tuple(tokenizer_config.codebook_sizes()),
+        code_dim=16,
+    )
     rng = np.random.default_rng(0)
-    return checkpoint.Checkpoint(tokenizer, Transformer(transformer_config), rng.normal(size=263).astype(np.float32),
-                                 rng.uniform(0.1, 1.0, 263).astype(np.float32), "all-minilm-l6-v2",
-                                 {"name": "tiny", "preset": "tiny", "dataset": {"clips": 3}})  # fmt: skip
+    return checkpoint.Checkpoint(
+        tokenizer,
+        Transformer(transformer_config),
+        rng.normal(size=263).astype(np.float32),
+        rng.uniform(0.1, 1.0, 263).astype(np.float32),
+        "all-minilm-l6-v2",
+        {"name": "tiny", "preset": "tiny", "dataset": {"clips": 3}},
+    )
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -47,7 +61,9 @@ def test_round_trip_keeps_every_tensor_and_setting(tmp_path):
     assert loaded.text_encoder == "all-minilm-l6-v2" and loaded.meta == original.meta
     assert not loaded.tokenizer.training and not loaded.transformer.training
     # a tokenizer-only file (as written during tokenizer training)
-    checkpoint.save(path, checkpoint.Checkpoint(original.tokenizer, None, original.mean, original.std, "all-minilm-l6-v2"))
+    checkpoint.save(
+        path, checkpoint.Checkpoint(original.tokenizer, None, original.mean, original.std, "all-minilm-l6-v2")
+    )
     assert checkpoint.load(path).transformer is None
 
 
@@ -92,7 +108,9 @@ def test_damaged_and_mismatched_files_name_what_is_wrong(tmp_path):
 
     path.write_bytes(good)
     rewrite(path, lambda p: p["transformer"]["state_dict"].update({"heads.2.weight": torch.zeros(5, 32)}))
-    with pytest.raises(ValueError, match=r"transformer: 'heads.2.weight' has shape \(5, 32\); the model expects \(\d+, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"transformer: 'heads.2.weight' has shape \(5, 32\); the model expects \(\d+, 32\)"
+    ):
         checkpoint.load(path)
 
     path.write_bytes(good)

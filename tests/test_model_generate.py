@@ -1,4 +1,5 @@
 """Sampling and zero-shot editing on a real (random-weight) tokenizer and transformer."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,17 @@ import math
 import pytest
 import torch
 
-from engine.generate import (Cancelled, EditSource, SamplingOptions, draw_codes, edit_source, filter_logits, sample, scale_masks,
-                             smooth_weights)  # fmt: skip
+from engine.generate import (
+    Cancelled,
+    EditSource,
+    SamplingOptions,
+    draw_codes,
+    edit_source,
+    filter_logits,
+    sample,
+    scale_masks,
+    smooth_weights,
+)
 from engine.tokenizer import Tokenizer, TokenizerConfig
 from engine.transformer import Transformer, TransformerConfig
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
@@ -21,9 +31,17 @@ def model() -> tuple[Transformer, Tokenizer]:
     tokenizer = Tokenizer(TokenizerConfig.demo()).eval()
     for layer in tokenizer.quantizer.layers:
         layer.init_from(torch.randn(layer.codebook.shape))
-    config = TransformerConfig(d_model=32, n_layers=2, n_heads=2, ff_size=64, dropout=0.0, text_dim=TEXT_DIM,
-                               scales=tokenizer.config.scales, codebook_sizes=tokenizer.config.codebook_sizes(),
-                               code_dim=tokenizer.config.code_dim)  # fmt: skip
+    config = TransformerConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        ff_size=64,
+        dropout=0.0,
+        text_dim=TEXT_DIM,
+        scales=tokenizer.config.scales,
+        codebook_sizes=tokenizer.config.codebook_sizes(),
+        code_dim=tokenizer.config.code_dim,
+    )
     transformer = Transformer(config).eval()
     with torch.no_grad():  # sharper heads than the initialisation, so samples depend on the inputs
         for head in transformer.heads:
@@ -39,8 +57,9 @@ def text_for(rows: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(rows, 5, TEXT_DIM, generator=torch.Generator().manual_seed(seed))
 
 
-def run(model, text, lengths, seeds, options=SamplingOptions(), **kwargs):
+def run(model, text, lengths, seeds, options: SamplingOptions | None = None, **kwargs):
     transformer, tokenizer = model
+    options = options or SamplingOptions()
     return sample(transformer, tokenizer.quantizer, text, torch.tensor(lengths), generators(*seeds), options, **kwargs)
 
 
@@ -109,7 +128,9 @@ def test_smooth_mode_mixes_codes_as_the_release_does() -> None:
     gumbel = torch.tensor([[[0.1, -0.3, 0.5, 0.0]]])
     for ratio in (0.0, 4 / 9, 1.0):
         tau = max(0.27 * (1 - 0.95 * ratio), 0.005)
-        scaled = [(value * (1 + ratio) + noise) / tau for value, noise in zip(logits[0, 0].tolist(), gumbel[0, 0].tolist())]
+        scaled = [
+            (value * (1 + ratio) + noise) / tau for value, noise in zip(logits[0, 0].tolist(), gumbel[0, 0].tolist())
+        ]
         exponentials = [math.exp(x - max(scaled)) for x in scaled]
         expected = torch.tensor([[[x / sum(exponentials) for x in exponentials]]])
         assert (smooth_weights(logits, ratio, gumbel) - expected).abs().max() < 1e-6, ratio
@@ -163,5 +184,12 @@ def test_progress_after_each_scale_and_cancel_between_scales(model) -> None:
     assert steps[0][2] == (1, model[1].config.code_dim, 49)
     done = []
     with pytest.raises(Cancelled):
-        run(model, text_for(1), [80], [0], on_scale=lambda step, total, z_hat: done.append(step), should_cancel=lambda: len(done) >= 3)
+        run(
+            model,
+            text_for(1),
+            [80],
+            [0],
+            on_scale=lambda step, total, z_hat: done.append(step),
+            should_cancel=lambda: len(done) >= 3,
+        )
     assert done == [1, 2, 3]

@@ -2,6 +2,7 @@
 key names and shapes (tests/release_layout.py) imports strictly without --run, every tensor lands
 unchanged, and the imported model generates motion.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,13 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ENGINE_PYTHON, ROOT
 
 from engine import checkpoint
 from engine.official import import_official, parse_options
-from tests.release_layout import (SCALES, SMALL_TOKENIZER, SMALL_TRANSFORMER, add_dataset, opt_text,
-                                  saved, write_release_zip)  # fmt: skip
 from tests.model_fixtures import one_thread, save_tiny_clip  # noqa: F401  (one_thread: autouse)
-from conftest import ENGINE_PYTHON, ROOT
+from tests.release_layout import (
+    SCALES,
+    SMALL_TOKENIZER,
+    SMALL_TRANSFORMER,
+    add_dataset,
+    opt_text,
+    saved,
+    write_release_zip,
+)
 
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")  # the engine subprocess, on cores shared with other work
 
@@ -39,9 +47,18 @@ def assert_lands_unchanged(module: torch.nn.Module, written: dict[str, torch.Ten
 
 
 def test_opt_txt_values_parse_as_python_literals():
-    text = opt_text({"scales": SCALES, "width_mul": (1, 2, 1), "using_znorm": True, "mu": 0.99, "name": "rvq x", "depth": 2})
+    text = opt_text(
+        {"scales": SCALES, "width_mul": (1, 2, 1), "using_znorm": True, "mu": 0.99, "name": "rvq x", "depth": 2}
+    )
     options = parse_options("extra header\n" + text + "trailer\n", "opt.txt")
-    assert options == {"depth": 2, "mu": 0.99, "name": "rvq x", "scales": SCALES, "using_znorm": True, "width_mul": (1, 2, 1)}
+    assert options == {
+        "depth": 2,
+        "mu": 0.99,
+        "name": "rvq x",
+        "scales": SCALES,
+        "using_znorm": True,
+        "width_mul": (1, 2, 1),
+    }
     with pytest.raises(ValueError, match="no options block"):
         parse_options("name: x\n", "run/opt.txt")
 
@@ -50,8 +67,14 @@ def test_official_size_import_from_the_command_line_then_generate(official_zip, 
     path, written = official_zip
     out = tmp_path / "mosa-t2m.pt"
     started = time.perf_counter()
-    finished = subprocess.run([ENGINE_PYTHON, "-m", "engine", "import-official", str(path), "--out", str(out)],
-                              cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=300)  # fmt: skip
+    finished = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "import-official", str(path), "--out", str(out)],
+        cwd=ROOT,
+        env=ONE_THREAD,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == 0, finished.stderr
     assert "HumanML3D" in finished.stdout
     print(f"import-official: {time.perf_counter() - started:.1f} s")
@@ -64,8 +87,9 @@ def test_official_size_import_from_the_command_line_then_generate(official_zip, 
     assert_lands_unchanged(imported.transformer, written["t2m"]["transformer"])
     assert np.array_equal(imported.mean, written["t2m"]["mean"]) and np.array_equal(imported.std, written["t2m"]["std"])
 
-    from engine.pipeline import GenerateRequest, Pipeline
     from transformers import CLIPTextConfig, CLIPTextModel
+
+    from engine.pipeline import GenerateRequest, Pipeline
 
     clip_folder = save_tiny_clip(tmp_path / "clip")
     config = CLIPTextConfig.from_pretrained(clip_folder)
@@ -83,7 +107,10 @@ def test_the_other_dataset_and_file_variants_import_with_sizes_from_opt_txt(offi
     path, written = official_zip
     imported = import_official(path, "motionx")
     assert imported.tokenizer.config.width == 16 and imported.transformer.config.d_model == 32
-    assert imported.meta["dataset"] == "Motion-X" and imported.meta["transformer_run"] == {"name": "sar_motionx_b64", "ep": 500}
+    assert imported.meta["dataset"] == "Motion-X" and imported.meta["transformer_run"] == {
+        "name": "sar_motionx_b64",
+        "ep": 500,
+    }
     assert_lands_unchanged(imported.tokenizer, written["motionx"]["tokenizer"])
     assert_lands_unchanged(imported.transformer, written["motionx"]["transformer"])
 
@@ -101,10 +128,14 @@ def test_the_other_dataset_and_file_variants_import_with_sizes_from_opt_txt(offi
             assert (stepped - full[q]).abs().max() < 1e-4, q
 
 
-def small_zip(path: Path, edit_tokenizer=None, tokenizer_options: dict | None = None, vq_name: str | None = None) -> Path:
+def small_zip(
+    path: Path, edit_tokenizer=None, tokenizer_options: dict | None = None, vq_name: str | None = None
+) -> Path:
     """A one-dataset archive of the small model, with one thing changed."""
     with zipfile.ZipFile(path, "w") as archive:
-        add_dataset(archive, "t2m", tokenizer_options or SMALL_TOKENIZER, SMALL_TRANSFORMER, ("vq_model", "t2m_transformer"), 2)
+        add_dataset(
+            archive, "t2m", tokenizer_options or SMALL_TOKENIZER, SMALL_TRANSFORMER, ("vq_model", "t2m_transformer"), 2
+        )
     if edit_tokenizer is None and vq_name is None:
         return path
     with zipfile.ZipFile(path) as archive:
@@ -136,8 +167,12 @@ def test_broken_archives_say_what_is_wrong(tmp_path):
     missing = small_zip(tmp_path / "missing.zip", lambda state: state.pop("quantizer.phis.4.phi.1.0.bias"))
     with pytest.raises(ValueError, match=r"missing keys \['quantizer.phis.4.phi.1.0.bias'\]"):
         import_official(missing)
-    wrong = small_zip(tmp_path / "wrong.zip", lambda state: state.update({"encoder.conv_in.weight": torch.zeros(16, 263, 1)}))
-    with pytest.raises(ValueError, match=r"'encoder.conv_in.weight' has shape \(16, 263, 1\); the model expects \(16, 263, 3\)"):
+    wrong = small_zip(
+        tmp_path / "wrong.zip", lambda state: state.update({"encoder.conv_in.weight": torch.zeros(16, 263, 1)})
+    )
+    with pytest.raises(
+        ValueError, match=r"'encoder.conv_in.weight' has shape \(16, 263, 1\); the model expects \(16, 263, 3\)"
+    ):
         import_official(wrong)
     no_run = small_zip(tmp_path / "no-run.zip", vq_name="rvq_gone")
     with pytest.raises(ValueError, match="names tokenizer run 'rvq_gone', which is not in"):
@@ -146,7 +181,13 @@ def test_broken_archives_say_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="using_znorm is False"):
         import_official(other_lookup)
 
-    finished = subprocess.run([ENGINE_PYTHON, "-m", "engine", "import-official", str(wrong), "--out", str(tmp_path / "x.pt")],
-                              cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=120)  # fmt: skip
+    finished = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "import-official", str(wrong), "--out", str(tmp_path / "x.pt")],
+        cwd=ROOT,
+        env=ONE_THREAD,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert finished.returncode == 2 and "encoder.conv_in.weight" in finished.stderr.splitlines()[-1]
     assert not (tmp_path / "x.pt").exists()

@@ -1,4 +1,5 @@
 """The pipeline the service calls: requests in, canonical motions out, on a real model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,6 @@ from engine import checkpoint, representation
 from engine.cli import DEFAULT_CHECKPOINT
 from engine.pipeline import Cancelled, EditRequest, GenerateRequest, Pipeline, SamplingOptions
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
-
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,10 @@ def test_same_seed_same_motion_other_seed_other_motion(pipeline) -> None:
 
 
 def test_a_batch_of_prompts_with_different_lengths(pipeline) -> None:
-    requests = [GenerateRequest("a person walks", frames=196, seed=1), GenerateRequest("a person waves", frames=40, seed=2, samples=2)]
+    requests = [
+        GenerateRequest("a person walks", frames=196, seed=1),
+        GenerateRequest("a person waves", frames=40, seed=2, samples=2),
+    ]
     batched = pipeline.generate_many(requests)
     assert [[m.shape[0] for m in positions(r)] for r in batched] == [[196], [40, 40]]
     alone = positions(pipeline.generate(requests[1]))
@@ -61,7 +64,11 @@ def test_progress_previews_and_cancel(pipeline) -> None:
     assert [p.step for p in seen] == list(range(1, 11)) and {p.total for p in seen} == {10}
     assert all(p.preview_joints.shape == (80, 22, 3) for p in seen)
     with pytest.raises(Cancelled):
-        pipeline.generate(GenerateRequest("a person runs", frames=80, seed=0), on_progress=seen.append, should_cancel=lambda: len(seen) >= 12)
+        pipeline.generate(
+            GenerateRequest("a person runs", frames=80, seed=0),
+            on_progress=seen.append,
+            should_cancel=lambda: len(seen) >= 12,
+        )
     assert len(seen) == 12
 
 
@@ -101,7 +108,9 @@ def test_bad_edits_are_refused(pipeline) -> None:
 
 
 def test_smooth_sampling_and_the_model_info(pipeline) -> None:
-    motions = pipeline.generate(GenerateRequest("a person walks", frames=40, seed=0, sampling=SamplingOptions(smooth=True)))
+    motions = pipeline.generate(
+        GenerateRequest("a person walks", frames=40, seed=0, sampling=SamplingOptions(smooth=True))
+    )
     assert positions(motions)[0].shape == (40, 22, 3)
     assert pipeline.info["model"] == "random-demo" and pipeline.info["preset"] == "demo"
     assert pipeline.info["parameters"]["transformer"] == sum(p.numel() for p in pipeline.transformer.parameters())

@@ -1,4 +1,5 @@
 """Text encoders: the real all-MiniLM-L6-v2 offline, CLIP's loading code on a tiny saved model."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,9 @@ def test_minilm_loads_offline_and_gives_the_sentence_embedding(minilm) -> None:
     features = minilm.encode(["a person walks forward", "a man jumps up and down"])
     assert minilm.name == "all-minilm-l6-v2" and minilm.dim == 384
     assert features.shape == (2, 1, 384) and features.dtype == torch.float32
-    assert torch.allclose(features[:, 0].norm(dim=-1), torch.ones(2), atol=1e-5)  # unit length, as sentence-transformers
+    assert torch.allclose(
+        features[:, 0].norm(dim=-1), torch.ones(2), atol=1e-5
+    )  # unit length, as sentence-transformers
     # The mean over the real tokens only: a prompt longer than MINILM_TOKENS is cut there.
     long = " ".join(["walk"] * (2 * MINILM_TOKENS))
     assert torch.allclose(minilm.encode([long]), minilm.encode([" ".join(["walk"] * MINILM_TOKENS)]), atol=1e-5)
@@ -32,7 +35,9 @@ def test_minilm_features_do_not_depend_on_the_rest_of_the_batch(minilm) -> None:
 
 
 def test_similar_prompts_are_closer_than_unrelated_ones(minilm) -> None:
-    walk, stroll, cartwheel = minilm.encode(["a person walks forward", "someone strolls ahead", "a person does a cartwheel"])[:, 0]
+    walk, stroll, cartwheel = minilm.encode(
+        ["a person walks forward", "someone strolls ahead", "a person does a cartwheel"]
+    )[:, 0]
     similarity = torch.nn.functional.cosine_similarity
     assert similarity(walk, stroll, dim=0) > similarity(walk, cartwheel, dim=0) + 0.2
 

@@ -1,5 +1,6 @@
 """The CAQ-VAE tokenizer: official layout and size, the quantizer's lookup and codebook upkeep,
 tokens that rebuild the model's own latent, and training on real motion."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,6 @@ import torch.nn.functional as F
 from engine.checkpoint import load_state_strict
 from engine.tokenizer import Codebook, Tokenizer, TokenizerConfig
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
-
 
 OFFICIAL_CODEBOOK_SIZES = [256, 313, 370, 427, 484, 540, 597, 654, 711, 768]
 
@@ -132,8 +132,10 @@ def test_tokens_rebuild_the_latent_of_the_forward_pass():
         assert inputs.shape == (3, sum(tokenizer.config.scales[1:]), 16)
         z_hat = tokenizer.quantizer.tokens_to_zhat(tokens[:4])
         start = sum(tokenizer.config.scales[1:4])
-        assert torch.allclose(inputs[:, start:start + 20], tokenizer.quantizer.next_input(3, z_hat), atol=1e-6)
-        assert torch.allclose(tokenizer.quantizer.add_scale(4, z_hat, tokens[4]), tokenizer.quantizer.tokens_to_zhat(tokens[:5]))
+        assert torch.allclose(inputs[:, start : start + 20], tokenizer.quantizer.next_input(3, z_hat), atol=1e-6)
+        assert torch.allclose(
+            tokenizer.quantizer.add_scale(4, z_hat, tokens[4]), tokenizer.quantizer.tokens_to_zhat(tokens[:5])
+        )
 
 
 def test_short_motions_are_padded_and_bad_shapes_rejected():
@@ -154,7 +156,10 @@ def test_training_loss_decreases_on_real_motion():
     from engine import representation
     from engine.datasets import deepmimic
 
-    features = [representation.joints_to_features(deepmimic.load_joints(name, min_seconds=5)) for name in ("walk", "run", "jump", "dance_a")]
+    features = [
+        representation.joints_to_features(deepmimic.load_joints(name, min_seconds=5))
+        for name in ("walk", "run", "jump", "dance_a")
+    ]
     mean, std = representation.mean_std(features)
     windows = [representation.normalize(f, mean, std)[start : start + 40] for f in features for start in (0, 40)]
     x = torch.tensor(np.stack(windows), dtype=torch.float32)  # (8, 40, 263): padded to 196 inside
@@ -176,4 +181,7 @@ def test_training_loss_decreases_on_real_motion():
     # padded frames carry no loss: a mask that drops the second half changes the reconstruction term
     masked = torch.ones(8, 40)
     masked[:, 20:] = 0
-    assert tokenizer.eval().training_loss(x, masked)[1]["reconstruction"] != tokenizer.training_loss(x)[1]["reconstruction"]
+    assert (
+        tokenizer.eval().training_loss(x, masked)[1]["reconstruction"]
+        != tokenizer.training_loss(x)[1]["reconstruction"]
+    )

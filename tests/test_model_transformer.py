@@ -1,4 +1,5 @@
 """The SAR transformer: official layout, block-causal masking, KV cache, scale RoPE, training loss."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,9 @@ import torch
 
 from engine.checkpoint import load_state_strict
 from engine.transformer import Transformer, TransformerConfig, scale_rotary_frequencies
+from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 OFFICIAL_CODEBOOK_SIZES = (256, 313, 370, 427, 484, 540, 597, 654, 711, 768)  # the release's, written out
-from tests.model_fixtures import one_thread  # noqa: F401  (autouse: one torch thread)
 
 TINY = dict(d_model=32, n_layers=2, n_heads=2, ff_size=64, dropout=0.0, text_dim=16, code_dim=8)
 
@@ -37,7 +38,12 @@ def test_official_preset_has_the_released_size_and_state_dict_layout() -> None:
     assert state["attn_mask"].dtype == torch.float32 and shapes["attn_mask"] == (1, 1, 236, 236)
     block_keys = {key.removeprefix("blocks.7.") for key in state if key.startswith("blocks.7.")}
     expected = {f"{norm}.scale" for norm in ("ln0", "ln0_t", "ln1", "ln2")}
-    expected |= {f"{attn}.{proj}.{part}" for attn in ("attn0", "attn") for proj in ("key", "query", "value", "proj") for part in ("weight", "bias")}
+    expected |= {
+        f"{attn}.{proj}.{part}"
+        for attn in ("attn0", "attn")
+        for proj in ("key", "query", "value", "proj")
+        for part in ("weight", "bias")
+    }
     expected |= {"mlp.0.c_fc1.weight", "mlp.0.c_fc2.weight", "mlp.0.c_proj.weight"}
     assert block_keys == expected
     assert shapes["blocks.0.mlp.0.c_fc1.weight"] == (768, 384) and shapes["blocks.0.mlp.0.c_proj.weight"] == (384, 768)
@@ -93,11 +99,18 @@ def test_the_mask_means_the_same_in_either_saved_form_and_other_masks_are_refuse
     form (0 / -inf). Both load to the same model; a mask that is not block-causal is refused."""
     model = tiny_model(seed=4)
     generator = torch.Generator().manual_seed(5)
-    text, lengths, inputs = torch.randn(2, 5, 16, generator=generator), torch.tensor([196, 60]), teacher_inputs(model, 2, generator)
+    text, lengths, inputs = (
+        torch.randn(2, 5, 16, generator=generator),
+        torch.tensor([196, 60]),
+        teacher_inputs(model, 2, generator),
+    )
     assert set(model.attn_mask.unique().tolist()) == {0.0, 1.0}
     with torch.no_grad():
         expected = model(text, lengths, inputs)
-        for saved_mask in (model.attn_mask.clone(), torch.zeros_like(model.attn_mask).masked_fill(model.attn_mask == 0, float("-inf"))):
+        for saved_mask in (
+            model.attn_mask.clone(),
+            torch.zeros_like(model.attn_mask).masked_fill(model.attn_mask == 0, float("-inf")),
+        ):
             loaded = tiny_model(seed=9)
             load_state_strict(loaded, {**model.state_dict(), "attn_mask": saved_mask}, "saved.pt")
             assert torch.equal(loaded.attn_mask, model.attn_mask)
@@ -110,8 +123,8 @@ def test_the_mask_means_the_same_in_either_saved_form_and_other_masks_are_refuse
 def test_partial_teacher_forcing_returns_the_covered_scales() -> None:
     model = tiny_model()
     text, lengths = torch.randn(1, 4, 16), torch.tensor([80])
-    assert [l.shape[1] for l in model(text, lengths)] == [3]
-    assert [l.shape[1] for l in model(text, lengths, torch.randn(1, 6 + 10, 8))] == [3, 6, 10]
+    assert [logits.shape[1] for logits in model(text, lengths)] == [3]
+    assert [logits.shape[1] for logits in model(text, lengths, torch.randn(1, 6 + 10, 8))] == [3, 6, 10]
     with pytest.raises(ValueError, match="whole scales"):
         model(text, lengths, torch.randn(1, 7, 8))
 
@@ -137,10 +150,14 @@ def test_config_round_trips_and_rejects_unknown_keys() -> None:
 
 def test_training_lowers_the_loss_on_real_tokenizer_tokens() -> None:
     from engine import tokenizer as tokenizer_module
+
     torch.manual_seed(0)
     tokenizer = tokenizer_module.Tokenizer(tokenizer_module.TokenizerConfig.demo()).eval()
-    config = TransformerConfig(**{**TINY, "code_dim": tokenizer.config.code_dim}, scales=tokenizer.config.scales,
-                               codebook_sizes=tokenizer.config.codebook_sizes())  # fmt: skip
+    config = TransformerConfig(
+        **{**TINY, "code_dim": tokenizer.config.code_dim},
+        scales=tokenizer.config.scales,
+        codebook_sizes=tokenizer.config.codebook_sizes(),
+    )
     model = Transformer(config).train()
     generator = torch.Generator().manual_seed(0)
     motion = torch.randn(4, 196, 263, generator=generator).cumsum(1) * 0.1  # smooth in time

@@ -4,6 +4,7 @@ small CLIP text tower of the real file names. Every path a real download meets: 
 resumed within a run, cancelled and resumed by the next run, damaged, disk full (a real tmpfs),
 no network. The engine runs as the add-on runs it, as a subprocess of its own Python.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ENGINE_PYTHON, ROOT
+
 from tests import model_release_files
 from tests.model_server import ARCHIVE, CLIP_PREFIX, UNWANTED, ModelServer
 
@@ -43,25 +44,57 @@ def server(release_files):
 
 
 def engine_env(tmp_path: Path) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_CACHE=str(tmp_path / "hf"),
-                HF_HUB_DISABLE_TELEMETRY="1")  # fmt: skip
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(ROOT),
+        HF_HUB_CACHE=str(tmp_path / "hf"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
 
 
 def download_command(folder: Path, mirror: str, *extra: str) -> list[str]:
-    return [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "download", "official", "--accept-licences",
-            "--mirror", mirror, "--progress", "json", *extra]  # fmt: skip
+    return [
+        ENGINE_PYTHON,
+        "-m",
+        "engine",
+        "models",
+        "--folder",
+        str(folder),
+        "download",
+        "official",
+        "--accept-licences",
+        "--mirror",
+        mirror,
+        "--progress",
+        "json",
+        *extra,
+    ]
 
 
 def download(tmp_path: Path, mirror: str, *extra: str, prefix: list[str] = ()) -> tuple[int, list[dict], str]:
-    finished = subprocess.run([*prefix, *download_command(tmp_path / "models", mirror, *extra)], cwd=ROOT,
-                              env=engine_env(tmp_path), capture_output=True, text=True, timeout=600)  # fmt: skip
+    finished = subprocess.run(
+        [*prefix, *download_command(tmp_path / "models", mirror, *extra)],
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     events = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
     return finished.returncode, events, finished.stderr
 
 
 def installed(tmp_path: Path) -> dict[str, bool]:
-    listed = subprocess.run([ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "list", "--json"],
-                            cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    listed = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "list", "--json"],
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return {row["key"]: row["installed"] for row in json.loads(listed.stdout)["models"]}
 
 
@@ -75,13 +108,21 @@ def assert_nothing_half_written(tmp_path: Path) -> None:
 def test_complete_download_installs_both_models_with_progress_then_one_generates(server, release_zip, tmp_path):
     started = time.perf_counter()
     code, events, stderr = download(tmp_path, server.url)
-    print(f"download + verify + import of a {len(release_zip) / 1e6:.1f} MB archive: {time.perf_counter() - started:.1f} s")
+    print(
+        f"download + verify + import of a {len(release_zip) / 1e6:.1f} MB archive: {time.perf_counter() - started:.1f} s"
+    )
     assert code == 0, (events[-1:], stderr)
     assert events[-1]["event"] == "done" and events[-1]["installed"] == ["humanml3d", "motionx"]
     transfers = [e for e in events if e["event"] == "progress" and e["stage"] == "download"]
     assert transfers[-1]["done"] == transfers[-1]["total"] == len(release_zip)
     assert "MB of" in transfers[-1]["line"] and "/s" in transfers[-1]["line"]
-    assert {e["stage"] for e in events if e["event"] == "progress"} >= {"download", "verify", "text encoder", "import", "done"}
+    assert {e["stage"] for e in events if e["event"] == "progress"} >= {
+        "download",
+        "verify",
+        "text encoder",
+        "import",
+        "done",
+    }
     assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
     requests_so_far = len(server.requests)
     code, events, stderr = download(tmp_path, server.url)
@@ -89,29 +130,69 @@ def test_complete_download_installs_both_models_with_progress_then_one_generates
     folder = tmp_path / "models"
     assert not (folder / "downloads").exists(), "the archive is removed once both models are imported"
     assert sorted(path.name for path in folder.iterdir()) == ["humanml3d.pt", "installed.json", "motionx.pt"]
-    fetched = {path.rsplit("/", 1)[1] for method, path, _ in server.requests if method == "GET" and path.startswith(CLIP_PREFIX)}
+    fetched = {
+        path.rsplit("/", 1)[1]
+        for method, path, _ in server.requests
+        if method == "GET" and path.startswith(CLIP_PREFIX)
+    }
     assert "model.safetensors" in fetched and "config.json" in fetched and not fetched & set(UNWANTED)
 
     out = tmp_path / "walk.npz"
-    generated = subprocess.run([ENGINE_PYTHON, "-m", "engine", "generate", "--checkpoint", str(folder / "humanml3d.pt"),
-                                "--prompt", "a person walks", "--seconds", "2", "--out", str(out), "--device", "cpu"],
-                               cwd=ROOT, env=dict(engine_env(tmp_path), HF_HUB_OFFLINE="1"), capture_output=True, text=True,
-                               timeout=300)  # fmt: skip
+    generated = subprocess.run(
+        [
+            ENGINE_PYTHON,
+            "-m",
+            "engine",
+            "generate",
+            "--checkpoint",
+            str(folder / "humanml3d.pt"),
+            "--prompt",
+            "a person walks",
+            "--seconds",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=dict(engine_env(tmp_path), HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert generated.returncode == 0, generated.stderr
     positions = np.load(out)["positions"]
     assert positions.shape == (40, 22, 3) and np.isfinite(positions).all()
 
-    removed = subprocess.run([ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "remove", "official", "--text-encoder"],
-                             cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
+    removed = subprocess.run(
+        [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "remove", "official", "--text-encoder"],
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert removed.returncode == 0, removed.stderr
     assert installed(tmp_path) == {"demo": True, "humanml3d": False, "motionx": False}
     assert not list(folder.glob("*.pt")) and not (tmp_path / "hf" / "models--openai--clip-vit-base-patch32").exists()
 
 
 def test_the_licences_are_shown_and_must_be_accepted(server, tmp_path):
-    command = [c for c in download_command(tmp_path / "models", server.url) if c not in ("--accept-licences", "--progress", "json")]
-    refused = subprocess.run(command, cwd=ROOT, env=engine_env(tmp_path), capture_output=True, text=True, timeout=60,
-                             stdin=subprocess.DEVNULL)  # fmt: skip
+    command = [
+        c
+        for c in download_command(tmp_path / "models", server.url)
+        if c not in ("--accept-licences", "--progress", "json")
+    ]
+    refused = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert refused.returncode == 2 and "--accept-licences" in refused.stderr
     assert "non-commercial research" in refused.stderr and "MIT licence" in refused.stderr
     assert server.requests == [], "nothing is fetched before the licences are accepted"
@@ -130,8 +211,14 @@ def test_a_cut_connection_resumes_with_a_range_request(server, release_zip, tmp_
 def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, release_zip, tmp_path):
     server.faults.throttle_s = 0.1  # about 0.6 MB/s: the download is still running when it is cancelled
     downloads = tmp_path / "models" / "downloads"
-    process = subprocess.Popen(download_command(tmp_path / "models", server.url), cwd=ROOT, env=engine_env(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        download_command(tmp_path / "models", server.url),
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(p.stat().st_size for p in downloads.glob("*.part")) < 256 * 1024:
         time.sleep(0.05)

@@ -1,4 +1,5 @@
 """Canonical motion: the rotation convention, IK from positions on real clips, file and dict forms."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def normalized_clips(shared_data) -> dict[str, np.ndarray]:
 
 
 def random_rotations(frames: int, seed: int) -> np.ndarray:
-    return rotations.from_axis_angle(np.random.default_rng(seed).normal(scale=0.6, size=(frames, canonical.NUM_JOINTS, 3)))
+    return rotations.from_axis_angle(
+        np.random.default_rng(seed).normal(scale=0.6, size=(frames, canonical.NUM_JOINTS, 3))
+    )
 
 
 def test_identity_rotations_give_the_rest_pose_and_a_root_yaw_turns_the_body():
@@ -43,7 +46,9 @@ def test_ik_on_real_clips(normalized_clips):
     for name, positions in normalized_clips.items():
         motion = CanonicalMotion.from_positions(positions)
         error = np.linalg.norm(motion.forward_kinematics() - motion.positions, axis=-1)
-        print(f"{name}: FK on canonical offsets lands max {error.max() * 1000:.1f} mm, mean {error.mean() * 1000:.2f} mm from the positions")
+        print(
+            f"{name}: FK on canonical offsets lands max {error.max() * 1000:.1f} mm, mean {error.mean() * 1000:.2f} mm from the positions"
+        )
         assert error[:, LEGS_AND_SPINE].max() < 1e-4, name
         offsets = fitted_rest_offsets(positions)
         exact = forward_kinematics(rotations_from_positions(positions, offsets), positions[:, 0], offsets)
@@ -64,7 +69,10 @@ def test_npz_and_dict_round_trips(tmp_path, normalized_clips):
     positions = normalized_clips["deepmimic_jump"]
     motion = CanonicalMotion.from_positions(positions, features=representation.joints_to_features(positions))
     motion.save(tmp_path / "jump.npz")
-    for copy in (CanonicalMotion.load(tmp_path / "jump.npz"), CanonicalMotion.from_dict(json.loads(json.dumps(motion.to_dict())))):
+    for copy in (
+        CanonicalMotion.load(tmp_path / "jump.npz"),
+        CanonicalMotion.from_dict(json.loads(json.dumps(motion.to_dict()))),
+    ):
         for name in ("positions", "rotations", "root_translation", "features", "parents"):
             np.testing.assert_array_equal(getattr(copy, name), getattr(motion, name), err_msg=name)
         assert copy.fps == motion.fps and copy.joint_names == motion.joint_names
@@ -99,7 +107,9 @@ def test_bad_motion_is_refused_clearly(tmp_path):
         "fps must be a positive": dict(fps=0),
     }
     for message, change in cases.items():
-        fields = dict(positions=good.positions, rotations=good.rotations, root_translation=good.root_translation) | change
+        fields = (
+            dict(positions=good.positions, rotations=good.rotations, root_translation=good.root_translation) | change
+        )
         with pytest.raises(ValueError, match=message):
             CanonicalMotion(**fields)
     with pytest.raises(ValueError, match="needs 'positions'"):

@@ -1,5 +1,6 @@
 """`python -m engine eval --protocol`: the paper's evaluation end to end on a tiny synthetic dataset,
 a synthetic evaluator of the released layout and a random demo-size model."""
+
 from __future__ import annotations
 
 import json
@@ -28,17 +29,45 @@ def files(tmp_path_factory) -> dict:
 
 def quick(files, out, *extra: str) -> list[str]:
     """The command with tiny sizes: 2 repeats, batches of 4, one multimodality batch of 3 generations."""
-    return ["eval", "--protocol", "humanml3d", "--checkpoint", str(files["checkpoint"]), "--data", str(files["data"]),
-            "--evaluator", str(files["evaluator"]), "--glove", str(files["glove"]), "--out", str(out), "--repeats", "2",
-            "--batch-size", "4", "--mm-batches", "1", "--mm-generations", "3", "--mm-pairs", "2", "--diversity-pairs", "3",
-            "--device", "cpu", *extra]  # fmt: skip
+    return [
+        "eval",
+        "--protocol",
+        "humanml3d",
+        "--checkpoint",
+        str(files["checkpoint"]),
+        "--data",
+        str(files["data"]),
+        "--evaluator",
+        str(files["evaluator"]),
+        "--glove",
+        str(files["glove"]),
+        "--out",
+        str(out),
+        "--repeats",
+        "2",
+        "--batch-size",
+        "4",
+        "--mm-batches",
+        "1",
+        "--mm-generations",
+        "3",
+        "--mm-pairs",
+        "2",
+        "--diversity-pairs",
+        "3",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def test_the_release_items_crops_and_batches(files) -> None:
     items, absent = protocol.read_items(files["data"], "test")
     assert absent == 1  # 999999 is listed without a motion file
     lengths = sorted(len(item.features) for item in items)
-    assert len(items) == 11 and all(40 <= n < 200 for n in lengths)  # 10 motions (not the 30 or 230 frame ones) + 1 sub-span
+    assert len(items) == 11 and all(
+        40 <= n < 200 for n in lengths
+    )  # 10 motions (not the 30 or 230 frame ones) + 1 sub-span
     span = next(item for item in items if item.name.endswith("#3"))
     assert len(span.features) == 50 and span.tokens == [["a/DET", "person/NOUN", "jump/VERB"]]
     words = WordVectors.humanml3d(files["glove"])
@@ -76,7 +105,9 @@ def test_eval_protocol_measures_writes_the_table_and_resumes(files, tmp_path, ca
     table = (out / "table.md").read_text()
     assert "| FID ↓ |" in table and "| 0.085 |" in table and "| 0.530 |" in table and "| 2.836 |" in table
     assert "humanml3d, generation: 2 repeats, 8 samples each" in table and table in printed
-    mean, half = protocol.summary([json.loads((out / "generation" / f"repeat_{r:02d}.json").read_text()) for r in range(2)])["fid"]
+    mean, half = protocol.summary(
+        [json.loads((out / "generation" / f"repeat_{r:02d}.json").read_text()) for r in range(2)]
+    )["fid"]
     assert f"| FID ↓ | {mean:.3f} ± {half:.3f} |" in table
     # resumed: a repeat on disk is not measured again, a missing one is
     (out / "generation" / "repeat_01.json").unlink()
@@ -98,7 +129,9 @@ def test_motionx_reads_glove_6b_and_plain_captions_need_spacy(files, tmp_path, c
     command[command.index("--glove") + 1] = str(glove)
     assert main(command) == 0
     assert "motionx, reconstruction: 1 repeats, 8 samples each" in (tmp_path / "mx" / "table.md").read_text()
-    assert "| 0.061 |" not in (tmp_path / "mx" / "table.md").read_text()  # the paper gives Motion-X generation figures only
+    assert (
+        "| 0.061 |" not in (tmp_path / "mx" / "table.md").read_text()
+    )  # the paper gives Motion-X generation figures only
     plain = write_dataset(tmp_path / "MotionX", plain_captions=True)
     command[command.index("--data") + 1] = str(plain)
     try:

@@ -1,4 +1,5 @@
 """HumanML3D features on real clips: round trip, 6-D FK, contacts, normalisation statistics."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,7 +21,9 @@ FEET = canonical.LEFT_FOOT + canonical.RIGHT_FOOT
 @pytest.fixture(scope="module")
 def clips(shared_data) -> dict[str, np.ndarray]:
     """Every real clip at 20 fps, and the BVH template's own motion (60 fps, every third frame)."""
-    return dict(real_clips(shared_data)) | {"template": bvh.read_bvh(shared_data / "humanml3d_template.bvh").positions[::3]}
+    return dict(real_clips(shared_data)) | {
+        "template": bvh.read_bvh(shared_data / "humanml3d_template.bvh").positions[::3]
+    }
 
 
 def test_import_does_not_load_torch():
@@ -40,7 +43,9 @@ def test_normalized_joints_stand_on_the_floor_at_the_origin_facing_forward(clips
         assert normalized[:, :, 1].min() == pytest.approx(0.0, abs=1e-9), name
         np.testing.assert_allclose(normalized[0, 0, [0, 2]], 0.0, atol=1e-9, err_msg=name)
         bones = np.linalg.norm(normalized[:, 1:] - normalized[:, canonical.PARENTS[1:]], axis=-1)
-        np.testing.assert_allclose(bones, np.broadcast_to(np.linalg.norm(canonical.OFFSETS[1:], axis=-1), bones.shape), atol=1e-9)
+        np.testing.assert_allclose(
+            bones, np.broadcast_to(np.linalg.norm(canonical.OFFSETS[1:], axis=-1), bones.shape), atol=1e-9
+        )
         r_hip, l_hip, r_shoulder, l_shoulder = canonical.FACE_JOINTS
         across = normalized[0, r_hip] - normalized[0, l_hip] + normalized[0, r_shoulder] - normalized[0, l_shoulder]
         forward = np.cross([0.0, 1.0, 0.0], across)
@@ -105,7 +110,9 @@ def test_normalization_round_trip_and_feature_bias(clips):
     assert std[100] == pytest.approx(unbiased[representation.ROT_SLICE].mean(), rel=1e-5)
     normalized = representation.normalize(features[0], mean, std)
     np.testing.assert_allclose(representation.denormalize(normalized, mean, std), features[0], atol=1e-5)
-    np.testing.assert_allclose(representation.feature_std_with_bias(np.ones(263))[[0, 3, 4, 258, 259, 262]], [0.2, 0.2, 1, 1, 0.2, 0.2])
+    np.testing.assert_allclose(
+        representation.feature_std_with_bias(np.ones(263))[[0, 3, 4, 258, 259, 262]], [0.2, 0.2, 1, 1, 0.2, 0.2]
+    )
 
 
 def test_bad_input_is_refused_with_the_expected_shape():

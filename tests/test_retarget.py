@@ -1,6 +1,7 @@
 """Retargeting in numpy (no bpy, no torch): mapping by name and by structure, transfer onto rigs
 in T- and A-pose with random rolls on the demo dataset's real clips, foot locking, resampling,
 inverse transfer. The same rigs are built as real armatures in test_retarget_blender.py."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def clips(tmp_path_factory, shared_data):
 
 
 def world_joints(skeleton, mapping, posed) -> np.ndarray:
-    return skeleton.to_world(joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations, posed.root_location)))
+    return skeleton.to_world(
+        joint_positions(skeleton, mapping, *posed_bones(skeleton, mapping, posed.rotations, posed.root_location))
+    )
 
 
 @pytest.mark.parametrize("pose", ["T", "A"])
@@ -63,8 +66,14 @@ def test_structure_reads_rigs_whose_names_say_otherwise(clips, family):
     skeleton = rigs.skeleton(rigs.renamed(rigs.FAMILIES[family](), seed=3), "A", roll_seed=4)
     found = auto_map(skeleton)
     assert found.family == "structure" and not found.missing_essentials()
-    errors = np.concatenate([direction_errors(skeleton, found, world_joints(skeleton, found, transfer(clip.motion(), skeleton, found)),
-                                              clip.joints).ravel() for clip in clips])
+    errors = np.concatenate(
+        [
+            direction_errors(
+                skeleton, found, world_joints(skeleton, found, transfer(clip.motion(), skeleton, found)), clip.joints
+            ).ravel()
+            for clip in clips
+        ]
+    )
     print(f"\n{family} by structure: direction error mean {errors.mean():.4f} max {errors.max():.4f} deg")
     assert errors.mean() < 2.0 and errors.max() < 5.0
 
@@ -106,8 +115,17 @@ def test_transfer_matches_bone_directions_on_every_family(clips, pose):
     for family, build in sorted(rigs.RIGS.items()):
         skeleton = rigs.skeleton(build(), pose, roll_seed=3)
         found = auto_map(skeleton)
-        errors = np.concatenate([direction_errors(skeleton, found, world_joints(skeleton, found, transfer(clip.motion(), skeleton, found)),
-                                                  clip.joints).ravel() for clip in clips])
+        errors = np.concatenate(
+            [
+                direction_errors(
+                    skeleton,
+                    found,
+                    world_joints(skeleton, found, transfer(clip.motion(), skeleton, found)),
+                    clip.joints,
+                ).ravel()
+                for clip in clips
+            ]
+        )
         report.append(f"{family} {pose}: mean {errors.mean():.4f} max {errors.max():.4f} deg")
         assert not np.isnan(errors).any()
         assert errors.mean() < 2.0 and errors.max() < 5.0, report[-1]
@@ -117,7 +135,9 @@ def test_transfer_matches_bone_directions_on_every_family(clips, pose):
 def test_hip_height_follows_the_rig_scale(clips):
     clip = next(clip for clip in clips if clip.name.startswith("aistpp"))
     small, tall = (rigs.skeleton(rigs.mixamo(), scale=scale) for scale in (1.0, 1.5))
-    heights = [world_joints(rig, auto_map(rig), transfer(clip.motion(), rig, auto_map(rig)))[:, 0, 2] for rig in (small, tall)]
+    heights = [
+        world_joints(rig, auto_map(rig), transfer(clip.motion(), rig, auto_map(rig)))[:, 0, 2] for rig in (small, tall)
+    ]
     ratio = heights[1] / heights[0]
     print(f"\nhip height ratio on a 1.5x rig: {ratio.min():.4f}..{ratio.max():.4f}")
     assert np.allclose(ratio, 1.5, atol=1e-3)
@@ -141,7 +161,9 @@ def test_foot_lock_holds_planted_feet(clips):
         assert locked.contacts.any()
         free_drift.append(planted_drift(world_joints(rig, found, free), free.contacts))
         locked_drift.append(planted_drift(world_joints(rig, found, locked), locked.contacts))
-    print(f"\nplanted-foot drift, worst clip: {100 * max(free_drift):.2f} cm free, {100 * max(locked_drift):.4f} cm locked")
+    print(
+        f"\nplanted-foot drift, worst clip: {100 * max(free_drift):.2f} cm free, {100 * max(locked_drift):.4f} cm locked"
+    )
     assert max(locked_drift) < 0.01 < max(free_drift)
 
 
@@ -160,10 +182,14 @@ def test_resample_to_the_scene_rate(clips):
     at_30 = resample(posed, 30.0)
     assert at_30.frames == len(sample_points(posed.frames, 20.0, 30.0)) == int((posed.frames - 1) * 1.5) + 1
     bone = found.bones["LeftLeg"]
-    assert np.allclose(at_30.rotations[bone][::3], posed.rotations[bone][::2][: len(at_30.rotations[bone][::3])], atol=1e-9)
+    assert np.allclose(
+        at_30.rotations[bone][::3], posed.rotations[bone][::2][: len(at_30.rotations[bone][::3])], atol=1e-9
+    )
     halfway = rotations.slerp(posed.rotations[bone][0], posed.rotations[bone][1], 2 / 3)
     assert rotations.angle_between(at_30.rotations[bone][1], halfway) < 1e-9
-    assert np.allclose(at_30.root_location[1], posed.root_location[0] + (posed.root_location[1] - posed.root_location[0]) * 2 / 3)
+    assert np.allclose(
+        at_30.root_location[1], posed.root_location[0] + (posed.root_location[1] - posed.root_location[0]) * 2 / 3
+    )
     assert np.allclose(np.linalg.norm(at_30.rotations[bone], axis=-1), 1.0)
     assert resample(posed, 20.0) is posed
     with pytest.raises(ValueError, match="positive"):
@@ -181,8 +207,13 @@ def test_inverse_then_forward_gives_back_the_pose(clips, family):
         original = transfer(clip.motion(), rig, found, foot_lock=True)
         motion = pose_to_motion(rig, found, original.rotations, original.root_location, original.fps)
         again = transfer(motion, rig, found, align=False, ground=False)
-        worst = max(worst, max(np.degrees(rotations.angle_between(original.rotations[b], again.rotations[b])).max()
-                               for b in original.rotations))
+        worst = max(
+            worst,
+            max(
+                np.degrees(rotations.angle_between(original.rotations[b], again.rotations[b])).max()
+                for b in original.rotations
+            ),
+        )
         assert np.abs(again.root_location - original.root_location).max() < 1e-5
     print(f"\ninverse then forward on {family}: worst bone {worst:.5f} deg")
     assert worst < 1.0
@@ -194,7 +225,8 @@ def test_inverse_gives_canonical_proportions(clips):
     posed = transfer(clips[1].motion(), rig, found)
     motion = pose_to_motion(rig, found, posed.rotations, posed.root_location, posed.fps)
     legs = np.linalg.norm(motion.positions[:, 4] - motion.positions[:, 1], axis=-1) + np.linalg.norm(
-        motion.positions[:, 7] - motion.positions[:, 4], axis=-1)
+        motion.positions[:, 7] - motion.positions[:, 4], axis=-1
+    )
     assert np.allclose(legs, canonical.LEG_LENGTH, atol=1e-4)
     assert abs(motion.positions[0, canonical.LEFT_FOOT + canonical.RIGHT_FOOT, 1].min()) < 0.1
 
@@ -208,7 +240,9 @@ def test_the_canonical_skeleton_takes_motion_unchanged(clips):
     assert found.family == "humanml3d"
     joints = world_joints(rig, found, transfer(dance.motion(), rig, found))
     moved = joints - dance.joints @ CANONICAL_TO_BLENDER.T
-    print(f"\ncanonical rig: joints within {np.abs(moved - moved[0, 0]).max() * 1000:.4f} mm of the source, moved as one")
+    print(
+        f"\ncanonical rig: joints within {np.abs(moved - moved[0, 0]).max() * 1000:.4f} mm of the source, moved as one"
+    )
     assert np.abs(moved - moved[0, 0]).max() < 1e-5
 
 
@@ -224,7 +258,6 @@ def test_a_bvh_of_another_family_reads_into_canonical_motion(clips, tmp_path):
     assert error < 1e-4
 
 
-
 @pytest.mark.parametrize("family", sorted(rigs.RIGS))
 def test_every_rig_holds_together_under_the_motion(clips, family):
     """The plausibility check passes every rig's own mapping on real clips, feet locked."""
@@ -234,8 +267,9 @@ def test_every_rig_holds_together_under_the_motion(clips, family):
         plausibility.check(rig, found, transfer(clip.motion(), rig, found, foot_lock=True))
 
 
-@pytest.mark.parametrize(("family", "lower_body"), [("mmd", "下半身"), ("daz_genesis8", "pelvis"),
-                                                    ("character_creator", "CC_Base_Pelvis")])
+@pytest.mark.parametrize(
+    ("family", "lower_body"), [("mmd", "下半身"), ("daz_genesis8", "pelvis"), ("character_creator", "CC_Base_Pelvis")]
+)
 def test_a_lower_body_bone_as_hips_is_flagged(clips, family, lower_body):
     """The plausible wrong choice: the bone the legs hang from, not the one carrying the spine too."""
     walk = next(clip for clip in clips if clip.name == "deepmimic_walk")
@@ -248,11 +282,15 @@ def test_a_lower_body_bone_as_hips_is_flagged(clips, family, lower_body):
     assert f"Hips ('{lower_body}')" in message and "Spine (" in message
     hips_to_head = re.search(r"Hips to Head goes from ([\d.]+) m at rest to ([\d.]+) m", message)
     assert hips_to_head and float(hips_to_head[2]) - float(hips_to_head[1]) > 1.0  # the walk leaves the body behind
-    assert plausibility.motion_problems(rig, wrong, transfer(walk.motion(), rig, wrong))  # the motion alone shows it too
+    assert plausibility.motion_problems(
+        rig, wrong, transfer(walk.motion(), rig, wrong)
+    )  # the motion alone shows it too
 
 
-@pytest.mark.parametrize(("family", "left", "right"), [("unreal_manny", "LeftUpLeg", "RightUpLeg"),
-                                                       ("mixamo", "LeftArm", "RightArm"), ("mmd", "LeftHand", "RightHand")])
+@pytest.mark.parametrize(
+    ("family", "left", "right"),
+    [("unreal_manny", "LeftUpLeg", "RightUpLeg"), ("mixamo", "LeftArm", "RightArm"), ("mmd", "LeftHand", "RightHand")],
+)
 def test_crossed_sides_are_flagged(family, left, right):
     for pose in ("T", "A"):
         rig = rigs.skeleton(rigs.FAMILIES[family](), pose, roll_seed=0)

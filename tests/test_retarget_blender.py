@@ -5,10 +5,11 @@ and A-pose with random rolls, next to Rigify's own human metarig, its generated 
 a DEF-only export of it, and Rigify's basic human. Each maps with no manual step; motion from the
 demo dataset goes on through armature_io and is measured on the bones Blender evaluates.
 """
+
 from __future__ import annotations
 
-import bpy
 import addon_utils  # Blender's own module, importable once bpy is loaded
+import bpy
 import numpy as np
 import pytest
 from mathutils import Matrix
@@ -24,7 +25,19 @@ from tests.retarget_checks import demo_clips, direction_errors, planted_drift
 CLIPS = ("deepmimic_walk", "deepmimic_cartwheel", "deepmimic_dance_a", "aistpp_gBR_sBM_cAll_d04_mBR0_ch01")
 EVERY_NTH_FRAME = 8  # a few frames of each clip for the direction checks
 # Families built in both poses; the others (the numpy tests cover both) in A-pose only, to keep this quick.
-BOTH_POSES = {"mixamo", "mixamo1", "unreal4", "unreal5", "unity", "vrm", "smpl", "smplx", "cmu", "humanml3d", "unfamiliar"}
+BOTH_POSES = {
+    "mixamo",
+    "mixamo1",
+    "unreal4",
+    "unreal5",
+    "unity",
+    "vrm",
+    "smpl",
+    "smplx",
+    "cmu",
+    "humanml3d",
+    "unfamiliar",
+}
 
 
 # ---------------------------------------------------------------- building armatures
@@ -85,8 +98,11 @@ def rigify_rigs() -> dict:
             edit_bones.remove(bone)
     # Rigify hangs thighs, collars and upper arms off helper bones; an export re-parents them.
     for side in ("L", "R"):
-        for child, parent in ((f"DEF-thigh.{side}", "DEF-spine"), (f"DEF-shoulder.{side}", "DEF-spine.003"),
-                              (f"DEF-upper_arm.{side}", f"DEF-shoulder.{side}")):
+        for child, parent in (
+            (f"DEF-thigh.{side}", "DEF-spine"),
+            (f"DEF-shoulder.{side}", "DEF-spine.003"),
+            (f"DEF-upper_arm.{side}", f"DEF-shoulder.{side}"),
+        ):
             edit_bones[child].parent = edit_bones[parent]
     bpy.ops.object.mode_set(mode="OBJECT")
     bpy.ops.object.armature_basic_human_metarig_add()
@@ -129,7 +145,9 @@ def key_animation(obj, posed) -> list[int]:
 def world_orientations(obj, names: list[str]) -> np.ndarray:
     """(bones, 4) world orientations of these pose bones, as Blender evaluated them."""
     rotation = np.array(obj.matrix_world.to_3x3().normalized())
-    return np.array([rotations.from_matrix(rotation @ np.array(obj.pose.bones[name].matrix.to_3x3())) for name in names])
+    return np.array(
+        [rotations.from_matrix(rotation @ np.array(obj.pose.bones[name].matrix.to_3x3())) for name in names]
+    )
 
 
 # ---------------------------------------------------------------- fixtures
@@ -145,10 +163,14 @@ def clips(tmp_path_factory, shared_data):
 def armatures():
     """Every test armature, built once: (family, pose) -> object."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    built = {(family, pose): armature_from_bones(f"{family}_{pose}", build(), pose, roll_seed=11 + k)
-             for k, (family, build) in enumerate(sorted(rigs.RIGS.items()))
-             for pose in (("T", "A") if family in BOTH_POSES else ("A",))}
-    built["mixamo", "fbx"] = armature_from_bones("mixamo_fbx", rigs.mixamo(), "T", roll_seed=5, scale=1.2, fbx_axes=True)
+    built = {
+        (family, pose): armature_from_bones(f"{family}_{pose}", build(), pose, roll_seed=11 + k)
+        for k, (family, build) in enumerate(sorted(rigs.RIGS.items()))
+        for pose in (("T", "A") if family in BOTH_POSES else ("A",))
+    }
+    built["mixamo", "fbx"] = armature_from_bones(
+        "mixamo_fbx", rigs.mixamo(), "T", roll_seed=5, scale=1.2, fbx_axes=True
+    )
     built.update({(family, "rest"): obj for family, obj in rigify_rigs().items()})
     yield built
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -163,13 +185,20 @@ def mapped(obj):
 
 
 def test_every_rig_maps_automatically(armatures):
-    expected = {**rigs.MAPPED_AS, "rigify_metarig": "rigify_metarig", "rigify_controls": "rigify_controls",
-                "rigify_def": "rigify_def", "basic_human": "rigify_metarig"}
+    expected = {
+        **rigs.MAPPED_AS,
+        "rigify_metarig": "rigify_metarig",
+        "rigify_controls": "rigify_controls",
+        "rigify_def": "rigify_def",
+        "basic_human": "rigify_metarig",
+    }
     lines = []
     for (family, pose), obj in sorted(armatures.items()):
         skeleton, found = mapped(obj)
-        lines.append(f"{family} {pose}: {len(skeleton)} bones -> {found.family}, confidence {found.confidence:.2f}, "
-                     f"unmapped {found.unmapped()}")
+        lines.append(
+            f"{family} {pose}: {len(skeleton)} bones -> {found.family}, confidence {found.confidence:.2f}, "
+            f"unmapped {found.unmapped()}"
+        )
         assert found.family == expected[family], lines[-1]
         assert not found.missing_essentials()
     print("\n" + "\n".join(lines))
@@ -194,13 +223,19 @@ def test_motion_follows_the_source_on_every_rig(armatures, clips):
         for clip in clips:
             frames = slice(0, None, EVERY_NTH_FRAME)
             posed = armature_io.follow_constraints(obj, skeleton, transfer(clip.motion(frames), skeleton, found))
-            errors.append(direction_errors(skeleton, found, play(obj, skeleton, found, posed), clip.joints[frames]).ravel())
+            errors.append(
+                direction_errors(skeleton, found, play(obj, skeleton, found, posed), clip.joints[frames]).ravel()
+            )
         errors = np.concatenate(errors)
-        lines.append(f"{family} {pose}: mean {errors.mean():.4f} max {errors.max():.4f} deg over {errors.size} bone-frames")
+        lines.append(
+            f"{family} {pose}: mean {errors.mean():.4f} max {errors.max():.4f} deg over {errors.size} bone-frames"
+        )
         assert not np.isnan(errors).any(), lines[-1]
         assert errors.mean() < 2.0 and errors.max() < 5.0, lines[-1]
         worst_mean, worst_max = max(worst_mean, errors.mean()), max(worst_max, errors.max())
-    print("\ndirection error in Blender:\n" + "\n".join(lines) + f"\nworst: mean {worst_mean:.4f} max {worst_max:.4f} deg")
+    print(
+        "\ndirection error in Blender:\n" + "\n".join(lines) + f"\nworst: mean {worst_mean:.4f} max {worst_max:.4f} deg"
+    )
 
 
 def test_hip_height_follows_the_rig(armatures, clips):
@@ -227,8 +262,10 @@ def test_locked_feet_stay_planted(armatures, clips):
         free, locked = (transfer(window, skeleton, found, foot_lock=lock) for lock in (False, True))
         drift_free = planted_drift(play(obj, skeleton, found, free), free.contacts)
         drift_locked = planted_drift(play(obj, skeleton, found, locked), locked.contacts)
-        lines.append(f"{clip.name}: {locked.contacts.sum()} contact flags, planted drift {100 * drift_free:.2f} cm free, "
-                     f"{100 * drift_locked:.4f} cm locked")
+        lines.append(
+            f"{clip.name}: {locked.contacts.sum()} contact flags, planted drift {100 * drift_free:.2f} cm free, "
+            f"{100 * drift_locked:.4f} cm locked"
+        )
         assert locked.contacts.any() and drift_locked < 0.01, lines[-1]
     print("\n" + "\n".join(lines))
 
@@ -242,7 +279,9 @@ def test_control_rig_correction_leaves_the_users_pose(armatures, clips):
     before = [bone.matrix_basis.copy() for bone in obj.pose.bones]
     posed = transfer(clips[0].motion(slice(0, 4)), skeleton, found)
     corrected = armature_io.follow_constraints(obj, skeleton, posed)
-    changed = max(rotations.angle_between(posed.rotations[name], corrected.rotations[name]).max() for name in posed.rotations)
+    changed = max(
+        rotations.angle_between(posed.rotations[name], corrected.rotations[name]).max() for name in posed.rotations
+    )
     assert np.degrees(changed) > 5.0  # the neck and the arms hang off bones that copy rotations
     assert chest.rotation_mode == "XYZ"
     assert all(np.allclose(bone.matrix_basis, basis, atol=1e-6) for bone, basis in zip(obj.pose.bones, before))
@@ -257,7 +296,8 @@ def test_inverse_then_forward_gives_back_the_keyed_pose(armatures, clips, key):
     obj = armatures[key]
     skeleton, found = mapped(obj)
     original = armature_io.follow_constraints(
-        obj, skeleton, transfer(clips[1].motion(slice(0, 24)), skeleton, found, foot_lock=True))
+        obj, skeleton, transfer(clips[1].motion(slice(0, 24)), skeleton, found, foot_lock=True)
+    )
     action = bpy.data.actions.new(f"keyed_{key[0]}")
     obj.animation_data_create()
     obj.animation_data.action = action

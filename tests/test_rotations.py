@@ -1,8 +1,10 @@
 """The quaternion layer every part builds on: round trips against independent formulas."""
+
 import numpy as np
 import pytest
 
-from retarget import canonical, rotations as R
+from retarget import canonical
+from retarget import rotations as R
 
 rng = np.random.default_rng(7)
 QUATS = R.normalize(rng.normal(size=(500, 4)))
@@ -57,7 +59,7 @@ def test_canonical_skeleton_matches_spec():
 def test_blender_euler_applies_the_first_named_axis_first(order):
     """Blender's "XYZ" turns about X first: R = Rz @ Ry @ Rx, values stored (x, y, z) whatever the order."""
     angles = rng.uniform(-np.pi, np.pi, size=(50, 3))
-    single = {axis: R.to_matrix(R.from_axis_angle(np.eye(3)[i] * angles[:, i:i + 1])) for i, axis in enumerate("XYZ")}
+    single = {axis: R.to_matrix(R.from_axis_angle(np.eye(3)[i] * angles[:, i : i + 1])) for i, axis in enumerate("XYZ")}
     first, second, third = (single[axis] for axis in order)
     np.testing.assert_allclose(R.to_matrix(R.from_blender_euler(angles, order)), third @ second @ first, atol=1e-12)
     back = R.from_blender_euler(R.to_blender_euler(R.from_blender_euler(angles, order), order), order)

@@ -1,4 +1,5 @@
 """The HTTP API against a real engine subprocess serving the trained demo model."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,13 @@ SOURCE_FRAMES = 80
 def engine(tmp_path_factory):
     with serving(tmp_path_factory.mktemp("engine"), "--max-queued", "4", "--result-ttl", "3") as running:
         client = running.client()
-        yield {"process": running.process, "ready": running.ready, "client": client, "token": running.token,
-               "folder": running.folder}  # fmt: skip
+        yield {
+            "process": running.process,
+            "ready": running.ready,
+            "client": client,
+            "token": running.token,
+            "folder": running.folder,
+        }
         client.close()
 
 
@@ -54,7 +60,9 @@ def test_generate_end_to_end_with_progress(engine):
     client = engine["client"]
     job_id = client.generate("a person walks forward", seconds=2.4, seed=3, samples=2)
     steps: list[int] = []
-    result = client.wait(job_id, on_progress=lambda job: steps.append(job["progress"]["step"]), timeout_s=120, poll_s=0.01)
+    result = client.wait(
+        job_id, on_progress=lambda job: steps.append(job["progress"]["step"]), timeout_s=120, poll_s=0.01
+    )
     assert len(result) == 2
     positions = np.asarray(result[0]["positions"])
     assert positions.shape == (48, 22, 3) and np.isfinite(positions).all()
@@ -167,13 +175,15 @@ def test_deep_nesting_is_refused_before_parsing(engine, opening):
 
 
 def test_brackets_inside_strings_are_not_nesting(engine):
-    body = json.dumps({"prompt": "[[[[[[[[{{{{{{{ walk \\\" [[[[[[", "seconds": 2, "seed": 1}).encode()
+    body = json.dumps({"prompt": '[[[[[[[[{{{{{{{ walk \\" [[[[[[', "seconds": 2, "seed": 1}).encode()
     response = raw(engine, "POST", "/v1/generate", body)
     assert response.status_code == 202
     engine["client"].cancel(response.json()["id"])
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/json; charset=latin-1"]
+)
 def test_wrong_content_type_is_415(engine, content_type):
     response = raw(engine, "POST", "/v1/generate", b'{"prompt": "walk", "seconds": 2}', {"Content-Type": content_type})
     assert response.status_code == 415
@@ -183,8 +193,10 @@ def test_wrong_content_type_is_415(engine, content_type):
 def test_odd_content_length_is_411(engine):
     port = engine["ready"]["port"]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        head = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
-                "Content-Type: application/json\r\nContent-Length: \xb2\r\n\r\n")
+        head = (
+            f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: \xb2\r\n\r\n"
+        )
         connection.sendall(head.encode("latin-1"))
         reply = connection.makefile("rb").read().decode()
     assert reply.startswith("HTTP/1.1 411") and "length_required" in reply
@@ -222,7 +234,11 @@ def test_bad_edits_are_clear_400s(engine, walk_source):
     with_nan[10, 3, 1] = np.nan
     cases = {
         "mask of the wrong length": (edit_body(walk_source, frame_mask=[True] * 10), "bad_frame_mask", "10 entries"),
-        "mask selects nothing": (edit_body(walk_source, frame_mask=[False] * SOURCE_FRAMES), "bad_frame_mask", "no frame"),
+        "mask selects nothing": (
+            edit_body(walk_source, frame_mask=[False] * SOURCE_FRAMES),
+            "bad_frame_mask",
+            "no frame",
+        ),
         "mask of numbers": (edit_body(walk_source, frame_mask=[1] * SOURCE_FRAMES), "bad_frame_mask", "true/false"),
         "source with NaN": (edit_body({"positions": with_nan.tolist()}), "bad_json", "NaN"),
         "wrong joint count": (edit_body({"positions": positions[:, :21].tolist()}), "bad_source", "(frames, 22, 3)"),
@@ -242,7 +258,12 @@ def test_bad_edits_are_clear_400s(engine, walk_source):
 
 
 def test_auth_on_every_endpoint(engine):
-    for method, path in (("GET", "/v1/health"), ("POST", "/v1/generate"), ("GET", "/v1/jobs/1"), ("DELETE", "/v1/jobs/1")):
+    for method, path in (
+        ("GET", "/v1/health"),
+        ("POST", "/v1/generate"),
+        ("GET", "/v1/jobs/1"),
+        ("DELETE", "/v1/jobs/1"),
+    ):
         missing = raw(engine, method, path, headers={"Authorization": ""})
         wrong = raw(engine, method, path, headers={"Authorization": "Bearer " + "x" * 43})
         for response in (missing, wrong):
@@ -268,8 +289,10 @@ def test_body_over_the_limit_is_413(engine):
 def test_a_huge_body_is_refused_without_reading_it(engine):
     port = engine["ready"]["port"]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        head = (f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {2**30}\r\n\r\n")  # fmt: skip
+        head = (
+            f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {engine['token']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {2**30}\r\n\r\n"
+        )
         connection.sendall(head.encode())
         reply = connection.makefile("rb").read().decode()  # to the close: head and body may come apart
     assert reply.startswith("HTTP/1.1 413") and "body_too_large" in reply

@@ -1,4 +1,5 @@
 """`python -m engine generate` and `edit` as a user runs them, on the trained demo model."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from service_engine import ENGINE_PYTHON, ROOT, engine_env
 
 from engine.cli import DEFAULT_CHECKPOINT
-from service_engine import ENGINE_PYTHON, ROOT, engine_env
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,24 @@ def engine(*args: str) -> subprocess.CompletedProcess:
 
 def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
     from retarget import bvh
-    run = engine("generate", "--prompt", "a person walks forward", "--frames", "40", "--seed", "1", "--samples", "2",
-                 "--out", str(tmp_path / "walk.bvh"), "--checkpoint", str(checkpoint), "--device", "cpu")  # fmt: skip
+
+    run = engine(
+        "generate",
+        "--prompt",
+        "a person walks forward",
+        "--frames",
+        "40",
+        "--seed",
+        "1",
+        "--samples",
+        "2",
+        "--out",
+        str(tmp_path / "walk.bvh"),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 0, run.stderr
     assert [f"scale {step}/10" in run.stdout for step in range(1, 11)] == [True] * 10
     for index in (1, 2):
@@ -37,14 +54,39 @@ def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
 
 def test_generate_json_then_edit_npz(checkpoint, tmp_path):
     from retarget import motion as motion_module
+
     source = tmp_path / "source.json"
-    run = engine("generate", "--prompt", "a person jumps", "--seconds", "3", "--out", str(source),
-                 "--checkpoint", str(checkpoint), "--device", "cpu")  # fmt: skip
+    run = engine(
+        "generate",
+        "--prompt",
+        "a person jumps",
+        "--seconds",
+        "3",
+        "--out",
+        str(source),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 0, run.stderr
     assert len(json.loads(source.read_text())["positions"]) == 60
     edited = tmp_path / "edited.npz"
-    run = engine("edit", "--source", str(source), "--frames", "20:40", "--prompt", "a person kicks",
-                 "--out", str(edited), "--checkpoint", str(checkpoint), "--device", "cpu")  # fmt: skip
+    run = engine(
+        "edit",
+        "--source",
+        str(source),
+        "--frames",
+        "20:40",
+        "--prompt",
+        "a person kicks",
+        "--out",
+        str(edited),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 0, run.stderr
     assert "scale 10/10" in run.stdout
     assert motion_module.CanonicalMotion.load(edited).positions.shape[1:] == (22, 3)
@@ -56,8 +98,14 @@ def test_generate_json_then_edit_npz(checkpoint, tmp_path):
         (["generate", "--prompt", "walk", "--frames", "42", "--out", "x.npz"], "multiple of 4"),
         (["generate", "--prompt", "walk", "--seconds", "-1", "--out", "x.npz"], "out of range"),
         (["generate", "--prompt", "walk", "--seconds", "700", "--out", "x.npz"], "up to 600"),
-        (["generate", "--prompt", "walk", "--seconds", "3", "--prompt", "run", "--out", "x.npz"], "one length per prompt"),
-        (["inbetween", "--prompt", "walk", "--source", "missing.npz", "--keys", "0,8", "--out", "x.npz"], "missing.npz"),
+        (
+            ["generate", "--prompt", "walk", "--seconds", "3", "--prompt", "run", "--out", "x.npz"],
+            "one length per prompt",
+        ),
+        (
+            ["inbetween", "--prompt", "walk", "--source", "missing.npz", "--keys", "0,8", "--out", "x.npz"],
+            "missing.npz",
+        ),
         (["generate", "--prompt", "", "--out", "x.npz"], "'prompt' is empty"),
         (["generate", "--prompt", "walk", "--out", "x.fbx"], "must end in one of .npz, .bvh, .json"),
         (["edit", "--prompt", "walk", "--source", "missing.npz", "--frames", "1:2", "--out", "x.npz"], "missing.npz"),

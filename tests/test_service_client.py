@@ -1,4 +1,5 @@
 """The client's errors when there is no engine to talk to (needs no model)."""
+
 from __future__ import annotations
 
 import socket

@@ -56,19 +56,13 @@ class Target:
     process: object
     folder: object
 
-    def send(
-        self, method: str, path: str, headers: dict[str, str | None], body: bytes = b""
-    ) -> Answer:
+    def send(self, method: str, path: str, headers: dict[str, str | None], body: bytes = b"") -> Answer:
         """One request exactly as given, on its own connection; the writing side is shut after it,
         so a body shorter than its Content-Length ends instead of stalling the server."""
         lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-        lines += [
-            f"{name}: {value}" for name, value in headers.items() if value is not None
-        ]
+        lines += [f"{name}: {value}" for name, value in headers.items() if value is not None]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        with socket.create_connection(
-            ("127.0.0.1", self.port), timeout=60
-        ) as connection:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as connection:
             connection.sendall(head + body)
             connection.shutdown(socket.SHUT_WR)
             response = http.client.HTTPResponse(connection, method=method)
@@ -94,9 +88,7 @@ def check(target: Target, answer: Answer) -> None:
     """The contract: no 5xx; a 4xx carries {"error": {"code", "message"}}; an accepted job is
     cancelled at once so that the queue stays short."""
     assert answer.status < 500, (answer.status, answer.body[:500])
-    if (
-        answer.status >= 400 and answer.method != "HEAD"
-    ):  # a HEAD answer has headers only
+    if answer.status >= 400 and answer.method != "HEAD":  # a HEAD answer has headers only
         assert answer.content_type == "application/json", answer
         error = json.loads(answer.body)["error"]
         assert isinstance(error["code"], str) and error["code"]
@@ -110,12 +102,8 @@ def check(target: Target, answer: Answer) -> None:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     # A long queue: accepted fuzz jobs are cancelled at once, but a 429 would hide the validation.
-    with serving(
-        tmp_path_factory.mktemp("fuzz-engine"), "--max-queued", "64"
-    ) as running:
-        yield Target(
-            running.ready["port"], running.token, running.process, running.folder
-        )
+    with serving(tmp_path_factory.mktemp("fuzz-engine"), "--max-queued", "64") as running:
+        yield Target(running.ready["port"], running.token, running.process, running.folder)
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -140,9 +128,7 @@ EDGE_NUMBERS = st.sampled_from(
         -1.7e308,
     ]
 )
-NUMBERS = st.one_of(
-    EDGE_NUMBERS, st.integers(), st.floats(allow_nan=True, allow_infinity=True)
-)
+NUMBERS = st.one_of(EDGE_NUMBERS, st.integers(), st.floats(allow_nan=True, allow_infinity=True))
 NASTY_TEXT = st.text(
     st.one_of(
         st.characters(max_codepoint=0x40),
@@ -157,9 +143,7 @@ TEXT = st.one_of(
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT)
 JSON_VALUES = st.recursive(
     SCALARS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(TEXT, children, max_size=4)
-    ),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(TEXT, children, max_size=4)),
     max_leaves=12,
 )
 FIELD_VALUES = st.one_of(SCALARS, JSON_VALUES)
@@ -187,51 +171,33 @@ def generate_bodies(draw) -> dict:
         draw(st.sampled_from(["seconds", "frames"])): 40,
         **SAMPLING,
     }
-    for name in draw(
-        st.lists(st.sampled_from([*body, "seconds", "frames", "steps", ""]), max_size=4)
-    ):
+    for name in draw(st.lists(st.sampled_from([*body, "seconds", "frames", "steps", ""]), max_size=4)):
         action = draw(st.sampled_from(["replace", "replace", "drop"]))
         if action == "drop":
             body.pop(name, None)
         else:
-            body[name] = draw(
-                st.one_of(NUMBERS, FIELD_VALUES)
-                if name != "prompt"
-                else st.one_of(TEXT, FIELD_VALUES)
-            )
+            body[name] = draw(st.one_of(NUMBERS, FIELD_VALUES) if name != "prompt" else st.one_of(TEXT, FIELD_VALUES))
     return body
 
 
 @st.composite
 def raw_bodies(draw, valid: bytes) -> bytes:
     """Bodies that are not the JSON of an object: binary, truncated, deeply nested, other encodings."""
-    kind = draw(
-        st.sampled_from(["binary", "truncated", "nested", "utf16", "scalar", "literal"])
-    )
+    kind = draw(st.sampled_from(["binary", "truncated", "nested", "utf16", "scalar", "literal"]))
     if kind == "binary":
         return draw(st.binary(max_size=300))
     if kind == "truncated":
         return valid[: draw(st.integers(0, len(valid)))]
     if kind == "nested":
         depth = draw(st.integers(1, 20_000))
-        opening, closing = draw(
-            st.sampled_from([("[", "]"), ('{"a":', "}"), ('{"prompt":[', "]}")])
-        )
+        opening, closing = draw(st.sampled_from([("[", "]"), ('{"a":', "}"), ('{"prompt":[', "]}")]))
         return (
-            opening * depth
-            + draw(st.sampled_from(["1", "", '"x"']))
-            + closing * draw(st.integers(0, depth))
+            opening * depth + draw(st.sampled_from(["1", "", '"x"'])) + closing * draw(st.integers(0, depth))
         ).encode()
     if kind == "utf16":
-        return valid.decode().encode(
-            draw(st.sampled_from(["utf-16", "utf-32", "utf-8-sig"]))
-        )
+        return valid.decode().encode(draw(st.sampled_from(["utf-16", "utf-32", "utf-8-sig"])))
     if kind == "literal":
-        literal = draw(
-            st.sampled_from(
-                ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" * 5000]
-            )
-        )
+        literal = draw(st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" * 5000]))
         return valid.replace(b"40", literal.encode(), 1)
     return dump(draw(JSON_VALUES))
 
@@ -259,9 +225,7 @@ def header_changes(draw, body: bytes) -> dict[str, str | None]:
     """Mostly the right headers; now and then a wrong token, content type or length."""
     changes: dict[str, str | None] = {}
     if draw(st.integers(0, 9)) == 0:
-        changes["Authorization"] = draw(
-            st.one_of(st.none(), st.just("Bearer " + "x" * 43), HEADER_TEXT)
-        )
+        changes["Authorization"] = draw(st.one_of(st.none(), st.just("Bearer " + "x" * 43), HEADER_TEXT))
     if draw(st.integers(0, 4)) == 0:
         changes["Content-Type"] = draw(CONTENT_TYPES)
     if draw(st.integers(0, 6)) == 0:
@@ -295,32 +259,20 @@ def walk() -> np.ndarray:
 def edit_bodies(draw, walk: np.ndarray) -> dict:
     """An edit of a real motion, its source cut, scaled or broken in one place, its mask any list."""
     frames = draw(st.sampled_from([SOURCE_FRAMES, 0, 1, 39, 40, 197, 300]))
-    positions = np.resize(walk, (frames, 22, 3)) * draw(
-        st.sampled_from([1.0, 0.0, 1e5, -1e-30, 1e30])
-    )
+    positions = np.resize(walk, (frames, 22, 3)) * draw(st.sampled_from([1.0, 0.0, 1e5, -1e-30, 1e30]))
     source: object = {"positions": positions.tolist()}
-    shape = draw(
-        st.sampled_from(
-            ["ok", "ok", "joints", "leaf", "features", "raw_features", "value"]
-        )
-    )
+    shape = draw(st.sampled_from(["ok", "ok", "joints", "leaf", "features", "raw_features", "value"]))
     if shape == "joints" and frames:
         source = {"positions": positions[:, : draw(st.integers(0, 21))].tolist()}
     elif shape == "leaf" and frames:
-        source["positions"][draw(st.integers(0, frames - 1))][draw(st.integers(0, 21))][
-            draw(st.integers(0, 2))
-        ] = draw(FIELD_VALUES)
-    elif shape == "features":
-        source["features"] = draw(
-            st.one_of(
-                FIELD_VALUES, st.just(np.zeros((max(frames - 1, 0), 263)).tolist())
-            )
+        source["positions"][draw(st.integers(0, frames - 1))][draw(st.integers(0, 21))][draw(st.integers(0, 2))] = draw(
+            FIELD_VALUES
         )
+    elif shape == "features":
+        source["features"] = draw(st.one_of(FIELD_VALUES, st.just(np.zeros((max(frames - 1, 0), 263)).tolist())))
     elif shape == "raw_features":
         rows = draw(st.sampled_from([SOURCE_FRAMES - 1, 0, 1, 200]))
-        source = (
-            np.resize(walk.reshape(-1), (rows, draw(st.sampled_from([263, 262])))) / 10
-        ).tolist()
+        source = (np.resize(walk.reshape(-1), (rows, draw(st.sampled_from([263, 262])))) / 10).tolist()
     elif shape == "value":
         source = draw(FIELD_VALUES)
     mask = draw(
@@ -331,9 +283,7 @@ def edit_bodies(draw, walk: np.ndarray) -> dict:
         )
     )
     body = {"prompt": "a person jumps", "source": source, "frame_mask": mask}
-    for name in draw(
-        st.lists(st.sampled_from(["prompt", *SAMPLING, "frames"]), max_size=2)
-    ):
+    for name in draw(st.lists(st.sampled_from(["prompt", *SAMPLING, "frames"]), max_size=2)):
         body[name] = draw(st.one_of(NUMBERS, FIELD_VALUES))
     return body
 
@@ -342,9 +292,7 @@ def edit_bodies(draw, walk: np.ndarray) -> dict:
 @given(data=st.data())
 def test_fuzz_edit(target, walk, data):
     valid = dump(data.draw(edit_bodies(walk)))
-    body = data.draw(
-        st.one_of(st.just(valid), st.just(valid), st.just(valid), raw_bodies(valid))
-    )
+    body = data.draw(st.one_of(st.just(valid), st.just(valid), st.just(valid), raw_bodies(valid)))
     check(target, target.post_json("/v1/edit", body, **data.draw(header_changes(body))))
 
 
@@ -364,15 +312,11 @@ def test_fuzz_jobs(target, method, job_id, real):
     auth = {"Authorization": f"Bearer {target.token}", "Content-Length": "0"}
     known = None
     if real:  # an id the queue knows, with the fuzzed text appended or not
-        known = json.loads(
-            target.post_json(
-                "/v1/generate", dump({"prompt": "a person waves", "frames": 40})
-            ).body
-        )["id"]
+        known = json.loads(target.post_json("/v1/generate", dump({"prompt": "a person waves", "frames": 40})).body)[
+            "id"
+        ]
         job_id = known + job_id[:1]
-    answer = target.send(
-        method, "/v1/jobs/" + urllib.parse.quote(job_id, safe=""), auth
-    )
+    answer = target.send(method, "/v1/jobs/" + urllib.parse.quote(job_id, safe=""), auth)
     check(target, answer)
     if known == job_id and method == "GET":
         assert answer.status == 200 and json.loads(answer.body)["state"] in (
@@ -415,9 +359,7 @@ def test_healthy_after_the_fuzz(target):
     auth = {"Authorization": f"Bearer {target.token}"}
     health = json.loads(target.send("GET", "/v1/health", auth).body)
     assert health["ready"] is True and health["pid"] == target.process.pid
-    accepted = target.post_json(
-        "/v1/generate", dump({"prompt": "a person bows", "frames": 40})
-    )
+    accepted = target.post_json("/v1/generate", dump({"prompt": "a person bows", "frames": 40}))
     assert accepted.status == 202
     job_id = json.loads(accepted.body)["id"]
     for _ in range(1200):
@@ -433,8 +375,5 @@ def test_depth_limit_fits_the_schema():
     """The deepest valid body (an edit's source positions) fits the limit the fuzz runs against."""
     from engine.validation import json_depth
 
-    assert (
-        json_depth(dump({"source": {"positions": [[[0.0, 0.0, 0.0]]]}}))
-        == Limits().max_json_depth
-    )
+    assert json_depth(dump({"source": {"positions": [[[0.0, 0.0, 0.0]]]}})) == Limits().max_json_depth
     assert json_depth(b'{"prompt": "[[[[[[[\\"{{{{{", "a": [[]]}') == 3

@@ -1,4 +1,5 @@
 """The job queue on its own: order, progress, cancel, failures, the bound, retention."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Bounded load on a real engine: many sequential jobs and 8 clients at once, no errors, no leak."""
+
 from __future__ import annotations
 
 import time
@@ -6,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from service_engine import serving
 
 from mosa_blender.engine_client import EngineClient
-from service_engine import serving
 
 SEQUENTIAL_JOBS = 200
 WARMUP_JOBS = 20
@@ -33,7 +34,9 @@ def resident_kib(pid: int) -> int:
 def one_job(url: str, token: str, seed: int) -> int:
     client = EngineClient(url, token, timeout_s=30)
     try:
-        result = client.wait(client.generate("a person walks forward", frames=40, seed=seed), timeout_s=120, poll_s=0.01)
+        result = client.wait(
+            client.generate("a person walks forward", frames=40, seed=seed), timeout_s=120, poll_s=0.01
+        )
         return len(result[0]["positions"])
     finally:
         client.close()
@@ -50,8 +53,10 @@ def test_sequential_jobs_keep_memory_flat(engine):
     seconds = time.monotonic() - started
     after = resident_kib(pid)
     growth = (after - after_warmup) / after_warmup
-    print(f"\n{SEQUENTIAL_JOBS} sequential jobs in {seconds:.1f} s ({seconds / SEQUENTIAL_JOBS * 1000:.0f} ms each); "
-          f"VmRSS {after_warmup / 1024:.1f} -> {after / 1024:.1f} MiB ({growth:+.1%})")  # fmt: skip
+    print(
+        f"\n{SEQUENTIAL_JOBS} sequential jobs in {seconds:.1f} s ({seconds / SEQUENTIAL_JOBS * 1000:.0f} ms each); "
+        f"VmRSS {after_warmup / 1024:.1f} -> {after / 1024:.1f} MiB ({growth:+.1%})"
+    )
     assert growth < MAX_GROWTH
 
 
@@ -64,7 +69,9 @@ def test_concurrent_clients_all_complete(engine):
         lengths = list(pool.map(lambda seed: one_job(url, token, seed), seeds))
     seconds = time.monotonic() - started
     after = resident_kib(pid)
-    print(f"\n{CLIENTS} clients x {JOBS_PER_CLIENT} jobs in {seconds:.1f} s; VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB")
+    print(
+        f"\n{CLIENTS} clients x {JOBS_PER_CLIENT} jobs in {seconds:.1f} s; VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB"
+    )
     assert lengths == [40] * len(seeds)
     assert (after - before) / before < MAX_GROWTH
     assert EngineClient(url, token).health()["jobs"]["failed"] == 0

@@ -1,4 +1,5 @@
 """The engine subprocess: start, reuse, crash and restart, port in use, remote bind, parent death."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from service_engine import ENGINE_PYTHON, ROOT, engine_env, start_engine, stop, wait_ready, write_token
 
 from engine.cli import DEFAULT_CHECKPOINT
 from mosa_blender.engine_client import EngineClient, EngineUnavailable, JobFailed
 from mosa_blender.engine_process import EngineProcess, EngineStartError
-from service_engine import ENGINE_PYTHON, ROOT, engine_env, start_engine, stop, wait_ready, write_token
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,9 @@ def checkpoint() -> Path:
 
 @pytest.fixture(scope="module")
 def managed(checkpoint, tmp_path_factory):
-    engine = EngineProcess(ENGINE_PYTHON, checkpoint, device="cpu", log_dir=tmp_path_factory.mktemp("managed"), engine_root=ROOT)
+    engine = EngineProcess(
+        ENGINE_PYTHON, checkpoint, device="cpu", log_dir=tmp_path_factory.mktemp("managed"), engine_root=ROOT
+    )
     yield engine
     engine.stop()
 
@@ -89,18 +92,40 @@ def test_port_in_use_is_a_clear_error(managed, checkpoint, tmp_path):
     managed.ensure_running()
     token_file, _ = write_token(tmp_path)
     result = subprocess.run(
-        [ENGINE_PYTHON, "-m", "engine", "serve", "--port", str(managed.port), "--checkpoint", str(checkpoint),
-         "--token-file", str(token_file), "--log-file", str(tmp_path / "log")],
-        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            ENGINE_PYTHON,
+            "-m",
+            "engine",
+            "serve",
+            "--port",
+            str(managed.port),
+            "--checkpoint",
+            str(checkpoint),
+            "--token-file",
+            str(token_file),
+            "--log-file",
+            str(tmp_path / "log"),
+        ],
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode != 0 and result.stdout == ""
     assert f"cannot listen on 127.0.0.1:{managed.port}: the port is already in use" in result.stderr
 
 
 def test_serve_defaults_to_the_bundled_model(tmp_path):
     token_file, _ = write_token(tmp_path)
-    server = subprocess.Popen([ENGINE_PYTHON, "-m", "engine", "serve", "--token-file", str(token_file), "--log-file", str(tmp_path / "log")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=engine_env(), cwd=ROOT)  # fmt: skip
+    server = subprocess.Popen(
+        [ENGINE_PYTHON, "-m", "engine", "serve", "--token-file", str(token_file), "--log-file", str(tmp_path / "log")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+    )
     try:
         listening = json.loads(server.stdout.readline())
     finally:
@@ -114,8 +139,12 @@ def test_remote_bind_only_when_asked(checkpoint, tmp_path):
     common = ["--checkpoint", str(checkpoint), "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]
     refused = subprocess.run(
         [ENGINE_PYTHON, "-m", "engine", "serve", "--host", "0.0.0.0", *common],
-        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "--allow-remote" in refused.stderr
     process, ready = start_engine(["--host", "0.0.0.0", "--allow-remote", *common], tmp_path / "stderr")
     try:
@@ -149,18 +178,44 @@ def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path
 def test_missing_checkpoint_and_short_token_are_refused(checkpoint, tmp_path):
     token_file, _ = write_token(tmp_path)
     missing = subprocess.run(
-        [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(tmp_path / "nope.pt"), "--token-file", str(token_file)],
-        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            ENGINE_PYTHON,
+            "-m",
+            "engine",
+            "serve",
+            "--checkpoint",
+            str(tmp_path / "nope.pt"),
+            "--token-file",
+            str(token_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert missing.returncode == 2 and "nope.pt not found" in missing.stderr
 
 
 def test_short_token_is_refused(checkpoint, tmp_path):
     (tmp_path / "token").write_text("short")
     result = subprocess.run(
-        [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint), "--token-file", str(tmp_path / "token")],
-        capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            ENGINE_PYTHON,
+            "-m",
+            "engine",
+            "serve",
+            "--checkpoint",
+            str(checkpoint),
+            "--token-file",
+            str(tmp_path / "token"),
+        ],
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 2 and "shorter than 16" in result.stderr
 
 
@@ -174,9 +229,21 @@ time.sleep(600)
 
 def test_engine_exits_when_its_parent_dies(checkpoint, tmp_path):
     token_file, _ = write_token(tmp_path)
-    engine_command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint),
-                      "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]  # fmt: skip
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, *engine_command], stdout=subprocess.PIPE, env=engine_env(), cwd=ROOT)
+    engine_command = [
+        ENGINE_PYTHON,
+        "-m",
+        "engine",
+        "serve",
+        "--checkpoint",
+        str(checkpoint),
+        "--token-file",
+        str(token_file),
+        "--log-file",
+        str(tmp_path / "log"),
+    ]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, *engine_command], stdout=subprocess.PIPE, env=engine_env(), cwd=ROOT
+    )
     try:
         engine_pid = json.loads(parent.stdout.readline())["pid"]
         parent.kill()

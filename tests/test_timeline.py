@@ -58,7 +58,10 @@ def test_a_30_second_timeline_is_one_continuous_motion(pipeline, dataset, prompt
     for seed in SEEDS:
         motion = generate_long(pipeline, LongRequest(segments, seed=seed))
         assert motion.frames == starts[-1] == 600
-        steps, root_steps = frame_steps(motion.positions), np.linalg.norm(np.diff(motion.root_translation, axis=0), axis=1)
+        steps, root_steps = (
+            frame_steps(motion.positions),
+            np.linalg.norm(np.diff(motion.root_translation, axis=0), axis=1),
+        )
         inside = np.ones(len(steps), dtype=bool)
         inside[seams - 1] = False  # the step into a window's first frame
         assert steps[~inside].max() <= steps[inside].max(), f"seed {seed}: a seam jumps more than any step inside"
@@ -70,13 +73,19 @@ def test_a_30_second_timeline_is_one_continuous_motion(pipeline, dataset, prompt
             single_hits += classifier.label(representation.joints_to_features(single.positions)) == clip
     # Reported, not asserted: the demo model reads the kind mostly from the window's length
     # (issue 21), so at these lengths both counts sit near chance; see docs/timeline.md.
-    print(f"{prompts}s, segment kinds right: timeline {timeline_hits}/{len(SEEDS) * len(SHOT)}, single prompts {single_hits}")
+    print(
+        f"{prompts}s, segment kinds right: timeline {timeline_hits}/{len(SEEDS) * len(SHOT)}, single prompts {single_hits}"
+    )
 
 
 def test_extending_keeps_every_source_frame(pipeline):
     source = pipeline.generate(GenerateRequest("a person walks forward", 80, seed=5))[0]
-    after = generate_long(pipeline, LongRequest([Segment("a person runs forward", 120)], source.features, "after", seed=6))
-    before = generate_long(pipeline, LongRequest([Segment("a person jumps up", 120)], source.features, "before", seed=7))
+    after = generate_long(
+        pipeline, LongRequest([Segment("a person runs forward", 120)], source.features, "after", seed=6)
+    )
+    before = generate_long(
+        pipeline, LongRequest([Segment("a person jumps up", 120)], source.features, "before", seed=7)
+    )
     assert after.frames == before.frames == 200
     assert np.array_equal(after.features[:80], source.features)  # bit for bit
     assert np.array_equal(before.features[120:], source.features)
@@ -96,19 +105,29 @@ def test_inbetweening_passes_through_three_key_poses_two_seconds_apart(pipeline)
         assert np.linalg.norm(motion.positions[key] - keyed.positions[key], axis=1).max() <= 0.01
         assert np.linalg.norm(motion.root_translation[key] - keyed.root_translation[key]) <= 0.02
     assert np.array_equal(motion.positions[: keys[0]], keyed.positions[: keys[0]].astype(np.float32))
-    assert not np.allclose(motion.positions[keys[0] + 4 : keys[1] - 4], keyed.positions[keys[0] + 4 : keys[1] - 4], atol=0.05)
+    assert not np.allclose(
+        motion.positions[keys[0] + 4 : keys[1] - 4], keyed.positions[keys[0] + 4 : keys[1] - 4], atol=0.05
+    )
     assert frame_steps(motion.positions).max() < 0.25  # no teleport between keys (a sprint moves < 0.5 m a frame)
 
 
 def test_progress_counts_all_windows_and_cancel_stops_between_scales(pipeline):
     seen = []
-    generate_long(pipeline, LongRequest([Segment("a person walks", 300)], seed=0), on_progress=lambda p: seen.append((p.step, p.total)))
+    generate_long(
+        pipeline,
+        LongRequest([Segment("a person walks", 300)], seed=0),
+        on_progress=lambda p: seen.append((p.step, p.total)),
+    )
     scales = len(pipeline.transformer.config.scales)
     assert seen[-1] == (2 * scales, 2 * scales) and [s for s, _ in seen] == list(range(1, 2 * scales + 1))
     calls = []
     with pytest.raises(Cancelled):
-        generate_long(pipeline, LongRequest([Segment("a person walks", 300)], seed=0),
-                      on_progress=lambda p: calls.append(p.step), should_cancel=lambda: len(calls) >= scales + 2)  # fmt: skip
+        generate_long(
+            pipeline,
+            LongRequest([Segment("a person walks", 300)], seed=0),
+            on_progress=lambda p: calls.append(p.step),
+            should_cancel=lambda: len(calls) >= scales + 2,
+        )
     assert len(calls) == scales + 2
 
 
@@ -117,6 +136,24 @@ def test_the_cli_makes_a_timeline_from_repeated_prompts(tmp_path):
     from retarget.motion import CanonicalMotion
 
     out = tmp_path / "shot.npz"
-    assert main(["generate", "--prompt", "a person walks forward", "--seconds", "12", "--prompt", "a person jumps",
-                 "--seconds", "5", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--prompt",
+                "a person walks forward",
+                "--seconds",
+                "12",
+                "--prompt",
+                "a person jumps",
+                "--seconds",
+                "5",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert CanonicalMotion.load(out).frames == 340

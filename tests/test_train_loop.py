@@ -1,4 +1,5 @@
 """Training on the real demo dataset: both stages learn, checkpoint, resume, and run under DDP."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,16 @@ import pytest
 import torch
 
 from engine import checkpoint
-from engine.train import TokenizerStage, TrainConfig, crop_batch, frame_mask, learning_rate, load_motions, parse_overrides, train
+from engine.train import (
+    TokenizerStage,
+    TrainConfig,
+    crop_batch,
+    frame_mask,
+    learning_rate,
+    load_motions,
+    parse_overrides,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TOKENIZER = {"width": 16, "code_dim": 16, "nb_code_st": 16, "nb_code_ed": 32}
@@ -20,8 +30,21 @@ TINY_TRANSFORMER = {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff_size": 64}
 
 
 def tiny_config(dataset: Path, out: Path, **changes) -> TrainConfig:
-    settings = dict(stage="tokenizer", data=dataset, out=out, model_overrides=TINY_TOKENIZER, steps=30, batch_size=8,
-                    lr=1e-3, warmup_steps=5, decay_at=(), log_every=1, eval_every=30, save_every=15, threads=2)  # fmt: skip
+    settings = dict(
+        stage="tokenizer",
+        data=dataset,
+        out=out,
+        model_overrides=TINY_TOKENIZER,
+        steps=30,
+        batch_size=8,
+        lr=1e-3,
+        warmup_steps=5,
+        decay_at=(),
+        log_every=1,
+        eval_every=30,
+        save_every=15,
+        threads=2,
+    )
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -89,8 +112,17 @@ def test_tokenizer_learns_checkpoints_and_resumes(dataset, tmp_path) -> None:
 
 def test_transformer_learns_on_the_frozen_tokenizer(dataset, tmp_path) -> None:
     tokenizer_path = train(tiny_config(dataset, tmp_path / "stage1", steps=20))
-    config = tiny_config(dataset, tmp_path / "stage2", stage="transformer", tokenizer=tokenizer_path,
-                         model_overrides=TINY_TRANSFORMER, steps=40, lr=1e-3, eval_every=40, save_every=40)  # fmt: skip
+    config = tiny_config(
+        dataset,
+        tmp_path / "stage2",
+        stage="transformer",
+        tokenizer=tokenizer_path,
+        model_overrides=TINY_TRANSFORMER,
+        steps=40,
+        lr=1e-3,
+        eval_every=40,
+        save_every=40,
+    )
     path = train(config)
     first, last = losses(config.log_path)[:5], losses(config.log_path)[-5:]
     assert np.mean(last) < 0.9 * np.mean(first)
@@ -105,10 +137,37 @@ def test_two_processes_train_checkpoint_and_resume(dataset, tmp_path) -> None:
     """The same script under torch.distributed.run: two gloo processes on the CPU."""
 
     def launch(steps: int, *extra: str) -> str:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   "-m", "engine", "train", "tokenizer", "--data", str(dataset), "--out", str(tmp_path),
-                   "--steps", str(steps), "--batch-size", "8", "--warmup-steps", "2", "--log-every", "1",
-                   "--eval-every", "100", "--save-every", "3", "--threads", "1", *extra]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "engine",
+            "train",
+            "tokenizer",
+            "--data",
+            str(dataset),
+            "--out",
+            str(tmp_path),
+            "--steps",
+            str(steps),
+            "--batch-size",
+            "8",
+            "--warmup-steps",
+            "2",
+            "--log-every",
+            "1",
+            "--eval-every",
+            "100",
+            "--save-every",
+            "3",
+            "--threads",
+            "1",
+            *extra,
+        ]
         for key, value in TINY_TOKENIZER.items():
             command += ["--set", f"{key}={value}"]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)

@@ -3,6 +3,7 @@
 Every loader returns joints (T, 22, 3) in metres, Y up, at 20 fps, in the canonical (SMPL)
 joint order, standing on y = 0 and facing +Z at frame 0 with the left side at +X.
 """
+
 from __future__ import annotations
 
 import os

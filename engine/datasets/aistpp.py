@@ -6,6 +6,7 @@ trans / scaling. AIST++ is Y up, like the canonical skeleton. Joints come from s
 forward kinematics (SMPL_REST_OFFSETS: HumanML3D bone lengths in SMPL's T-pose), so no SMPL
 model files are needed.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -37,5 +38,7 @@ def load_joints(path: str | Path, fps: int = canonical.FPS) -> np.ndarray:
     take = read_take(path)
     step = SOURCE_FPS // fps
     poses = np.asarray(take["smpl_poses"], dtype=np.float64)[::step]
-    trans = np.asarray(take["smpl_trans"], dtype=np.float64)[::step] / float(np.asarray(take["smpl_scaling"]).ravel()[0])
+    trans = np.asarray(take["smpl_trans"], dtype=np.float64)[::step] / float(
+        np.asarray(take["smpl_scaling"]).ravel()[0]
+    )
     return place_on_floor_facing_z(forward_kinematics(poses, trans))

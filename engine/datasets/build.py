@@ -11,6 +11,7 @@ source clip (a CMU trial for its segments), so windows, mirrors and segments of 
 straddle train and test. Every sample records its kind (captions.kind_of), which the evaluation
 asks for.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,11 @@ class BuildReport:
         seconds = self.frames / canonical.FPS
         splits = ", ".join(f"{k} {v}" for k, v in self.split_sizes.items())
         lines = [
-            (f"clips {self.clips}, segments {self.segments}, samples {self.samples} (windows and mirrors), "
-             f"frames {self.frames} ({seconds:.1f} s, {seconds / 60:.1f} min of motion), captions {self.captions}, "
-             f"distinct kinds {len(self.kinds)}"),
+            (
+                f"clips {self.clips}, segments {self.segments}, samples {self.samples} (windows and mirrors), "
+                f"frames {self.frames} ({seconds:.1f} s, {seconds / 60:.1f} min of motion), captions {self.captions}, "
+                f"distinct kinds {len(self.kinds)}"
+            ),
             f"splits: {splits}",
             f"built in {self.seconds_to_build:.1f} s",
         ]
@@ -85,12 +88,14 @@ def mirror_joints(joints: np.ndarray) -> np.ndarray:
 def assign_splits(clips: list[str], val_clips: int, test_clips: int) -> dict[str, str]:
     """A fixed, name-hashed choice of held-out clips, so rebuilding gives the same splits."""
     if val_clips + test_clips >= len(clips):
-        raise ValueError(f"{len(clips)} clips cannot hold out {val_clips} val + {test_clips} test clips and still train")
+        raise ValueError(
+            f"{len(clips)} clips cannot hold out {val_clips} val + {test_clips} test clips and still train"
+        )
     order = sorted(clips, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
     split = {name: "train" for name in clips}
     for name in order[:test_clips]:
         split[name] = "test"
-    for name in order[test_clips:test_clips + val_clips]:
+    for name in order[test_clips : test_clips + val_clips]:
         split[name] = "val"
     return split
 
@@ -126,7 +131,7 @@ def build_dataset(config: BuildConfig) -> BuildReport:
     for clip, joints, captions in kept:
         for start in window_starts(len(joints), config.max_frames):
             sample_id = f"{len(sources):06d}"
-            window = place_on_floor_facing_z(joints[start:start + config.max_frames])
+            window = place_on_floor_facing_z(joints[start : start + config.max_frames])
             variants = [(sample_id, window, captions)]
             if config.mirror:
                 mirrored_captions = [captions_module.mirror_caption(c) for c in captions]
@@ -141,9 +146,13 @@ def build_dataset(config: BuildConfig) -> BuildReport:
                 report.frames += len(motion)
                 report.captions += len(texts)
             sources[sample_id] = {
-                "clip": clip, "kind": captions_module.kind_of(clip), "take": source_clip(clip), "split": split_of[clip],
+                "clip": clip,
+                "kind": captions_module.kind_of(clip),
+                "take": source_clip(clip),
+                "split": split_of[clip],
                 "start_frame": start,
-                "end_frame": start + len(window), "mirrored_id": layout.MIRROR_PREFIX + sample_id if config.mirror else None,
+                "end_frame": start + len(window),
+                "mirrored_id": layout.MIRROR_PREFIX + sample_id if config.mirror else None,
             }
         report.segments += 1
         report.kinds.add(captions_module.kind_of(clip))
@@ -179,7 +188,7 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
             "aistpp": "AIST++ takes (Li et al. 2021), SMPL poses through forward kinematics, CC-BY 4.0",
             "cmu": "CMU Graphics Lab motion capture (mocap.cs.cmu.edu), BVH, free for all uses, no resale of the data itself",
             "cmu_takes": "segments of 84 CMU trials from the BVH conversions in github.com/Przestr/motion-capture and "
-                         "github.com/DragonForgedTheArtist/IClone-CMU-Mocap (engine/datasets/cmu_takes/README.md)",
+            "github.com/DragonForgedTheArtist/IClone-CMU-Mocap (engine/datasets/cmu_takes/README.md)",
             "composed": "composed_walk_wave: the DeepMimic walk, a 0.5 s blend, then the CMU wave (engine/datasets/compose.py)",
         },
         "samples_by_id": sources,
@@ -205,8 +214,11 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = BuildConfig(
-        out=args.out, shared_data=args.shared_data, val_clips=args.val_clips,
-        test_clips=args.test_clips, mirror=not args.no_mirror,
+        out=args.out,
+        shared_data=args.shared_data,
+        val_clips=args.val_clips,
+        test_clips=args.test_clips,
+        mirror=not args.no_mirror,
     )
     report = build_dataset(config)
     print(f"dataset written to {config.out}")

@@ -8,6 +8,7 @@ HumanML3D's texts/<id>.txt lines carry `caption#tokens#start#end`, with tokens `
 (`a/DET person/NOUN walk/VERB forward/ADV`). `tokens` tags the caption vocabulary with a word
 list and a few suffix rules, so no tagger model is needed offline.
 """
+
 from __future__ import annotations
 
 import re
@@ -291,7 +292,9 @@ def kind_of(clip: str) -> str:
 
 def captions_of_kind(kind: str) -> list[str]:
     """Every caption written for a kind's clips and segments (a clip name that is its own kind: its captions)."""
-    clips = [clip for clip in CAPTIONS if kind_of(clip) == kind] + [s.name for s in cmu_segments.SEGMENTS if s.kind == kind]
+    clips = [clip for clip in CAPTIONS if kind_of(clip) == kind] + [
+        s.name for s in cmu_segments.SEGMENTS if s.kind == kind
+    ]
     return list(dict.fromkeys(c for clip in (clips or [kind]) for c in captions_for(clip)))
 
 
@@ -358,7 +361,16 @@ _VOCABULARY: dict[str, str] = {
     "NUM": "two one four",
     "PART": "not",
 }
-_IRREGULAR: dict[str, str] = {"lying": "lie", "threw": "throw", "feet": "foot", "stood": "stand", "swung": "swing", "held": "hold", "hurries": "hurry", "steadies": "steady"}
+_IRREGULAR: dict[str, str] = {
+    "lying": "lie",
+    "threw": "throw",
+    "feet": "foot",
+    "stood": "stand",
+    "swung": "swing",
+    "held": "hold",
+    "hurries": "hurry",
+    "steadies": "steady",
+}
 _TAGS: dict[str, str] = {}
 for _tag, _words in reversed(list(_VOCABULARY.items())):  # earlier parts of speech win ties
     for _word in _words.split():

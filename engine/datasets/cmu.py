@@ -6,6 +6,7 @@ the pelvis, spine and collar joints CMU lacks are placed between their neighbour
 `canonical_joints`), and the result is rebuilt on the canonical skeleton, because the derived
 joints do not keep constant distances to their neighbours. Resampling picks every sixth frame.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,11 +23,24 @@ COLLAR_FRACTION_OF_HALF_SHOULDER_WIDTH = 0.45
 
 # Canonical joint -> the CMU joint at the same place.
 CMU_JOINT: dict[str, str] = {
-    "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg", "spine1": "Spine",
-    "left_knee": "LeftLeg", "right_knee": "RightLeg", "spine2": "Spine1",
-    "left_ankle": "LeftFoot", "right_ankle": "RightFoot", "left_foot": "LeftToeBase", "right_foot": "RightToeBase",
-    "neck": "Neck1", "head": "Head", "left_shoulder": "LeftArm", "right_shoulder": "RightArm",
-    "left_elbow": "LeftForeArm", "right_elbow": "RightForeArm", "left_wrist": "LeftHand", "right_wrist": "RightHand",
+    "left_hip": "LeftUpLeg",
+    "right_hip": "RightUpLeg",
+    "spine1": "Spine",
+    "left_knee": "LeftLeg",
+    "right_knee": "RightLeg",
+    "spine2": "Spine1",
+    "left_ankle": "LeftFoot",
+    "right_ankle": "RightFoot",
+    "left_foot": "LeftToeBase",
+    "right_foot": "RightToeBase",
+    "neck": "Neck1",
+    "head": "Head",
+    "left_shoulder": "LeftArm",
+    "right_shoulder": "RightArm",
+    "left_elbow": "LeftForeArm",
+    "right_elbow": "RightForeArm",
+    "left_wrist": "LeftHand",
+    "right_wrist": "RightHand",
 }
 
 
@@ -50,7 +64,9 @@ def canonical_joints(clip: bvh.BvhClip) -> np.ndarray:
     # place them all: the pelvis halfway between the hips (CMU's Hips sits 8 cm above them) with
     # spine1 square to the hip line; the collars level with spine3, square to the neck.
     pelvis = by_name["pelvis"] = 0.5 * (by_name["left_hip"] + by_name["right_hip"])
-    by_name["spine1"] = pelvis + _square_to(by_name["spine1"] - pelvis, rotations.normalize(by_name["left_hip"] - pelvis))
+    by_name["spine1"] = pelvis + _square_to(
+        by_name["spine1"] - pelvis, rotations.normalize(by_name["left_hip"] - pelvis)
+    )
     chest, neck = by_name["spine2"], by_name["neck"]
     spine3 = by_name["spine3"] = chest + SPINE3_ALONG_CHEST_TO_NECK * (neck - chest)
     up = rotations.normalize(neck - spine3)

@@ -13,6 +13,7 @@ rest on equipment far above the floor; the uneven-terrain walks 03_01 and 03_02 
 floor, a jumping hand); the runs of subject 9 and 02_03 (1.1 to 1.4 s, too short for a sample);
 09_10 (broken: a joint jumps 3 m).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -319,16 +320,46 @@ CAPTIONS: dict[str, list[str]] = {
 
 
 def _cut(take: str, part: str, start_s: float, end_s: float | None, kind: str, captions: str) -> Segment:
-    return Segment(f"cmu_{take}_{part}", take, round(start_s * canonical.FPS),
-                   None if end_s is None else round(end_s * canonical.FPS), kind, captions)
+    return Segment(
+        f"cmu_{take}_{part}",
+        take,
+        round(start_s * canonical.FPS),
+        None if end_s is None else round(end_s * canonical.FPS),
+        kind,
+        captions,
+    )
 
 
 def _whole(take: str, kind: str, captions: str) -> Segment:
     return _cut(take, "a", 0.0, None, kind, captions)
 
 
-_WALKS = ["02_01", "02_02", "06_01", "07_01", "07_02", "07_03", "07_06", "07_07", "07_08", "07_09", "07_10",
-          "07_11", "08_01", "08_02", "08_03", "08_05", "08_06", "08_08", "08_09", "08_10", "10_04", "12_01", "12_02", "12_03"]
+_WALKS = [
+    "02_01",
+    "02_02",
+    "06_01",
+    "07_01",
+    "07_02",
+    "07_03",
+    "07_06",
+    "07_07",
+    "07_08",
+    "07_09",
+    "07_10",
+    "07_11",
+    "08_01",
+    "08_02",
+    "08_03",
+    "08_05",
+    "08_06",
+    "08_08",
+    "08_09",
+    "08_10",
+    "10_04",
+    "12_01",
+    "12_02",
+    "12_03",
+]
 SEGMENTS: list[Segment] = [
     *[_whole(take, "walk", "walk") for take in _WALKS],
     _whole("05_01", "walk", "walk veering right"),
@@ -356,16 +387,25 @@ SEGMENTS: list[Segment] = [
     _cut("02_10", "a", 0.0, 10.0, "wash", "wash legs"),
     _cut("02_10", "b", 10.0, None, "wash", "wash body"),
     *[_whole(take, "ballet", "ballet spins") for take in ("05_02", "05_06", "05_08", "05_11", "05_13")],
-    *[_whole(take, "ballet", "ballet poses") for take in ("05_03", "05_04", "05_09", "05_10", "05_12", "05_14", "05_15")],
-    *[_whole(take, "ballet", "ballet leaps") for take in ("05_05", "05_07", "05_16", "05_17", "05_18", "05_19", "05_20")],
+    *[
+        _whole(take, "ballet", "ballet poses")
+        for take in ("05_03", "05_04", "05_09", "05_10", "05_12", "05_14", "05_15")
+    ],
+    *[
+        _whole(take, "ballet", "ballet leaps")
+        for take in ("05_05", "05_07", "05_16", "05_17", "05_18", "05_19", "05_20")
+    ],
     *[_whole(take, "dribble", "dribble forward") for take in ("06_02", "06_03", "06_04", "06_05")],
     *[_whole(take, "dribble", "dribble backward") for take in ("06_06", "06_07")],
     *[_whole(take, "dribble", "dribble sideways") for take in ("06_08", "06_09")],
     _whole("06_10", "dribble", "dribble turns left"),
     *[_whole(take, "dribble", "dribble turns right") for take in ("06_11", "06_12")],
     *[_whole(take, "basketball shot", "basketball shot") for take in ("06_14", "06_15")],
-    *[_cut(take, part, start, end, "reach up", "reach up")
-      for take in ("13_10", "14_07", "14_08") for part, start, end in (("a", 0.0, 7.0), ("b", 7.0, 14.0), ("c", 14.0, None))],
+    *[
+        _cut(take, part, start, end, "reach up", "reach up")
+        for take in ("13_10", "14_07", "14_08")
+        for part, start, end in (("a", 0.0, 7.0), ("b", 7.0, 14.0), ("c", 14.0, None))
+    ],
 ]
 BY_NAME: dict[str, Segment] = {segment.name: segment for segment in SEGMENTS}
 

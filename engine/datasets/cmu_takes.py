@@ -12,6 +12,7 @@ cmu_takes/segments.npz: per segment the root path (float32) and the joints relat
 
 `python -m engine.datasets.cmu_takes --bvh FOLDER...` rebuilds the archive from the BVH files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,15 @@ MAX_JOINT_SPEED = 12.0  # m/s: faster than a punch's fist means a joint jumped
 MAX_BONE_LENGTH_SPREAD = 0.15  # of a bone's median length, 1st to 99th percentile, before the refit
 REFERENCE_FRAME_JUMP = 0.15  # m between two source frames: the T-pose both releases put before the take
 MAX_LOWEST_FOOT = 0.08  # m: the lower foot touches the floor in at least a tenth of the frames
-LEG = [(canonical.JOINT_NAMES.index(a), canonical.JOINT_NAMES.index(b))
-       for a, b in (("LeftUpLeg", "LeftLeg"), ("LeftLeg", "LeftFoot"), ("RightUpLeg", "RightLeg"), ("RightLeg", "RightFoot"))]
+LEG = [
+    (canonical.JOINT_NAMES.index(a), canonical.JOINT_NAMES.index(b))
+    for a, b in (
+        ("LeftUpLeg", "LeftLeg"),
+        ("LeftLeg", "LeftFoot"),
+        ("RightUpLeg", "RightLeg"),
+        ("RightLeg", "RightFoot"),
+    )
+]
 FEET = canonical.LEFT_FOOT + canonical.RIGHT_FOOT
 MIN_ROOT_RISE = 0.01  # m: a take whose pelvis never rises or falls this much had its root height locked
 # Takes whose file states the wrong frame rate: Przestr's copies of subject 16 say 30 fps for
@@ -56,8 +64,11 @@ def convert_take(path: Path, fps: int = canonical.FPS) -> tuple[np.ndarray, list
     raw = motion.positions.astype(np.float64)
     leg = np.median(sum(np.linalg.norm(raw[:, a] - raw[:, b], axis=-1) for a, b in LEG) / 2)
     raw = _without_reference_pose(raw * (canonical.LEG_LENGTH / leg))
-    problems = [f"bone {canonical.JOINT_NAMES[j + 1]} length spreads {spread:.0%}"
-                for j, spread in enumerate(_length_spread(raw)) if spread > MAX_BONE_LENGTH_SPREAD]
+    problems = [
+        f"bone {canonical.JOINT_NAMES[j + 1]} length spreads {spread:.0%}"
+        for j, spread in enumerate(_length_spread(raw))
+        if spread > MAX_BONE_LENGTH_SPREAD
+    ]
     at_fps = resample.linear(raw, resample.sample_points(len(raw), source_fps, fps))
     joints = place_on_floor_facing_z(on_canonical_skeleton(at_fps))
     return joints, problems + check_take(joints, fps)
@@ -109,8 +120,12 @@ def load_segments(archive: Path = ARCHIVE) -> dict[str, np.ndarray]:
     """Segment name -> joints (T, 22, 3) float64, rebuilt rigid on the canonical skeleton."""
     with np.load(archive) as data:
         names = sorted({key.split("/")[0] for key in data.files})
-        return {name: on_canonical_skeleton(data[f"{name}/root"][:, None].astype(np.float64)
-                                            + data[f"{name}/local"].astype(np.float64)) for name in names}
+        return {
+            name: on_canonical_skeleton(
+                data[f"{name}/root"][:, None].astype(np.float64) + data[f"{name}/local"].astype(np.float64)
+            )
+            for name in names
+        }
 
 
 def find_takes(folders: list[Path]) -> dict[str, list[Path]]:
@@ -152,7 +167,7 @@ def build_archive(folders: list[Path], archive: Path = ARCHIVE) -> list[str]:
             end = len(joints) if segment.end is None else segment.end
             if end > len(joints) or segment.start >= end:
                 raise ValueError(f"{segment.name} spans frames {segment.start}..{end}; take {take} has {len(joints)}")
-            segments[segment.name] = place_on_floor_facing_z(joints[segment.start:end])
+            segments[segment.name] = place_on_floor_facing_z(joints[segment.start : end])
         report.append(f"{take}: {len(joints)} frames from {path}")
     archive.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(archive, **pack(segments))
@@ -161,7 +176,9 @@ def build_archive(folders: list[Path], archive: Path = ARCHIVE) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bvh", type=Path, nargs="+", required=True, help="folders with the CMU BVH files (searched recursively)")
+    parser.add_argument(
+        "--bvh", type=Path, nargs="+", required=True, help="folders with the CMU BVH files (searched recursively)"
+    )
     parser.add_argument("--out", type=Path, default=ARCHIVE)
     args = parser.parse_args(argv)
     for line in build_archive(args.bvh, args.out):

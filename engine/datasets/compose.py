@@ -7,6 +7,7 @@ the second's first pose, and the joints are blended over BLEND_FRAMES (about hal
 The result is rebuilt on the canonical skeleton (IK, then FK on its offsets), so the two takes'
 proportions and the blend's shortened bones become one rigid body with one rest layout.
 """
+
 from __future__ import annotations
 
 import numpy as np

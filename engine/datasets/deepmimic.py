@@ -10,6 +10,7 @@ Rotations are interpolated (slerp) at the clip's own frame times before forward 
 bone lengths stay exact at 20 fps. The 11 joints the humanoid lacks (spine1/3, collars, head,
 toes) are placed in the body frames that carry them; see CANONICAL_FROM_HUMANOID.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,18 @@ URDF_SCALE = 0.25  # pybullet's globalScaling for humanoid.urdf, which matches t
 
 # The order of the per-joint values after duration (1), root position (3) and root rotation (4).
 FRAME_LAYOUT: list[tuple[str, int]] = [
-    ("chest", 4), ("neck", 4),
-    ("right_hip", 4), ("right_knee", 1), ("right_ankle", 4), ("right_shoulder", 4), ("right_elbow", 1),
-    ("left_hip", 4), ("left_knee", 1), ("left_ankle", 4), ("left_shoulder", 4), ("left_elbow", 1),
+    ("chest", 4),
+    ("neck", 4),
+    ("right_hip", 4),
+    ("right_knee", 1),
+    ("right_ankle", 4),
+    ("right_shoulder", 4),
+    ("right_elbow", 1),
+    ("left_hip", 4),
+    ("left_knee", 1),
+    ("left_ankle", 4),
+    ("left_shoulder", 4),
+    ("left_elbow", 1),
 ]
 FRAME_WIDTH = 1 + 3 + 4 + sum(width for _, width in FRAME_LAYOUT)
 
@@ -75,7 +85,7 @@ def clip_path(name: str) -> Path:
 def clip_names() -> list[str]:
     """Names of the humanoid clips installed with pybullet (backflip, ..., walk)."""
     folder = data_folder() / "data" / "motions"
-    return sorted(p.stem[len(CLIP_PREFIX):] for p in folder.glob(f"{CLIP_PREFIX}*.txt"))
+    return sorted(p.stem[len(CLIP_PREFIX) :] for p in folder.glob(f"{CLIP_PREFIX}*.txt"))
 
 
 def _vector(text: str) -> np.ndarray:
@@ -103,9 +113,13 @@ def humanoid_geometry() -> HumanoidGeometry:
     foot_centre, foot_box = collision("left_ankle")
     skull_centre, skull = collision("neck")
     return HumanoidGeometry(
-        offsets=offsets, parents=parents, axes=axes,
-        foot_box_centre=foot_centre, foot_box_size=_vector(foot_box.get("size")) * URDF_SCALE,
-        skull_centre=skull_centre, skull_radius=float(skull.get("radius")) * URDF_SCALE,
+        offsets=offsets,
+        parents=parents,
+        axes=axes,
+        foot_box_centre=foot_centre,
+        foot_box_size=_vector(foot_box.get("size")) * URDF_SCALE,
+        skull_centre=skull_centre,
+        skull_radius=float(skull.get("radius")) * URDF_SCALE,
     )
 
 
@@ -129,7 +143,7 @@ def read_clip(path: Path) -> ClipFrames:
     rotations_by_joint = {"root": rotations.normalize(frames[:, 4:8])}
     column = 8
     for joint, width in FRAME_LAYOUT:
-        values = frames[:, column:column + width]
+        values = frames[:, column : column + width]
         if width == 1:
             rotations_by_joint[joint] = rotations.from_axis_angle(values * geometry.axes[joint])
         else:
@@ -169,8 +183,10 @@ def repeat_cycles(clip: ClipFrames, cycles: int) -> ClipFrames:
         for joint, q in clip.local_rotations.items():
             local[joint].append((root_q if joint == "root" else q)[1:])
     return ClipFrames(
-        np.concatenate(times), np.concatenate(positions),
-        {joint: np.concatenate(parts) for joint, parts in local.items()}, clip.loops,
+        np.concatenate(times),
+        np.concatenate(positions),
+        {joint: np.concatenate(parts) for joint, parts in local.items()},
+        clip.loops,
     )
 
 
@@ -180,9 +196,7 @@ def resample(clip: ClipFrames, fps: float) -> ClipFrames:
     index, weight = interpolation_weights(clip.times, new_times)
     w = weight[:, None]
     root = clip.root_positions[index] * (1.0 - w) + clip.root_positions[index + 1] * w
-    local = {
-        joint: rotations.slerp(q[index], q[index + 1], w) for joint, q in clip.local_rotations.items()
-    }
+    local = {joint: rotations.slerp(q[index], q[index + 1], w) for joint, q in clip.local_rotations.items()}
     return ClipFrames(new_times, root, local, clip.loops)
 
 
@@ -207,20 +221,27 @@ def forward_kinematics(clip: ClipFrames) -> np.ndarray:
     toe = np.array([TOE_FRACTION_OF_FOOT_FRONT * foot_front, sole + TOE_ABOVE_SOLE_FRACTION * g.foot_box_size[1], 0.0])
     by_name = {
         "pelvis": world_p["root"],
-        "left_hip": world_p["left_hip"], "right_hip": world_p["right_hip"],
+        "left_hip": world_p["left_hip"],
+        "right_hip": world_p["right_hip"],
         "spine1": at("root", SPINE1_ALONG_ROOT_TO_CHEST * g.offsets["chest"]),
-        "left_knee": world_p["left_knee"], "right_knee": world_p["right_knee"],
+        "left_knee": world_p["left_knee"],
+        "right_knee": world_p["right_knee"],
         "spine2": world_p["chest"],
-        "left_ankle": world_p["left_ankle"], "right_ankle": world_p["right_ankle"],
+        "left_ankle": world_p["left_ankle"],
+        "right_ankle": world_p["right_ankle"],
         "spine3": at("chest", SPINE3_ALONG_CHEST_TO_NECK * g.offsets["neck"]),
-        "left_foot": at("left_ankle", toe), "right_foot": at("right_ankle", toe),
+        "left_foot": at("left_ankle", toe),
+        "right_foot": at("right_ankle", toe),
         "neck": world_p["neck"],
         "left_collar": at("chest", COLLAR_SCALE_OF_SHOULDER_OFFSET * g.offsets["left_shoulder"]),
         "right_collar": at("chest", COLLAR_SCALE_OF_SHOULDER_OFFSET * g.offsets["right_shoulder"]),
         "head": at("neck", HEAD_ALONG_NECK_TO_SKULL_CENTRE * g.skull_centre),
-        "left_shoulder": world_p["left_shoulder"], "right_shoulder": world_p["right_shoulder"],
-        "left_elbow": world_p["left_elbow"], "right_elbow": world_p["right_elbow"],
-        "left_wrist": world_p["left_wrist"], "right_wrist": world_p["right_wrist"],
+        "left_shoulder": world_p["left_shoulder"],
+        "right_shoulder": world_p["right_shoulder"],
+        "left_elbow": world_p["left_elbow"],
+        "right_elbow": world_p["right_elbow"],
+        "left_wrist": world_p["left_wrist"],
+        "right_wrist": world_p["right_wrist"],
     }
     return np.stack([by_name[name] for name in canonical.SMPL_NAMES], axis=1)
 

@@ -8,6 +8,7 @@
 
 Mirrored copies carry the id of their source prefixed with "M", as in HumanML3D.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 FEATURE_SIZE = 263
 MIRROR_PREFIX = "M"
-
 
 
 @dataclass(frozen=True)

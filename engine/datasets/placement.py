@@ -4,6 +4,7 @@ Every loader ends with `place_on_floor_facing_z`, so all real clips share HumanM
 convention (floor at y = 0, root above the XZ origin at frame 0, body facing +Z with its left
 side at +X) and a test can compare sources directly.
 """
+
 from __future__ import annotations
 
 import numpy as np

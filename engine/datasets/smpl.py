@@ -15,6 +15,7 @@ head sits up and forward of the neck, and the toes point forward and down from t
 directions read off SMPL's neutral rest joints. Smaller differences (hips slightly below the
 pelvis) are ignored.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,10 +26,15 @@ from retarget import canonical, rotations
 
 # Bone directions of SMPL's neutral rest pose where they differ from the stick figure's.
 SMPL_REST_DIRECTIONS: dict[int, tuple[float, float, float]] = {
-    16: (1.0, 0.0, 0.0), 18: (1.0, 0.0, 0.0), 20: (1.0, 0.0, 0.0),  # left arm out sideways
-    17: (-1.0, 0.0, 0.0), 19: (-1.0, 0.0, 0.0), 21: (-1.0, 0.0, 0.0),  # right arm
+    16: (1.0, 0.0, 0.0),
+    18: (1.0, 0.0, 0.0),
+    20: (1.0, 0.0, 0.0),  # left arm out sideways
+    17: (-1.0, 0.0, 0.0),
+    19: (-1.0, 0.0, 0.0),
+    21: (-1.0, 0.0, 0.0),  # right arm
     15: (0.0, 0.77, 0.64),  # head: up and forward of the neck
-    10: (0.22, -0.41, 0.88), 11: (-0.22, -0.41, 0.88),  # toes: forward, down, a little outward
+    10: (0.22, -0.41, 0.88),
+    11: (-0.22, -0.41, 0.88),  # toes: forward, down, a little outward
 }
 
 
@@ -86,8 +92,8 @@ def smpl_joints(
     not from the extra vertex landmarks, so any vertex count works. Like smplx, the pelvis
     lands at its rest position plus `trans`.
     """
-    import torch
     import smplx
+    import torch
 
     poses, trans = _check_poses(poses, trans)
     if not Path(model_path).exists():
@@ -98,12 +104,21 @@ def smpl_joints(
     full_pose = np.zeros((len(poses), joint_count * 3))
     used = min(poses.shape[1], full_pose.shape[1])
     full_pose[:, :used] = poses[:, :used]
-    shape = np.zeros((len(poses), model.num_betas)) if betas is None else np.broadcast_to(betas, (len(poses), model.num_betas))
+    shape = (
+        np.zeros((len(poses), model.num_betas))
+        if betas is None
+        else np.broadcast_to(betas, (len(poses), model.num_betas))
+    )
     dtype = model.shapedirs.dtype
     with torch.no_grad():
         _, joints = smplx.lbs.lbs(
-            torch.as_tensor(shape, dtype=dtype), torch.as_tensor(full_pose, dtype=dtype),
-            model.v_template, model.shapedirs, model.posedirs, model.J_regressor, model.parents,
+            torch.as_tensor(shape, dtype=dtype),
+            torch.as_tensor(full_pose, dtype=dtype),
+            model.v_template,
+            model.shapedirs,
+            model.posedirs,
+            model.J_regressor,
+            model.parents,
             model.lbs_weights,
         )
     return joints[:, : canonical.NUM_JOINTS].double().numpy() + trans[:, None]
