@@ -181,7 +181,6 @@ def _request_body(args: argparse.Namespace) -> dict:
 
 # --- motions longer than one window (engine.timeline) --------------------------------------------------------------
 LONG_COMMANDS = ("extend", "inbetween")
-MAX_SHOT_SECONDS = 600.0  # a sanity bound for one shot (10 minutes)
 MAX_WINDOW_FRAMES = validation.Limits().max_frames  # what one run of the model makes
 
 
@@ -220,13 +219,10 @@ def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
 
 def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Path | None) -> list:
     """The (prompt, frames) rows of a timeline from repeated --prompt/--seconds or a JSON file."""
-    from engine.timeline import Segment
-
     if timeline is not None:
         try:
             rows = json.loads(timeline.read_text())
-            pairs = [(row["prompt"], row["seconds"]) for row in rows]
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError) as exc:
             raise RequestError(
                 "bad_timeline",
                 f'--timeline {timeline}: expected a JSON list of {{"prompt": ..., "seconds": ...}} rows ({exc})',
@@ -237,22 +233,8 @@ def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Pat
                 "bad_timeline",
                 f"{len(prompts)} --prompt but {len(seconds or [])} --seconds; give one length per prompt",
             )
-        pairs = list(zip(prompts, seconds))
-    segments = []
-    for index, (prompt, length) in enumerate(pairs, 1):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError("bad_prompt", f"row {index}: the prompt is empty")
-        if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 < length <= MAX_SHOT_SECONDS:
-            raise RequestError(
-                "bad_length",
-                f"row {index}: seconds is {length!r}; expected a number above 0 up to {MAX_SHOT_SECONDS:g}",
-            )
-        segments.append(
-            Segment(prompt.strip(), max(canonical.FRAMES_PER_LATENT, validation.frames_for_seconds(length)))
-        )
-    if sum(s.frames for s in segments) > MAX_SHOT_SECONDS * 20:
-        raise RequestError("bad_length", f"the shot is longer than {MAX_SHOT_SECONDS:g} s")
-    return segments
+        rows = [{"prompt": prompt, "seconds": length} for prompt, length in zip(prompts, seconds)]
+    return validation.timeline_segments(rows, Limits())
 
 
 def source_rows(motion) -> np.ndarray:
@@ -287,7 +269,7 @@ def run_long(args: argparse.Namespace) -> int:
             side = "before" if getattr(args, "before", False) else "after"
             motion = generate_long(
                 pipeline,
-                LongRequest(segments, features, side, seed=args.seed),
+                LongRequest(segments, features, side, None if source is None else source.positions, seed=args.seed),
                 on_progress=lambda p: print(f"scale {p.step}/{p.total}", flush=True),
             )
     except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or checkpoint

@@ -95,6 +95,49 @@ class ModelLoader:
         return self.pipeline
 
 
+# --- what each kind of job is: its request's parser and how it runs on the pipeline ------------------
+PARSERS = {
+    "generate": validation.parse_generate,
+    "edit": validation.parse_edit,
+    "timeline": validation.parse_timeline,  # prompt timelines and extensions (engine.timeline)
+    "inbetween": validation.parse_inbetween,
+}
+
+
+def _generate(pipeline, request, report, should_cancel) -> list:
+    return pipeline.generate(request, on_progress=report, should_cancel=should_cancel)
+
+
+def _edit(pipeline, request, report, should_cancel) -> list:
+    return pipeline.edit(request, on_progress=report, should_cancel=should_cancel)
+
+
+def _timeline(pipeline, request, report, should_cancel) -> list:
+    from engine.timeline import generate_long
+
+    return [generate_long(pipeline, request, report, should_cancel)]
+
+
+def _inbetween(pipeline, request, report, should_cancel) -> list:
+    from engine.timeline import inbetween
+
+    return [
+        inbetween(
+            pipeline,
+            request.source,
+            request.key_frames,
+            request.prompt,
+            request.seed,
+            request.sampling,
+            report,
+            should_cancel,
+        )
+    ]
+
+
+RUNS = {"generate": _generate, "edit": _edit, "timeline": _timeline, "inbetween": _inbetween}
+
+
 class Engine:
     """The service's state: the model loader, the job queue, and how a job runs on the model."""
 
@@ -131,10 +174,9 @@ class Engine:
                 preview = np.asarray(progress.preview_joints, dtype=np.float32)[::PREVIEW_EVERY].copy()
             on_progress(progress.step, progress.total, [preview])
 
-        run = pipeline.generate if job.kind == "generate" else pipeline.edit
         started = time.monotonic()
         try:
-            motions = run(job.request, on_progress=report, should_cancel=should_cancel)
+            motions = RUNS[job.kind](pipeline, job.request, report, should_cancel)
         except Cancelled:
             log.info("job %s cancelled", job.id)
             raise JobCancelled() from None
@@ -236,10 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         engine = self.server.engine
         if path == "/v1/health" and method == "GET":
             return 200, engine.health()
-        if path in ("/v1/generate", "/v1/edit") and method == "POST":
-            kind = path.rsplit("/", 1)[1]
-            parse = validation.parse_generate if kind == "generate" else validation.parse_edit
-            request = parse(self._json_body(), engine.config.limits)
+        kind = path.removeprefix("/v1/")
+        if kind in PARSERS and method == "POST":
+            request = PARSERS[kind](self._json_body(), engine.config.limits)
             try:
                 job = engine.jobs.submit(kind, request)
             except QueueFull as exc:
@@ -254,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "expired", exc.args[0]) from None
             except JobNotFound as exc:
                 raise ApiError(404, "not_found", exc.args[0]) from None
-        if path in ("/v1/health", "/v1/generate", "/v1/edit") or path.startswith("/v1/jobs/"):
+        if path == "/v1/health" or kind in PARSERS or path.startswith("/v1/jobs/"):
             raise ApiError(405, "method_not_allowed", f"{method} is not supported on {path}")
         raise ApiError(404, "not_found", f"no endpoint {path}")
 

@@ -63,7 +63,19 @@ class LongRequest:
     segments: list[Segment]
     source_features: np.ndarray | None = None  # (frames, 263) raw features to continue
     side: str = "after"  # "after": suffix completion; "before": prefix completion
+    source_positions: np.ndarray | None = None  # (frames, 22, 3): where the source is; the result is put there too
     seed: int | None = None  # window i uses seed + i
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+@dataclass
+class InbetweenRequest:
+    """Key poses to pass through: the source's poses at `key_frames`, the frames between from the prompt."""
+
+    prompt: str
+    source: CanonicalMotion
+    key_frames: list[int]
+    seed: int | None = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
 
 
@@ -119,7 +131,17 @@ def generate_long(
         features = _run_window(
             pipeline, features, window, request.side, seed + index, request.sampling, report, should_cancel
         )
-    return representation.features_to_motion(features)
+    motion = representation.features_to_motion(features)
+    if request.source_positions is None:
+        return motion
+    # Decoded features start at the origin facing +Z; the source was somewhere else. The seam frame
+    # (the source's last frame after it, its first before it) goes where it was in the source.
+    source_frames = len(request.source_positions)
+    seam, seam_in_result = (
+        (source_frames - 1, source_frames - 1) if request.side == "after" else (0, len(features) - source_frames)
+    )
+    positions = align_on_frame(motion.positions, request.source_positions, seam_in_result, seam)
+    return CanonicalMotion.from_positions(positions.astype(np.float32), fps=motion.fps, features=motion.features)
 
 
 def _run_window(
@@ -216,10 +238,14 @@ def inbetween(
     return CanonicalMotion.from_positions(positions, fps=source.fps)
 
 
-def align_on_frame(positions: np.ndarray, targets: np.ndarray, frame: int) -> np.ndarray:
-    """Positions (T, 22, 3) turned about the vertical and moved so that `frame` fits the targets' best."""
+def align_on_frame(
+    positions: np.ndarray, targets: np.ndarray, frame: int, target_frame: int | None = None
+) -> np.ndarray:
+    """Positions (T, 22, 3) turned about the vertical and moved so that their `frame` fits the
+    targets' `target_frame` (default: the same frame) best."""
     moving, fixed = np.asarray(positions, np.float64), np.asarray(targets, np.float64)
-    here, there = moving[frame] - moving[frame].mean(0), fixed[frame] - fixed[frame].mean(0)
+    target_frame = frame if target_frame is None else target_frame
+    here, there = moving[frame] - moving[frame].mean(0), fixed[target_frame] - fixed[target_frame].mean(0)
     # The yaw that best maps one pose's ground-plane spread onto the other's (2-D Procrustes on X, Z).
     cross = np.sum(here[:, 2] * there[:, 0] - here[:, 0] * there[:, 2])
     dot = np.sum(here[:, 0] * there[:, 0] + here[:, 2] * there[:, 2])
@@ -227,7 +253,7 @@ def align_on_frame(positions: np.ndarray, targets: np.ndarray, frame: int) -> np
     cos, sin = np.cos(angle), np.sin(angle)
     turn = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
     turned = moving @ turn.T
-    return turned + (fixed[frame].mean(0) - turned[frame].mean(0))
+    return turned + (fixed[target_frame].mean(0) - turned[frame].mean(0))
 
 
 def warp_to_keys(positions: np.ndarray, targets: np.ndarray, keys: list[int]) -> np.ndarray:

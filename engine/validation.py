@@ -20,6 +20,7 @@ from retarget import canonical
 
 if TYPE_CHECKING:
     from engine.pipeline import EditRequest, GenerateRequest, SamplingOptions
+    from engine.timeline import InbetweenRequest, LongRequest
 
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
@@ -49,6 +50,13 @@ class Limits:
     max_seed: int = 2**31 - 1
     max_guidance: float = 20.0
     max_temperature: float = 5.0
+    # Shots longer than one window (engine.timeline): a sanity bound, and prompts per timeline.
+    max_shot_seconds: float = 600.0
+    max_segments: int = 64
+
+    @property
+    def max_shot_frames(self) -> int:
+        return int(self.max_shot_seconds * canonical.FPS)
 
 
 def load_json(raw: bytes, limits: Limits) -> Any:
@@ -113,6 +121,86 @@ def parse_edit(body: Any, limits: Limits) -> "EditRequest":
     )
 
 
+def parse_timeline(body: Any, limits: Limits) -> "LongRequest":
+    """A prompt timeline, or (with 'source' and 'side') an extension of a motion before or after it."""
+    from engine.timeline import LongRequest
+
+    body = _object(body)
+    _known_fields(body, _TIMELINE_FIELDS)
+    features = positions = None
+    if body.get("source") is not None:
+        features, frames = _source(body["source"], limits, limits.max_shot_frames)
+        if len(features) < frames:  # one row per frame: the last step repeated
+            features = np.concatenate([features, features[-1:]])
+        if isinstance(body["source"], dict):  # the result is put where the source motion is
+            positions = _array(body["source"]["positions"], "source.positions", (canonical.NUM_JOINTS, 3), limits)
+    segments = timeline_segments(body.get("segments"), limits, 0 if features is None else len(features))
+    side = body.get("side", "after")
+    if side not in ("after", "before"):
+        raise RequestError("bad_side", f"'side' is {_shorten(side)}; expected 'after' or 'before'")
+    return LongRequest(segments, features, side, positions, seed=_seed(body, limits), sampling=_sampling(body, limits))
+
+
+def timeline_segments(rows: Any, limits: Limits, source_frames: int = 0) -> list:
+    """The Segment rows of a timeline from JSON-like rows {"prompt": ..., "seconds": ...}; with the
+    source they extend, at most max_shot_seconds."""
+    from engine.timeline import Segment
+
+    if not isinstance(rows, list) or not 1 <= len(rows) <= limits.max_segments:
+        raise RequestError(
+            "bad_timeline",
+            f'the timeline must be a list of 1..{limits.max_segments} {{"prompt": ..., "seconds": ...}} rows',
+        )
+    segments = []
+    for number, row in enumerate(rows, 1):
+        try:
+            row = _object(row)
+            _known_fields(row, {"prompt", "seconds"})
+            prompt = _prompt(row, limits)
+            seconds = _float_in(row, "seconds", 0.0, 0.0, limits.max_shot_seconds, low_open=True)
+        except RequestError as error:
+            raise RequestError(error.code, f"timeline row {number}: {error}") from None
+        segments.append(Segment(prompt, max(canonical.FRAMES_PER_LATENT, frames_for_seconds(seconds))))
+    total = source_frames + sum(segment.frames for segment in segments)
+    if total > limits.max_shot_frames:
+        raise RequestError(
+            "bad_length", f"the shot would be {total / canonical.FPS:g} s; at most {limits.max_shot_seconds:g} s"
+        )
+    return segments
+
+
+def parse_inbetween(body: Any, limits: Limits) -> "InbetweenRequest":
+    """In-betweening: the source motion's poses at 'key_frames' kept, the frames between made from the prompt."""
+    from engine.timeline import InbetweenRequest
+    from retarget.motion import CanonicalMotion
+
+    body = _object(body)
+    _known_fields(body, _INBETWEEN_FIELDS)
+    source = body.get("source")
+    if not isinstance(source, dict):
+        raise RequestError("bad_source", "'source' must be a canonical motion object with 'positions' (frames, 22, 3)")
+    positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
+    frames = _frames_in_range(len(positions), limits, limits.max_shot_frames)
+    keys = body.get("key_frames")
+    if not isinstance(keys, list) or not all(isinstance(key, int) and not isinstance(key, bool) for key in keys):
+        raise RequestError("bad_key_frames", "'key_frames' must be a list of frame numbers (integers)")
+    keys = sorted(set(keys))
+    if len(keys) < 2 or keys[0] < 0 or keys[-1] >= frames:
+        raise RequestError("bad_key_frames", f"'key_frames' needs at least two distinct frames within 0..{frames - 1}")
+    if keys[-1] - keys[0] + 1 > limits.max_frames:
+        raise RequestError(
+            "bad_key_frames",
+            f"the key frames span {keys[-1] - keys[0] + 1} frames; one in-betweening covers at most {limits.max_frames}",
+        )
+    return InbetweenRequest(
+        prompt=_prompt(body, limits),
+        source=CanonicalMotion.from_positions(positions, fps=canonical.FPS),
+        key_frames=keys,
+        seed=_seed(body, limits),
+        sampling=_sampling(body, limits),
+    )
+
+
 def frames_for_seconds(seconds: float) -> int:
     """Seconds to a frame count the model can make: the nearest whole token (4 frames, 0.2 s)."""
     return canonical.FRAMES_PER_LATENT * round(seconds * canonical.FPS / canonical.FRAMES_PER_LATENT)
@@ -122,6 +210,8 @@ def frames_for_seconds(seconds: float) -> int:
 _SAMPLING_FIELDS = {"guidance", "temperature", "top_k", "top_p", "smooth"}
 _GENERATE_FIELDS = {"prompt", "seconds", "frames", "seed", "samples"} | _SAMPLING_FIELDS
 _EDIT_FIELDS = {"prompt", "source", "frame_mask", "seed", "samples"} | _SAMPLING_FIELDS
+_TIMELINE_FIELDS = {"segments", "source", "side", "seed"} | _SAMPLING_FIELDS
+_INBETWEEN_FIELDS = {"prompt", "source", "key_frames", "seed"} | _SAMPLING_FIELDS
 
 
 def _object(body: Any) -> dict:
@@ -263,14 +353,14 @@ def _array(value: Any, name: str, trailing_shape: tuple[int, ...], limits: Limit
     return array.astype(np.float32).reshape(-1, *trailing_shape)
 
 
-def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
+def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple[np.ndarray, int]:
     """The motion to edit as (features, its frame count): a canonical motion dict or raw features."""
     if isinstance(source, list):
         features = _array(source, "source", (canonical.FEATURE_SIZE,), limits)
-        frames = _frames_in_range(len(features) + 1, limits)  # features describe the steps between frames
+        frames = _frames_in_range(len(features) + 1, limits, max_frames)  # features describe the steps between frames
     elif isinstance(source, dict):
         positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
-        frames = _frames_in_range(len(positions), limits)
+        frames = _frames_in_range(len(positions), limits, max_frames)
         if source.get("features") is not None:
             features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,), limits)
             if len(features) not in (frames - 1, frames):
@@ -294,11 +384,11 @@ def _source(source: Any, limits: Limits) -> tuple[np.ndarray, int]:
     return features, frames
 
 
-def _frames_in_range(frames: int, limits: Limits) -> int:
-    if not limits.min_frames <= frames <= limits.max_frames:
-        raise RequestError(
-            "bad_source", f"the source motion has {frames} frames; expected {limits.min_frames}..{limits.max_frames}"
-        )
+def _frames_in_range(frames: int, limits: Limits, max_frames: int | None = None) -> int:
+    """`frames` when a source may have it: one window (an edit) unless `max_frames` says more."""
+    high = max_frames or limits.max_frames
+    if not limits.min_frames <= frames <= high:
+        raise RequestError("bad_source", f"the source motion has {frames} frames; expected {limits.min_frames}..{high}")
     return frames
 
 

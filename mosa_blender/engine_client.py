@@ -57,6 +57,21 @@ class EngineClient:
         body = {"prompt": prompt, "source": source, "frame_mask": [bool(flag) for flag in frame_mask], **options}
         return self._call("POST", "/v1/edit", body)["id"]
 
+    def timeline(
+        self, segments: list[tuple[str, float]], source: dict | None = None, side: str = "after", **options: Any
+    ) -> str:
+        """Queue one motion over (prompt, seconds) segments, of any length; with `source` (a canonical
+        motion dict) the segments extend it on `side` ("after" or "before"). Returns the job id."""
+        body: dict[str, Any] = {"segments": [{"prompt": p, "seconds": s} for p, s in segments], **options}
+        if source is not None:
+            body.update(source=source, side=side)
+        return self._call("POST", "/v1/timeline", body)["id"]
+
+    def inbetween(self, prompt: str, source: dict, key_frames: list[int], **options: Any) -> str:
+        """Queue a motion through `source`'s poses at `key_frames`, the frames between from the prompt."""
+        body = {"prompt": prompt, "source": source, "key_frames": [int(frame) for frame in key_frames], **options}
+        return self._call("POST", "/v1/inbetween", body)["id"]
+
     def job(self, job_id: str) -> dict:
         return self._call("GET", f"/v1/jobs/{job_id}")
 

@@ -52,6 +52,17 @@ def test_normalized_joints_stand_on_the_floor_at_the_origin_facing_forward(clips
         assert forward[2] / np.linalg.norm(forward) == pytest.approx(1.0, abs=1e-9), name
 
 
+def frames_before_a_hemisphere_flip(joints: np.ndarray) -> int:
+    """How many frames the official features describe exactly. The official processing takes each
+    frame's yaw velocity as arcsin of the y part of q[t+1] q[t]^-1; when the root rotation turns
+    through 180 degrees from the first facing, q changes hemisphere (w < 0 in that product) and
+    that one step's velocity gets the wrong sign. HumanML3D's own features have the same flaw; five
+    CMU segments (dances, dribbles) turn that far."""
+    root = representation.root_rotations(representation.normalize_joints(joints), smooth=True)
+    flips = np.flatnonzero(rotations.multiply(root[1:], rotations.inverse(root[:-1]))[:, 0] < 0)
+    return int(flips[0]) + 1 if len(flips) else len(joints) - 1
+
+
 def test_round_trip_reproduces_normalized_joints_after_the_constant_yaw(clips):
     worst_raw = worst_aligned = 0.0
     for name, joints in clips.items():
@@ -59,9 +70,11 @@ def test_round_trip_reproduces_normalized_joints_after_the_constant_yaw(clips):
         assert features.shape == (len(joints) - 1, representation.FEATURE_SIZE) and features.dtype == np.float32
         normalized = representation.normalize_joints(joints)
         recovered = representation.features_to_joints(features)
-        raw = np.linalg.norm(recovered - normalized[:-1], axis=-1).max()
+        exact = frames_before_a_hemisphere_flip(joints)
+        assert exact >= 40, name  # two seconds at least: the flip is the rare exception
+        raw = np.linalg.norm(recovered - normalized[:-1], axis=-1)[:exact].max()
         turned = rotations.rotate(representation.initial_root_rotation(normalized), normalized[:-1])
-        aligned = np.linalg.norm(recovered - turned, axis=-1).max()
+        aligned = np.linalg.norm(recovered - turned, axis=-1)[:exact].max()
         print(f"{name}: raw official round trip {raw * 100:.2f} cm, after the constant yaw {aligned * 1000:.5f} mm")
         worst_raw, worst_aligned = max(worst_raw, raw), max(worst_aligned, aligned)
         assert aligned < 1e-3, name
@@ -77,7 +90,7 @@ def test_six_d_rotations_rebuild_the_ric_positions(clips):
         # recover_from_rot turns the body by the inverse of the yaw recover_from_ric turns it by.
         twice = rotations.multiply(*[representation.initial_root_rotation(representation.normalize_joints(joints))] * 2)
         body = from_ric[:, :1] + rotations.rotate(rotations.inverse(twice), from_ric - from_ric[:, :1])
-        error = np.linalg.norm(from_rotations - body, axis=-1).max()
+        error = np.linalg.norm(from_rotations - body, axis=-1)[: frames_before_a_hemisphere_flip(joints)].max()
         assert error < 5e-3, f"{name}: 6-D FK lands {error * 1000:.2f} mm from the ric joints"
 
 

@@ -79,6 +79,61 @@ def test_edit_end_to_end(engine, walk_source):
     assert np.asarray(result[0]["positions"]).shape[1:] == (22, 3)
 
 
+def test_a_timeline_longer_than_one_window_is_one_motion(engine):
+    """12 s from two prompts (one window cannot make it): one motion, its root continuous."""
+    client = engine["client"]
+    (motion,) = client.wait(client.timeline([("a person walks forward", 6.0), ("a person waves", 6.0)], seed=2))
+    positions = np.asarray(motion["positions"])
+    assert positions.shape == (240, 22, 3) and np.isfinite(positions).all()
+    steps = np.linalg.norm(np.diff(positions[:, 0], axis=0), axis=-1)
+    assert steps.max() < 0.2  # metres per frame at 20 fps: no jump at the seams
+
+
+def test_extend_keeps_the_source_and_adds_the_frames(engine, walk_source):
+    client = engine["client"]
+    for side in ("after", "before"):
+        (motion,) = client.wait(client.timeline([("a person jumps", 2.0)], source=walk_source, side=side, seed=1))
+        features, positions = np.asarray(motion["features"]), np.asarray(motion["positions"])
+        assert len(positions) == SOURCE_FRAMES + 40 and len(features) == SOURCE_FRAMES + 40
+        # The seam frame is where the source has it (the source is not at the origin).
+        seam, seam_in_result = (SOURCE_FRAMES - 1, SOURCE_FRAMES - 1) if side == "after" else (0, 40)
+        source_seam = np.asarray(walk_source["positions"])[seam]
+        assert np.linalg.norm(positions[seam_in_result, 0] - source_seam[0]) < 0.05
+
+
+def test_inbetween_passes_through_the_key_poses(engine, walk_source):
+    client = engine["client"]
+    keys = [0, 40, 79]
+    (motion,) = client.wait(client.inbetween("a person hops", walk_source, keys, seed=3))
+    positions, source = np.asarray(motion["positions"]), np.asarray(walk_source["positions"])
+    assert positions.shape == source.shape
+    errors = np.linalg.norm(positions[keys] - source[keys], axis=-1)
+    assert errors.max() < 0.01, errors.max()  # within 1 cm at every key frame
+
+
+@pytest.mark.parametrize(
+    "path, body, code",
+    [
+        ("/v1/timeline", {"segments": []}, "bad_timeline"),
+        ("/v1/timeline", {"segments": [{"prompt": "  \u0007 ", "seconds": 2}]}, "bad_prompt"),
+        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 601}]}, "bad_seconds"),
+        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 300}] * 3}, "bad_length"),
+        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 2}], "side": "up"}, "bad_side"),
+        ("/v1/inbetween", {"prompt": "a person hops", "source": [], "key_frames": [0, 9]}, "bad_source"),
+    ],
+)
+def test_bad_timelines_and_keys_are_clear_400s(engine, path, body, code):
+    answer = raw(engine, "POST", path, json.dumps(body).encode())
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
+
+
+def test_key_frames_outside_the_source_are_a_clear_400(engine, walk_source):
+    body = {"prompt": "a person hops", "source": walk_source, "key_frames": [10, SOURCE_FRAMES]}
+    answer = raw(engine, "POST", "/v1/inbetween", json.dumps(body).encode())
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_key_frames"
+    assert f"0..{SOURCE_FRAMES - 1}" in answer.json()["error"]["message"]
+
+
 def test_cancel_stops_within_one_scale(engine):
     client = engine["client"]
     job_id = client.generate("a person runs in a circle", frames=196, samples=8, seed=5)

@@ -296,6 +296,59 @@ def test_fuzz_edit(target, walk, data):
     check(target, target.post_json("/v1/edit", body, **data.draw(header_changes(body))))
 
 
+@st.composite
+def timeline_bodies(draw, walk: np.ndarray) -> dict:
+    """A prompt timeline, or an extension of a real motion, with rows, lengths or fields broken."""
+    row = st.fixed_dictionaries(
+        {
+            "prompt": st.one_of(st.just("a person waves"), TEXT, FIELD_VALUES),
+            "seconds": st.one_of(st.just(2.0), st.just(0.1), NUMBERS, FIELD_VALUES),
+        }
+    )
+    many = [{"prompt": "a person waves", "seconds": 1.0}] * 65
+    body: dict = {"segments": draw(st.one_of(st.lists(row, max_size=3), st.just(many), FIELD_VALUES))}
+    if draw(st.booleans()):
+        body["source"] = draw(
+            st.one_of(st.just({"positions": walk.tolist()}), st.just(walk[:10].tolist()), FIELD_VALUES)
+        )
+        body["side"] = draw(st.one_of(st.sampled_from(["after", "before", "middle"]), FIELD_VALUES))
+    for name in draw(st.lists(st.sampled_from([*SAMPLING, "frames", "prompt"]), max_size=2)):
+        body[name] = draw(st.one_of(NUMBERS, FIELD_VALUES))
+    return body
+
+
+@st.composite
+def inbetween_bodies(draw, walk: np.ndarray) -> dict:
+    """Key poses of a real motion to pass through, the keys, source or fields broken."""
+    frames = len(walk)
+    keys = st.one_of(
+        st.just([0, frames // 2, frames - 1]),
+        st.lists(st.one_of(st.integers(-5, 400), FIELD_VALUES), max_size=4),
+        FIELD_VALUES,
+    )
+    source = st.one_of(st.just({"positions": walk.tolist()}), st.just({"positions": walk[:5].tolist()}), FIELD_VALUES)
+    body = {"prompt": "a person hops", "source": draw(source), "key_frames": draw(keys)}
+    for name in draw(st.lists(st.sampled_from(["prompt", *SAMPLING, "segments"]), max_size=2)):
+        body[name] = draw(st.one_of(NUMBERS, FIELD_VALUES))
+    return body
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_timeline_and_extend(target, walk, data):
+    valid = dump(data.draw(timeline_bodies(walk)))
+    body = data.draw(st.one_of(st.just(valid), st.just(valid), raw_bodies(valid)))
+    check(target, target.post_json("/v1/timeline", body, **data.draw(header_changes(body))))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_inbetween(target, walk, data):
+    valid = dump(data.draw(inbetween_bodies(walk)))
+    body = data.draw(st.one_of(st.just(valid), st.just(valid), raw_bodies(valid)))
+    check(target, target.post_json("/v1/inbetween", body, **data.draw(header_changes(body))))
+
+
 JOB_IDS = st.one_of(
     st.text(max_size=60),
     st.sampled_from(["1-000000000000", "../health", "%00", "1" * 5000, ""]),
