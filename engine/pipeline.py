@@ -133,9 +133,15 @@ class Pipeline:
         """`request.samples` motions of `request.frames` frames for the prompt."""
         return self._run([request], None, on_progress, should_cancel)[0]
 
-    def generate_many(self, requests: list[GenerateRequest]) -> list[list]:
-        """Several requests (other prompts, lengths, seeds) as one batch; the same motions as one by one."""
-        return self._run(requests, None, None, None)
+    def generate_many(
+        self,
+        requests: list[GenerateRequest],
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> list[list]:
+        """Several requests (other prompts, lengths, seeds; the same sampling options) as one batch:
+        the same motions as one by one; the progress preview is the first request's."""
+        return self._run(requests, None, on_progress, should_cancel)
 
     def edit(
         self,

@@ -138,13 +138,19 @@ def _inbetween(pipeline, request, report, should_cancel) -> list:
 RUNS = {"generate": _generate, "edit": _edit, "timeline": _timeline, "inbetween": _inbetween}
 
 
+def batch_key(job: Job):
+    """Generate jobs that share their sampling options run as one batch (one forward per scale);
+    every other job runs alone."""
+    return ("generate", job.request.sampling) if job.kind == "generate" else None
+
+
 class Engine:
     """The service's state: the model loader, the job queue, and how a job runs on the model."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.loader = ModelLoader(config.checkpoint, config.device)
-        self.jobs = JobQueue(self._run_jobs, config.jobs)
+        self.jobs = JobQueue(self._run_jobs, config.jobs, batch_key)
 
     def health(self) -> dict:
         info = self.loader.pipeline.info if self.loader.ready else {}
@@ -163,25 +169,27 @@ class Engine:
         return health
 
     def _run_jobs(self, jobs: list[Job], on_progress, should_cancel) -> list:
+        """The jobs' motions, one list per job: a batch of generate jobs in one pass, else one job."""
         pipeline = self.loader.wait()
         from engine.pipeline import Cancelled
-
-        (job,) = jobs
 
         def report(progress) -> None:
             preview = None
             if progress.preview_joints is not None:
                 preview = np.asarray(progress.preview_joints, dtype=np.float32)[::PREVIEW_EVERY].copy()
-            on_progress(progress.step, progress.total, [preview])
+            on_progress(progress.step, progress.total, [preview] + [None] * (len(jobs) - 1))
 
-        started = time.monotonic()
+        started, names = time.monotonic(), ", ".join(job.id for job in jobs)
         try:
-            motions = RUNS[job.kind](pipeline, job.request, report, should_cancel)
+            if len(jobs) > 1:
+                results = pipeline.generate_many([job.request for job in jobs], report, should_cancel)
+            else:
+                results = [RUNS[jobs[0].kind](pipeline, jobs[0].request, report, should_cancel)]
         except Cancelled:
-            log.info("job %s cancelled", job.id)
+            log.info("job %s cancelled", names)
             raise JobCancelled() from None
-        log.info("job %s (%s) done in %.2f s", job.id, job.kind, time.monotonic() - started)
-        return [motions]
+        log.info("job %s (%s) done in %.2f s", names, jobs[0].kind, time.monotonic() - started)
+        return results
 
     def job_view(self, job_id: str, cancel: bool = False) -> dict:
         """A job as JSON: motions are kept as arrays (compact) and turned into dicts only here."""
@@ -407,6 +415,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--log-file", help="rotating log file (default: in the temp folder)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone (the add-on's Blender)")
     parser.add_argument("--max-queued", type=int, default=JobSettings.max_queued, help="jobs waiting at most")
+    parser.add_argument(
+        "--max-batch", type=int, default=8, help="generate jobs with the same options run together, at most"
+    )
     parser.add_argument("--result-ttl", type=float, default=JobSettings.result_ttl_s, help="seconds results are kept")
 
 
@@ -419,6 +430,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
+        return 2
+    if args.max_batch < 1 or args.max_queued < 1:
+        print("error: --max-batch and --max-queued must be at least 1", file=sys.stderr)
         return 2
     try:
         token = Path(args.token_file).read_text().strip()
@@ -440,7 +454,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_file=log_file,
-        jobs=JobSettings(max_queued=args.max_queued, result_ttl_s=args.result_ttl),
+        jobs=JobSettings(max_queued=args.max_queued, max_batch=args.max_batch, result_ttl_s=args.result_ttl),
     )
     try:
         server = EngineServer(Engine(config))

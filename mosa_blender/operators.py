@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty
 
-from . import baking, engine_session, model_ops, preferences, spans, storage, takes
+from . import baking, engine_session, model_ops, preferences, shots, spans, storage, takes
 from .armature_io import scaled
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
 from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_steps
@@ -281,15 +281,59 @@ class _JobOperator:
         """What stops the job before the engine does any work: '' when nothing does."""
         if not context.scene.mosa.prompt.strip():
             return "Type a prompt first: what should the character do?"
-        try:
-            armature_mapping(context.active_object)  # an unmappable rig fails here, not after generating
-        except (ValueError, RuntimeError) as failure:
-            return f"MoSa: {failure}"
-        return ""
+        return _mapping_error(context)
+
+
+def _mapping_error(context) -> str:
+    """Why the active rig cannot take a motion ('' when it can): an unmappable rig fails before
+    the engine works, not after."""
+    try:
+        armature_mapping(context.active_object)
+    except (ValueError, RuntimeError) as failure:
+        return f"MoSa: {failure}"
+    return ""
 
 
 def _scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
+
+
+def _sampling(settings) -> dict:
+    """The panel's sampling options, as every job sends them."""
+    names = ("guidance", "temperature", "top_k", "top_p")
+    return {name: getattr(settings, name) for name in names}
+
+
+def _wire(motion: dict) -> dict:
+    """A canonical motion as JSON can carry it."""
+    return {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
+
+
+def active_motion(context) -> dict:
+    """The active action as canonical motion: the one MoSa stored with it, else read back from the
+    rig by inverse transfer (any action: hand keyed, mocap, another tool's)."""
+    obj = context.active_object
+    action = obj.animation_data.action
+    stored = action.get("mosa")
+    if stored is not None:
+        return storage.decode_motion(stored["motion"])
+    first, last = (int(round(frame)) for frame in action.frame_range)
+    return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene))
+
+
+def _action_poll(cls, context) -> bool:
+    """An armature with an active action to work on (not variations playing on the NLA)."""
+    if not _armature_poll(cls, context):
+        return False
+    obj = context.active_object
+    if obj.animation_data is None or obj.animation_data.action is None:
+        cls.poll_message_set(
+            "Variations are playing on the NLA: pick one under Takes first"
+            if takes.comparison_tracks(obj)
+            else "The armature has no action to edit; generate or key one first"
+        )
+        return False
+    return True
 
 
 def _store(action, motion: dict, prompt: str, seed: int, model: str) -> None:
@@ -314,22 +358,22 @@ class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
             seconds=settings.seconds,
             seed=settings.seed,
             samples=settings.variations,
-            guidance=settings.guidance,
-            temperature=settings.temperature,
-            top_k=settings.top_k,
-            top_p=settings.top_p,
             smooth=settings.smooth,
+            **_sampling(settings),
         )
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from generated_actions(context, run)))
 
 
-def generated_actions(context, run: JobRun):
+def generated_actions(context, run: JobRun, label: str | None = None, start_frame: int | None = None):
     """Generate's Blender-side work in slices (see Writing): one new action per variation, keyed
-    on the active armature, each a take; returns the message to report. The takes are listed and
+    on the active armature, each a take, named after `label` (default: the prompt); returns the
+    message to report. The takes are listed and
     the replaced action stashed only after the last slice, so a cancel has nothing to take back there."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    label = label or settings.prompt
+    start_frame = scene.frame_current if start_frame is None else start_frame
     replaced = obj.animation_data.action if obj.animation_data else None
     actions, count = [], len(run.result)
     for number, motion in enumerate(run.result):
@@ -338,7 +382,7 @@ def generated_actions(context, run: JobRun):
                 obj,
                 motion,
                 _scene_fps(scene),
-                scene.frame_current,
+                start_frame,
                 foot_lock=settings.foot_lock,
                 in_place=settings.in_place,
             ),
@@ -346,19 +390,19 @@ def generated_actions(context, run: JobRun):
             0.95 / count,
         )
         seed = settings.seed + number
-        action = bpy.data.actions.new(action_name(settings.prompt, seed))
+        action = bpy.data.actions.new(action_name(label, seed))
         baking.bake_tracks(action, obj, tracks)
-        _store(action, motion, settings.prompt, seed, run.model)
+        _store(action, motion, label, seed, run.model)
         actions.append(action)
         yield (number + 1) / count
     takes.keep_replaced(obj, replaced)
     for action in actions:
         takes.add_take(obj, action)
-    if settings.place_variations == "NLA":
-        takes.compare_on_tracks(obj, actions, scene.frame_current)
+    if settings.place_variations == "NLA" and len(actions) > 1:
+        takes.compare_on_tracks(obj, actions, start_frame)
         return (
             f"MoSa: {len(actions)} variation(s) on NLA tracks, one after another from frame "
-            f"{scene.frame_current}; pick one in Takes to keep it"
+            f"{start_frame}; pick one in Takes to keep it"
         )
     takes.switch_to(obj, actions[0])
     obj.mosa_takes.active_index = len(obj.mosa_takes.items) - len(actions)
@@ -376,17 +420,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not _armature_poll(cls, context):
-            return False
-        obj = context.active_object
-        if obj.animation_data is None or obj.animation_data.action is None:
-            cls.poll_message_set(
-                "Variations are playing on the NLA: pick one under Takes first"
-                if takes.comparison_tracks(obj)
-                else "The armature has no action to edit; generate or key one first"
-            )
-            return False
-        return True
+        return _action_poll(cls, context)
 
     def check_input(self, context) -> str:
         settings = context.scene.mosa
@@ -399,20 +433,9 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
             return f"The range {settings.range_start}..{settings.range_end} ends before it starts"
         return super().check_input(context)
 
-    def source_motion(self, context) -> dict:
-        """The active action as canonical motion: the one MoSa stored with it, else read back
-        from the rig by inverse transfer (any action: hand keyed, mocap, another tool's)."""
-        obj = context.active_object
-        action = obj.animation_data.action
-        stored = action.get("mosa")
-        if stored is not None:
-            return storage.decode_motion(stored["motion"])
-        first, last = (int(round(frame)) for frame in action.frame_range)
-        return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene))
-
     def submit(self, context, client):
         settings = context.scene.mosa
-        motion, start = self.source_motion(context), context.active_object.animation_data.action.frame_range[0]
+        motion, start = active_motion(context), context.active_object.animation_data.action.frame_range[0]
         mask = spans.canonical_mask(
             (settings.range_start, settings.range_end),
             start,
@@ -420,17 +443,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
             len(motion["positions"]),
             motion["fps"],
         )
-        wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
-        return client.edit(
-            settings.prompt,
-            wire,
-            mask.tolist(),
-            seed=settings.seed,
-            guidance=settings.guidance,
-            temperature=settings.temperature,
-            top_k=settings.top_k,
-            top_p=settings.top_p,
-        )
+        return client.edit(settings.prompt, _wire(motion), mask.tolist(), seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from regenerated_action(context, run)))
@@ -466,6 +479,14 @@ def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: 
     """A copy of `source` whose keys inside `span` come from `generated`, blended into the source at
     the seams (at least `seam_frames`, more where the gap is large); keys outside the span stay
     exactly as they were. The source is left untouched."""
+    edited = source.copy()
+    edited.name = f"{source.name} (edit {span[0]}-{span[1]})"
+    baking.bake_tracks(edited, obj, blended_span(source, obj, generated, span, seam_frames))
+    return edited
+
+
+def blended_span(source, obj, generated, span: tuple[int, int], seam_frames: int):
+    """The tracks of `generated` inside `span`, eased into `source` at both seams (see regenerate_span)."""
     inside = (generated.frames >= span[0]) & (generated.frames <= span[1])
     if not inside.any():
         raise ValueError(f"frames {span[0]}..{span[1]} are outside the generated motion")
@@ -481,10 +502,7 @@ def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: 
         new_part.rotations[bone] = spans.blend_rotations(old_part.rotations[bone], new_part.rotations[bone], weights)
     for bone in new_part.locations:
         new_part.locations[bone] = spans.blend_locations(old_part.locations[bone], new_part.locations[bone], weights)
-    edited = source.copy()
-    edited.name = f"{source.name} (edit {span[0]}-{span[1]})"
-    baking.bake_tracks(edited, obj, new_part)
-    return edited
+    return new_part
 
 
 def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, float]:
@@ -527,11 +545,7 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
         return True
 
     def check_input(self, context) -> str:
-        try:
-            armature_mapping(context.active_object)
-        except (ValueError, RuntimeError) as failure:
-            return f"MoSa: {failure}"
-        return ""
+        return _mapping_error(context)
 
     _invoked = False
 
@@ -578,6 +592,205 @@ def baked_action(context, run: JobRun):
     takes.add_take(obj, baked)
     takes.switch_to(obj, baked)
     return f"MoSa: baked into {baked.name}"
+
+
+# --- shots longer than one window: a prompt timeline, extending, in-betweening (engine.timeline) ---
+def shot_segments(context) -> list[tuple[str, float]]:
+    """The shot's (prompt, seconds) segments: the Prompt Timeline's rows, or the named markers."""
+    scene, settings = context.scene, context.scene.mosa
+    if settings.shot_source == "MARKERS":
+        markers = [(marker.frame, marker.name) for marker in scene.timeline_markers]
+        return shots.segments_from_markers(markers, scene.frame_end, _scene_fps(scene))
+    return shots.segments_from_rows([(row.prompt, row.seconds) for row in settings.shot_rows])
+
+
+def _shot_start(context) -> int:
+    """Where the shot's action starts: the first named marker, else the current frame."""
+    scene = context.scene
+    if scene.mosa.shot_source == "MARKERS":
+        return min(marker.frame for marker in scene.timeline_markers if marker.name.strip())
+    return scene.frame_current
+
+
+class MOSA_OT_generate_shot(_JobOperator, bpy.types.Operator):
+    """Generate one action over the whole shot: the Prompt Timeline's rows (or the scene's markers named with prompts) one after another, of any length"""
+
+    bl_idname = "mosa.generate_shot"
+    bl_label = "Generate Shot"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _armature_poll(cls, context)
+
+    def check_input(self, context) -> str:
+        try:
+            shot_segments(context)
+        except ValueError as failure:
+            return f"MoSa: {failure}"
+        return _mapping_error(context)
+
+    def submit(self, context, client):
+        settings = context.scene.mosa
+        return client.timeline(
+            shot_segments(context), seed=settings.seed, smooth=settings.smooth, **_sampling(settings)
+        )
+
+    def write(self, context, run):
+        label = shots.shot_label(shot_segments(context))
+        self.report({"INFO"}, (yield from generated_actions(context, run, label, _shot_start(context))))
+
+
+class MOSA_OT_extend(_JobOperator, bpy.types.Operator):
+    """Add frames before or after the active action from the prompt, into a new action; the action's own keys stay exactly as they are"""
+
+    bl_idname = "mosa.extend"
+    bl_label = "Extend"
+    bl_options = {"REGISTER", "UNDO"}
+
+    side: EnumProperty(
+        name="Side",
+        items=[("AFTER", "After", "Continue the action"), ("BEFORE", "Before", "Lead into the action")],
+        default="AFTER",
+    )
+    _source_frames = 0  # the source motion's canonical frames, for the Blender side
+
+    @classmethod
+    def poll(cls, context):
+        return _action_poll(cls, context)
+
+    def submit(self, context, client):
+        settings, motion = context.scene.mosa, active_motion(context)
+        self._source_frames = len(motion["positions"])
+        segment = [(settings.prompt, settings.extend_seconds)]
+        side = self.side.lower()
+        return client.timeline(segment, source=_wire(motion), side=side, seed=settings.seed, **_sampling(settings))
+
+    def write(self, context, run):
+        self.report({"INFO"}, (yield from extended_action(context, run, self.side, self._source_frames)))
+
+
+def extended_action(context, run: JobRun, side: str, source_frames: int):
+    """Extend's Blender-side work in slices (see Writing): a copy of the active action with keys
+    added only on the new frames before or after it; returns the message."""
+    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    source, motion, fps = obj.animation_data.action, run.result[0], _scene_fps(scene)
+    first, last = (int(round(frame)) for frame in source.frame_range)
+    added = shots.added_scene_frames(len(motion["positions"]), source_frames, fps, motion["fps"])
+    start = first - added if side == "BEFORE" else first
+    full = yield from scaled(
+        motion_to_tracks_steps(obj, motion, fps, start, foot_lock=settings.foot_lock, in_place=settings.in_place),
+        0.0,
+        0.95,
+    )
+    extended = source.copy()
+    extended.name = f"{source.name} (extended {side.lower()} {settings.extend_seconds:g} s)"
+    baking.bake_tracks(extended, obj, full.take((full.frames < first) | (full.frames > last)))
+    _store(extended, motion, settings.prompt, settings.seed, run.model)
+    takes.keep_replaced(obj, source)
+    takes.add_take(obj, extended)
+    takes.switch_to(obj, extended)
+    return f"MoSa: {added} frames added {side.lower()} {source.name}, into {extended.name}; its own keys are unchanged"
+
+
+class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
+    """Make the motion between the selected keys from the prompt, into a new action: it passes through the keyed poses, whose keys stay as they are"""
+
+    bl_idname = "mosa.inbetween_keys"
+    bl_label = "In-between Keys"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _scene_keys: list[int] = []  # the selected keys' frames, for the Blender side
+
+    @classmethod
+    def poll(cls, context):
+        return _action_poll(cls, context)
+
+    def check_input(self, context) -> str:
+        obj = context.active_object
+        selected = baking.keyed_frames(obj.animation_data.action, obj, selected_only=True)
+        self._scene_keys = sorted({int(round(frame)) for frame in selected})
+        if len(self._scene_keys) < 2:
+            return "Select keys on at least two frames (the key poses) to in-between them"
+        return super().check_input(context)
+
+    def submit(self, context, client):
+        settings, motion = context.scene.mosa, active_motion(context)
+        start = context.active_object.animation_data.action.frame_range[0]
+        keys = shots.canonical_key_frames(
+            self._scene_keys, start, _scene_fps(context.scene), len(motion["positions"]), motion["fps"]
+        )
+        return client.inbetween(settings.prompt, _wire(motion), keys, seed=settings.seed, **_sampling(settings))
+
+    def write(self, context, run):
+        self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys)))
+
+
+def inbetweened_action(context, run: JobRun, keys: list[int]):
+    """In-between Keys' Blender-side work in slices (see Writing): a copy of the active action whose
+    frames between the first and last key come from the motion, the key frames' own keys kept."""
+    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    source, motion, span = obj.animation_data.action, run.result[0], (keys[0], keys[-1])
+    full = yield from scaled(
+        motion_to_tracks_steps(
+            obj,
+            motion,
+            _scene_fps(scene),
+            int(round(source.frame_range[0])),
+            foot_lock=settings.foot_lock,
+            in_place=settings.in_place,
+            span=span,
+        ),
+        0.0,
+        0.95,
+    )
+    edited = source.copy()
+    edited.name = f"{source.name} (in-between {keys[0]}-{keys[-1]})"
+    for before, after in zip(keys, keys[1:]):  # one stretch at a time: baking replaces every key in its span
+        if after - before > 1:
+            between = full.take((full.frames > before) & (full.frames < after))
+            baking.bake_tracks(
+                edited, obj, blended_span(source, obj, between, (before + 1, after - 1), settings.seam_frames)
+            )
+    _store(edited, motion, settings.prompt, settings.seed, run.model)
+    takes.keep_replaced(obj, source)
+    takes.add_take(obj, edited)
+    takes.switch_to(obj, edited)
+    return f"MoSa: frames between the keys {', '.join(map(str, keys))} made into {edited.name}"
+
+
+class MOSA_OT_shot_row_add(bpy.types.Operator):
+    """Add a row to the Prompt Timeline, after the active one"""
+
+    bl_idname = "mosa.shot_row_add"
+    bl_label = "Add Row"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = context.scene.mosa
+        row = settings.shot_rows.add()
+        row.prompt = settings.prompt
+        settings.shot_rows.move(len(settings.shot_rows) - 1, min(settings.shot_index + 1, len(settings.shot_rows) - 1))
+        settings.shot_index = min(settings.shot_index + 1, len(settings.shot_rows) - 1)
+        return {"FINISHED"}
+
+
+class MOSA_OT_shot_row_remove(bpy.types.Operator):
+    """Remove the active row of the Prompt Timeline"""
+
+    bl_idname = "mosa.shot_row_remove"
+    bl_label = "Remove Row"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return len(context.scene.mosa.shot_rows) > 0
+
+    def execute(self, context):
+        settings = context.scene.mosa
+        settings.shot_rows.remove(settings.shot_index)
+        settings.shot_index = max(0, min(settings.shot_index, len(settings.shot_rows) - 1))
+        return {"FINISHED"}
 
 
 class MOSA_OT_use_take(bpy.types.Operator):
@@ -656,6 +869,11 @@ def timeline_span(context) -> tuple[int, int] | None:
 CLASSES = (
     MOSA_OT_generate,
     MOSA_OT_regenerate_range,
+    MOSA_OT_generate_shot,
+    MOSA_OT_extend,
+    MOSA_OT_inbetween_keys,
+    MOSA_OT_shot_row_add,
+    MOSA_OT_shot_row_remove,
     MOSA_OT_bake,
     MOSA_OT_use_take,
     MOSA_OT_cancel,

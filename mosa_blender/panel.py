@@ -36,6 +36,15 @@ class MOSA_UL_takes(bpy.types.UIList):
         row.operator("mosa.use_take", text="", icon="CHECKMARK").index = index
 
 
+class MOSA_UL_shot_rows(bpy.types.UIList):
+    """The Prompt Timeline: one row per part of the shot, its prompt and length."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "prompt", text="", emboss=True)
+        row.prop(item, "seconds", text="")
+
+
 class _Sidebar:
     """Where every MoSa panel lives: View3D > Sidebar > MoSa."""
 
@@ -121,7 +130,38 @@ class MOSA_PT_edit(_SubPanel, bpy.types.Panel):
         row.operator("mosa.use_preview_range", text="", icon="TIME")
         self.layout.prop(settings, "seam_frames")
         self.layout.operator("mosa.regenerate_range", icon="FILE_REFRESH")
+        self.layout.operator("mosa.inbetween_keys", icon="KEYFRAME")
+        row = self.layout.row(align=True)
+        row.prop(settings, "extend_seconds")
+        row.operator("mosa.extend", text="Before", icon="TRIA_LEFT").side = "BEFORE"
+        row.operator("mosa.extend", text="After", icon="TRIA_RIGHT").side = "AFTER"
         self.layout.operator("mosa.bake", icon="ACTION")
+
+
+class MOSA_PT_shot(_SubPanel, bpy.types.Panel):
+    """A shot longer than one prompt: rows (or markers named with prompts), one action over all of them."""
+
+    bl_label = "Prompt Timeline"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        settings = context.scene.mosa
+        self.layout.row().prop(settings, "shot_source", expand=True)
+        if settings.shot_source == "ROWS":
+            row = self.layout.row()
+            row.template_list("MOSA_UL_shot_rows", "", settings, "shot_rows", settings, "shot_index", rows=4)
+            buttons = row.column(align=True)
+            buttons.operator("mosa.shot_row_add", text="", icon="ADD")
+            buttons.operator("mosa.shot_row_remove", text="", icon="REMOVE")
+            total = sum(row.seconds for row in settings.shot_rows)
+        else:
+            self.layout.label(text="Each named marker lasts until the next one", icon="MARKER_HLT")
+            named = [marker for marker in context.scene.timeline_markers if marker.name.strip()]
+            total = (
+                context.scene.frame_end + 1 - min((m.frame for m in named), default=context.scene.frame_end + 1)
+            ) / (context.scene.render.fps / context.scene.render.fps_base)
+        self.layout.label(text=f"Shot: {total:.1f} s")
+        self.layout.operator("mosa.generate_shot", icon="SEQUENCE")
 
 
 class MOSA_PT_takes(_SubPanel, bpy.types.Panel):
@@ -167,10 +207,12 @@ class MOSA_PT_jobs(_SubPanel, bpy.types.Panel):
 CLASSES = (
     MOSA_UL_mapping,
     MOSA_UL_takes,
+    MOSA_UL_shot_rows,
     MOSA_PT_main,
     MOSA_PT_mapping,
     MOSA_PT_takes,
     MOSA_PT_edit,
+    MOSA_PT_shot,
     MOSA_PT_sampling,
     MOSA_PT_jobs,
 )

@@ -37,6 +37,21 @@ class MOSA_PG_takes(bpy.types.PropertyGroup):
     active_index: IntProperty()
 
 
+class MOSA_PG_shot_row(bpy.types.PropertyGroup):
+    """One row of the Prompt Timeline: what happens next, and for how long."""
+
+    prompt: StringProperty(name="Prompt", description="What the character does in this part of the shot")
+    seconds: FloatProperty(
+        name="Length",
+        description="Seconds this part lasts (any length: longer parts take several windows)",
+        default=4.0,
+        min=0.2,
+        max=600.0,
+        subtype="TIME_ABSOLUTE",
+        unit="TIME_ABSOLUTE",
+    )
+
+
 class MOSA_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What the character should do")
     seconds: FloatProperty(
@@ -85,6 +100,25 @@ class MOSA_PG_settings(bpy.types.PropertyGroup):
     )
     foot_lock: BoolProperty(name="Foot Lock", description="Pin feet while they touch the ground", default=True)
     in_place: BoolProperty(name="In Place", description="Keep the root over the origin", default=False)
+    shot_rows: CollectionProperty(type=MOSA_PG_shot_row)
+    shot_index: IntProperty()
+    shot_source: EnumProperty(
+        name="Shot From",
+        items=[
+            ("ROWS", "Rows", "The Prompt Timeline's rows, one after another"),
+            ("MARKERS", "Markers", "Timeline markers named with prompts, each lasting until the next marker"),
+        ],
+        default="ROWS",
+    )
+    extend_seconds: FloatProperty(
+        name="Add",
+        description="Seconds Extend adds before or after the action",
+        default=4.0,
+        min=0.2,
+        max=600.0,
+        subtype="TIME_ABSOLUTE",
+        unit="TIME_ABSOLUTE",
+    )
     status: StringProperty(name="Status", default="engine not started")
     progress: FloatProperty(min=0.0, max=1.0)
     jobs: CollectionProperty(type=MOSA_PG_job)
@@ -110,7 +144,15 @@ class MOSA_PG_mapping(bpy.types.PropertyGroup):
     active_index: IntProperty()
 
 
-CLASSES = (MOSA_PG_job, MOSA_PG_take, MOSA_PG_takes, MOSA_PG_settings, MOSA_PG_bone_pair, MOSA_PG_mapping)
+CLASSES = (
+    MOSA_PG_job,
+    MOSA_PG_take,
+    MOSA_PG_takes,
+    MOSA_PG_shot_row,
+    MOSA_PG_settings,
+    MOSA_PG_bone_pair,
+    MOSA_PG_mapping,
+)
 
 
 def register() -> None:

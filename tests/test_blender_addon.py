@@ -1133,6 +1133,7 @@ def test_official_models_download_from_the_preferences_and_the_panel_switches_be
     assert bpy.ops.mosa.remove_models() == {"FINISHED"}
     assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": False, "motionx": False}
     assert not list((tmp_path / "models").glob("*.pt")) and package.engine_session._process is None
+    prefs.model = "DEMO"  # as the tests after this one expect
 
 
 def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mirror, tmp_path, monkeypatch):
@@ -1158,3 +1159,92 @@ def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mi
         model_mirror.faults.throttle_s = 0.0
     assert run.state == "cancelled" and "resumes" in run.message
     assert list((tmp_path / "models" / "downloads").glob("*.part")) and not list((tmp_path / "models").glob("*.pt"))
+
+
+def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
+    """Issue 22 in the add-on: a 12 s shot from two Prompt Timeline rows is one action; Extend adds
+    frames after (and before) an action with every one of its keys bit-identical; In-between Keys
+    remakes the frames between three selected keys 2 s apart and keeps those keys as they were."""
+    package, _ = engine
+    fcurves_for = package.action_compat.fcurves_for
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 30, 1
+    settings = scene.mosa
+    settings.seed, settings.variations, settings.place_variations, settings.shot_source = 4, 1, "ACTIONS", "ROWS"
+    settings.shot_rows.clear()
+    for prompt in ("a person walks forward", "a person waves"):
+        settings.prompt = prompt
+        assert bpy.ops.mosa.shot_row_add() == {"FINISHED"}
+        settings.shot_rows[settings.shot_index].seconds = 6.0
+    assert [row.prompt for row in settings.shot_rows] == ["a person walks forward", "a person waves"]
+    assert bpy.ops.mosa.generate_shot(synchronous=True) == {"FINISHED"}
+    shot = obj.animation_data.action
+    assert shot.name == "MoSa: a person walks forward + 1 more (seed 4)"
+    # 12 s from the current frame: 240 engine frames at 20 fps, the last 239 / 20 s after the first
+    assert shot.frame_range[0] == 1.0 and shot.frame_range[1] == pytest.approx(1 + 239 / 20 * 30, abs=1)
+
+    settings.prompt, settings.seconds = "a person walks forward", 4.0
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    source = obj.animation_data.action
+    before = keys_of(source, obj, fcurves_for)
+    first, last = source.frame_range
+    settings.prompt, settings.extend_seconds = "a person jumps", 6.0
+    assert bpy.ops.mosa.extend(synchronous=True, side="AFTER") == {"FINISHED"}
+    extended = obj.animation_data.action
+    assert extended != source and extended.name.endswith("(extended after 6 s)")
+    assert extended.frame_range[0] == first and extended.frame_range[1] == pytest.approx(last + 180, abs=1)
+    after = keys_of(extended, obj, fcurves_for)
+    for channel, keys in before.items():
+        inside = after[channel][(after[channel][:, 0] >= first) & (after[channel][:, 0] <= last)]
+        np.testing.assert_array_equal(inside, keys, err_msg=str(channel))
+    assert all(np.array_equal(keys_of(source, obj, fcurves_for)[c], k) for c, k in before.items())  # source untouched
+    obj.animation_data.action = source
+    assert bpy.ops.mosa.extend(synchronous=True, side="BEFORE") == {"FINISHED"}
+    lead_in = obj.animation_data.action.frame_range
+    assert lead_in[0] == pytest.approx(first - 180, abs=1) and lead_in[1] == last
+
+    # In-between: three keys 2 s apart on the extended action, selected as an animator would.
+    obj.animation_data.action = extended
+    chosen = [31, 91, 151]
+    for fcurve in fcurves_for(extended, obj):
+        for point in fcurve.keyframe_points:
+            point.select_control_point = int(round(point.co[0])) in chosen
+    settings.prompt = "a person hops on one leg"
+    assert bpy.ops.mosa.inbetween_keys(synchronous=True) == {"FINISHED"}
+    inbetweened = obj.animation_data.action
+    assert inbetweened.name == f"{extended.name} (in-between 31-151)"
+    kept, made = keys_of(extended, obj, fcurves_for), keys_of(inbetweened, obj, fcurves_for)
+    changed = 0
+    for channel, keys in kept.items():
+        at_keys = np.isin(keys[:, 0], chosen) | (keys[:, 0] < 31) | (keys[:, 0] > 151)
+        np.testing.assert_array_equal(made[channel][np.isin(made[channel][:, 0], keys[at_keys, 0])], keys[at_keys])
+        changed += not np.array_equal(made[channel], keys)
+    assert changed > len(kept) // 2  # the frames between the keys are new motion
+
+
+def test_the_timeline_operators_explain_what_is_missing(engine):
+    package, _ = engine
+    obj = mixamo_rig()
+    settings = bpy.context.scene.mosa
+    settings.shot_rows.clear()
+    settings.shot_source = "ROWS"
+    with pytest.raises(RuntimeError, match="Prompt Timeline is empty"):
+        bpy.ops.mosa.generate_shot(synchronous=True)
+    settings.shot_source = "MARKERS"
+    bpy.context.scene.timeline_markers.clear()
+    with pytest.raises(RuntimeError, match="No timeline marker is named"):
+        bpy.ops.mosa.generate_shot(synchronous=True)
+    settings.prompt, settings.seconds, settings.variations, settings.place_variations = (
+        "a person waves",
+        2.0,
+        1,
+        "ACTIONS",
+    )
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    fcurves = package.action_compat.fcurves_for(obj.animation_data.action, obj)
+    for fcurve in fcurves:
+        for point in fcurve.keyframe_points:
+            point.select_control_point = point.co[0] == 1.0
+    with pytest.raises(RuntimeError, match="at least two frames"):
+        bpy.ops.mosa.inbetween_keys(synchronous=True)

@@ -358,3 +358,19 @@ def test_still_healthy_after_bad_input(engine):
     client = engine["client"]
     assert client.health()["ready"] is True
     assert len(client.wait(client.generate("a person bows", frames=40), timeout_s=120)) == 1
+
+
+def test_concurrent_generate_jobs_run_as_one_batch_with_the_motions_they_would_have_alone(engine, walk_source):
+    """While an edit occupies the worker, three generate jobs queue; they share their options and run
+    together in one pass (the engine log names them on one line), each with its own motion."""
+    client = engine["client"]
+    busy = client.edit("a person jumps", walk_source, [True] * SOURCE_FRAMES, seed=1)
+    prompts = ["a person walks forward", "a person waves", "a person jumps", "a person turns around"]
+    queued = [client.generate(prompt, seconds=2.0, seed=10 + index) for index, prompt in enumerate(prompts[:3])]
+    client.wait(busy)
+    together = [client.wait(job_id)[0] for job_id in queued]
+    log = (engine["folder"] / "engine.log").read_text()
+    assert f"job {', '.join(queued)} (generate) done" in log, log[-2000:]
+    alone = client.wait(client.generate(prompts[1], seconds=2.0, seed=11))[0]
+    np.testing.assert_allclose(np.asarray(together[1]["positions"]), np.asarray(alone["positions"]), atol=1e-3)
+    assert not np.allclose(np.asarray(together[0]["positions"]), np.asarray(together[1]["positions"]))
