@@ -449,29 +449,38 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         self.report({"INFO"}, (yield from regenerated_action(context, run)))
 
 
+def _tracks_on_rig(context, motion: dict, start_frame: int, span: tuple[int, int] | None = None):
+    """The motion on the active rig from `start_frame`, at the scene's rate, with the panel's foot
+    lock and in-place options, in slices (see Writing) over the first 95 % of the progress."""
+    settings = context.scene.mosa
+    steps = motion_to_tracks_steps(
+        context.active_object,
+        motion,
+        _scene_fps(context.scene),
+        start_frame,
+        foot_lock=settings.foot_lock,
+        in_place=settings.in_place,
+        span=span,
+    )
+    return (yield from scaled(steps, 0.0, 0.95))
+
+
+def _play_new_take(obj: bpy.types.Object, replaced: bpy.types.Action, action: bpy.types.Action) -> None:
+    """`action` becomes a take and the rig's action; the one it replaces is kept (takes)."""
+    takes.keep_replaced(obj, replaced)
+    takes.add_take(obj, action)
+    takes.switch_to(obj, action)
+
+
 def regenerated_action(context, run: JobRun):
     """Regenerate Range's Blender-side work in slices (see Writing): the edited copy of the
     active action, only the engine frames around the range re-solved, as a new take; returns the message."""
-    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
-    full = yield from scaled(
-        motion_to_tracks_steps(
-            obj,
-            motion,
-            _scene_fps(scene),
-            int(round(source.frame_range[0])),
-            foot_lock=settings.foot_lock,
-            in_place=settings.in_place,
-            span=span,
-        ),
-        0.0,
-        0.95,
-    )
+    full = yield from _tracks_on_rig(context, motion, int(round(source.frame_range[0])), span)
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
     _store(edited, motion, settings.prompt, settings.seed, run.model)
-    takes.keep_replaced(obj, source)
-    takes.add_take(obj, edited)
-    takes.switch_to(obj, edited)
+    _play_new_take(obj, source, edited)
     return f"MoSa: frames {span[0]}..{span[1]} regenerated into {edited.name}"
 
 
@@ -571,26 +580,13 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
 def baked_action(context, run: JobRun):
     """Bake's Blender-side work in slices (see Writing): the stored motion keyed again into a
     new action with the current foot lock and in-place options; returns the message."""
-    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    obj = context.active_object
     source = obj.animation_data.action
-    tracks = yield from scaled(
-        motion_to_tracks_steps(
-            obj,
-            run.result[0],
-            _scene_fps(scene),
-            int(source.frame_range[0]),
-            foot_lock=settings.foot_lock,
-            in_place=settings.in_place,
-        ),
-        0.0,
-        0.95,
-    )
+    tracks = yield from _tracks_on_rig(context, run.result[0], int(source.frame_range[0]))
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
-    takes.keep_replaced(obj, source)
-    takes.add_take(obj, baked)
-    takes.switch_to(obj, baked)
+    _play_new_take(obj, source, baked)
     return f"MoSa: baked into {baked.name}"
 
 
@@ -678,18 +674,12 @@ def extended_action(context, run: JobRun, side: str, source_frames: int):
     first, last = (int(round(frame)) for frame in source.frame_range)
     added = shots.added_scene_frames(len(motion["positions"]), source_frames, fps, motion["fps"])
     start = first - added if side == "BEFORE" else first
-    full = yield from scaled(
-        motion_to_tracks_steps(obj, motion, fps, start, foot_lock=settings.foot_lock, in_place=settings.in_place),
-        0.0,
-        0.95,
-    )
+    full = yield from _tracks_on_rig(context, motion, start)
     extended = source.copy()
     extended.name = f"{source.name} (extended {side.lower()} {settings.extend_seconds:g} s)"
     baking.bake_tracks(extended, obj, full.take((full.frames < first) | (full.frames > last)))
     _store(extended, motion, settings.prompt, settings.seed, run.model)
-    takes.keep_replaced(obj, source)
-    takes.add_take(obj, extended)
-    takes.switch_to(obj, extended)
+    _play_new_take(obj, source, extended)
     return f"MoSa: {added} frames added {side.lower()} {source.name}, into {extended.name}; its own keys are unchanged"
 
 
@@ -729,21 +719,9 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
 def inbetweened_action(context, run: JobRun, keys: list[int]):
     """In-between Keys' Blender-side work in slices (see Writing): a copy of the active action whose
     frames between the first and last key come from the motion, the key frames' own keys kept."""
-    scene, settings, obj = context.scene, context.scene.mosa, context.active_object
+    settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (keys[0], keys[-1])
-    full = yield from scaled(
-        motion_to_tracks_steps(
-            obj,
-            motion,
-            _scene_fps(scene),
-            int(round(source.frame_range[0])),
-            foot_lock=settings.foot_lock,
-            in_place=settings.in_place,
-            span=span,
-        ),
-        0.0,
-        0.95,
-    )
+    full = yield from _tracks_on_rig(context, motion, int(round(source.frame_range[0])), span)
     edited = source.copy()
     edited.name = f"{source.name} (in-between {keys[0]}-{keys[-1]})"
     for before, after in zip(keys, keys[1:]):  # one stretch at a time: baking replaces every key in its span
@@ -753,9 +731,7 @@ def inbetweened_action(context, run: JobRun, keys: list[int]):
                 edited, obj, blended_span(source, obj, between, (before + 1, after - 1), settings.seam_frames)
             )
     _store(edited, motion, settings.prompt, settings.seed, run.model)
-    takes.keep_replaced(obj, source)
-    takes.add_take(obj, edited)
-    takes.switch_to(obj, edited)
+    _play_new_take(obj, source, edited)
     return f"MoSa: frames between the keys {', '.join(map(str, keys))} made into {edited.name}"
 
 
