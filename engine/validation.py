@@ -110,7 +110,7 @@ def parse_edit(body: Any, limits: Limits) -> "EditRequest":
 
     body = _object(body)
     _known_fields(body, _EDIT_FIELDS)
-    source_features, source_frames = _source(body.get("source"), limits)
+    source_features, source_frames, _ = _source(body.get("source"), limits)
     return EditRequest(
         prompt=_prompt(body, limits),
         source_features=source_features,
@@ -127,13 +127,11 @@ def parse_timeline(body: Any, limits: Limits) -> "LongRequest":
 
     body = _object(body)
     _known_fields(body, _TIMELINE_FIELDS)
-    features = positions = None
+    features = positions = None  # positions, when the source has them: the result is put where it is
     if body.get("source") is not None:
-        features, frames = _source(body["source"], limits, limits.max_shot_frames)
+        features, frames, positions = _source(body["source"], limits, limits.max_shot_frames)
         if len(features) < frames:  # one row per frame: the last step repeated
             features = np.concatenate([features, features[-1:]])
-        if isinstance(body["source"], dict):  # the result is put where the source motion is
-            positions = _array(body["source"]["positions"], "source.positions", (canonical.NUM_JOINTS, 3), limits)
     segments = timeline_segments(body.get("segments"), limits, 0 if features is None else len(features))
     side = body.get("side", "after")
     if side not in ("after", "before"):
@@ -353,10 +351,11 @@ def _array(value: Any, name: str, trailing_shape: tuple[int, ...], limits: Limit
     return array.astype(np.float32).reshape(-1, *trailing_shape)
 
 
-def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple[np.ndarray, int]:
-    """The motion to edit as (features, its frame count): a canonical motion dict or raw features."""
+def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """The motion to edit as (features, its frame count, its joint positions if it has them): a
+    canonical motion dict or raw features."""
     if isinstance(source, list):
-        features = _array(source, "source", (canonical.FEATURE_SIZE,), limits)
+        features, positions = _array(source, "source", (canonical.FEATURE_SIZE,), limits), None
         frames = _frames_in_range(len(features) + 1, limits, max_frames)  # features describe the steps between frames
     elif isinstance(source, dict):
         positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
@@ -381,7 +380,7 @@ def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple
             "'source' must be a canonical motion object (with 'positions' (frames, 22, 3)) "
             f"or a list of {canonical.FEATURE_SIZE}-value feature rows",
         )
-    return features, frames
+    return features, frames, positions
 
 
 def _frames_in_range(frames: int, limits: Limits, max_frames: int | None = None) -> int:
