@@ -130,6 +130,7 @@ MOTION_WORDS = {
 }
 MOTION_WORD_TAG = {word: tag for tag, words in MOTION_WORDS.items() for word in words}
 VOCABULARY_FILES = ("our_vab_data.npy", "our_vab_words.pkl", "our_vab_idx.pkl")
+SPACY_MODEL = "en_core_web_sm"  # the release's tagger; optional here (not a PyPI package)
 GLOVE_6B_FILE = "glove.6B.300d.txt"
 
 
@@ -267,14 +268,15 @@ class SpacyTagger:
 
 def load_spacy():
     message = (
-        "plain caption lines (Motion-X's texts) are tagged with spaCy's en_core_web_sm, as the release does: "
-        "pip install spacy and the en_core_web_sm model, or store `caption#tokens#start#end` lines"
+        f"plain caption lines (Motion-X's texts) are tagged with spaCy's {SPACY_MODEL}, as the release does: "
+        f"`pip install spacy` then `python -m spacy download {SPACY_MODEL}` (spaCy's own download: the model is "
+        "not a PyPI package), or store `caption#tokens#start#end` lines"
     )
     if importlib.util.find_spec("spacy") is None:
         raise RuntimeError(f"spaCy is not installed; {message}")
     import spacy
 
     try:
-        return spacy.load("en_core_web_sm")
+        return spacy.load(SPACY_MODEL)
     except OSError as error:
-        raise RuntimeError(f"spaCy has no en_core_web_sm ({error}); {message}") from None
+        raise RuntimeError(f"spaCy has no {SPACY_MODEL} ({error}); {message}") from None

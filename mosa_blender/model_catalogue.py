@@ -143,6 +143,11 @@ class DownloadRun:
             self.state = "cancelled" if event.get("kind") == "cancelled" else "failed"
             self.message = event.get("message", "")
 
+    @property
+    def status_text(self) -> str:
+        """What the status bar says while the download runs: the stage, bytes, rate and time left."""
+        return f"MoSa: {self.line} - Esc cancels"
+
     def cancel(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -185,8 +185,9 @@ class MOSA_OT_download_models(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        if event.type == "ESC":
+        if event.type == "ESC" and event.value == "PRESS":
             _download.cancel()
+            return {"RUNNING_MODAL"}  # Esc stops the download, nothing else
         if event.type == "TIMER" and self.advance(context):
             context.window_manager.event_timer_remove(self._timer)
             context.window_manager.progress_end()
@@ -195,12 +196,13 @@ class MOSA_OT_download_models(bpy.types.Operator):
         return {"PASS_THROUGH"}
 
     def advance(self, context) -> bool:
+        """One poll of the download, for both paths: its line in the preferences and, with a window, the status bar."""
         finished = _download.poll()
         models = state(context)
         models.status, models.progress = _download.line, _download.fraction
         if context.window is not None:
             context.window_manager.progress_update(_download.fraction)
-            context.workspace.status_text_set(f"MoSa: {_download.line} - Esc cancels")
+            context.workspace.status_text_set(_download.status_text)
         return finished
 
     def conclude(self, context):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1136,29 +1137,59 @@ def test_official_models_download_from_the_preferences_and_the_panel_switches_be
     prefs.model = "DEMO"  # as the tests after this one expect
 
 
-def test_a_model_download_is_cancelled_and_keeps_what_it_fetched(addon, model_mirror, tmp_path, monkeypatch):
+def test_a_model_download_shows_its_progress_is_cancelled_and_resumes(addon, model_mirror, tmp_path, monkeypatch):
+    """Download Official Models as a script runs it (synchronous: headless Blender has no window for
+    the modal timer, whose ticks call the same `advance`): its status-bar line has bytes, rate and
+    time left; a cancel mid-transfer (what Esc and Cancel do) keeps the bytes and installs nothing;
+    the next press resumes with a Range request and installs both models."""
     from service_engine import ENGINE_PYTHON
 
+    from tests.model_server import ARCHIVE
+
     package, _ = addon
-    monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("MOSA_MODELS_MIRROR", model_mirror.url)
-    model_mirror.faults.throttle_s = 0.1
-    try:
-        run = package.model_catalogue.DownloadRun.start(
-            ENGINE_PYTHON, package.engine_process.DEFAULT_ENGINE_ROOT, tmp_path / "download.log"
-        )
+    for name, value in {
+        "MOSA_MODELS_DIR": tmp_path / "models",
+        "MOSA_MODELS_MIRROR": model_mirror.url,
+        "HF_HUB_CACHE": tmp_path / "hf",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    package.preferences.get(bpy.context).engine_python = ENGINE_PYTHON
+    models = bpy.context.window_manager.mosa_models
+    seen: list[str] = []
+
+    def cancel_once_the_rate_is_known() -> None:  # a thread: it reads the run and stops it, never bpy
         deadline = time.monotonic() + 120
-        while not run.poll() and run.fraction < 0.1:
-            assert time.monotonic() < deadline, run.line
+        while time.monotonic() < deadline:
+            run = package.model_ops._download
+            if run is not None and run.line.endswith(" left"):
+                seen.append(run.status_text)
+                run.cancel()
+                return
             time.sleep(0.05)
-        assert run.line.startswith("download MoSa.zip: ") and " of 2.7 MB" in run.line
-        run.cancel()  # what Esc and the Cancel button do
-        while not run.poll():
-            time.sleep(0.05)
+
+    model_mirror.faults.throttle_s = 0.1  # about 0.6 MB/s: still downloading when cancelled
+    canceller = threading.Thread(target=cancel_once_the_rate_is_known)
+    canceller.start()
+    try:
+        result = bpy.ops.mosa.download_models(accept_licences=True, synchronous=True)
     finally:
+        canceller.join()
         model_mirror.faults.throttle_s = 0.0
-    assert run.state == "cancelled" and "resumes" in run.message
-    assert list((tmp_path / "models" / "downloads").glob("*.part")) and not list((tmp_path / "models").glob("*.pt"))
+    print(f"status bar during the download: {seen}")
+    assert len(seen) == 1 and re.fullmatch(
+        r"MoSa: download MoSa\.zip: [\d.]+ [KM]B of 2\.7 MB, [\d.]+ [KM]B/s, \d+ s left - Esc cancels", seen[0]
+    ), seen
+    assert result == {"CANCELLED"} and "resumes" in models.status, models.status
+    assert package.model_ops._download is None and bpy.ops.mosa.download_models.poll()
+    (partial,) = (tmp_path / "models" / "downloads").glob("*.part")
+    kept = partial.stat().st_size
+    assert 0 < kept < len(model_mirror.files[ARCHIVE]) and not list((tmp_path / "models").glob("*.pt"))
+    assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": False, "motionx": False}
+
+    assert bpy.ops.mosa.download_models(accept_licences=True, synchronous=True) == {"FINISHED"}
+    assert model_mirror.ranges(ARCHIVE)[-1] == f"bytes={kept}-", "the second press asks only for the bytes it lacks"
+    assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": True, "motionx": True}
 
 
 def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
