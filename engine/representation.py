@@ -9,10 +9,11 @@ function (HumanML3D motion_representation.py and common/skeleton.py):
 1. `normalize_joints`: retarget onto the canonical skeleton (scale the root by leg length,
    swing IK, FK with `canonical.OFFSETS`), put the lowest joint on the floor, move the root's
    XZ at frame 0 to the origin and turn the body to face +Z at frame 0.
-2. The root rotation of every frame comes from a Gaussian-smoothed (sigma 20 frames) forward
-   direction. The official IK adds the hip vector and the *reversed* shoulder vector (its face
-   joints unpack in a different order than in step 1), so this facing is not the facing that
-   step 1 aligned to +Z. We reproduce that quirk exactly, because the checkpoints expect it.
+2. The root rotation of every frame but the first comes from a Gaussian-smoothed (sigma 20
+   frames) forward direction; frame 0 keeps the identity, as the official IK sets it. The
+   official IK adds the hip vector and the *reversed* shoulder vector (its face joints unpack in
+   a different order than in step 1), so this facing is not the facing that step 1 aligned to
+   +Z. We reproduce both quirks exactly, because the checkpoints expect them.
 3. Per-chain IK rotations (shortest arc from the raw offset direction, relative to the rotation
    accumulated down the chain, every chain starting from the root rotation) as 6-D.
 4. The layout: [0] root yaw velocity (arcsin of y of the relative root quaternion, a half
@@ -21,14 +22,12 @@ function (HumanML3D motion_representation.py and common/skeleton.py):
    [67:193] 21 rotations in 6-D, [193:259] 22 joint velocities in the facing frame,
    [259:263] foot contacts left (ankle, toe), right (ankle, toe).
 
-The round trip is not the identity, by design of the official recovery: `features_to_joints`
-starts from yaw 0 at frame 0, while the features were computed relative to the smoothed root
-rotation of frame 0 (`initial_root_rotation`). So features_to_joints(joints_to_features(J))
-equals normalize_joints(J) turned about the vertical axis by that one constant rotation (on
-real clips up to ~13 cm at the extremities); after undoing it the two agree to float precision.
-`features_to_rotation_joints` (the official recover_from_rot) applies the recovered root
-rotation in the opposite sense, so its joints are the normalised joints turned by the inverse
-of the same rotation.
+Because frame 0's root rotation is the identity, the recovery (which starts from yaw 0) gives
+back the normalised joints: features_to_joints(joints_to_features(J)) equals normalize_joints(J)
+without its last frame, and so do the 6-D rotations by FK (`features_to_rotation_joints`), to
+float32 precision. One official flaw remains: the yaw velocity is arcsin of a quaternion part,
+so a step whose relative root quaternion has w < 0 (the smoothed facing crossing -Z) gets the
+wrong sign, and the recovery drifts from there; HumanML3D's own features share it.
 """
 
 from __future__ import annotations
@@ -105,8 +104,11 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
 def root_rotations(joints: np.ndarray, smooth: bool) -> np.ndarray:
     """(T, 4) rotations taking each frame's forward direction onto +Z (official IK's root).
 
-    Official quirk kept on purpose: the across vector is (l_hip - r_hip) + (r_shoulder -
-    l_shoulder), a hip vector pointing left plus a shoulder vector pointing right.
+    Official quirks kept on purpose, because the checkpoints expect them:
+    - the across vector is (l_hip - r_hip) + (r_shoulder - l_shoulder), a hip vector pointing
+      left plus a shoulder vector pointing right;
+    - frame 0 keeps the identity whatever its facing: its features are not turned, and its yaw
+      velocity is the whole rotation of frame 1.
     """
     r_hip, l_hip, r_shoulder, l_shoulder = canonical.FACE_JOINTS
     across = (joints[:, l_hip] - joints[:, r_hip]) + (joints[:, r_shoulder] - joints[:, l_shoulder])
@@ -115,7 +117,9 @@ def root_rotations(joints: np.ndarray, smooth: bool) -> np.ndarray:
     if smooth:
         forward = gaussian_smooth(forward, SMOOTHING_SIGMA)
     forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
-    return rotations.between(forward, np.broadcast_to(_FORWARD, forward.shape))
+    root = rotations.between(forward, np.broadcast_to(_FORWARD, forward.shape))
+    root[0] = rotations.identity()
+    return root
 
 
 def chain_ik(joints: np.ndarray, root_rotation: np.ndarray) -> np.ndarray:
@@ -182,12 +186,6 @@ def normalize_joints(joints: np.ndarray) -> np.ndarray:
     forward = np.cross(_UP, across / np.linalg.norm(across))
     facing = rotations.between(forward / np.linalg.norm(forward), _FORWARD)
     return rotations.rotate(facing, positions)
-
-
-def initial_root_rotation(normalized_joints: np.ndarray) -> np.ndarray:
-    """The smoothed root rotation (4,) at frame 0: the constant yaw between features_to_joints
-    and the normalised joints (recovered = rotate(this, normalised))."""
-    return root_rotations(_check_joints(normalized_joints), smooth=True)[0]
 
 
 def foot_contacts(positions: np.ndarray, threshold: float = canonical.CONTACT_VELOCITY_THRESHOLD) -> np.ndarray:
