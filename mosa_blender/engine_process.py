@@ -37,8 +37,10 @@ class EngineProcess:
         log_dir: str | os.PathLike = "",
         engine_root: str | os.PathLike = DEFAULT_ENGINE_ROOT,
         start_timeout_s: float = 120.0,
+        serve_options: tuple[str, ...] = (),
     ) -> None:
         self.python, self.checkpoint, self.device = python, str(checkpoint), device
+        self.serve_options = serve_options  # more `engine serve` options (the bench's --max-batch)
         self.log_dir = Path(log_dir or Path.home() / ".cache" / "mosa-blender" / "engine")
         self.engine_root = Path(engine_root)
         self.start_timeout_s = start_timeout_s
@@ -129,6 +131,7 @@ class EngineProcess:
             str(self.log_file),
             "--parent-pid",
             str(os.getpid()),
+            *self.serve_options,
         ]
         # Only the engine's own folder: Blender's PYTHONPATH belongs to another Python.
         env = dict(os.environ, PYTHONPATH=str(self.engine_root))
