@@ -39,6 +39,7 @@ from retarget import canonical
 log = logging.getLogger("engine.service")
 
 PREVIEW_EVERY = 4  # keep every 4th frame of the coarse preview: enough to draw, small to poll
+PREVIEW_EVERY_S = 0.5  # a preview (a decode) at most this often: a job shorter than this makes none
 DISCARD_AT_MOST = 64 * 1024 * 1024  # a refused body up to this size is read and dropped
 LINGER_S = 2.0  # a closing connection reads what the client still sends for this long at most
 
@@ -73,7 +74,9 @@ class ModelLoader:
 
             self.progress, self.message = 0.3, f"loading {self.checkpoint}"
             started = time.monotonic()
-            self.pipeline = Pipeline.load(self.checkpoint, device=self.device)
+            pipeline = Pipeline.load(self.checkpoint, device=self.device)
+            pipeline.preview_every_s = PREVIEW_EVERY_S
+            self.pipeline = pipeline  # ready from here on
             self.progress, self.message = 1.0, "ready"
             log.info("model loaded in %.1f s: %s", time.monotonic() - started, self.pipeline.info)
         except Exception as exc:  # reported by health and by every job until restarted
