@@ -1,8 +1,9 @@
 """One engine per Blender session: started early or on first use, reused, restarted after a crash, stopped on quit.
 
-Starting early (`start_early`) runs on a thread of its own, so Blender's UI never waits for the
-engine; the thread then follows the model's loading through /v1/health and keeps a one-line
-`readiness` the panel shows. A lock keeps the early start and a first Generate from starting two.
+Starting early (`start_early`) launches the process and leaves the waiting to a thread, so
+Blender's UI never waits for the engine; the thread follows the model's loading through
+/v1/health and keeps a one-line `readiness` the panel shows. A lock keeps the early start and a
+first Generate from starting two.
 """
 
 from __future__ import annotations
@@ -40,30 +41,34 @@ def connect(prefs, log_dir: Path, checkpoint: str | None = None) -> tuple[Engine
 
 
 def start_early(python: str, checkpoint: str, device: str, log_dir: Path) -> threading.Thread:
-    """Start the local engine on a thread and return at once; the thread waits until the model
-    is loaded (or failed), keeping `readiness` up to date. A first Generate meanwhile waits only
-    for the engine's port, then for the model inside its job, like any job does."""
+    """Launch the local engine's process here (the caller's thread must outlive it: Blender's
+    main thread), then return a thread that waits for its port and follows the model's loading
+    until it is loaded or failed, keeping `readiness` up to date. A Generate meanwhile waits
+    only for the port, then for the model inside its job, like any job does."""
     global readiness
     readiness = "starting"
-    thread = threading.Thread(
-        target=_start_and_follow,
-        args=(python, checkpoint, device, log_dir, _stops),
-        name="mosa-engine-start",
-        daemon=True,
-    )
+    with _lock:
+        process = _process_for(python, checkpoint, device, log_dir)
+        try:
+            process.launch()
+        except (EngineUnavailable, EngineError, OSError) as failure:
+            readiness = f"not running: {str(failure).splitlines()[0]}"
+            process = None  # nothing to follow
+    thread = threading.Thread(target=_follow, args=(process, _stops), name="mosa-engine-start", daemon=True)
     thread.start()
     return thread
 
 
-def _start_and_follow(python: str, checkpoint: str, device: str, log_dir: Path, stops_when_asked: int) -> None:
+def _follow(process: EngineProcess | None, stops_when_launched: int) -> None:
+    """The launched engine's port, then its health until the model is loaded (see start_early)."""
     global readiness
     try:
         with _lock:
-            if _stops != stops_when_asked:  # the add-on was disabled (or the engine stopped) meanwhile
+            if _stops != stops_when_launched or _process is not process:  # stopped or swapped meanwhile
                 return
-            process, _ = _running(python, checkpoint, device, log_dir)
+            process.await_listening()
             client = process.client(timeout_s=5.0)
-        while _process is process:  # else stopped or swapped meanwhile: nothing left to follow
+        while _process is process:
             health = client.health()
             if health["ready"]:
                 readiness = f"ready: {health['model']} on {health['device']}"
@@ -79,13 +84,19 @@ def _start_and_follow(python: str, checkpoint: str, device: str, log_dir: Path, 
 
 def _running(python: str, checkpoint: str, device: str, log_dir: Path) -> tuple[EngineProcess, str | None]:
     """The engine process for these settings, running (call with the lock held)."""
+    process = _process_for(python, checkpoint, device, log_dir)
+    return process, process.ensure_running()
+
+
+def _process_for(python: str, checkpoint: str, device: str, log_dir: Path) -> EngineProcess:
+    """The session's engine for these settings, running or not (call with the lock held)."""
     global _process
     if _process is not None and (_process.python, _process.checkpoint, _process.device) != (python, checkpoint, device):
         _process.stop()  # settings changed: the next engine runs with the new ones
         _process = None
     if _process is None:
         _process = EngineProcess(python, checkpoint, device=device, log_dir=log_dir)
-    return _process, _process.ensure_running()
+    return _process
 
 
 def stop() -> None:
