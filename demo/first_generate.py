@@ -1,9 +1,9 @@
 """Prompt to keys in a running Blender, the way a user meets it: the installed extension with its
 own engine subprocess on the committed demo model, Generate of 4 s on the Mixamo-style rig.
 
-Three clicks in one Blender session: a first Generate with no early start (the engine starts on
-the click), a first Generate after the panel has been open PANEL_OPEN_S (the early start has
-loaded the model meanwhile), and a second Generate. Each is split into the job's time inside the
+Clicks in one Blender session: a first Generate with no early start (the engine starts on the
+click), a first Generate after the panel has been open PANEL_OPEN_S (the early start has loaded
+the model meanwhile), then LATER_CLICKS more (their median). Each is split into the job's time inside the
 engine (queued, waiting for the model, run) and the rest (starting the engine's process, HTTP,
 polling and the Blender side). Runs in a process of its own (engine/bench.py starts it): bpy is
 imported only after Blender's user folders point at a throwaway folder.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PANEL_OPEN_S = 10.0
+LATER_CLICKS = 3
 MOTION_SECONDS = 4.0
 PROMPT = "a person walks forward and waves"
 TARGETS_S = {"first": 3.0, "second": 0.5}  # issue 24's acceptance, prompt to keys
@@ -62,7 +63,10 @@ def measure(archive: Path, cold_start: bool) -> tuple[list[Click], float | None]
                 raise RuntimeError(f"the early start: {addon.engine_session.readiness}")
             time.sleep(max(0.0, PANEL_OPEN_S - (time.perf_counter() - started)))
             clicks.append(_click(addon, f"first Generate, the panel open {PANEL_OPEN_S:g} s", TARGETS_S["first"]))
-            clicks.append(_click(addon, "second Generate", TARGETS_S["second"]))
+            later = sorted((_click(addon, "", TARGETS_S["second"]) for _ in range(LATER_CLICKS)), key=lambda c: c.total)
+            median = later[len(later) // 2]
+            median.case = f"second and later Generate (median of {LATER_CLICKS})"
+            clicks.append(median)
         finally:
             addon.engine_session.stop()
         return clicks, loaded_s

@@ -21,7 +21,7 @@ CLIENTS = 8
 JOBS_PER_CLIENT = 4
 SECONDS = 4.0
 PROMPT = "a person walks forward"
-POLL_S = 0.1  # as the add-on polls (operators.POLL_S)
+POLL_S = 0.03  # as the add-on polls (operators.POLL_S)
 ROOT = Path(__file__).resolve().parents[1]
 
 
