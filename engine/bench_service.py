@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cli import DEFAULT_CHECKPOINT
+from engine.service import default_threads
 
 CLIENTS = 8
 JOBS_PER_CLIENT = 4
@@ -101,7 +102,8 @@ def table(rounds: list[Round]) -> str:
     alone = next(r for r in rounds if r.max_batch == 1)
     notes = [
         f"each client waits for its job's result before sending the next ({JOBS_PER_CLIENT} jobs each), polling every "
-        f"{POLL_S * 1000:.0f} ms; the engine process uses torch's default threads on this machine",
+        f"{POLL_S * 1000:.0f} ms, as the add-on does; the engines run with serve's default --threads "
+        f"({default_threads()} on this machine)",
         f"batching: {batched.jobs_per_second / alone.jobs_per_second:.2f}x the throughput of one job at a time "
         f"with {CLIENTS} clients",
     ]
