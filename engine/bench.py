@@ -11,9 +11,12 @@ on a user's machine.
 Each case runs in a fresh process, so its peak resident memory (RSS) is its own; on CUDA the
 table also gives torch.cuda.max_memory_allocated.
 
-A last table times the Blender side of a Generate per stage (retarget, constraints, keying) on
+A table times the Blender side of a Generate per stage (retarget, constraints, keying) on
 a Mixamo-style rig and Rigify's generated human, and a 30-frame Regenerate Range
-(demo/blender_bench.py, in a process of its own that imports bpy).
+(demo/blender_bench.py, in a process of its own that imports bpy). Then the throughput of one
+engine serving 8 clients at once (engine/bench_service.py), and, given the built extension
+(`--extension`, as build.py bench passes it), Generate in Blender from prompt to keys: the first
+click with and without the early start, and a second one (demo/first_generate.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import bench_service
 from retarget import canonical
 
 FRAMES = canonical.MAX_FRAMES
@@ -151,8 +155,7 @@ def run_case(case: Case) -> Result:
 
 def measure(case: Case) -> Result:
     """run_case in a fresh process, so that the peak memory is this case's alone."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run_case, case).result()
+    return in_own_process(run_case, case)
 
 
 def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
@@ -210,6 +213,19 @@ def blender_side(repeats: int) -> str:
     from demo import blender_bench
 
     return blender_bench.report(repeats)
+
+
+def first_generate_table(archive: Path, cold_start: bool) -> str:
+    """demo/first_generate.py's table; runs in its own process (bpy imported after its user folders are set)."""
+    from demo import first_generate
+
+    return first_generate.report(archive, cold_start)
+
+
+def in_own_process(function, *args):
+    """function(*args) in a fresh spawned process: its own memory, imports and threads."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
 
 
 def table(results: list[Result], notes: list[str]) -> str:
@@ -317,7 +333,16 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
-    parser.add_argument("--quick", action="store_true", help="batch 1 only (a check, not the recorded run)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="batch 1 only, no service or cold-start rows (a check, not the recorded run)",
+    )
+    parser.add_argument(
+        "--extension",
+        type=Path,
+        help="the built extension zip: time Generate in Blender, prompt to keys (build.py bench)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -332,25 +357,25 @@ def run(args: argparse.Namespace) -> int:
     timeline_rows = []
     for device in devices:
         print(f"[bench] 30 s timeline on {device} ...", flush=True)
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            timeline_rows.append((device, *pool.submit(time_timeline, device, args.threads).result()))
+        timeline_rows.append((device, *in_own_process(time_timeline, device, args.threads)))
     report += "\n" + timeline_table(timeline_rows)
     print("[bench] the Blender side on Mixamo-style and Rigify rigs ...", flush=True)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        report += "\n" + pool.submit(blender_side, 1 if args.quick else 3).result()
+    report += "\n" + in_own_process(blender_side, 1 if args.quick else 3)
+    if not args.quick:
+        print(f"[bench] one engine, {bench_service.CLIENTS} clients at once ...", flush=True)
+        report += "\n" + in_own_process(bench_service.report)
+    if args.extension:
+        print("[bench] Generate in Blender, prompt to keys ...", flush=True)
+        report += "\n" + in_own_process(first_generate_table, args.extension, not args.quick)
     if args.momask:
         from engine.momask_reference import check_checkout
 
         directory, rows = check_checkout(args.momask), []
         for batch in (1,) if args.quick else BATCHES:
             print(f"[bench] engine against MoMask, batch {batch} ...", flush=True)
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                rows.append(
-                    (
-                        batch,
-                        *pool.submit(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2).result(),
-                    )
-                )
+            rows.append(
+                (batch, *in_own_process(compare_momask, directory, batch, args.threads, 5 if batch == 1 else 2))
+            )
         report += "\n" + momask_table(rows)
     print(report)
     if args.out:

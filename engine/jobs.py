@@ -64,6 +64,8 @@ class Job:
         }
         if self.preview is not None:
             view["preview"] = self.preview
+        if self.finished is not None:
+            view["elapsed_s"] = self.finished - self.created  # in the engine: queued, then run
         if self.state == DONE:
             view["result"] = self.result
         if self.state == FAILED:

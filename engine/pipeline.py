@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,9 @@ class Pipeline:
         self.text_encoder = text_encoder
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.device = device
+        # A coarse preview costs a decode: at most one per this many seconds of a job (0: every
+        # scale). The service sets it, since a preview per scale makes a short job half as slow again.
+        self.preview_every_s = 0.0
         self.max_frames = tokenizer.config.max_frames
         self.info = {
             "model": name,
@@ -204,10 +208,15 @@ class Pipeline:
 
         on_scale = None
         if on_progress is not None:
+            last_preview = time.monotonic() if self.preview_every_s > 0 else -math.inf
 
             def on_scale(step: int, total: int, z_hat: torch.Tensor) -> None:
-                preview = self._features(z_hat[:1], [crop or lengths[0]])[0]
-                on_progress(Progress(step, total, representation.features_to_joints(preview)))
+                nonlocal last_preview
+                joints = None
+                if time.monotonic() - last_preview >= self.preview_every_s:
+                    preview = self._features(z_hat[:1], [crop or lengths[0]])[0]
+                    joints, last_preview = representation.features_to_joints(preview), time.monotonic()
+                on_progress(Progress(step, total, joints))
 
         _, z_hat = sample(
             self.transformer,

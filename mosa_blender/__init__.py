@@ -8,9 +8,19 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import engine_ops, engine_session, mapping_ops, model_ops, operators, panel, preferences, properties
+from . import (
+    engine_autostart,
+    engine_ops,
+    engine_session,
+    mapping_ops,
+    model_ops,
+    operators,
+    panel,
+    preferences,
+    properties,
+)
 
-MODULES = (properties, model_ops, preferences, operators, engine_ops, mapping_ops, panel)
+MODULES = (properties, model_ops, preferences, operators, engine_ops, mapping_ops, panel, engine_autostart)
 
 
 @persistent

@@ -15,7 +15,7 @@ from .operators import connect
 
 
 class MOSA_OT_engine_start(bpy.types.Operator):
-    """Start the MoSa engine now (it also starts by itself on first use)"""
+    """Start the MoSa engine now (it also starts by itself when Blender starts, or on first use)"""
 
     bl_idname = "mosa.engine_start"
     bl_label = "Start Engine"

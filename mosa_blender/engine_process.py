@@ -37,8 +37,10 @@ class EngineProcess:
         log_dir: str | os.PathLike = "",
         engine_root: str | os.PathLike = DEFAULT_ENGINE_ROOT,
         start_timeout_s: float = 120.0,
+        serve_options: tuple[str, ...] = (),
     ) -> None:
         self.python, self.checkpoint, self.device = python, str(checkpoint), device
+        self.serve_options = serve_options  # more `engine serve` options (the bench's --max-batch)
         self.log_dir = Path(log_dir or Path.home() / ".cache" / "mosa-blender" / "engine")
         self.engine_root = Path(engine_root)
         self.start_timeout_s = start_timeout_s
@@ -49,6 +51,7 @@ class EngineProcess:
         self.pid: int | None = None
         self.port: int | None = None
         self._popen: subprocess.Popen | None = None
+        self._launched = False  # a process started whose 'listening' line is not read yet
 
     @property
     def base_url(self) -> str:
@@ -71,6 +74,17 @@ class EngineProcess:
 
         Returns None when it was already running, else a sentence saying what happened (for
         the user: a restart after a crash should not pass silently)."""
+        news = self.launch()
+        self.await_listening()
+        return news
+
+    def launch(self) -> str | None:
+        """ensure_running's first half, which returns at once: a new engine's process is
+        started, but its port not yet known (await_listening). Launch from a thread that lives
+        as long as the engine (Blender's main thread): on Linux the engine exits with the thread
+        that started it (its parent-death signal follows the thread)."""
+        if self._launched:
+            return None
         if self.is_running():
             try:
                 self.client(timeout_s=5.0).health()
@@ -81,7 +95,7 @@ class EngineProcess:
         exit_code = self._popen.returncode if self._popen is not None else None
         if not crashed and self._adopt():
             return f"reusing the engine already running (pid {self.pid}, port {self.port})"
-        self._start()
+        self._launch()
         if crashed:
             return f"the engine had stopped (exit code {exit_code}); restarted it (pid {self.pid})"
         return f"started the engine (pid {self.pid}, port {self.port})"
@@ -106,10 +120,31 @@ class EngineProcess:
             self._popen.wait(timeout=timeout_s)
         self.state_file.unlink(missing_ok=True)
         self.pid = self.port = None
-        self._popen = None
+        self._popen, self._launched = None, False
+
+    def await_listening(self) -> None:
+        """Wait for the launched engine's 'listening' line (its port); nothing when none was launched."""
+        if not self._launched:
+            return
+        self._launched = False
+        try:
+            ready = json.loads(self._first_line())
+            self.port = int(ready["port"])
+        except Exception as exc:
+            tail = self._log_tail()
+            if self._popen.poll() is None:
+                self._popen.kill()
+            self._popen.wait()
+            self.pid = None
+            raise EngineStartError(f"the engine did not start: {exc}\n--- engine output ---\n{tail}") from None
+        # Anything the engine prints later must not fill the pipe and block it.
+        threading.Thread(target=self._popen.stdout.read, name="engine-stdout", daemon=True).start()
+        self.state_file.write_text(
+            json.dumps({"pid": self.pid, "port": self.port, "checkpoint": self.checkpoint, "device": self.device})
+        )
 
     # --- internals ----------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _launch(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _write_private(self.token_file, secrets.token_urlsafe(32))
         command = [
@@ -129,27 +164,13 @@ class EngineProcess:
             str(self.log_file),
             "--parent-pid",
             str(os.getpid()),
+            *self.serve_options,
         ]
         # Only the engine's own folder: Blender's PYTHONPATH belongs to another Python.
         env = dict(os.environ, PYTHONPATH=str(self.engine_root))
         with open(self.stderr_file, "wb") as stderr:
             self._popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=self.log_dir)
-        self.pid = self._popen.pid
-        try:
-            ready = json.loads(self._first_line())
-            self.port = int(ready["port"])
-        except Exception as exc:
-            tail = self._log_tail()
-            if self._popen.poll() is None:
-                self._popen.kill()
-            self._popen.wait()
-            self.pid = None
-            raise EngineStartError(f"the engine did not start: {exc}\n--- engine output ---\n{tail}") from None
-        # Anything the engine prints later must not fill the pipe and block it.
-        threading.Thread(target=self._popen.stdout.read, name="engine-stdout", daemon=True).start()
-        self.state_file.write_text(
-            json.dumps({"pid": self.pid, "port": self.port, "checkpoint": self.checkpoint, "device": self.device})
-        )
+        self.pid, self.port, self._launched = self._popen.pid, None, True
 
     def _first_line(self) -> str:
         """The 'listening' line, within the start timeout; fails early if the engine exits."""

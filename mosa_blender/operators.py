@@ -23,7 +23,7 @@ from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_st
 from .spans import rotations
 from .tracks import action_name
 
-POLL_S = 0.1
+POLL_S = 0.03  # a look at the job (a 2 ms GET on loopback); a result waits half of this on average
 SLICE_S = 0.08  # the most Blender-side work done between two looks at the UI events
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import model_ops, preferences
+from . import engine_autostart, model_ops, preferences
 
 
 class MOSA_UL_mapping(bpy.types.UIList):
@@ -62,6 +62,7 @@ class MOSA_PT_main(_Sidebar, bpy.types.Panel):
     bl_label = "MoSa Motion"
 
     def draw(self, context):
+        engine_autostart.on_panel_draw()
         layout, settings = self.layout, context.scene.mosa
         prefs = preferences.get(context)
         layout.prop(prefs, "model")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from . import engine_setup
 
@@ -64,6 +64,12 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         items=[("auto", "Auto", "CUDA when available"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
         default="auto",
     )
+    start_engine_early: BoolProperty(
+        name="Start engine when Blender starts",
+        description="Start the local engine and load the model when the add-on is enabled or its panel first "
+        "shows, so that the first Generate does not wait for it",
+        default=True,
+    )
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765")
     remote_token: StringProperty(name="Token", subtype="PASSWORD")
 
@@ -84,6 +90,7 @@ class MOSA_AP_preferences(bpy.types.AddonPreferences):
         row.operator("mosa.import_official", icon="IMPORT")
         self.draw_models(context, layout.box())
         layout.prop(self, "device")
+        layout.prop(self, "start_engine_early")
         row = layout.row()
         row.operator("mosa.engine_start", icon="PLAY")
         row.operator("mosa.engine_stop", icon="CANCEL")

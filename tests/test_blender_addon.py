@@ -413,6 +413,50 @@ def test_an_engine_that_cannot_start_gives_a_clear_report(addon, tmp_path):
         package.engine_session.stop()
 
 
+def test_enabling_the_addon_starts_the_engine_and_the_model_is_loaded_before_any_generate(engine):
+    """What runs on the timer after the add-on is enabled (or its panel first draws): the engine
+    starts on a thread, the call returns before the engine is up, the model loads without any job,
+    and the first Generate runs on that engine (no second start)."""
+    package, _ = engine
+    package.engine_session.stop()
+    thread = package.engine_autostart.start(bpy.context)
+    assert thread.is_alive() and package.engine_session.readiness == "starting"  # returned at once
+    thread.join(timeout=180)
+    assert package.engine_session.readiness.startswith("ready: "), package.engine_session.readiness
+    process = package.engine_session._process
+    health = process.client().health()
+    assert health["ready"] and health["model"] and sum(health["jobs"].values()) == 0  # loaded, no job asked
+    mixamo_rig()
+    bpy.context.scene.mosa.prompt, bpy.context.scene.mosa.seconds = "a person walks forward", 2.0
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    assert package.engine_session._process is process and process.client().health()["jobs"]["done"] == 1
+
+
+def test_no_early_start_for_a_remote_engine_with_the_preference_off_or_in_background(engine):
+    """The preferences are obeyed (no local process), and enabling the add-on in background mode
+    starts nothing, while disabling it stops an engine even halfway through its early start."""
+    package, _ = engine
+    prefs = package.preferences.get(bpy.context)
+    package.engine_session.stop()
+    try:
+        prefs.start_engine_early = False
+        assert package.engine_autostart.start(bpy.context) is None
+        prefs.start_engine_early, prefs.engine_mode = True, "REMOTE"
+        assert package.engine_autostart.start(bpy.context) is None
+    finally:
+        prefs.start_engine_early, prefs.engine_mode = True, "LOCAL"
+    assert package.engine_session._process is None
+    kept = {name: getattr(prefs, name) for name in ("engine_python", "checkpoint", "device")}
+    thread = package.engine_autostart.start(bpy.context)
+    bpy.ops.preferences.addon_disable(module=package.__name__)  # at once, while the engine starts
+    thread.join(timeout=180)
+    assert package.engine_session._process is None and not (package.preferences.user_dir() / "engine.json").exists()
+    bpy.ops.preferences.addon_enable(module=package.__name__)
+    assert hasattr(bpy.types, "MOSA_PT_main") and package.engine_session._process is None
+    for name, value in kept.items():  # the preferences went with the disabled add-on
+        setattr(package.preferences.get(bpy.context), name, value)
+
+
 def mixamo_rig():
     """A Mixamo-named armature on the canonical rest pose (Blender: Z up, facing -Y)."""
     from retarget import canonical

@@ -4,6 +4,7 @@ with the animated rig, a BVH that parses, and pictures of the expected size."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -96,6 +97,14 @@ def test_demo_writes_what_it_promises_and_says_what_to_open(demo_run):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, f"{name} missing:\n{stdout}"
     assert DEMO_CHECKPOINT.is_file() and "the demo model has seen motions like this" in stdout
     assert f"Open {out / 'walk.blend'}" in stdout and "press Space" in stdout
+    split = re.search(
+        r"prompt to baked action: ([\d.]+) s = engine start ([\d.]+) s \+ generation ([\d.]+) s .*"
+        r"\+ Blender side ([\d.]+) s",
+        stdout,
+    )
+    assert split, stdout
+    total, *parts = (float(value) for value in split.groups())
+    assert abs(total - sum(parts)) < 0.02 and all(part > 0 for part in parts)  # the parts add up
 
 
 def test_blend_reopens_with_the_animated_rig(demo_run):

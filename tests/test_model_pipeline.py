@@ -72,6 +72,17 @@ def test_progress_previews_and_cancel(pipeline) -> None:
     assert len(seen) == 12
 
 
+def test_previews_at_most_as_often_as_asked(pipeline) -> None:
+    """The service asks for a preview at most every half second: a job shorter than that decodes none."""
+    seen = []
+    pipeline.preview_every_s = 3600.0
+    try:
+        pipeline.generate(GenerateRequest("a person runs", frames=80, seed=0), on_progress=seen.append)
+    finally:
+        pipeline.preview_every_s = 0.0
+    assert [p.step for p in seen] == list(range(1, 11)) and all(p.preview_joints is None for p in seen)
+
+
 @pytest.mark.parametrize("frames", [42, 0, 200])
 def test_bad_lengths_are_refused(pipeline, frames) -> None:
     with pytest.raises(ValueError, match="multiple of 4"):
