@@ -12,9 +12,10 @@ export PYTHONUNBUFFERED=1
 python3 -m engine build-dataset --out "$OUT/data" | tee "$OUT/dataset.log"
 python3 -m engine train tokenizer --data "$OUT/data" --out "$OUT/run" --preset demo --splits train,val,test \
     --eval-split test --steps "$STEPS1" --batch-size 128 --lr 4e-4 --warmup-steps 200 --decay-at 0.8 \
-    --log-every 100 --eval-every 1000 --save-every 1000 --threads 8 2>&1 | tee "$OUT/tokenizer.log"
+    --log-every 100 --eval-every 1000 --save-every 1000 --threads 8 --loop-to 196 --balance-kinds 2>&1 | tee "$OUT/tokenizer.log"
 python3 -m engine train transformer --data "$OUT/data" --out "$OUT/run" --preset demo --tokenizer "$OUT/run/tokenizer.pt" \
     "${ENC[@]}" --splits train,val,test --eval-split test --steps "$STEPS2" --batch-size 64 --lr 4e-4 \
-    --warmup-steps 200 --decay-at 0.8 --log-every 100 --eval-every 1000 --save-every 1000 --threads 8 2>&1 | tee "$OUT/transformer.log"
+    --warmup-steps 200 --decay-at 0.8 --log-every 100 --eval-every 1000 --save-every 1000 --threads 8 --loop-to 196 \
+    --balance-kinds 2>&1 | tee "$OUT/transformer.log"
 python3 -m engine eval --checkpoint "$OUT/run/transformer.pt" --data "$OUT/data" --split all --samples 1 \
     --device "$DEVICE" --seconds ${EVAL_SECONDS:-3 6 9} "${ENC[@]}" --json "$OUT/eval.json" 2>&1 | tee "$OUT/eval.log"

@@ -32,6 +32,7 @@ import torch
 from engine import protocol, representation
 from engine.datasets import layout
 from engine.datasets.captions import captions_of_kind, mirror_caption, tokens
+from engine.datasets.layout import sample_kinds
 from engine.generate import SamplingOptions
 from engine.tokenizer import Tokenizer, usable_length
 from retarget import canonical
@@ -319,18 +320,6 @@ class NearestClip:
     def label(self, features: np.ndarray) -> str:
         distances = np.linalg.norm((self.descriptors - motion_descriptor(features)) / self.scale, axis=1)
         return self.clips[int(distances.argmin())]
-
-
-def sample_kinds(data: Path) -> dict[str, str]:
-    """Sample id -> kind of motion, from the dataset.json that build-dataset writes (mirrors
-    included; a dataset built before kinds: the source clip)."""
-    description = json.loads((Path(data) / "dataset.json").read_text())
-    kind_of = {}
-    for sample_id, source in description["samples_by_id"].items():
-        kind_of[sample_id] = source.get("kind", source["clip"])
-        if source.get("mirrored_id"):
-            kind_of[source["mirrored_id"]] = kind_of[sample_id]
-    return kind_of
 
 
 def generated_features(

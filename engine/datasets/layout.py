@@ -11,6 +11,7 @@ Mirrored copies carry the id of their source prefixed with "M", as in HumanML3D.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +98,15 @@ def read_split(root: Path, split: str) -> list[Sample]:
         features = np.load(Path(root) / "new_joint_vecs" / f"{name}.npy")
         samples.append(Sample(name, features, [t.caption for t in read_texts(root, name)]))
     return samples
+
+
+def sample_kinds(root: Path) -> dict[str, str]:
+    """Sample id -> kind of motion, from the dataset.json that build-dataset writes (mirrors
+    included; a dataset built before kinds: the source clip). HumanML3D itself has no kinds."""
+    description = json.loads((Path(root) / "dataset.json").read_text())
+    kind_of = {}
+    for sample_id, source in description["samples_by_id"].items():
+        kind_of[sample_id] = source.get("kind", source["clip"])
+        if source.get("mirrored_id"):
+            kind_of[source["mirrored_id"]] = kind_of[sample_id]
+    return kind_of
