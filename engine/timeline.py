@@ -1,8 +1,10 @@
 """Motions longer than the model's window, and motions that pass through an animator's key poses.
 
 The model makes at most 196 frames (9.8 s). A longer shot is built window by window with MoSa's
-prefix completion (mosa-spec.md section 4): each window starts with the last OVERLAP_FRAMES of
-the motion so far, kept (the edit mask is off there), and generates the rest from its own prompt.
+prefix completion (mosa-spec.md section 4): each window starts with the last frames of the motion
+so far, kept (the edit mask is off there), and generates the rest from its own prompt. A row's
+first window keeps only ROW_OVERLAP_FRAMES, the pose and how it moves, so that the new prompt takes
+over at once; a long row's next window keeps WINDOW_OVERLAP_FRAMES, so that it goes on the same way.
 Extending a motion is the same loop from the motion's end (suffix) or, mirrored, from its start.
 
 HumanML3D features are relative (root yaw and ground velocity in the body's frame, root height,
@@ -30,7 +32,11 @@ from engine.pipeline import EditRequest, GenerateRequest, Pipeline, Progress
 from engine.tokenizer import FRAMES_PER_LATENT
 from retarget.motion import CanonicalMotion
 
-OVERLAP_FRAMES = 40  # 2 s of the motion so far that each next window keeps
+# Frames of the motion so far that a window keeps. With 2 s, a new row's first second went on with
+# the row before. On 40 random four-row shots (seeds 200-239, not the tests'), 0.4 s made rows the
+# right kind more often: 146 against 136 of 160 on training captions, 53 against 48 on paraphrases.
+ROW_OVERLAP_FRAMES = 8  # a new row (or an extension): 0.4 s
+WINDOW_OVERLAP_FRAMES = 40  # the next window of a row longer than one window: 2 s
 SEAM_BLEND_FRAMES = 16  # generated rows over which the kept frames' reconstruction error fades out
 KEY_HOLD_FRAMES = 2  # frames each side of a key frame whose tokens the in-betweening edit keeps
 
@@ -80,20 +86,28 @@ class InbetweenRequest:
 
 
 def plan_windows(
-    segments: list[Segment], max_frames: int, continuing: bool, overlap: int = OVERLAP_FRAMES
+    segments: list[Segment],
+    max_frames: int,
+    continuing: bool,
+    row_overlap: int = ROW_OVERLAP_FRAMES,
+    window_overlap: int = WINDOW_OVERLAP_FRAMES,
 ) -> list[Window]:
     """The model runs that make the segments, in order; a segment longer than one window takes several."""
     if not segments:
         raise ValueError("a timeline needs at least one segment (a prompt and a length)")
-    if overlap % FRAMES_PER_LATENT or not 0 < overlap < max_frames:
-        raise ValueError(f"overlap {overlap} must be a multiple of {FRAMES_PER_LATENT} between 0 and {max_frames}")
+    for overlap in (row_overlap, window_overlap):
+        if overlap % FRAMES_PER_LATENT or not 0 < overlap < max_frames:
+            raise ValueError(f"overlap {overlap} must be a multiple of {FRAMES_PER_LATENT} between 0 and {max_frames}")
     windows: list[Window] = []
     for index, segment in enumerate(segments):
         if not isinstance(segment.frames, int) or segment.frames <= 0 or segment.frames % FRAMES_PER_LATENT:
             raise ValueError(f"segment {index + 1} has {segment.frames!r} frames; expected a positive multiple of 4")
         remaining = segment.frames
         while remaining:
-            kept = overlap if (windows or continuing) else 0
+            if remaining < segment.frames:
+                kept = window_overlap
+            else:
+                kept = row_overlap if (windows or continuing) else 0
             new = min(remaining, max_frames - kept)
             windows.append(Window(segment.prompt, kept, new, index))
             remaining -= new
@@ -117,8 +131,8 @@ def generate_long(
     # Prefix completion is suffix completion of the time-reversed order of windows: each window
     # keeps the start of the motion so far and generates what comes before it.
     windows = plan_windows(request.segments, pipeline.max_frames, continuing=len(features) > 0)
-    if len(features) and len(features) < OVERLAP_FRAMES:
-        raise ValueError(f"the motion to extend has {len(features)} frames; at least {OVERLAP_FRAMES} are needed")
+    if len(features) and len(features) < ROW_OVERLAP_FRAMES:
+        raise ValueError(f"the motion to extend has {len(features)} frames; at least {ROW_OVERLAP_FRAMES} are needed")
     seed = secrets.randbits(31) if request.seed is None else request.seed
     scales = len(pipeline.transformer.config.scales)
     for index, window in enumerate(windows):

@@ -15,12 +15,12 @@ from engine.datasets.captions import captions_for, kind_of
 from engine.evaluate import PARAPHRASE_PROMPTS, NearestClip
 from engine.generate import Cancelled
 from engine.pipeline import GenerateRequest, Pipeline
-from engine.timeline import OVERLAP_FRAMES, LongRequest, Segment, generate_long, inbetween, plan_windows
+from engine.timeline import ROW_OVERLAP_FRAMES, LongRequest, Segment, generate_long, inbetween, plan_windows
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse)
 
 # (clip, frames): 8 + 6 + 8 + 8 s = 30 s in four segments of four kinds
 SHOT = [("deepmimic_walk", 160), ("deepmimic_run", 120), ("deepmimic_jump", 160), ("cmu_111_37", 160)]
-SEEDS = (0, 1, 2)
+SEEDS = range(5)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def frame_steps(positions: np.ndarray) -> np.ndarray:
 
 def test_windows_cover_each_segment_once_and_keep_the_overlap():
     windows = plan_windows([Segment("a", 400), Segment("b", 8)], max_frames=196, continuing=False)
-    assert [(w.kept, w.new, w.segment) for w in windows] == [(0, 196, 0), (40, 156, 0), (40, 48, 0), (40, 8, 1)]
+    # A long row's next windows keep 2 s of it; a new row keeps 0.4 s of the row before.
+    assert [(w.kept, w.new, w.segment) for w in windows] == [(0, 196, 0), (40, 156, 0), (40, 48, 0), (8, 8, 1)]
     with pytest.raises(ValueError, match="multiple of 4"):
         plan_windows([Segment("a", 10)], max_frames=196, continuing=False)
     with pytest.raises(ValueError, match="at least one segment"):
@@ -67,21 +68,22 @@ def test_a_30_second_timeline_is_one_continuous_motion(pipeline, dataset, prompt
         )
         inside = np.ones(len(steps), dtype=bool)
         inside[seams - 1] = False  # the step into a window's first frame
-        # A seam's step is the model's own step across the window's kept frames, which are not in the
-        # result: the demo model of issue 21 makes one 13 % larger than the largest step kept (seed 0).
         print(f"seed {seed}: largest seam step {steps[~inside].max():.3f} m, inside {steps[inside].max():.3f} m")
-        assert steps[~inside].max() <= 1.2 * steps[inside].max(), f"seed {seed}: a seam jumps more than any step inside"
+        assert steps[~inside].max() <= steps[inside].max(), f"seed {seed}: a seam jumps more than any step inside"
         assert root_steps[~inside].max() <= root_steps[inside].max(), f"seed {seed}: the root jumps at a seam"
         for (clip, frames), start in zip(SHOT, starts):
             part = representation.joints_to_features(motion.positions[start : start + frames])
             timeline_hits += classifier.label(part) == kind_of(clip)
             single = pipeline.generate(GenerateRequest(prompt_of(clip), frames, seed=seed))[0]
             single_hits += classifier.label(representation.joints_to_features(single.positions)) == kind_of(clip)
-    # Reported, not asserted (docs/timeline.md): the counts depend on how well the demo model
-    # follows these words at these lengths.
-    print(
-        f"{prompts}s, segment kinds right: timeline {timeline_hits}/{len(SEEDS) * len(SHOT)}, single prompts {single_hits}"
-    )
+    rows = len(SEEDS) * len(SHOT)
+    print(f"{prompts}s, segment kinds right: timeline {timeline_hits}/{rows}, single prompts {single_hits}/{rows}")
+    # Each row starts with the change from the row before, which a single prompt does not have, so rows
+    # are right a little less often than single prompts (docs/timeline.md: 146 and 156 of 160 rows
+    # on training captions, 53 and 65 on paraphrases, in shots other than this one). The captions,
+    # which the demo model follows, must keep rows at least 0.8 as often right as single prompts.
+    if prompts == "caption":
+        assert timeline_hits >= 0.8 * single_hits
 
 
 def test_extending_keeps_every_source_frame(pipeline):
@@ -98,8 +100,8 @@ def test_extending_keeps_every_source_frame(pipeline):
     for motion, seam in ((after, 80), (before, 120)):
         steps = frame_steps(motion.positions)
         assert steps[seam - 1] <= np.delete(steps, seam - 1).max(), "the seam jumps more than any other step"
-    with pytest.raises(ValueError, match="at least 40"):
-        generate_long(pipeline, LongRequest([Segment("a person runs", 40)], source.features[: OVERLAP_FRAMES - 4]))
+    with pytest.raises(ValueError, match="at least 8"):
+        generate_long(pipeline, LongRequest([Segment("a person runs", 40)], source.features[: ROW_OVERLAP_FRAMES - 4]))
 
 
 def test_inbetweening_passes_through_three_key_poses_two_seconds_apart(pipeline):
