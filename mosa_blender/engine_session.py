@@ -36,7 +36,8 @@ def connect(prefs, log_dir: Path, checkpoint: str | None = None) -> tuple[Engine
         return EngineClient(prefs.remote_url, prefs.remote_token), None
     checkpoint = checkpoint or prefs.checkpoint or default_checkpoint()
     with _lock:
-        process, news = _running(prefs.resolved_python(), checkpoint, prefs.device, log_dir)
+        process = _process_for(prefs.resolved_python(), checkpoint, prefs.device, log_dir)
+        news = process.ensure_running()
         return process.client(), news
 
 
@@ -80,12 +81,6 @@ def _follow(process: EngineProcess | None, stops_when_launched: int) -> None:
             time.sleep(HEALTH_POLL_S)
     except (EngineUnavailable, EngineError, OSError, RuntimeError) as failure:  # never started, or died
         readiness = f"not running: {str(failure).splitlines()[0]}"
-
-
-def _running(python: str, checkpoint: str, device: str, log_dir: Path) -> tuple[EngineProcess, str | None]:
-    """The engine process for these settings, running (call with the lock held)."""
-    process = _process_for(python, checkpoint, device, log_dir)
-    return process, process.ensure_running()
 
 
 def _process_for(python: str, checkpoint: str, device: str, log_dir: Path) -> EngineProcess:
