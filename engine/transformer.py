@@ -176,18 +176,39 @@ class RMSNorm(nn.Module):
 class LayerCache:
     """Keys and values an attention layer keeps between scales at inference.
 
-    Self-attention grows by one scale per step; cross-attention computes the text's once.
+    Self-attention grows by one scale per step, written into buffers as long as the whole
+    sequence (`capacity` tokens) so that a step does not copy the earlier scales' keys again;
+    cross-attention computes the text's once.
     """
 
     grows: bool
-    keys: Tensor | None = None
+    capacity: int = 0
+    keys: Tensor | None = None  # (B, H, capacity or text tokens, head_dim)
     values: Tensor | None = None
+    length: int = 0  # tokens held so far
+
+    def append(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Add one scale's keys and values (B, H, s_q, head_dim); all held so far, as views."""
+        if self.keys is None:
+            shape = (*keys.shape[:2], self.capacity, keys.shape[3])
+            self.keys, self.values = keys.new_empty(shape), values.new_empty(shape)
+        end = self.length + keys.shape[2]
+        self.keys[:, :, self.length : end] = keys
+        self.values[:, :, self.length : end] = values
+        first, self.length = self.length == 0, end
+        if first:  # as computed: matmul reads it with another kernel than a view of the buffer (the release's rounding)
+            return keys, values
+        return self.keys[:, :, :end], self.values[:, :, :end]
 
 
 @dataclass
 class BlockCache:
+    capacity: int
     text: LayerCache = field(default_factory=lambda: LayerCache(grows=False))
-    scales: LayerCache = field(default_factory=lambda: LayerCache(grows=True))
+    scales: LayerCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scales = LayerCache(grows=True, capacity=self.capacity)
 
 
 class Attention(nn.Module):
@@ -207,7 +228,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: Tensor,
-        source: Tensor,
+        source: Tensor | None,
         freqs_cis: Tensor | None = None,
         mask: Tensor | None = None,
         cache: LayerCache | None = None,
@@ -219,9 +240,12 @@ class Attention(nn.Module):
             k, v = self._heads(self.key(source)), self._heads(self.value(source))
         if freqs_cis is not None:
             q, k = apply_rotary(q, freqs_cis), apply_rotary(k, freqs_cis)
-        if cache is not None:
-            if cache.grows and cache.keys is not None:  # earlier scales' keys and values, then this scale's
-                k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
+        if cache is not None and cache.grows:  # earlier scales' keys and values, then this scale's
+            k, v = cache.append(k, v)
+        elif cache is not None and cache.keys is None:
+            # The text's, kept in the layout the products below read (matmul would copy these head
+            # views at every scale); the same values in the same layout, so the same rounding.
+            k, v = k.transpose(-2, -1).contiguous().transpose(-2, -1), v.contiguous()
             cache.keys, cache.values = k, v
         # Written out as the release computes it (not a fused kernel, which rounds differently: the
         # guided logits multiply any difference by up to 9, the smooth mode's last tau by ~1300).
@@ -262,7 +286,10 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, text: Tensor, freqs_cis: Tensor, mask: Tensor | None = None, cache: BlockCache | None = None
     ) -> Tensor:
-        x = x + self.attn0(self.ln0(x), self.ln0_t(text), cache=None if cache is None else cache.text)
+        text_cached = cache is not None and cache.text.keys is not None  # its keys and values: no norm needed
+        x = x + self.attn0(
+            self.ln0(x), None if text_cached else self.ln0_t(text), cache=None if cache is None else cache.text
+        )
         h = self.ln1(x)
         x = x + self.attn(h, h, freqs_cis, mask, None if cache is None else cache.scales)
         return x + self.mlp(self.ln2(x))
@@ -342,7 +369,7 @@ class Transformer(nn.Module):
 
     # -- one scale at a time with the key/value cache (inference) --
     def new_cache(self) -> list[BlockCache]:
-        return [BlockCache() for _ in self.blocks]
+        return [BlockCache(self.config.sequence_length) for _ in self.blocks]
 
     def step(
         self, level: int, context: Tensor, length_embedding: Tensor, latent: Tensor | None, cache: list[BlockCache]
