@@ -168,7 +168,7 @@ def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
     ]
 
 
-# A 30 s shot of four prompts (engine.timeline): five windows of the committed demo model.
+# A 30 s shot of four prompts (engine.timeline) on the committed demo model.
 TIMELINE = (
     ("a person walks forward", 8.0),
     ("a person runs forward", 6.0),
@@ -197,7 +197,7 @@ def time_timeline(device: str, threads: int) -> tuple[float, float]:
 
 def timeline_table(rows: list[tuple[str, float, float]]) -> str:
     lines = [
-        "## A 30 s prompt timeline (4 prompts, 5 windows; the committed demo model)",
+        "## A 30 s prompt timeline (4 prompts; the committed demo model)",
         "",
         "| device | s | s of motion | s per s of motion |",
         "|---|---|---|---|",

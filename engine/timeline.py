@@ -3,8 +3,8 @@
 The model makes at most 196 frames (9.8 s). A longer shot is built window by window with MoSa's
 prefix completion (mosa-spec.md section 4): each window starts with the last frames of the motion
 so far, kept (the edit mask is off there), and generates the rest from its own prompt. A row's
-first window keeps only ROW_OVERLAP_FRAMES, the pose and how it moves, so that the new prompt takes
-over at once; a long row's next window keeps WINDOW_OVERLAP_FRAMES, so that it goes on the same way.
+first window keeps only ROW_OVERLAP_FRAMES (two of the finest scale's tokens: the pose and how it
+moves), so that the new prompt takes over at once; a long row's next window keeps WINDOW_OVERLAP_FRAMES, so that it goes on the same way.
 Extending a motion is the same loop from the motion's end (suffix) or, mirrored, from its start.
 
 HumanML3D features are relative (root yaw and ground velocity in the body's frame, root height,
@@ -35,7 +35,7 @@ from retarget.motion import CanonicalMotion
 # Frames of the motion so far that a window keeps. With 2 s, a new row's first second went on with
 # the row before. On 40 random four-row shots (seeds 200-239, not the tests'), 0.4 s made rows the
 # right kind more often: 146 against 136 of 160 on training captions, 53 against 48 on paraphrases.
-ROW_OVERLAP_FRAMES = 8  # a new row (or an extension): 0.4 s
+ROW_OVERLAP_FRAMES = 8  # a new row (or an extension): 0.4 s, two tokens
 WINDOW_OVERLAP_FRAMES = 40  # the next window of a row longer than one window: 2 s
 SEAM_BLEND_FRAMES = 16  # generated rows over which the kept frames' reconstruction error fades out
 KEY_HOLD_FRAMES = 2  # frames each side of a key frame whose tokens the in-betweening edit keeps
@@ -131,8 +131,8 @@ def generate_long(
     # Prefix completion is suffix completion of the time-reversed order of windows: each window
     # keeps the start of the motion so far and generates what comes before it.
     windows = plan_windows(request.segments, pipeline.max_frames, continuing=len(features) > 0)
-    if len(features) and len(features) < ROW_OVERLAP_FRAMES:
-        raise ValueError(f"the motion to extend has {len(features)} frames; at least {ROW_OVERLAP_FRAMES} are needed")
+    if len(features) and len(features) < windows[0].kept:
+        raise ValueError(f"the motion to extend has {len(features)} frames; at least {windows[0].kept} are needed")
     seed = secrets.randbits(31) if request.seed is None else request.seed
     scales = len(pipeline.transformer.config.scales)
     for index, window in enumerate(windows):

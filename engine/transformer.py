@@ -193,6 +193,10 @@ class LayerCache:
             shape = (*keys.shape[:2], self.capacity, keys.shape[3])
             self.keys, self.values = keys.new_empty(shape), values.new_empty(shape)
         end = self.length + keys.shape[2]
+        if end > self.capacity or keys.shape[:2] != self.keys.shape[:2]:
+            raise ValueError(
+                f"{tuple(keys.shape)} keys do not fit a cache of {tuple(self.keys.shape)} holding {self.length}"
+            )
         self.keys[:, :, self.length : end] = keys
         self.values[:, :, self.length : end] = values
         first, self.length = self.length == 0, end

@@ -91,7 +91,7 @@ def test_kv_cached_steps_give_the_full_pass_logits() -> None:
             span = slice(model.scale_starts[q] - 3, model.scale_starts[q + 1] - 3)
             stepped = model.step(q, context, length_embedding, None if q == 0 else inputs[:, span], cache)
             assert (stepped - full[q]).abs().max() < 1e-4
-    assert cache[0].scales.keys.shape[2] == 236 and cache[0].text.keys.shape[2] == 7
+    assert cache[0].scales.length == 236 and cache[0].text.keys.shape[2] == 7
 
 
 def test_the_mask_means_the_same_in_either_saved_form_and_other_masks_are_refused() -> None:
