@@ -38,6 +38,8 @@ from retarget import canonical
 
 FRAMES = canonical.MAX_FRAMES
 BATCHES = (1, 32)
+GPU_BATCHES = (1, 32, 256)
+GPU_PRECISIONS = ("float32", "bfloat16", "float16")
 PRESETS = ("demo", "official")
 PROMPT = "a person walks forward, turns around and waves with the right hand"
 # Published figures for scale (mosa-spec.md section 6): per sample, on the authors' GPU.
@@ -51,6 +53,7 @@ class Case:
     batch: int
     threads: int
     repeats: int
+    precision: str = "float32"
 
 
 @dataclass
@@ -116,6 +119,7 @@ def run_case(case: Case) -> Result:
         device,
         name=f"random-{case.preset}",
         preset=case.preset,
+        precision=case.precision,
     )
     requests = [GenerateRequest(f"{PROMPT} ({i + 1})", FRAMES, seed=i) for i in range(case.batch)]
 
@@ -139,7 +143,10 @@ def run_case(case: Case) -> Result:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        _, z_hat = sample(model.transformer, model.tokenizer.quantizer, text, lengths, generators, requests[0].sampling)
+        with pipeline.autocast():
+            _, z_hat = sample(
+                model.transformer, model.tokenizer.quantizer, text, lengths, generators, requests[0].sampling
+            )
         model.tokenizer.decode_latent(z_hat).cpu()
         return time.perf_counter() - started
 
@@ -159,13 +166,18 @@ def measure(case: Case) -> Result:
 
 
 def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
-    batches = (1,) if quick else BATCHES
-    return [
-        Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1)
-        for device in devices
-        for preset in PRESETS
-        for batch in batches
-    ]
+    """CPU: float32 at batch 1 and 32; a GPU also at batch 256 and in half precision."""
+    found = []
+    for device in devices:
+        gpu = device == "cuda"
+        batches = (1,) if quick else GPU_BATCHES if gpu else BATCHES
+        for precision in GPU_PRECISIONS if gpu else ("float32",):
+            found += [
+                Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1, precision=precision)
+                for preset in PRESETS
+                for batch in batches
+            ]
+    return found
 
 
 # A 30 s shot of four prompts (engine.timeline) on the committed demo model.
@@ -232,14 +244,14 @@ def table(results: list[Result], notes: list[str]) -> str:
     lines = [
         f"# Generation speed ({FRAMES} frames per sample, 10 scales, guidance on; random weights of each preset's exact shapes)",
         "",
-        "| preset | parameters (transformer + tokenizer) | device | CPU threads | batch | model only s / sample | s / sample | s / batch | peak RSS | peak CUDA memory |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| preset | parameters (transformer + tokenizer) | device | precision | CPU threads | batch | model only s / sample | s / sample | s / batch | peak RSS | peak CUDA memory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         params = f"{r.parameters['transformer'] / 1e6:.1f} M + {r.parameters['tokenizer'] / 1e6:.1f} M"
         cuda = f"{r.cuda_peak_mb:.0f} MB" if r.cuda_peak_mb is not None else "-"
         lines.append(
-            f"| {r.case.preset} | {params} | {r.case.device} | {r.case.threads} | {r.case.batch} | "
+            f"| {r.case.preset} | {params} | {r.case.device} | {r.case.precision} | {r.case.threads} | {r.case.batch} | "
             f"{r.model_seconds_per_batch / r.case.batch:.3f} | {r.seconds_per_sample:.3f} | {r.seconds_per_batch:.2f} | {r.peak_rss_mb:.0f} MB | {cuda} |"
         )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"

@@ -66,6 +66,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--smooth", action="store_true", help="Gumbel-softmax mix of codes instead of one code")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        pipeline = Pipeline.load(args.checkpoint, device=args.device)
+        pipeline = Pipeline.load(args.checkpoint, device=args.device, precision=args.precision)
     except (OSError, ValueError) as exc:  # a missing, corrupt or mismatched checkpoint
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -215,6 +218,9 @@ def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
+    )
 
 
 def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Path | None) -> list:
@@ -260,7 +266,7 @@ def run_long(args: argparse.Namespace) -> int:
             keys = [int(key) for key in args.keys.split(",")]
         else:
             segments = shot_segments(args.prompt or [], args.seconds, getattr(args, "timeline", None))
-        pipeline = Pipeline.load(args.checkpoint, device=args.device)
+        pipeline = Pipeline.load(args.checkpoint, device=args.device, precision=args.precision)
         started = time.monotonic()
         if args.command == "inbetween":
             motion = inbetween(pipeline, source, keys, " ".join(args.prompt), seed=args.seed)

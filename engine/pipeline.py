@@ -12,6 +12,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from engine.transformer import Transformer
 __all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
 
 SEAM_FRAMES = 8  # an edit blends into the source's own decode over this many frames each side
+# The number type the sampling loop computes in (torch.autocast); logits, the latent's sum and the
+# decoder stay float32. Half precision is for GPUs: on a CPU without bf16 units it is slower.
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -70,7 +74,10 @@ class Pipeline:
         device: torch.device,
         name: str,
         preset: str,
+        precision: str = "float32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         if text_encoder.dim != transformer.config.text_dim:
             raise ValueError(
                 f"text encoder {text_encoder.name} gives {text_encoder.dim}-d features; "
@@ -85,6 +92,7 @@ class Pipeline:
         self.text_encoder = text_encoder
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.device = device
+        self.precision = precision
         # A coarse preview costs a decode: at most one per this many seconds of a job (0: every
         # scale). The service sets it, since a preview per scale makes a short job half as slow again.
         self.preview_every_s = 0.0
@@ -94,6 +102,7 @@ class Pipeline:
             "preset": preset,
             "text_encoder": text_encoder.name,
             "device": str(device),
+            "precision": precision,
             "parameters": {
                 "transformer": sum(p.numel() for p in transformer.parameters()),
                 "tokenizer": sum(p.numel() for p in tokenizer.parameters()),
@@ -103,14 +112,21 @@ class Pipeline:
     # --- construction ---------------------------------------------------------------------------
     @classmethod
     def load(
-        cls, checkpoint_path: str | Path, device: str = "auto", text_encoder_path: str | Path | None = None
+        cls,
+        checkpoint_path: str | Path,
+        device: str = "auto",
+        text_encoder_path: str | Path | None = None,
+        precision: str = "float32",
     ) -> "Pipeline":
         from engine import checkpoint
 
-        return cls.from_checkpoint(checkpoint.load(checkpoint_path, device="cpu"), device, text_encoder_path)
+        ckpt = checkpoint.load(checkpoint_path, device="cpu")
+        return cls.from_checkpoint(ckpt, device, text_encoder_path, precision)
 
     @classmethod
-    def from_checkpoint(cls, ckpt, device: str = "auto", text_encoder_path: str | Path | None = None) -> "Pipeline":
+    def from_checkpoint(
+        cls, ckpt, device: str = "auto", text_encoder_path: str | Path | None = None, precision: str = "float32"
+    ) -> "Pipeline":
         if ckpt.transformer is None:
             raise ValueError("this checkpoint holds only a tokenizer; generating needs a trained transformer too")
         torch_device = resolve_device(device)
@@ -125,6 +141,7 @@ class Pipeline:
             torch_device,
             name=meta.get("name", "mosa"),
             preset=meta.get("preset", "unknown"),
+            precision=precision,
         )
 
     # --- requests -------------------------------------------------------------------------------
@@ -218,17 +235,18 @@ class Pipeline:
                     joints, last_preview = representation.features_to_joints(preview), time.monotonic()
                 on_progress(Progress(step, total, joints))
 
-        _, z_hat = sample(
-            self.transformer,
-            self.tokenizer.quantizer,
-            text,
-            lengths_tensor,
-            generators,
-            options,
-            edit,
-            on_scale,
-            should_cancel,
-        )
+        with self.autocast():
+            _, z_hat = sample(
+                self.transformer,
+                self.tokenizer.quantizer,
+                text,
+                lengths_tensor,
+                generators,
+                options,
+                edit,
+                on_scale,
+                should_cancel,
+            )
         features = self._features(z_hat, [crop or length for length in lengths], edit, edit_weight)
         motions = [representation.features_to_motion(f) for f in features]
         results, start = [], 0
@@ -236,6 +254,11 @@ class Pipeline:
             results.append(motions[start : start + request.samples])
             start += request.samples
         return results
+
+    def autocast(self):
+        """The context the sampling loop runs in: this pipeline's precision on its device."""
+        dtype = PRECISIONS[self.precision]
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     @torch.no_grad()
     def _features(

@@ -59,6 +59,7 @@ class ServiceConfig:
     token: str
     device: str = "auto"
     threads: int = field(default_factory=default_threads)
+    precision: str = "float32"
     host: str = "127.0.0.1"
     port: int = 0
     log_file: str | None = None
@@ -69,8 +70,8 @@ class ServiceConfig:
 class ModelLoader:
     """Loads the pipeline on a background thread; the worker waits for it, health reports it."""
 
-    def __init__(self, checkpoint: str, device: str, threads: int) -> None:
-        self.checkpoint, self.device, self.threads = checkpoint, device, threads
+    def __init__(self, checkpoint: str, device: str, threads: int, precision: str = "float32") -> None:
+        self.checkpoint, self.device, self.threads, self.precision = checkpoint, device, threads, precision
         self.progress, self.message = 0.0, "starting"
         self.pipeline = None
         self.error: str | None = None
@@ -88,7 +89,7 @@ class ModelLoader:
 
             self.progress, self.message = 0.3, f"loading {self.checkpoint}"
             started = time.monotonic()
-            pipeline = Pipeline.load(self.checkpoint, device=self.device)
+            pipeline = Pipeline.load(self.checkpoint, device=self.device, precision=self.precision)
             pipeline.preview_every_s = PREVIEW_EVERY_S
             self.pipeline = pipeline  # ready from here on
             self.progress, self.message = 1.0, "ready"
@@ -166,7 +167,7 @@ class Engine:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.loader = ModelLoader(config.checkpoint, config.device, config.threads)
+        self.loader = ModelLoader(config.checkpoint, config.device, config.threads, config.precision)
         self.jobs = JobQueue(self._run_jobs, config.jobs, batch_key)
 
     def health(self) -> dict:
@@ -433,6 +434,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
+        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=default_threads(), help="torch's CPU threads (default: half the cores)"
     )
     parser.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
@@ -476,6 +480,7 @@ def run(args: argparse.Namespace) -> int:
         token=token,
         device=args.device,
         threads=args.threads,
+        precision=args.precision,
         host=args.host,
         port=args.port,
         log_file=log_file,
