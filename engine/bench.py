@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import bench_service
+from engine.validation import PRECISIONS
 from retarget import canonical
 
 FRAMES = canonical.MAX_FRAMES
 BATCHES = (1, 32)
 GPU_BATCHES = (1, 32, 256)
-GPU_PRECISIONS = ("float32", "bfloat16", "float16")
 PRESETS = ("demo", "official")
 PROMPT = "a person walks forward, turns around and waves with the right hand"
 # Published figures for scale (mosa-spec.md section 6): per sample, on the authors' GPU.
@@ -171,7 +171,7 @@ def cases(devices: list[str], threads: int, quick: bool) -> list[Case]:
     for device in devices:
         gpu = device == "cuda"
         batches = (1,) if quick else GPU_BATCHES if gpu else BATCHES
-        for precision in GPU_PRECISIONS if gpu else ("float32",):
+        for precision in PRECISIONS if gpu else ("float32",):
             found += [
                 Case(preset, device, batch, threads, repeats=3 if batch == 1 else 1, precision=precision)
                 for preset in PRESETS
@@ -273,7 +273,7 @@ def notes(devices: list[str]) -> list[str]:
     found = [
         f"machine: {cpu_name()} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end: "
         f"other work on the machine slows these figures), torch {torch.__version__}; "
-        "model only = sampling + decoding, text features given; time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32, after a warm-up at batch 1",
+        "model only = sampling + decoding, text features given; time = text encoding + sampling + decoding + joints, median of 3 runs at batch 1, 1 run at batch 32 (and 256 on a GPU), after a warm-up at batch 1",
         "official text encoder: CLIP ViT-B/32's text tower at full size with random weights (CLIP's files are not shipped)",
         "MoMask: `--momask DIR` (a checkout of EricGuo5513/momask-codes) times its own generation in the same run "
         "(last table, when given); a look-alike built from our code would time our code, not MoMask's. For scale, the papers "
@@ -363,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results = []
     for case in cases(devices, args.threads, args.quick):
-        print(f"[bench] {case.preset} on {case.device}, batch {case.batch} ...", flush=True)
+        print(f"[bench] {case.preset} on {case.device} ({case.precision}), batch {case.batch} ...", flush=True)
         results.append(measure(case))
     report = table(results, notes(devices))
     timeline_rows = []

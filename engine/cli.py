@@ -26,6 +26,15 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo.pt"
 FORMATS = (".npz", ".bvh", ".json")
 
 
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=validation.PRECISIONS,
+        help="the sampling loop's number type: half precision is for GPUs (slower on most CPUs)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     if command in LONG_COMMANDS:
         configure_long(parser, command)
@@ -66,9 +75,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--smooth", action="store_true", help="Gumbel-softmax mix of codes instead of one code")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument(
-        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
-    )
+    add_precision_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,9 +225,7 @@ def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument(
-        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
-    )
+    add_precision_argument(parser)
 
 
 def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Path | None) -> list:

@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +24,11 @@ from engine.generate import Cancelled, EditSource, SamplingOptions, edit_source,
 from engine.text_encoders import TextEncoder, load_text_encoder
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
 from engine.transformer import Transformer
+from engine.validation import PRECISIONS
 
 __all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
 
 SEAM_FRAMES = 8  # an edit blends into the source's own decode over this many frames each side
-# The number type the sampling loop computes in (torch.autocast); logits, the latent's sum and the
-# decoder stay float32. Half precision is for GPUs: on a CPU without bf16 units it is slower.
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -255,10 +253,16 @@ class Pipeline:
             start += request.samples
         return results
 
-    def autocast(self):
-        """The context the sampling loop runs in: this pipeline's precision on its device."""
-        dtype = PRECISIONS[self.precision]
-        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+    def autocast(self) -> AbstractContextManager:
+        """The context the sampling loop runs in: this pipeline's precision on its device.
+
+        Under half precision (for GPUs; on a CPU without bf16 units it is slower) the transformer's
+        and the quantizer's products run in it, the heads and the coarse previews included; the
+        guidance mix, the draw of codes, the latent's sum and the final decode stay float32.
+        """
+        if self.precision == "float32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=getattr(torch, self.precision))
 
     @torch.no_grad()
     def _features(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine import __version__, validation
-from engine.cli import DEFAULT_CHECKPOINT
+from engine.cli import DEFAULT_CHECKPOINT, add_precision_argument
 from engine.jobs import Job, JobCancelled, JobExpired, JobNotFound, JobQueue, JobSettings, QueueFull
 from engine.validation import Limits, RequestError
 from retarget import canonical
@@ -176,6 +176,7 @@ class Engine:
             "version": __version__,
             "model": info.get("model"),
             "device": info.get("device", self.config.device),
+            "precision": self.config.precision,
             "threads": self.config.threads,
             "ready": self.loader.ready,
             "loading": {"progress": self.loader.progress, "message": self.loader.message},
@@ -433,9 +434,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument(
-        "--precision", default="float32", choices=("float32", "bfloat16", "float16"), help="the sampling loop's (GPU)"
-    )
+    add_precision_argument(parser)
     parser.add_argument(
         "--threads", type=int, default=default_threads(), help="torch's CPU threads (default: half the cores)"
     )

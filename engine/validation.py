@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # engine.pipeline (torch) is imported inside the parse functions: the service answers health
 # while torch still loads in the background, and this module is imported before that.
 
+# The number types the sampling loop may run in (torch dtypes of these names; engine.pipeline).
+PRECISIONS = ("float32", "bfloat16", "float16")
+
 
 class RequestError(ValueError):
     """A request the engine will not run; `code` is a stable machine-readable name."""
