@@ -70,8 +70,8 @@ class ServiceConfig:
 class ModelLoader:
     """Loads the pipeline on a background thread; the worker waits for it, health reports it."""
 
-    def __init__(self, checkpoint: str, device: str, threads: int, precision: str = "float32") -> None:
-        self.checkpoint, self.device, self.threads, self.precision = checkpoint, device, threads, precision
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config  # the model's file, device, threads and precision
         self.progress, self.message = 0.0, "starting"
         self.pipeline = None
         self.error: str | None = None
@@ -85,11 +85,11 @@ class ModelLoader:
 
             from engine.pipeline import Pipeline  # heavy: torch and the text encoder
 
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(self.config.threads)
 
-            self.progress, self.message = 0.3, f"loading {self.checkpoint}"
+            self.progress, self.message = 0.3, f"loading {self.config.checkpoint}"
             started = time.monotonic()
-            pipeline = Pipeline.load(self.checkpoint, device=self.device, precision=self.precision)
+            pipeline = Pipeline.load(self.config.checkpoint, device=self.config.device, precision=self.config.precision)
             pipeline.preview_every_s = PREVIEW_EVERY_S
             self.pipeline = pipeline  # ready from here on
             self.progress, self.message = 1.0, "ready"
@@ -167,7 +167,7 @@ class Engine:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.loader = ModelLoader(config.checkpoint, config.device, config.threads, config.precision)
+        self.loader = ModelLoader(config)
         self.jobs = JobQueue(self._run_jobs, config.jobs, batch_key)
 
     def health(self) -> dict:

@@ -4,7 +4,8 @@ The model makes at most 196 frames (9.8 s). A longer shot is built window by win
 prefix completion (mosa-spec.md section 4): each window starts with the last frames of the motion
 so far, kept (the edit mask is off there), and generates the rest from its own prompt. A row's
 first window keeps only ROW_OVERLAP_FRAMES (two of the finest scale's tokens: the pose and how it
-moves), so that the new prompt takes over at once; a long row's next window keeps WINDOW_OVERLAP_FRAMES, so that it goes on the same way.
+moves), so that the new prompt takes over at once; a long row's next window keeps
+WINDOW_OVERLAP_FRAMES, so that it goes on the same way.
 Extending a motion is the same loop from the motion's end (suffix) or, mirrored, from its start.
 
 HumanML3D features are relative (root yaw and ground velocity in the body's frame, root height,
@@ -104,10 +105,12 @@ def plan_windows(
             raise ValueError(f"segment {index + 1} has {segment.frames!r} frames; expected a positive multiple of 4")
         remaining = segment.frames
         while remaining:
-            if remaining < segment.frames:
+            if remaining < segment.frames:  # the row's next window
                 kept = window_overlap
-            else:
-                kept = row_overlap if (windows or continuing) else 0
+            elif windows or continuing:  # the row's first, after motion already made
+                kept = row_overlap
+            else:  # the very first window: a plain generation
+                kept = 0
             new = min(remaining, max_frames - kept)
             windows.append(Window(segment.prompt, kept, new, index))
             remaining -= new
