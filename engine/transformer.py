@@ -173,17 +173,15 @@ class RMSNorm(nn.Module):
 
 
 @dataclass
-class LayerCache:
-    """Keys and values an attention layer keeps between scales at inference.
+class ScaleCache:
+    """The self-attention keys and values an inference step keeps for the next scales.
 
-    Self-attention grows by one scale per step, written into buffers as long as the whole
-    sequence (`capacity` tokens) so that a step does not copy the earlier scales' keys again;
-    cross-attention computes the text's once.
+    They grow by one scale per step, written into buffers as long as the whole sequence
+    (`capacity` tokens) so that a step does not copy the earlier scales' keys again.
     """
 
-    grows: bool
-    capacity: int = 0
-    keys: Tensor | None = None  # (B, H, capacity or text tokens, head_dim)
+    capacity: int
+    keys: Tensor | None = None  # (B, H, capacity, head_dim)
     values: Tensor | None = None
     length: int = 0  # tokens held so far
 
@@ -206,13 +204,38 @@ class LayerCache:
 
 
 @dataclass
+class TextCache:
+    """What cross-attention needs of the text, computed at the first scale and read at every step.
+
+    A row whose text positions are all one vector (guidance's unconditional half: zeroed text plus
+    the length embedding) scores every position alike, so each of its queries gets that vector's
+    value, projected: `constant` holds it and those rows skip the attention. They must be the
+    batch's last rows, as guidance puts them; otherwise every row attends.
+    """
+
+    keys: Tensor | None = None  # (attending rows, H, text tokens, head_dim)
+    values: Tensor | None = None
+    constant: Tensor | None = None  # (B - attending rows, 1, d)
+
+    @property
+    def attending(self) -> int:
+        return self.keys.shape[0]
+
+
+@dataclass
 class BlockCache:
     capacity: int
-    text: LayerCache = field(default_factory=lambda: LayerCache(grows=False))
-    scales: LayerCache = field(init=False)
+    text: TextCache = field(default_factory=TextCache)
+    scales: ScaleCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.scales = LayerCache(grows=True, capacity=self.capacity)
+        self.scales = ScaleCache(self.capacity)
+
+
+def trailing_constant_rows(source: Tensor) -> int:
+    """How many of the batch's last rows of source (B, L, d) hold one vector at every position."""
+    constant = (source == source[:, :1]).flatten(1).all(1)
+    return int(constant.flip(0).cumprod(0).sum())
 
 
 class Attention(nn.Module):
@@ -235,22 +258,34 @@ class Attention(nn.Module):
         source: Tensor | None,
         freqs_cis: Tensor | None = None,
         mask: Tensor | None = None,
-        cache: LayerCache | None = None,
+        cache: ScaleCache | TextCache | None = None,
     ) -> Tensor:
-        q = self._heads(self.query(x))
-        if cache is not None and not cache.grows and cache.keys is not None:
-            k, v = cache.keys, cache.values  # the text's, from the first scale
-        else:
-            k, v = self._heads(self.key(source)), self._heads(self.value(source))
+        if isinstance(cache, TextCache):
+            return self._read_text(x, source, cache)
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(source)), self._heads(self.value(source))
         if freqs_cis is not None:
             q, k = apply_rotary(q, freqs_cis), apply_rotary(k, freqs_cis)
-        if cache is not None and cache.grows:  # earlier scales' keys and values, then this scale's
+        if cache is not None:  # earlier scales' keys and values, then this scale's
             k, v = cache.append(k, v)
-        elif cache is not None and cache.keys is None:
-            # The text's, kept in the layout the products below read (matmul would copy these head
-            # views at every scale); the same values in the same layout, so the same rounding.
-            k, v = k.transpose(-2, -1).contiguous().transpose(-2, -1), v.contiguous()
-            cache.keys, cache.values = k, v
+        return self._attend(q, k, v, mask)
+
+    def _read_text(self, x: Tensor, source: Tensor | None, cache: TextCache) -> Tensor:
+        """Cross-attention at inference; source (the normed text) is read at the first scale only."""
+        if cache.keys is None:
+            attending = source.shape[0] - trailing_constant_rows(source)
+            text = source[:attending]
+            k, v = self._heads(self.key(text)), self._heads(self.value(text))
+            # Kept in the layout the products read (matmul would copy these head views at every
+            # scale); the same values in the same layout, so the same rounding.
+            cache.keys, cache.values = k.transpose(-2, -1).contiguous().transpose(-2, -1), v.contiguous()
+            cache.constant = self.proj(self.value(source[attending:, :1]))
+        attending = cache.attending
+        out = self._attend(self._heads(self.query(x[:attending])), cache.keys, cache.values, None)
+        if attending == x.shape[0]:
+            return out
+        return torch.cat([out, cache.constant.expand(-1, x.shape[1], -1)])
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         # Written out as the release computes it (not a fused kernel, which rounds differently: the
         # guided logits multiply any difference by up to 9, the smooth mode's last tau by ~1300).
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))

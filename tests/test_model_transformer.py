@@ -77,12 +77,20 @@ def test_a_scale_never_sees_finer_scales() -> None:
         assert same == (q < 5), q
 
 
-def test_kv_cached_steps_give_the_full_pass_logits() -> None:
+@pytest.mark.parametrize(
+    "zeroed, attending",
+    [([], 4), ([2, 3], 2), ([1], 4)],
+    ids=["all-text", "guidance-half-skips-attention", "a-zeroed-row-among-others-attends"],
+)
+def test_kv_cached_steps_give_the_full_pass_logits(zeroed, attending) -> None:
+    """Rows of zeroed text at the batch's end (guidance's unconditional half) skip the
+    cross-attention, whose output is the same for every query there; the logits stay the full pass's."""
     model = tiny_model(seed=3)
     generator = torch.Generator().manual_seed(2)
-    text = torch.randn(3, 7, 16, generator=generator)
-    lengths = torch.tensor([196, 100, 4])
-    inputs = teacher_inputs(model, 3, generator)
+    text = torch.randn(4, 7, 16, generator=generator)
+    text[zeroed] = 0.0
+    lengths = torch.tensor([196, 100, 4, 196])
+    inputs = teacher_inputs(model, 4, generator)
     with torch.no_grad():
         full = model(text, lengths, inputs)
         context, length_embedding = model.text_context(text, lengths)
@@ -92,6 +100,7 @@ def test_kv_cached_steps_give_the_full_pass_logits() -> None:
             stepped = model.step(q, context, length_embedding, None if q == 0 else inputs[:, span], cache)
             assert (stepped - full[q]).abs().max() < 1e-4
     assert cache[0].scales.length == 236 and cache[0].text.keys.shape[2] == 7
+    assert cache[0].text.attending == attending and cache[0].text.constant.shape == (4 - attending, 1, 32)
 
 
 def test_the_mask_means_the_same_in_either_saved_form_and_other_masks_are_refused() -> None:
