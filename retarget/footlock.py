@@ -132,19 +132,18 @@ def two_bone_reach(
 def lock_feet(
     skeleton: Skeleton,
     mapping: Mapping,
-    deltas: dict[int, np.ndarray],
+    world: np.ndarray,
     root: int,
     root_head: np.ndarray,
     contact_flags: np.ndarray,
     blend: int = BLEND_FRAMES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The canonical joints (T, 22, 3) of the rig posed by these bone deltas (bone -> (T, 3, 3)
-    turns of the rest orientation) with the feet locked, and the root head (T, 3) that goes
-    with them: knees and ankles move so the ankles reach their pins, the toes point at theirs,
-    and the body moves just enough that a stretched leg still reaches. The transfer turns the
-    leg bones to these joints."""
-    frames = len(root_head)
-    heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, frames), root, root_head)
+    """The canonical joints (T, 22, 3) of the rig posed with these bone rotations (world:
+    (T, B, 3, 3), Skeleton.world_rotations) with the feet locked, and the root head (T, 3) that
+    goes with them: knees and ankles move so the ankles reach their pins, the toes point at
+    theirs, and the body moves just enough that a stretched leg still reaches. The transfer turns
+    the leg bones to these joints."""
+    heads, tails = skeleton.posed_heads_tails(world, root, root_head)
     joints = joint_positions(skeleton, mapping, heads, tails)
     goals = [
         foot_goals(joints[:, ankle], joints[:, toe], contact_flags[:, 2 * side], contact_flags[:, 2 * side + 1], blend)

@@ -35,12 +35,15 @@ def posed_bones(
     if root_location.ndim != 2 or root_location.shape[1] != 3:
         raise ValueError(f"root_location must have shape (frames, 3); got {root_location.shape}")
     frames = len(root_location)
-    basis = np.tile(np.eye(3), (frames, len(skeleton), 1, 1))
+    tracks = {}
     for name, track in rotations_by_bone.items():
         track = np.asarray(track, dtype=np.float64)
         if track.shape != (frames, 4):
             raise ValueError(f"rotation track of bone {name!r} has shape {track.shape}; expected ({frames}, 4)")
-        basis[:, skeleton.index(name)] = rotations.to_matrix(track)
+        tracks[skeleton.index(name)] = track
+    basis = np.tile(np.eye(3), (frames, len(skeleton), 1, 1))
+    if tracks:
+        basis[:, list(tracks)] = rotations.to_matrix(np.stack(list(tracks.values()), axis=1))
     root = root_bone_of(skeleton, skeleton.index(mapping.bones["Hips"]))
     root_head = skeleton.heads[root] + root_location @ skeleton.rest_rotations[root].T
     return skeleton.posed_heads_tails(skeleton.world_from_basis(basis), root, root_head)

@@ -19,6 +19,18 @@ def normalize(q: np.ndarray) -> np.ndarray:
     return q / np.maximum(n, EPS)
 
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross products over the last axis (..., 3), as np.cross but without its overhead on small arrays."""
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        axis=-1,
+    )
+
+
 def identity(shape: tuple[int, ...] = ()) -> np.ndarray:
     q = np.zeros(tuple(shape) + (4,))
     q[..., 0] = 1.0
@@ -64,65 +76,37 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
     w, x, y, z = np.moveaxis(normalize(q), -1, 0)
     return np.stack(
         [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+            *(1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+            *(2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+            *(2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
         ],
-        axis=-2,
-    )
+        axis=-1,
+    ).reshape(w.shape + (3, 3))
+
+
+def times_fixed(matrices: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """matrices (T, n, 3, 3) @ fixed (n, 3, k), where each of the n fixed factors holds for every
+    frame: one product per n over all frames, several times faster than numpy's 3x3 products one
+    by one."""
+    frames, count = matrices.shape[:2]
+    rows = np.moveaxis(matrices, 1, 0).reshape(count, 3 * frames, 3)
+    return np.moveaxis((rows @ fixed).reshape(count, frames, 3, fixed.shape[-1]), 0, 1)
 
 
 def from_matrix(m: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) to quaternions with w >= 0 (numerically stable branch)."""
     m = np.asarray(m, dtype=np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    # Four candidate forms; each is accurate where its squared component is the largest.
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = np.moveaxis(m.reshape(m.shape[:-2] + (9,)), -1, 0)
+    # Four candidate forms, the rows of a symmetric 4x4 matrix; each is accurate where its
+    # squared component, on the diagonal, is the largest.
+    diagonal = [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22]
+    wx, wy, wz = m21 - m12, m02 - m20, m10 - m01
+    xy, xz, yz = m01 + m10, m02 + m20, m12 + m21
     candidates = np.stack(
-        [
-            np.stack(
-                [
-                    1 + m00 + m11 + m22,
-                    m[..., 2, 1] - m[..., 1, 2],
-                    m[..., 0, 2] - m[..., 2, 0],
-                    m[..., 1, 0] - m[..., 0, 1],
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    m[..., 2, 1] - m[..., 1, 2],
-                    1 + m00 - m11 - m22,
-                    m[..., 0, 1] + m[..., 1, 0],
-                    m[..., 0, 2] + m[..., 2, 0],
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    m[..., 0, 2] - m[..., 2, 0],
-                    m[..., 0, 1] + m[..., 1, 0],
-                    1 - m00 + m11 - m22,
-                    m[..., 1, 2] + m[..., 2, 1],
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    m[..., 1, 0] - m[..., 0, 1],
-                    m[..., 0, 2] + m[..., 2, 0],
-                    m[..., 1, 2] + m[..., 2, 1],
-                    1 - m00 - m11 + m22,
-                ],
-                -1,
-            ),
-        ],
-        axis=-2,
-    )
-    best = np.argmax(
-        np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1), axis=-1
-    )
-    q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
-    q = normalize(q)
+        [diagonal[0], wx, wy, wz, wx, diagonal[1], xy, xz, wy, xy, diagonal[2], yz, wz, xz, yz, diagonal[3]], -1
+    ).reshape(m.shape[:-2] + (4, 4))
+    best = np.argmax(np.stack(diagonal, -1), axis=-1)
+    q = normalize(np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :])
     return np.where(q[..., :1] < 0, -q, q)
 
 

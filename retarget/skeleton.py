@@ -205,13 +205,6 @@ class Skeleton:
 
     # ------------------------------------------------------------ posing (armature space)
 
-    def unposed(self, world: np.ndarray, bone: int) -> np.ndarray:
-        """The bone's orientation (T, 3, 3), or (3, 3) for a root, with an identity pose basis under
-        its posed parent (world: (T, B, 3, 3)): parent world @ (parent rest^-1 @ rest), as Blender
-        composes it."""
-        rest, parent = self.rest_rotations, self.parents[bone]
-        return rest[bone] if parent < 0 else world[:, parent] @ (rest[parent].T @ rest[bone])
-
     @cached_property
     def levels(self) -> list[np.ndarray]:
         """Bone indices by depth in the hierarchy, roots first: the bones of one level are posed
@@ -228,56 +221,77 @@ class Skeleton:
         offsets[inner] = np.swapaxes(rest[self.parents[inner]], -1, -2) @ rest[inner]
         return offsets
 
-    def _unposed_level(self, world: np.ndarray, level: np.ndarray) -> np.ndarray:
-        """unposed for every bone of one level at once: (T, len(level), 3, 3)."""
-        parents = self.parents[level]
+    @cached_property
+    def _head_offsets(self) -> np.ndarray:
+        """(B, 3) each bone's rest head in its parent's rest frame (a root's: its rest head)."""
+        heads, offsets, inner = self.heads, self.heads.copy(), self.parents >= 0
+        above = self.parents[inner]
+        steps = (heads[inner] - heads[above])[..., None]
+        offsets[inner] = (np.swapaxes(self.rest_rotations[above], -1, -2) @ steps)[..., 0]
+        return offsets
+
+    def _unposed(self, world: np.ndarray, bones: np.ndarray) -> np.ndarray:
+        """The orientations (T, len(bones), 3, 3) of these bones with an identity pose basis under
+        their posed parents (world: (T, B, 3, 3)): parent world @ (parent rest^-1 @ rest), as
+        Blender composes it; a root keeps its rest orientation."""
+        parents = self.parents[bones]
         inner = parents >= 0
-        result = np.array(np.broadcast_to(self._offsets[level], (len(world), len(level), 3, 3)))
-        result[:, inner] = world[:, parents[inner]] @ self._offsets[level[inner]]
-        return result
+        unposed = np.empty((len(world), len(bones), 3, 3))
+        unposed[:, ~inner] = self._offsets[bones[~inner]]
+        unposed[:, inner] = rotations.times_fixed(world[:, parents[inner]], self._offsets[bones[inner]])
+        return unposed
 
     def world_rotations(self, deltas: dict[int, np.ndarray], frames: int) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3): a bone with a delta (bone index -> (T, 3, 3), a turn
         of its rest orientation) gets delta @ rest; any other keeps an identity basis under its parent."""
         world = np.empty((frames, len(self), 3, 3))
+        turned = np.array(list(deltas), dtype=np.int64)
+        if deltas:
+            turns = np.stack(list(deltas.values()), axis=1)
+            world[:, turned] = rotations.times_fixed(turns, self.rest_rotations[turned])
+        free = np.ones(len(self), dtype=bool)
+        free[turned] = False
         for level in self.levels:
-            world[:, level] = self._unposed_level(world, level)
-            turned = [b for b in level if b in deltas]
-            if turned:
-                turns = np.stack([np.broadcast_to(deltas[b], (frames, 3, 3)) for b in turned], axis=1)
-                world[:, turned] = turns @ self.rest_rotations[turned]
+            bones = level[free[level]]
+            if len(bones):
+                world[:, bones] = self._unposed(world, bones)
         return world
 
     def world_from_basis(self, basis: np.ndarray) -> np.ndarray:
         """Posed bone rotations (T, B, 3, 3) from pose-basis rotations (T, B, 3, 3), as Blender
         composes them: world = parent world @ (parent rest^-1 @ rest) @ basis."""
-        world = np.empty_like(basis)
-        for level in self.levels:
-            world[:, level] = self._unposed_level(world, level) @ basis[:, level]
+        # Every bone's (parent rest^-1 @ rest) @ basis at once (times_fixed on the transposes):
+        # a root's world rotation; the levels below turn theirs by their parent's, in place.
+        transposed = rotations.times_fixed(np.swapaxes(basis, -1, -2), np.swapaxes(self._offsets, -1, -2))
+        world = np.ascontiguousarray(np.swapaxes(transposed, -1, -2))
+        for level in self.levels[1:]:
+            world[:, level] = world[:, self.parents[level]] @ world[:, level]
         return world
 
     def basis_from_world(self, world: np.ndarray, bones: list[int]) -> dict[str, np.ndarray]:
         """pose_bone.rotation_quaternion (T, 4) of these bones; the inverse of world_from_basis."""
-        result = {}
-        for b in bones:
-            basis = np.swapaxes(self.unposed(world, b), -1, -2) @ world[:, b]
-            result[self.names[b]] = rotations.make_continuous(rotations.from_matrix(basis))
-        return result
+        bones = np.asarray(bones, dtype=np.int64)
+        basis = np.swapaxes(self._unposed(world, bones), -1, -2) @ world[:, bones]
+        quaternions = rotations.make_continuous(rotations.from_matrix(basis))
+        return dict(zip([self.names[b] for b in bones], np.ascontiguousarray(np.moveaxis(quaternions, 1, 0))))
 
     def posed_heads_tails(
         self, world: np.ndarray, root_bone: int, root_head: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bone heads and tails (T, B, 3) in armature space; root_bone's head follows root_head
         (T, 3) and every other bone hangs off its parent as in the rest pose."""
-        rest, rest_heads, parents = self.rest_rotations, self.heads, self.parents
+        parents = self.parents
+        hangs = parents >= 0
+        hangs[root_bone] = False
         heads = np.empty(world.shape[:2] + (3,))
-        for level in self.levels:
-            inner = parents[level] >= 0
-            heads[:, level[~inner]] = rest_heads[level[~inner]]
-            bones, above = level[inner], parents[level[inner]]
-            local = (np.swapaxes(rest[above], -1, -2) @ (rest_heads[bones] - rest_heads[above])[..., None])[..., 0]
-            heads[:, bones] = heads[:, above] + (world[:, above] @ local[..., None])[..., 0]
-            if root_bone in level:
-                heads[:, root_bone] = root_head
+        heads[:, ~hangs] = self.heads[~hangs]
+        heads[:, root_bone] = root_head
+        # Every hanging bone's step from its parent's head at once; the levels below the roots
+        # then add their parent's head, in place.
+        local = self._head_offsets[hangs, :, None]
+        heads[:, hangs] = rotations.times_fixed(world[:, parents[hangs]], local)[..., 0]
+        for level in self.levels[1:]:
+            bones = level[hangs[level]]
+            heads[:, bones] += heads[:, parents[bones]]
         tails = heads + world[..., :, 1] * self.lengths[:, None]
         return heads, tails

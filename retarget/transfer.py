@@ -31,6 +31,8 @@ from .skeleton import CANONICAL_TO_BLENDER, Skeleton
 UP = np.array([0.0, 0.0, 1.0])
 # (side prefix, shoulder, elbow, wrist); the legs are footlock.LEGS: (hip, knee, ankle, toe)
 ARMS = [(side, J[f"{side}Arm"], J[f"{side}ForeArm"], J[f"{side}Hand"]) for side in ("Left", "Right")]
+LEG_ROWS = np.array(footlock.LEGS)  # (side, hip knee ankle toe)
+ARM_ROWS = np.array([arm[1:] for arm in ARMS])  # (side, shoulder elbow wrist)
 BEND_HINT = 0.3  # how much the foot (legs) or the chest's forward (arms) decides the bend plane of a straight limb
 
 
@@ -60,9 +62,10 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
     (CMU's Hips and LowerBack) all follow the lowest one's segment, the only one the rig shows."""
     mapped = {j for name, j in J.items() if mapping.bones[name]}
     apart = 1e-3 * np.ptp(rest_joints, axis=0).max()
+    distances = np.linalg.norm(rest_joints[:, None] - rest_joints[None], axis=-1)
 
     def is_apart(a: int, b: int) -> bool:
-        return bool(np.linalg.norm(rest_joints[a] - rest_joints[b]) > apart)
+        return bool(distances[a, b] > apart)
 
     def next_apart(j: int) -> int:
         ends = [
@@ -95,74 +98,87 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
     return {j: pair for j, pair in pairs.items() if j in mapped}
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products of 3-vectors (..., 3), term by term: numpy's sums over so short an axis cost more."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return rotations.normalize(v)
+    """rotations.normalize for 3-vectors."""
+    return v / np.maximum(np.sqrt(_dot(v, v)), rotations.EPS)[..., None]
 
 
-def reference_directions(positions: np.ndarray, directions: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """The twist reference (..., 3) of every joint, from joint positions (..., 22, 3) in Blender
-    axes and the primary directions (joint -> (..., 3)).
+def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: set[int]) -> np.ndarray:
+    """The twist reference (T, 22, 3) of every joint, from joint positions (T, 22, 3) in Blender
+    axes and the primary directions (T, 22, 3) of the mapped joints.
 
     References are built from primary directions and the pelvis frame only, which the transfer
     reproduces exactly on any rig; so the frames measured on a posed rig are the source's and
     inverse transfer gives back what forward transfer was given."""
     p, d = positions, directions
-    hips_axis = p[..., J["LeftUpLeg"], :] - p[..., J["RightUpLeg"], :]
-    hips_side = frames_from_directions(d[J["Hips"]], hips_axis)[..., 0]
+    along = _unit(d)
+    hips_axis = p[:, J["LeftUpLeg"]] - p[:, J["RightUpLeg"]]
+    hips_side = _across(along[:, J["Hips"]], hips_axis)
     # The chest's sides: where the collars start (or without collars, the shoulders), both
     # carried by the chest bone like the hips by the pelvis.
     collars = (
         (J["LeftShoulder"], J["RightShoulder"])
-        if J["LeftShoulder"] in d and J["RightShoulder"] in d
+        if J["LeftShoulder"] in mapped and J["RightShoulder"] in mapped
         else (J["LeftArm"], J["RightArm"])
     )
-    chest = max((j for j in (J["Spine"], J["Spine1"], J["Spine2"]) if j in d), key=SPINE_CHAIN.index)
-    chest_up = _unit(d[chest])
-    chest_side = frames_from_directions(d[chest], p[..., collars[0], :] - p[..., collars[1], :])[..., 0]
-    chest_forward = _unit(np.cross(chest_side, chest_up))
-    refs = {
-        J["Hips"]: hips_axis,
-        J["Spine"]: hips_side,
-        J["Spine1"]: _unit(hips_side + chest_side),
-        J["Spine2"]: chest_side,
-        J["Neck"]: chest_side,
-        J["Head"]: chest_side,
-        J["LeftShoulder"]: chest_up,
-        J["RightShoulder"]: chest_up,
-    }
-    for hip, knee, ankle, toe in footlock.LEGS:
-        # The knee bends backwards, away from the toes: a straight leg's hinge comes from the foot.
-        hinge = np.cross(_unit(d[hip]), _unit(d[knee]) - BEND_HINT * _unit(d[ankle]))
-        refs.update({hip: hinge, knee: hinge, ankle: hinge, toe: hinge})
-    for _side, shoulder, elbow, wrist in ARMS:
-        # The elbow bends the forearm forwards: a straight arm's hinge comes from the chest's forward.
-        hinge = np.cross(_unit(d[shoulder]), _unit(d[elbow]) + BEND_HINT * chest_forward + 0.05 * chest_up)
-        refs.update({shoulder: hinge, elbow: hinge, wrist: hinge})
+    chest = max((j for j in (J["Spine"], J["Spine1"], J["Spine2"]) if j in mapped), key=SPINE_CHAIN.index)
+    chest_up = along[:, chest]
+    chest_side = _across(chest_up, p[:, collars[0]] - p[:, collars[1]])
+    chest_forward = _unit(rotations.cross(chest_side, chest_up))
+    refs = np.zeros_like(d)
+    refs[:, J["Hips"]] = hips_axis
+    refs[:, J["Spine"]] = hips_side
+    refs[:, J["Spine1"]] = _unit(hips_side + chest_side)
+    refs[:, [J["Spine2"], J["Neck"], J["Head"]]] = chest_side[:, None]
+    refs[:, [J["LeftShoulder"], J["RightShoulder"]]] = chest_up[:, None]
+    # Both sides at once; each limb's joints share its hinge.
+    # The knee bends backwards, away from the toes: a straight leg's hinge comes from the foot.
+    hips, knees, ankles, _ = LEG_ROWS.T
+    refs[:, LEG_ROWS] = rotations.cross(along[:, hips], along[:, knees] - BEND_HINT * along[:, ankles])[:, :, None]
+    # The elbow bends the forearm forwards: a straight arm's hinge comes from the chest's forward.
+    shoulders, elbows, _ = ARM_ROWS.T
+    bend = along[:, elbows] + BEND_HINT * chest_forward[:, None] + 0.05 * chest_up[:, None]
+    refs[:, ARM_ROWS] = rotations.cross(along[:, shoulders], bend)[:, :, None]
     return refs
 
 
-def frames_from_directions(primary: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Orthonormal frames (..., 3, 3): Y along primary, X along the reference made perpendicular.
-    Where the reference is parallel to the primary (over a time axis 0), the last good X is kept."""
-    y = _unit(primary)
-    x = reference - np.sum(reference * y, axis=-1, keepdims=True) * y
-    norm = np.linalg.norm(x, axis=-1)
-    bad = norm < 1e-6
+def _across(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The reference (T, ..., 3) made perpendicular to the unit directions y, unit length. Where
+    it is parallel to y, the last good one over the time axis 0 is kept."""
+    x = reference - _dot(reference, y)[..., None] * y
+    bad = np.sqrt(_dot(x, x)) < 1e-6
     if np.any(bad):
-        fallback = np.cross(y, np.where(np.abs(y[..., 2:3]) < 0.9, UP, [1.0, 0.0, 0.0]))
+        fallback = rotations.cross(y, np.where(np.abs(y[..., 2:3]) < 0.9, UP, [1.0, 0.0, 0.0]))
         x = np.where(bad[..., None], fallback, x)
-        if x.ndim == 2:
-            for t in np.flatnonzero(bad)[np.flatnonzero(bad) > 0]:
-                x[t] = x[t - 1] - np.dot(x[t - 1], y[t]) * y[t]
-    x = _unit(x)
-    return np.stack([x, y, np.cross(x, y)], axis=-1)
+        bad_frames = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+        for t in bad_frames[bad_frames > 0]:
+            carried = x[t - 1] - _dot(x[t - 1], y[t])[..., None] * y[t]
+            x[t] = np.where(bad[t, ..., None], carried, x[t])
+    return _unit(x)
 
 
-def joint_frames(positions: np.ndarray, pairs: dict[int, tuple[int, int]]) -> dict[int, np.ndarray]:
-    """Frames (..., 3, 3) of the mapped joints on joint positions (..., 22, 3), Blender axes."""
-    directions = {j: positions[..., b, :] - positions[..., a, :] for j, (a, b) in pairs.items()}
-    refs = reference_directions(positions, directions)
-    return {j: frames_from_directions(directions[j], refs[j]) for j in pairs}
+def frames_from_directions(primary: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Orthonormal frames (T, ..., 3, 3) from directions (T, ..., 3): Y along primary, X along the
+    reference made perpendicular (_across)."""
+    y = _unit(primary)
+    x = _across(y, reference)
+    return np.stack([x, y, rotations.cross(x, y)], axis=-1)
+
+
+def joint_frames(positions: np.ndarray, pairs: dict[int, tuple[int, int]]) -> np.ndarray:
+    """Frames (T, len(pairs), 3, 3) of the mapped joints, in the order of `pairs`, on joint
+    positions (T, 22, 3), Blender axes: all joints in one go."""
+    joints = list(pairs)
+    starts, ends = np.array(list(pairs.values())).T
+    directions = np.zeros(positions.shape)
+    directions[:, joints] = positions[:, ends] - positions[:, starts]
+    refs = reference_directions(positions, directions, set(joints))
+    return frames_from_directions(directions[:, joints], refs[:, joints])
 
 
 # ---------------------------------------------------------------- placing the motion
@@ -192,12 +208,11 @@ def root_bone_of(skeleton: Skeleton, hips: int) -> int:
 
 def leg_length(positions: np.ndarray) -> float:
     """Hip to knee to ankle, both sides averaged, median over frames (positions (..., 22, 3))."""
-    lengths = [
-        np.linalg.norm(positions[..., knee, :] - positions[..., hip, :], axis=-1)
-        + np.linalg.norm(positions[..., ankle, :] - positions[..., knee, :], axis=-1)
-        for hip, knee, ankle, _ in footlock.LEGS
-    ]
-    return float(np.median(0.5 * (lengths[0] + lengths[1])))
+    hips, knees, ankles, _ = LEG_ROWS.T
+    thighs = np.linalg.norm(positions[..., knees, :] - positions[..., hips, :], axis=-1)
+    shins = np.linalg.norm(positions[..., ankles, :] - positions[..., knees, :], axis=-1)
+    lengths = thighs + shins  # (..., side)
+    return float(np.median(0.5 * (lengths[..., 0] + lengths[..., 1])))
 
 
 def facing(positions: np.ndarray) -> np.ndarray:
@@ -292,6 +307,8 @@ def transfer(
     `ground` suit generated motion; a motion from inverse transfer of this rig goes back where it
     was with both off."""
     mapping.check(skeleton)
+    # Nothing but the mapped bones and the bones above them moves what is written or measured.
+    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])
     source, fps, features = motion_arrays(motion)
     frames = len(source)
     bone_of = {j: skeleton.index(mapping.bones[name]) for name, j in J.items() if mapping.bones[name]}
@@ -300,9 +317,10 @@ def transfer(
 
     # Bone rotations: source frame @ rest frame^T, both measured in armature space.
     pairs = primary_pairs(mapping, rest_joints)
-    source_frames = joint_frames(place.directions(source), pairs)
-    rest_frames = joint_frames(rest_joints, pairs)
-    deltas = {bone_of[j]: source_frames[j] @ rest_frames[j].T for j in pairs}
+    bones = [bone_of[j] for j in pairs]
+    rest_inverse = np.swapaxes(joint_frames(rest_joints[None], pairs)[0], -1, -2)
+    turns = rotations.times_fixed(joint_frames(place.directions(source), pairs), rest_inverse)
+    deltas = dict(zip(bones, np.moveaxis(turns, 1, 0)))
 
     # Root path: the source's hips, scaled, over the rig's hips; flattened for in-place.
     hips = bone_of[J["Hips"]]
@@ -314,14 +332,15 @@ def transfer(
     root = root_bone_of(skeleton, hips)
     root_head = skeleton.heads[root] + (hips_path - skeleton.heads[hips])
 
+    world = skeleton.world_rotations(deltas, frames)
     if ground:
-        root_head = root_head + _ground_offset(skeleton, mapping, deltas, root, root_head, rest_joints)
+        root_head = root_head + _ground_offset(skeleton, mapping, world, root, root_head, rest_joints)
     contacts = footlock.contacts(source, features)
     if foot_lock:
-        locked, root_head = footlock.lock_feet(skeleton, mapping, deltas, root, root_head, contacts)
-        locked_frames = joint_frames(locked, pairs)
-        deltas.update({bone_of[j]: locked_frames[j] @ rest_frames[j].T for j in footlock.LEG_JOINTS if j in pairs})
-    world = skeleton.world_rotations(deltas, frames)
+        locked, root_head = footlock.lock_feet(skeleton, mapping, world, root, root_head, contacts)
+        locked_turns = rotations.times_fixed(joint_frames(locked, pairs), rest_inverse)
+        deltas.update({bones[k]: locked_turns[:, k] for k, j in enumerate(pairs) if j in footlock.LEG_JOINTS})
+        world = skeleton.world_rotations(deltas, frames)
     # Blender: posed head = rest head + rest rotation @ location (the bones above the root stay at rest).
     root_location = (root_head - skeleton.heads[root]) @ skeleton.rest_rotations[root]
     rotations_written = skeleton.basis_from_world(world, written_bones(skeleton, set(bone_of.values())))
@@ -331,14 +350,15 @@ def transfer(
 def _ground_offset(
     skeleton: Skeleton,
     mapping: Mapping,
-    deltas: dict[int, np.ndarray],
+    world: np.ndarray,
     root: int,
     root_head: np.ndarray,
     rest_joints: np.ndarray,
 ) -> np.ndarray:
-    """A constant shift (3,) along the rig's up axis putting the posed feet on the rig's floor:
-    the lowest foot joint, over the clip's lower frames, at the height it has in the rest pose."""
-    heads, tails = skeleton.posed_heads_tails(skeleton.world_rotations(deltas, len(root_head)), root, root_head)
+    """A constant shift (3,) along the rig's up axis putting the feet of the rig posed with these
+    bone rotations (world: (T, B, 3, 3)) on the rig's floor: the lowest foot joint, over the
+    clip's lower frames, at the height it has in the rest pose."""
+    heads, tails = skeleton.posed_heads_tails(world, root, root_head)
     feet = joint_positions(skeleton, mapping, heads, tails)[:, footlock.FOOT_JOINTS]
     up = skeleton.object_rotation.T @ UP
     posed_low = footlock.floor_height(feet @ up)

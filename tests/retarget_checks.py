@@ -57,12 +57,10 @@ def direction_errors(skeleton: Skeleton, mapping: Mapping, rig_joints: np.ndarra
     segments = {}
     for _joint, (a, b) in sorted(primary_pairs(mapping, rest_joints).items()):
         segments[tuple(np.round(rest_joints[a], 6)), b] = (a, b)
-    errors = []
-    for a, b in segments.values():
-        on_rig = rotations.normalize(rig_joints[:, b] - rig_joints[:, a])
-        wanted = rotations.normalize(place.directions(source[:, b] - source[:, a]) @ to_world.T)
-        errors.append(np.degrees(np.arccos(np.clip(np.sum(on_rig * wanted, axis=-1), -1.0, 1.0))))
-    return np.stack(errors, axis=-1)
+    starts, ends = np.array(list(segments.values())).T
+    on_rig = rotations.normalize(rig_joints[:, ends] - rig_joints[:, starts])
+    wanted = rotations.normalize(place.directions(source[:, ends] - source[:, starts]) @ to_world.T)
+    return np.degrees(np.arccos(np.clip(np.sum(on_rig * wanted, axis=-1), -1.0, 1.0)))
 
 
 def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
