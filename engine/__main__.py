@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from engine.allocator import keep_freed_memory
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "build-dataset": ("engine.datasets.build", "build the demo dataset (HumanML3D layout) from real motion"),
     "train": ("engine.train", "train the tokenizer or the transformer"),
@@ -28,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     parser = argparse.ArgumentParser(prog="python -m engine", description="MoSa text-to-motion engine")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, summary) in COMMANDS.items():

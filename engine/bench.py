@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import bench_service
+from engine.allocator import keep_freed_memory
 from engine.validation import PRECISIONS
 from retarget import canonical
 
@@ -235,8 +236,9 @@ def first_generate_table(archive: Path, cold_start: bool) -> str:
 
 
 def in_own_process(function, *args):
-    """function(*args) in a fresh spawned process: its own memory, imports and threads."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    """function(*args) in a fresh spawned process: its own memory, imports and threads, its allocator set as the CLI's."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=keep_freed_memory) as pool:
         return pool.submit(function, *args).result()
 
 
