@@ -68,7 +68,7 @@ def time_stages(obj, motion: dict) -> tuple[float, float, float, int]:
 
     started = time.perf_counter()
     skeleton, mapping = armature_mapping(obj)
-    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])
+    skeleton = mapping.moving_part(skeleton)
     posed = transfer.transfer(motion, skeleton, mapping)
     plausibility.check(skeleton, mapping, posed)
     mapped = time.perf_counter()

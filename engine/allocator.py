@@ -32,4 +32,14 @@ def keep_freed_memory() -> bool:
         log.info("no glibc mallopt here; the allocator keeps its defaults")
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    refused = [
+        name
+        for name, parameter, value in (
+            ("mmap threshold", M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD),
+            ("trim threshold", M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        )
+        if mallopt(parameter, value) != 1
+    ]
+    if refused:
+        log.info("glibc refused to raise its %s; freed memory may go back to the system", " and ".join(refused))
+    return not refused

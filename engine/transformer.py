@@ -209,8 +209,8 @@ class TextCache:
 
     A row whose text positions are all one vector (guidance's unconditional half: zeroed text plus
     the length embedding) scores every position alike, so each of its queries gets that vector's
-    value, projected: `constant` holds it and those rows skip the attention. They must be the
-    batch's last rows, as guidance puts them; otherwise every row attends.
+    value, projected: `constant` holds it and those rows skip the attention. Only the batch's
+    trailing such rows skip it (guidance puts its unconditional half last); any others attend.
     """
 
     keys: Tensor | None = None  # (attending rows, H, text tokens, head_dim)

@@ -47,9 +47,7 @@ def motion_to_tracks_steps(
     `span`: the scene frames that will be used (Regenerate Range); the constraint solve then
     corrects only the engine frames around them, and the frames outside keep plain values."""
     skeleton, mapping = armature_mapping(obj)
-    skeleton = skeleton.around(
-        [skeleton.index(bone) for bone in mapping.bones.values() if bone]
-    )  # the rest never moves a key
+    skeleton = mapping.moving_part(skeleton)  # the rest never moves a key
     yield 0.1
     posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
     yield 0.3

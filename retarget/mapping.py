@@ -81,6 +81,11 @@ class Mapping:
         if missing:
             raise ValueError(essential_error(missing))
 
+    def moving_part(self, skeleton: Skeleton) -> Skeleton:
+        """The mapped bones and the bones above them: all that posing the mapped ones moves or
+        reads (a control rig's hundreds of other bones never get a key)."""
+        return skeleton.around([skeleton.index(bone) for bone in self.bones.values() if bone])
+
     def to_dict(self) -> dict:
         return {
             "family": self.family,

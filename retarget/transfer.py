@@ -98,14 +98,9 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
     return {j: pair for j, pair in pairs.items() if j in mapped}
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Dot products of 3-vectors (..., 3), term by term: numpy's sums over so short an axis cost more."""
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     """rotations.normalize for 3-vectors."""
-    return v / np.maximum(np.sqrt(_dot(v, v)), rotations.EPS)[..., None]
+    return v / np.maximum(np.sqrt(rotations.dot(v, v)), rotations.EPS)[..., None]
 
 
 def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: set[int]) -> np.ndarray:
@@ -150,14 +145,14 @@ def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: 
 def _across(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The reference (T, ..., 3) made perpendicular to the unit directions y, unit length. Where
     it is parallel to y, the last good one over the time axis 0 is kept."""
-    x = reference - _dot(reference, y)[..., None] * y
-    bad = np.sqrt(_dot(x, x)) < 1e-6
+    x = reference - rotations.dot(reference, y)[..., None] * y
+    bad = np.sqrt(rotations.dot(x, x)) < 1e-6
     if np.any(bad):
         fallback = rotations.cross(y, np.where(np.abs(y[..., 2:3]) < 0.9, UP, [1.0, 0.0, 0.0]))
         x = np.where(bad[..., None], fallback, x)
         bad_frames = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
         for t in bad_frames[bad_frames > 0]:
-            carried = x[t - 1] - _dot(x[t - 1], y[t])[..., None] * y[t]
+            carried = x[t - 1] - rotations.dot(x[t - 1], y[t])[..., None] * y[t]
             x[t] = np.where(bad[t, ..., None], carried, x[t])
     return _unit(x)
 
@@ -307,8 +302,7 @@ def transfer(
     `ground` suit generated motion; a motion from inverse transfer of this rig goes back where it
     was with both off."""
     mapping.check(skeleton)
-    # Nothing but the mapped bones and the bones above them moves what is written or measured.
-    skeleton = skeleton.around([skeleton.index(bone) for bone in mapping.bones.values() if bone])
+    skeleton = mapping.moving_part(skeleton)  # the rest moves nothing written or measured (idempotent)
     source, fps, features = motion_arrays(motion)
     frames = len(source)
     bone_of = {j: skeleton.index(mapping.bones[name]) for name, j in J.items() if mapping.bones[name]}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 BLOCK = 24 * 1024 * 1024  # above glibc's default mmap threshold, below the raised one
 
@@ -32,7 +33,8 @@ print(raised, mapped, libc.mallinfo2().fordblks)
 
 
 def probe(mode: str) -> tuple[bool, int, int]:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout.split()
+    command = [sys.executable, "-c", PROBE, mode]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     return out[0] == "True", int(out[1]), int(out[2])
 
 
