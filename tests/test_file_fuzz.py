@@ -280,6 +280,10 @@ def checkpoint_payloads(draw, payload: dict) -> dict:
     return payload
 
 
+# torch's own warnings on damaged input, before the loader's ValueError: its weights-only
+# unpickler looking up a damaged global, and the meta-device build of a config with a zero size.
+@pytest.mark.filterwarnings("ignore:Defining your `__torch_function__` as a plain method:UserWarning")
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op:UserWarning")
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_checkpoint_is_read_or_a_value_error(tiny_checkpoint, data):
