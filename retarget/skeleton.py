@@ -133,6 +133,8 @@ class Skeleton:
         """Only these bones and the bones above them, in this order (parents first still): all
         that posing them needs, e.g. the mapped bones of a control rig with hundreds of others."""
         kept = sorted({bone for b in bones for bone in [b, *self.ancestors(b)]})
+        if len(kept) == len(self):  # already cut (transfer cuts what its callers may have cut)
+            return self
         index = {bone: i for i, bone in enumerate(kept)}
         return Skeleton(
             [self.names[b] for b in kept],
