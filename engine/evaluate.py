@@ -1,6 +1,6 @@
 """`python -m engine eval`: how good is a checkpoint, measured on real motion.
 
-Two measurements:
+Three measurements:
 1. Tokenizer: reconstruction MPJPE (mm) on held-out motions (the test split: clips the tokenizer
    never saw), comparing joints recovered from the reconstructed features with joints recovered
    from the original features; and codebook usage per scale (live codes after training).
@@ -12,6 +12,9 @@ Two measurements:
    labelled with the kind of the nearest dataset sample (a distance on motion statistics, below),
    giving an accuracy per set and length and the list of confusions; two of each kind's own
    training captions are a third, seen set.
+3. Prompt timelines (--timeline-shots N): N random shots of four rows of distinct kinds, 6-8 s
+   each, made as one motion (engine.timeline); each row is labelled as above and compared with
+   its prompt alone at the same length and seed (docs/timeline.md).
 
 With --protocol humanml3d|motionx the command runs the paper's evaluation instead (FID,
 R-precision, MM-Dist, diversity, multimodality with Guo et al.'s evaluator; engine.protocol).
@@ -332,6 +335,70 @@ def generated_features(
     return [representation.joints_to_features(np.asarray(m.positions)) for m in motions]
 
 
+# --- prompt timelines ---------------------------------------------------------------------------
+TIMELINE_ROWS = 4  # rows of each random shot, of distinct kinds
+TIMELINE_ROW_SECONDS = (6, 7, 8)  # each row lasts one of these
+
+
+@dataclass
+class TimelineRow:
+    """One row of a random shot: its kind and the nearest kind of the row and of its prompt alone."""
+
+    kind: str
+    row: int  # place in the shot; row 0 is a plain generation, the same motion as its prompt alone
+    timeline: str
+    alone: str
+    timeline_after_first_second: str
+    alone_after_first_second: str
+
+
+def timeline_rows(
+    pipeline, classifier: NearestClip, prompts: dict[str, str], shots: int, seed: int, sampling: SamplingOptions
+) -> list[TimelineRow]:
+    """The rows of `shots` random prompt timelines, each judged against its prompt alone.
+
+    A row begins with the change from the row before, which a prompt alone does not have, so
+    both are also judged without their first second. Window i of a shot draws with the shot's
+    seed + i, and each row here fits one window, so a row and its prompt alone share a seed.
+    """
+    from engine.pipeline import GenerateRequest
+    from engine.timeline import LongRequest, Segment, generate_long
+
+    def label(positions: np.ndarray) -> str:
+        return classifier.label(representation.joints_to_features(positions))
+
+    rng = np.random.default_rng(seed)
+    kinds = sorted(prompts)
+    rows = []
+    for shot in range(shots):
+        chosen = [kinds[i] for i in rng.choice(len(kinds), TIMELINE_ROWS, replace=False)]
+        segments = [Segment(prompts[kind], int(rng.choice(TIMELINE_ROW_SECONDS)) * canonical.FPS) for kind in chosen]
+        shot_seed = seed + TIMELINE_ROWS * shot
+        motion = generate_long(pipeline, LongRequest(segments, seed=shot_seed, sampling=sampling))
+        start = 0
+        for row, (kind, segment) in enumerate(zip(chosen, segments)):
+            alone = pipeline.generate(GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling))
+            made = motion.positions[start : start + segment.frames]
+            rows.append(
+                TimelineRow(
+                    kind,
+                    row,
+                    label(made),
+                    label(alone[0].positions),
+                    label(made[canonical.FPS :]),
+                    label(alone[0].positions[canonical.FPS :]),
+                )
+            )
+            start += segment.frames
+    return rows
+
+
+def timeline_counts(rows: list[TimelineRow]) -> dict[str, int]:
+    """How many rows, and how many of them each way of judging labels with their own kind."""
+    judged = ("timeline", "alone", "timeline_after_first_second", "alone_after_first_second")
+    return {"rows": len(rows)} | {name: sum(getattr(row, name) == row.kind for row in rows) for name in judged}
+
+
 # --- the report -------------------------------------------------------------------------------------
 @dataclass
 class Report:
@@ -349,6 +416,8 @@ class Report:
     generated: dict[str, int] = field(default_factory=dict)  # prompt set -> motions judged
     per_kind: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt set -> kind -> accuracy
     confusions: list[dict] = field(default_factory=list)
+    timeline_shots: int = 0
+    timeline: dict[str, dict[str, int]] = field(default_factory=dict)  # prompt set -> timeline_counts
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -377,6 +446,13 @@ class Report:
             lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
             for kind in self.per_kind[names[0]]:
                 lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
+        for name, counts in self.timeline.items():
+            lines.append(
+                f"| timeline rows right, {name} ({counts['rows']} rows of {self.timeline_shots} random shots,"
+                f" {TIMELINE_ROWS} rows of {min(TIMELINE_ROW_SECONDS)}-{max(TIMELINE_ROW_SECONDS)} s)"
+                f" | {counts['timeline']}, the same prompts alone {counts['alone']}; after each row's first second"
+                f" {counts['timeline_after_first_second']} and {counts['alone_after_first_second']} |"
+            )
         if self.confusions:
             lines += ["", "confusions (prompt at a length -> nearest kind):"]
             lines += [
@@ -398,6 +474,7 @@ def evaluate(
     seconds: tuple[int, ...] = FIXED_SECONDS,
     device: str = "cpu",
     text_encoder_path: Path | None = None,
+    timeline_shots: int = 0,
 ) -> Report:
     from engine import checkpoint as checkpoint_io
 
@@ -456,8 +533,19 @@ def evaluate(
                 report.generated[name] = sum(len(h) for h in hits.values())
                 report.accuracy[name] = float(np.mean([x for h in hits.values() for x in h]))
                 report.accuracy_by_length[name] = {length: float(np.mean(h)) for length, h in by_length.items()}
+            first_prompts = {kind: prompts[0] for kind, prompts in prompt_set.items() if kind in kinds}
+            if timeline_shots and len(first_prompts) >= TIMELINE_ROWS:
+                rows = timeline_rows(pipeline, classifier, first_prompts, timeline_shots, seed, sampling)
+                report.timeline[name], report.timeline_shots = timeline_counts(rows), timeline_shots
     report.seconds = round(time.perf_counter() - started, 1)
     return report
+
+
+def shot_count(text: str) -> int:
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{count} shots; expected 0 or more")
+    return count
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
@@ -484,6 +572,13 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
+    parser.add_argument(
+        "--timeline-shots",
+        type=shot_count,
+        default=0,
+        help="random four-row prompt timelines per prompt set, each row judged against its prompt alone"
+        " (about 3 s a shot on a 2-core CPU)",
+    )
     protocol.add_arguments(parser)
 
 
@@ -501,6 +596,7 @@ def run(args: argparse.Namespace) -> int:
         tuple(args.seconds),
         args.device,
         args.text_encoder_path,
+        args.timeline_shots,
     )
     print(report.table())
     if args.json:
