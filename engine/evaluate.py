@@ -26,8 +26,9 @@ import argparse
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ from engine.datasets.layout import sample_kinds
 from engine.generate import SamplingOptions
 from engine.tokenizer import Tokenizer, usable_length
 from retarget import canonical
+
+if TYPE_CHECKING:
+    from engine.pipeline import Pipeline
 
 FIXED_SECONDS = (3, 6, 9)  # the lengths every prompt is generated at
 # Prompts in new words for each kind of the demo dataset: no noun, verb, adjective, adverb or
@@ -326,7 +330,7 @@ class NearestClip:
 
 
 def generated_features(
-    pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions
+    pipeline: Pipeline, prompt: str, frames: int, samples: int, seed: int, sampling: SamplingOptions
 ) -> list[np.ndarray]:
     """Raw features (frames, 263) of `samples` generated motions."""
     from engine.pipeline import GenerateRequest
@@ -345,7 +349,7 @@ class TimelineRow:
     """One row of a random shot: its kind and the nearest kind of the row and of its prompt alone."""
 
     kind: str
-    row: int  # place in the shot; row 0 is a plain generation, the same motion as its prompt alone
+    place: int  # in the shot; the first row is a plain generation, the same motion as its prompt alone
     timeline: str
     alone: str
     timeline_after_first_second: str
@@ -353,7 +357,12 @@ class TimelineRow:
 
 
 def timeline_rows(
-    pipeline, classifier: NearestClip, prompts: dict[str, str], shots: int, seed: int, sampling: SamplingOptions
+    pipeline: Pipeline,
+    classifier: NearestClip,
+    prompts: dict[str, str],
+    shots: int,
+    seed: int,
+    sampling: SamplingOptions,
 ) -> list[TimelineRow]:
     """The rows of `shots` random prompt timelines, each judged against its prompt alone.
 
@@ -362,7 +371,10 @@ def timeline_rows(
     seed + i, and each row here fits one window, so a row and its prompt alone share a seed.
     """
     from engine.pipeline import GenerateRequest
-    from engine.timeline import LongRequest, Segment, generate_long
+    from engine.timeline import ROW_OVERLAP_FRAMES, LongRequest, Segment, generate_long
+
+    if max(TIMELINE_ROW_SECONDS) * canonical.FPS + ROW_OVERLAP_FRAMES > pipeline.max_frames:
+        raise ValueError("a timeline row must fit one window, or its window's seed is not its prompt's alone")
 
     def label(positions: np.ndarray) -> str:
         return classifier.label(representation.joints_to_features(positions))
@@ -395,7 +407,7 @@ def timeline_rows(
 
 def timeline_counts(rows: list[TimelineRow]) -> dict[str, int]:
     """How many rows, and how many of them each way of judging labels with their own kind."""
-    judged = ("timeline", "alone", "timeline_after_first_second", "alone_after_first_second")
+    judged = [f.name for f in fields(TimelineRow) if f.name not in ("kind", "place")]
     return {"rows": len(rows)} | {name: sum(getattr(row, name) == row.kind for row in rows) for name in judged}
 
 
@@ -441,11 +453,6 @@ class Report:
                 f"| nearest-kind accuracy, {name} ({self.generated[name]} motions at "
                 f"{', '.join(map(str, self.seconds_generated))} s, guidance {self.guidance}) | {accuracy:.3f} ({by_length}) |"
             )
-        if self.per_kind:
-            names = list(self.per_kind)
-            lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
-            for kind in self.per_kind[names[0]]:
-                lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
         for name, counts in self.timeline.items():
             lines.append(
                 f"| timeline rows right, {name} ({counts['rows']} rows of {self.timeline_shots} random shots,"
@@ -453,6 +460,11 @@ class Report:
                 f" | {counts['timeline']}, the same prompts alone {counts['alone']}; after each row's first second"
                 f" {counts['timeline_after_first_second']} and {counts['alone_after_first_second']} |"
             )
+        if self.per_kind:
+            names = list(self.per_kind)
+            lines += ["", f"| kind | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+            for kind in self.per_kind[names[0]]:
+                lines.append(f"| {kind} | {' | '.join(f'{self.per_kind[n][kind]:.2f}' for n in names)} |")
         if self.confusions:
             lines += ["", "confusions (prompt at a length -> nearest kind):"]
             lines += [
@@ -536,7 +548,10 @@ def evaluate(
             first_prompts = {kind: prompts[0] for kind, prompts in prompt_set.items() if kind in kinds}
             if timeline_shots and len(first_prompts) >= TIMELINE_ROWS:
                 rows = timeline_rows(pipeline, classifier, first_prompts, timeline_shots, seed, sampling)
-                report.timeline[name], report.timeline_shots = timeline_counts(rows), timeline_shots
+                report.timeline[name] = timeline_counts(rows)
+            elif timeline_shots:
+                report.notes.append(f"no timelines for {name}: its prompts cover fewer than {TIMELINE_ROWS} kinds")
+        report.timeline_shots = timeline_shots
     report.seconds = round(time.perf_counter() - started, 1)
     return report
 

@@ -99,22 +99,35 @@ def test_eval_command_measures_the_trained_demo_tokenizer(dataset, tmp_path, cap
     )
 
 
+def recording(run, name: str, seeds: list[tuple[str, int]]):
+    """`run` (a pipeline's generate or edit) as it is, noting each request's seed."""
+
+    def recorded(request, *args, **kwargs):
+        seeds.append((name, request.seed))
+        return run(request, *args, **kwargs)
+
+    return recorded
+
+
 def test_timeline_rows_are_judged_against_their_prompts_alone(dataset) -> None:
-    """Random shots of distinct kinds, each row labelled beside its prompt alone. The first row is a
-    plain generation with the shot's seed, so it is its prompt alone: the pairing of seeds holds."""
+    """Random shots of distinct kinds, each row labelled beside its prompt alone, drawn with the
+    seed of the row's own window; the first row is a plain generation, so it is its prompt alone."""
     classifier = NearestClip.from_dataset(dataset)
     prompts = {kind: captions_of_kind(kind)[0] for kind in set(classifier.clips)}
     pipeline = Pipeline.load(DEFAULT_CHECKPOINT, device="cpu")
+    seeds: list[tuple[str, int]] = []  # (what ran, its seed), in order: the shot's windows, then the prompts alone
+    for name in ("generate", "edit"):
+        setattr(pipeline, name, recording(getattr(pipeline, name), name, seeds))
     rows = timeline_rows(pipeline, classifier, prompts, shots=2, seed=3, sampling=SamplingOptions())
-    assert [row.row for row in rows] == list(range(TIMELINE_ROWS)) * 2
-    assert all(
-        len({row.kind for row in shot}) == TIMELINE_ROWS for shot in (rows[:TIMELINE_ROWS], rows[TIMELINE_ROWS:])
-    )
-    for row in rows:
-        labels = {row.timeline, row.alone, row.timeline_after_first_second, row.alone_after_first_second}
-        assert labels <= set(classifier.clips), row
-        if row.row == 0:
-            assert (row.timeline, row.timeline_after_first_second) == (row.alone, row.alone_after_first_second), row
+    for shot, shot_seed in enumerate((3, 3 + TIMELINE_ROWS)):
+        windows = [("generate", shot_seed)] + [("edit", shot_seed + place) for place in range(1, TIMELINE_ROWS)]
+        alone = [("generate", shot_seed + place) for place in range(TIMELINE_ROWS)]
+        assert seeds[2 * TIMELINE_ROWS * shot : 2 * TIMELINE_ROWS * (shot + 1)] == windows + alone
+        shot_rows = rows[TIMELINE_ROWS * shot : TIMELINE_ROWS * (shot + 1)]
+        assert [row.place for row in shot_rows] == list(range(TIMELINE_ROWS))
+        assert len({row.kind for row in shot_rows}) == TIMELINE_ROWS
+        first = shot_rows[0]
+        assert (first.timeline, first.timeline_after_first_second) == (first.alone, first.alone_after_first_second)
     counts = timeline_counts(rows)
     print(counts)
     assert counts["rows"] == 2 * TIMELINE_ROWS
