@@ -371,10 +371,7 @@ def timeline_rows(
     seed + i, and each row here fits one window, so a row and its prompt alone share a seed.
     """
     from engine.pipeline import GenerateRequest
-    from engine.timeline import ROW_OVERLAP_FRAMES, LongRequest, Segment, generate_long
-
-    if max(TIMELINE_ROW_SECONDS) * canonical.FPS + ROW_OVERLAP_FRAMES > pipeline.max_frames:
-        raise ValueError("a timeline row must fit one window, or its window's seed is not its prompt's alone")
+    from engine.timeline import LongRequest, Segment, generate_long, plan_windows
 
     def label(positions: np.ndarray) -> str:
         return classifier.label(representation.joints_to_features(positions))
@@ -385,20 +382,18 @@ def timeline_rows(
     for shot in range(shots):
         chosen = [kinds[i] for i in rng.choice(len(kinds), TIMELINE_ROWS, replace=False)]
         segments = [Segment(prompts[kind], int(rng.choice(TIMELINE_ROW_SECONDS)) * canonical.FPS) for kind in chosen]
+        if len(plan_windows(segments, pipeline.max_frames, continuing=False)) != len(segments):
+            raise ValueError("a timeline row must fit one window, or its window's seed is not its prompt's alone")
         shot_seed = seed + TIMELINE_ROWS * shot
         motion = generate_long(pipeline, LongRequest(segments, seed=shot_seed, sampling=sampling))
         start = 0
         for row, (kind, segment) in enumerate(zip(chosen, segments)):
-            alone = pipeline.generate(GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling))
+            request = GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling)
+            alone = pipeline.generate(request)[0].positions
             made = motion.positions[start : start + segment.frames]
             rows.append(
                 TimelineRow(
-                    kind,
-                    row,
-                    label(made),
-                    label(alone[0].positions),
-                    label(made[canonical.FPS :]),
-                    label(alone[0].positions[canonical.FPS :]),
+                    kind, row, label(made), label(alone), label(made[canonical.FPS :]), label(alone[canonical.FPS :])
                 )
             )
             start += segment.frames
