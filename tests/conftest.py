@@ -33,6 +33,14 @@ def dataset(tmp_path_factory, shared_data) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def rigify_file(tmp_path_factory) -> Path:
+    """Rigify's human generated into its control rig once per run (tests/rigify_human.py)."""
+    from rigify_human import generate_file
+
+    return generate_file(tmp_path_factory.mktemp("rigify") / "rigify_human.blend")
+
+
 # The engine subprocess always runs on the main environment's Python, also while the Blender
 # tests run a second time on the 4.5 LTS module (whose environment has no torch).
 ENGINE_PYTHON = os.environ.get("MOSA_ENGINE_PYTHON", sys.executable)

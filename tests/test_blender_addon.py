@@ -23,6 +23,7 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", _USER_ROOT)
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import rigify_human  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 from retarget import rotations  # noqa: E402
@@ -473,15 +474,11 @@ def mixamo_rig():
     return new_armature("mixamo", bones)
 
 
-def rigify_rig():
-    """Rigify's human metarig, generated into a full control rig (DEF/ORG/MCH and controls)."""
-    import addon_utils
-
+def rigify_rig(rigify_file: Path) -> bpy.types.Object:
+    """A fresh file holding Rigify's human metarig generated into a full control rig (DEF/ORG/MCH
+    and controls), active."""
     bpy.ops.wm.read_homefile(use_empty=True)
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    bpy.ops.pose.rigify_generate()
-    return bpy.context.active_object
+    return rigify_human.append(rigify_file)[1]
 
 
 def assert_outside_kept_and_span_changed(before: dict, after: dict, span: tuple[int, int]) -> None:
@@ -519,11 +516,11 @@ def assert_smooth_seams(before: dict, after: dict, span: tuple[int, int]) -> Non
         assert steps.max() <= largest_in_source + 1e-4, f"{bone} jumps at a seam: {steps} > {largest_in_source}"
 
 
-@pytest.mark.parametrize("make_rig", [mixamo_rig, rigify_rig])
-def test_generate_then_regenerate_a_range_end_to_end(engine, make_rig, tmp_path):
+@pytest.mark.parametrize("rig", ["mixamo_rig", "rigify_rig"])
+def test_generate_then_regenerate_a_range_end_to_end(engine, rig, rigify_file, tmp_path):
     package, _ = engine
     fcurves_for = package.action_compat.fcurves_for
-    obj = make_rig()
+    obj = mixamo_rig() if rig == "mixamo_rig" else rigify_rig(rigify_file)
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 30, 11
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
@@ -662,7 +659,7 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
 
 
 @pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle"])
-def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind):
+def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, rigify_file):
     """Generate on Rigify's generated rig (its shoulder controls are YXZ Euler), on a rig that is
     Euler throughout (the six orders in turn) and on one in axis-angle: each bone is keyed in
     its own mode, and the bones Blender evaluates point where the motion's do (world directions
@@ -671,7 +668,7 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind):
 
     package, _ = engine
     if rig_kind == "rigify":
-        obj = rigify_rig()
+        obj = rigify_rig(rigify_file)
     else:
         obj = mixamo_rig()
         for pose_bone in obj.pose.bones:
@@ -899,13 +896,13 @@ def assert_same_scene(before: tuple, after: tuple) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(after[3], before[3]))
 
 
-def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_it_was(engine, caplog):
+def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_it_was(engine, caplog, rigify_file):
     """Generate (two variations) and Regenerate Range on Rigify's rig, their Blender-side phase
     driven slice by slice the way the modal timer does, and cancelled in the middle: after the
     first variation's action was keyed, and while the range is being solved."""
     package, client = engine[0], live_client(engine[0])
     fcurves_for = package.action_compat.fcurves_for
-    obj = rigify_rig()
+    obj = rigify_rig(rigify_file)
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 30, 1
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed, scene.mosa.variations = "a person walks forward", 4.0, 3, 2

@@ -8,9 +8,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 import pytest
+import rigify_human
 from mathutils import Matrix
 
-from demo.character import build_rig
 from engine.datasets import deepmimic
 from mosa_blender import armature_io, retargeting
 from retarget import rotations
@@ -67,10 +67,10 @@ def worst_degrees(expected: dict, posed) -> tuple[float, str]:
 
 
 @pytest.fixture(scope="module")
-def rigify():
+def rigify(rigify_file):
     """The demo's Rigify human (metarig generated into the full control rig), its skeleton and mapping."""
     bpy.ops.wm.read_homefile(use_empty=True)
-    obj = build_rig()
+    obj = rigify_human.append(rigify_file)[1]
     skeleton = armature_io.skeleton_from_armature(obj)
     return obj, skeleton, auto_map(skeleton)
 

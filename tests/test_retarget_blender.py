@@ -8,6 +8,8 @@ demo dataset goes on through armature_io and is measured on the bones Blender ev
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import addon_utils  # Blender's own module, importable once bpy is loaded
 import bpy
 import numpy as np
@@ -20,6 +22,7 @@ from retarget.inverse import motion_from_bones
 from retarget.mapping import auto_map, joint_positions, map_by_structure
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
+from tests import rigify_human
 from tests.retarget_checks import demo_clips, direction_errors, planted_drift
 
 CLIPS = ("deepmimic_walk", "deepmimic_cartwheel", "deepmimic_dance_a", "aistpp_gBR_sBM_cAll_d04_mBR0_ch01")
@@ -72,14 +75,11 @@ def armature_from_bones(name: str, bones, pose: str, roll_seed: int, scale: floa
     return obj
 
 
-def rigify_rigs() -> dict:
+def rigify_rigs(rigify_file: Path) -> dict:
     """Rigify's human metarig, the rig it generates (limbs switched to FK, the controls transfer
     writes), a DEF-only copy of that rig (what a game export keeps) and the basic human."""
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    metarig = bpy.context.object
-    bpy.ops.pose.rigify_generate()
-    generated = bpy.data.objects["rig"]
+    metarig, generated = rigify_human.append(rigify_file)
+    metarig.hide_viewport = metarig.hide_render = False  # the demo hides it; here it is posed too
     for limb in ("upper_arm_parent.L", "upper_arm_parent.R", "thigh_parent.L", "thigh_parent.R"):
         generated.pose.bones[limb]["IK_FK"] = 1.0
     deform_only = generated.copy()
@@ -105,6 +105,7 @@ def rigify_rigs() -> dict:
         ):
             edit_bones[child].parent = edit_bones[parent]
     bpy.ops.object.mode_set(mode="OBJECT")
+    addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_basic_human_metarig_add()
     basic = bpy.context.object
     return {"rigify_metarig": metarig, "rigify_controls": generated, "rigify_def": deform_only, "basic_human": basic}
@@ -160,7 +161,7 @@ def clips(tmp_path_factory, shared_data):
 
 
 @pytest.fixture(scope="module")
-def armatures():
+def armatures(rigify_file):
     """Every test armature, built once: (family, pose) -> object."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     built = {
@@ -171,7 +172,7 @@ def armatures():
     built["mixamo", "fbx"] = armature_from_bones(
         "mixamo_fbx", rigs.mixamo(), "T", roll_seed=5, scale=1.2, fbx_axes=True
     )
-    built.update({(family, "rest"): obj for family, obj in rigify_rigs().items()})
+    built.update({(family, "rest"): obj for family, obj in rigify_rigs(rigify_file).items()})
     yield built
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
