@@ -446,6 +446,12 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
         "--max-batch", type=int, default=8, help="generate jobs with the same options run together, at most"
     )
     parser.add_argument("--result-ttl", type=float, default=JobSettings.result_ttl_s, help="seconds results are kept")
+    parser.add_argument(
+        "--max-finished",
+        type=int,
+        default=JobSettings.max_finished,
+        help="finished jobs whose results are kept, at most",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -458,8 +464,8 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
-    if args.max_batch < 1 or args.max_queued < 1 or args.threads < 1:
-        print("error: --max-batch, --max-queued and --threads must be at least 1", file=sys.stderr)
+    if min(args.max_batch, args.max_queued, args.max_finished, args.threads) < 1:
+        print("error: --max-batch, --max-queued, --max-finished and --threads must be at least 1", file=sys.stderr)
         return 2
     try:
         token = Path(args.token_file).read_text().strip()
@@ -483,7 +489,12 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_file=log_file,
-        jobs=JobSettings(max_queued=args.max_queued, max_batch=args.max_batch, result_ttl_s=args.result_ttl),
+        jobs=JobSettings(
+            max_queued=args.max_queued,
+            max_batch=args.max_batch,
+            result_ttl_s=args.result_ttl,
+            max_finished=args.max_finished,
+        ),
     )
     try:
         server = EngineServer(Engine(config))

@@ -219,6 +219,14 @@ def test_short_token_is_refused(checkpoint, tmp_path):
     assert result.returncode == 2 and "shorter than 16" in result.stderr
 
 
+def test_a_limit_below_one_is_refused(checkpoint, tmp_path):
+    (tmp_path / "token").write_text("t" * 32)
+    command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint)]
+    command += ["--token-file", str(tmp_path / "token"), "--max-finished", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "--max-finished" in result.stderr and "at least 1" in result.stderr
+
+
 PARENT = """
 import subprocess, sys, os, time
 engine = subprocess.Popen(sys.argv[1:] + ["--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
