@@ -72,8 +72,8 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     w = q[..., :1]
     u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    t = 2.0 * cross(u, v)
+    return v + w * t + cross(u, t)
 
 
 def to_matrix(q: np.ndarray) -> np.ndarray:
@@ -140,13 +140,13 @@ def between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     u = normalize(u)
     v = normalize(v)
     dot = np.sum(u * v, axis=-1, keepdims=True)
-    axis = np.cross(u, v)
+    axis = cross(u, v)
     q = np.concatenate([1.0 + dot, axis], axis=-1)
     # Opposite vectors: any axis perpendicular to u works; pick one that is not parallel to u.
     opposite = dot[..., 0] < -1.0 + 1e-9
     if np.any(opposite):
         helper = np.where(np.abs(u[..., :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
-        perp = normalize(np.cross(u, helper))
+        perp = normalize(cross(u, helper))
         q = np.where(opposite[..., None], np.concatenate([np.zeros_like(dot), perp], -1), q)
     return normalize(q)
 
@@ -230,8 +230,8 @@ def cont6d_to_matrix(d6: np.ndarray) -> np.ndarray:
     """Gram-Schmidt back to a rotation matrix, in the same order HumanML3D uses."""
     d6 = np.asarray(d6, dtype=np.float64)
     x = normalize(d6[..., 0:3])
-    z = normalize(np.cross(x, d6[..., 3:6]))
-    y = np.cross(z, x)
+    z = normalize(cross(x, d6[..., 3:6]))
+    y = cross(z, x)
     return np.stack([x, y, z], axis=-1)
 
 
