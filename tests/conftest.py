@@ -36,7 +36,7 @@ def dataset(tmp_path_factory, shared_data) -> Path:
 @pytest.fixture(scope="session")
 def rigify_file(tmp_path_factory) -> Path:
     """Rigify's human generated into its control rig once per run (tests/rigify_human.py)."""
-    from rigify_human import generate_file
+    from tests.rigify_human import generate_file
 
     return generate_file(tmp_path_factory.mktemp("rigify") / "rigify_human.blend")
 

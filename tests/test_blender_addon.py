@@ -23,10 +23,10 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", _USER_ROOT)
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import rigify_human  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 from retarget import rotations  # noqa: E402
+from tests import rigify_human  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -475,8 +475,8 @@ def mixamo_rig():
 
 
 def rigify_rig(rigify_file: Path) -> bpy.types.Object:
-    """A fresh file holding Rigify's human metarig generated into a full control rig (DEF/ORG/MCH
-    and controls), active."""
+    """A fresh file holding Rigify's human metarig (hidden) generated into a full control rig
+    (DEF/ORG/MCH and controls), the rig active."""
     bpy.ops.wm.read_homefile(use_empty=True)
     return rigify_human.append(rigify_file)[1]
 
@@ -516,11 +516,11 @@ def assert_smooth_seams(before: dict, after: dict, span: tuple[int, int]) -> Non
         assert steps.max() <= largest_in_source + 1e-4, f"{bone} jumps at a seam: {steps} > {largest_in_source}"
 
 
-@pytest.mark.parametrize("rig", ["mixamo_rig", "rigify_rig"])
-def test_generate_then_regenerate_a_range_end_to_end(engine, rig, rigify_file, tmp_path):
+@pytest.mark.parametrize("rig_kind", ["mixamo_rig", "rigify_rig"])
+def test_generate_then_regenerate_a_range_end_to_end(engine, rig_kind, request, tmp_path):
     package, _ = engine
     fcurves_for = package.action_compat.fcurves_for
-    obj = mixamo_rig() if rig == "mixamo_rig" else rigify_rig(rigify_file)
+    obj = mixamo_rig() if rig_kind == "mixamo_rig" else rigify_rig(request.getfixturevalue("rigify_file"))
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 30, 11
     scene.mosa.prompt, scene.mosa.seconds, scene.mosa.seed = "a person walks forward", 4.0, 3
@@ -659,7 +659,7 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
 
 
 @pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle"])
-def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, rigify_file):
+def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, request):
     """Generate on Rigify's generated rig (its shoulder controls are YXZ Euler), on a rig that is
     Euler throughout (the six orders in turn) and on one in axis-angle: each bone is keyed in
     its own mode, and the bones Blender evaluates point where the motion's do (world directions
@@ -668,7 +668,7 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, rigif
 
     package, _ = engine
     if rig_kind == "rigify":
-        obj = rigify_rig(rigify_file)
+        obj = rigify_rig(request.getfixturevalue("rigify_file"))
     else:
         obj = mixamo_rig()
         for pose_bone in obj.pose.bones:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import bpy
 import numpy as np
 import pytest
-import rigify_human
 from mathutils import Matrix
 
 from engine.datasets import deepmimic
@@ -17,6 +16,7 @@ from retarget import rotations
 from retarget.mapping import auto_map
 from retarget.motion import CanonicalMotion
 from retarget.transfer import transfer
+from tests import rigify_human
 
 FRAMES = 30  # every one of them is compared, so the evaluated reference (about 0.2 s a frame) stays short
 
