@@ -136,6 +136,7 @@ class JobQueue:
             return job.snapshot()
 
     def counts(self) -> dict[str, int]:
+        self._purge_expired()  # an idle engine's expired jobs are gone from the counts too
         with self._lock:
             states = [job.state for job in self._jobs.values()]
         return {state: states.count(state) for state in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}

@@ -467,6 +467,9 @@ def run(args: argparse.Namespace) -> int:
     if min(args.max_batch, args.max_queued, args.max_finished, args.threads) < 1:
         print("error: --max-batch, --max-queued, --max-finished and --threads must be at least 1", file=sys.stderr)
         return 2
+    if not args.result_ttl > 0:
+        print("error: --result-ttl must be more than 0 seconds", file=sys.stderr)
+        return 2
     try:
         token = Path(args.token_file).read_text().strip()
     except OSError as exc:

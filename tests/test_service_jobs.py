@@ -104,6 +104,7 @@ def test_results_expire_after_the_ttl_and_beyond_the_count():
         queue.view(ids[0])  # only the 2 latest finished jobs are kept
     assert queue.view(ids[3])["result"] == ["3"]
     time.sleep(0.4)
+    assert queue.counts()["done"] == 0  # an idle queue's counts leave out what has expired
     with pytest.raises(JobExpired, match="kept 0.3 s"):
         queue.view(ids[3])
     with pytest.raises(JobNotFound, match="no job with id 'nope'"):

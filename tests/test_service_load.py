@@ -1,4 +1,5 @@
-"""Bounded load on a real engine: many sequential jobs past the kept results, and 8 clients at once; no errors, no leak."""
+"""Bounded load on a real engine: many sequential jobs past the results it keeps, and 8 clients
+at once; no errors, no leak."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from service_engine import serving
 from mosa_blender.engine_client import EngineClient
 
 SEQUENTIAL_JOBS = 100
-WARMUP_JOBS = 20
 CLIENTS = 8
 JOBS_PER_CLIENT = 5
-KEPT_RESULTS = 2 * CLIENTS  # the engine's --max-finished: the warm-up fills it, the jobs after evict
-MAX_GROWTH = 0.05  # of the engine's resident memory; seen: under 2 %
+# The engine's --max-finished. Jobs finish in batches of up to 8, so a client's result is kept
+# while three more batches finish, and the warm-ups fill the store: the jobs measured evict.
+KEPT_RESULTS = WARMUP_JOBS = 4 * CLIENTS
+# Growth of the engine's resident memory allowed; seen: under 0.5 % sequential, up to 2.1 %
+# concurrent (batches of different sizes take the allocator's pools further).
+MAX_GROWTH_SEQUENTIAL, MAX_GROWTH_CONCURRENT = 0.05, 0.10
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +48,14 @@ def one_job(url: str, token: str, seed: int) -> int:
         client.close()
 
 
+def kept_results(url: str, token: str) -> int:
+    client = EngineClient(url, token)
+    try:
+        return client.health()["jobs"]["done"]
+    finally:
+        client.close()
+
+
 def test_sequential_jobs_keep_memory_flat(engine):
     url, token, pid = engine["url"], engine["token"], engine["process"].pid
     for seed in range(WARMUP_JOBS):
@@ -55,12 +67,12 @@ def test_sequential_jobs_keep_memory_flat(engine):
     seconds = time.monotonic() - started
     after = resident_kib(pid)
     growth = (after - after_warmup) / after_warmup
-    assert EngineClient(url, token).health()["jobs"]["done"] == KEPT_RESULTS  # the rest were let go
+    assert kept_results(url, token) == KEPT_RESULTS  # the older ones were let go
     print(
         f"\n{SEQUENTIAL_JOBS} sequential jobs in {seconds:.1f} s ({seconds / SEQUENTIAL_JOBS * 1000:.0f} ms each); "
         f"VmRSS {after_warmup / 1024:.1f} -> {after / 1024:.1f} MiB ({growth:+.1%})"
     )
-    assert growth < MAX_GROWTH
+    assert growth < MAX_GROWTH_SEQUENTIAL
 
 
 def test_concurrent_clients_all_complete(engine):
@@ -78,5 +90,5 @@ def test_concurrent_clients_all_complete(engine):
         f"\n{CLIENTS} clients x {JOBS_PER_CLIENT} jobs in {seconds:.1f} s; VmRSS {before / 1024:.1f} -> {after / 1024:.1f} MiB"
     )
     assert lengths == [40] * len(seeds)
-    assert (after - before) / before < MAX_GROWTH
-    assert EngineClient(url, token).health()["jobs"]["failed"] == 0
+    assert (after - before) / before < MAX_GROWTH_CONCURRENT
+    assert kept_results(url, token) == KEPT_RESULTS

@@ -175,56 +175,25 @@ def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path
         stop(process)
 
 
-def test_missing_checkpoint_and_short_token_are_refused(checkpoint, tmp_path):
+@pytest.mark.parametrize(
+    "short_token, options, message",
+    [
+        (False, ["--checkpoint", "nope.pt"], "nope.pt not found"),
+        (True, [], "shorter than 16 characters"),
+        (False, ["--max-finished", "0"], "--max-finished and --threads must be at least 1"),
+        (False, ["--result-ttl", "0"], "--result-ttl must be more than 0 seconds"),
+    ],
+    ids=["missing checkpoint", "short token", "no results kept", "results kept no time"],
+)
+def test_serve_refuses_what_it_cannot_run(checkpoint, tmp_path, short_token, options, message):
     token_file, _ = write_token(tmp_path)
-    missing = subprocess.run(
-        [
-            ENGINE_PYTHON,
-            "-m",
-            "engine",
-            "serve",
-            "--checkpoint",
-            str(tmp_path / "nope.pt"),
-            "--token-file",
-            str(token_file),
-        ],
-        capture_output=True,
-        text=True,
-        env=engine_env(),
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert missing.returncode == 2 and "nope.pt not found" in missing.stderr
-
-
-def test_short_token_is_refused(checkpoint, tmp_path):
-    (tmp_path / "token").write_text("short")
+    if short_token:
+        token_file.write_text("short")
+    command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint), "--token-file", str(token_file)]
     result = subprocess.run(
-        [
-            ENGINE_PYTHON,
-            "-m",
-            "engine",
-            "serve",
-            "--checkpoint",
-            str(checkpoint),
-            "--token-file",
-            str(tmp_path / "token"),
-        ],
-        capture_output=True,
-        text=True,
-        env=engine_env(),
-        cwd=ROOT,
-        timeout=60,
+        [*command, *options], capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60
     )
-    assert result.returncode == 2 and "shorter than 16" in result.stderr
-
-
-def test_a_limit_below_one_is_refused(checkpoint, tmp_path):
-    (tmp_path / "token").write_text("t" * 32)
-    command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint)]
-    command += ["--token-file", str(tmp_path / "token"), "--max-finished", "0"]
-    result = subprocess.run(command, capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60)
-    assert result.returncode == 2 and "--max-finished" in result.stderr and "at least 1" in result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 PARENT = """
