@@ -146,6 +146,16 @@ def _array(value: Any, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
     return array
 
 
+def _parents(value: Any) -> np.ndarray:
+    """Parent indices as int64; anything but whole numbers is refused rather than cast (a cast
+    would turn 0.5 into 0 and drop a complex part)."""
+    parents = np.asarray(value)
+    whole = parents.dtype.kind in "iu" or (parents.dtype.kind == "f" and np.array_equal(parents, np.round(parents)))
+    if not whole:
+        raise ValueError(f"parents must be whole numbers; got {parents.dtype} values")
+    return parents.astype(np.int64)
+
+
 @dataclass
 class CanonicalMotion:
     """A motion on the canonical 22-joint skeleton: positions are the truth, rotations follow
@@ -165,7 +175,7 @@ class CanonicalMotion:
         self.root_translation = _array(self.root_translation, "root_translation", (3,))
         if self.features is not None:
             self.features = _array(self.features, "features", (canonical.FEATURE_SIZE,))
-        self.parents = np.asarray(self.parents, dtype=np.int64)
+        self.parents = _parents(self.parents)
         self.joint_names = [str(name) for name in self.joint_names]
         self.fps = float(self.fps)
         self.validate()

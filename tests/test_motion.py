@@ -105,6 +105,8 @@ def test_bad_motion_is_refused_clearly(tmp_path):
         "expected 3 or 4": dict(features=np.zeros((7, 263))),
         "joint_names must be the canonical": dict(joint_names=["a"] * 22),
         "fps must be a positive": dict(fps=0),
+        "parents must be whole numbers; got float64": dict(parents=canonical.PARENTS + 0.5),
+        "parents must be whole numbers; got complex128": dict(parents=canonical.PARENTS + 0j),
     }
     for message, change in cases.items():
         fields = (
