@@ -13,7 +13,8 @@ root-relative joints), so windows join by concatenating feature rows: integratin
 the whole sequence carries position and facing across every seam. The window's decode of the kept
 frames differs a little from the frames themselves (the tokenizer's reconstruction error), so the
 first generated rows take that difference, fading out over SEAM_BLEND_FRAMES: the motion so far is
-never changed, and the seam has no jump.
+never changed, and the seam has no jump. The decode can still turn from the kept pose to the new
+motion in one fast step, so the first SEAM_EASE_FRAMES steps are in-betweened from the last frame.
 
 In-betweening edits the frames between the key frames with the keys' tokens kept, then warps the
 result (Witkin and Popovic's motion warping) so that every key frame is the keyed pose exactly.
@@ -39,6 +40,7 @@ from retarget.motion import CanonicalMotion
 ROW_OVERLAP_FRAMES = 8  # a new row (or an extension): 0.4 s, two tokens
 WINDOW_OVERLAP_FRAMES = 40  # the next window of a row longer than one window: 2 s
 SEAM_BLEND_FRAMES = 16  # generated rows over which the kept frames' reconstruction error fades out
+SEAM_EASE_FRAMES = 4  # steps over which a new window's first step is spread
 KEY_HOLD_FRAMES = 2  # frames each side of a key frame whose tokens the in-betweening edit keeps
 
 ProgressCallback = Callable[[Progress], None]
@@ -187,9 +189,19 @@ def _run_window(
     decoded = _rows(pipeline.edit(request, on_progress, should_cancel)[0])
     if side == "after":
         new = decoded[window.kept :] + fade(features[-1] - decoded[window.kept - 1], window.new)
-        return np.concatenate([features, new])
+        return np.concatenate([features, ease_in(features[-1], new)])
     new = decoded[: window.new] + fade(features[0] - decoded[window.new], window.new)[::-1]
-    return np.concatenate([new, features])
+    return np.concatenate([ease_in(features[0], new[::-1])[::-1], features])
+
+
+def ease_in(last: np.ndarray, new: np.ndarray, rows: int = SEAM_EASE_FRAMES) -> np.ndarray:
+    """`new` (frames after `last`, in order) with its first rows - 1 rows in-betweened linearly from
+    `last` to its row `rows`: a model's fast first step is spread over `rows` steps."""
+    rows = min(rows, len(new))
+    weight = (np.arange(1, rows) / rows)[:, None]
+    eased = new.copy()
+    eased[: rows - 1] = (1 - weight) * last[None] + weight * new[rows - 1][None]
+    return eased
 
 
 def fade(offset: np.ndarray, rows: int, blend: int = SEAM_BLEND_FRAMES) -> np.ndarray:

@@ -16,7 +16,15 @@ from engine.datasets.captions import captions_for, kind_of
 from engine.evaluate import PARAPHRASE_PROMPTS, NearestClip
 from engine.generate import Cancelled
 from engine.pipeline import GenerateRequest, Pipeline
-from engine.timeline import ROW_OVERLAP_FRAMES, LongRequest, Segment, generate_long, inbetween, plan_windows
+from engine.timeline import (
+    ROW_OVERLAP_FRAMES,
+    LongRequest,
+    Segment,
+    ease_in,
+    generate_long,
+    inbetween,
+    plan_windows,
+)
 from tests.model_fixtures import one_thread  # noqa: F401  (autouse)
 
 # (clip, frames): 8 + 6 + 8 + 8 s = 30 s in four segments of four kinds
@@ -52,6 +60,15 @@ def test_windows_cover_each_segment_once_and_keep_the_overlap():
         plan_windows([Segment("a", 10)], max_frames=196, continuing=False)
     with pytest.raises(ValueError, match="at least one segment"):
         plan_windows([], max_frames=196, continuing=False)
+
+
+def test_a_windows_fast_first_step_is_spread_over_four_steps():
+    last, new = np.zeros(263, np.float32), np.full((10, 263), 4.0, np.float32)  # one step of 4, then still
+    eased = ease_in(last, new)
+    steps = np.diff(np.concatenate([last[None], eased]), axis=0)
+    np.testing.assert_allclose(steps[:, 0], [1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(eased[3:], new[3:])
+    assert ease_in(last, new[:2]).shape == (2, 263)  # a window shorter than the in-between
 
 
 @pytest.mark.parametrize("prompts", sorted(PROMPT_OF))
