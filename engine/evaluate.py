@@ -14,7 +14,8 @@ Three measurements:
    training captions are a third, seen set.
 3. Prompt timelines (--timeline-shots N): N random shots of four rows of distinct kinds, 6-8 s
    each, made as one motion (engine.timeline); each row is labelled as above and compared with
-   its prompt alone at the same length and seed (docs/timeline.md).
+   its prompt alone at the same length and seed, and each seam's step with the steps inside its
+   shot (docs/timeline.md).
 
 With --protocol humanml3d|motionx the command runs the paper's evaluation instead (FID,
 R-precision, MM-Dist, diversity, multimodality with Guo et al.'s evaluator; engine.protocol).
@@ -354,6 +355,7 @@ class TimelineRow:
     alone: str
     timeline_after_first_second: str
     alone_after_first_second: str
+    seam_jumps: bool  # the step into this row is larger than every step inside the shot's windows
 
 
 def timeline_rows(
@@ -386,24 +388,27 @@ def timeline_rows(
             raise ValueError("a timeline row must fit one window, or its window's seed is not its prompt's alone")
         shot_seed = seed + TIMELINE_ROWS * shot
         motion = generate_long(pipeline, LongRequest(segments, seed=shot_seed, sampling=sampling))
+        steps = np.linalg.norm(np.diff(motion.positions, axis=0), axis=-1).max(axis=1)  # largest joint step
+        into_row = np.cumsum([segment.frames for segment in segments])[:-1] - 1  # the steps into rows 2, 3, ...
+        largest_inside = np.delete(steps, into_row).max()
         start = 0
         for row, (kind, segment) in enumerate(zip(chosen, segments)):
             request = GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling)
             alone = pipeline.generate(request)[0].positions
             made = motion.positions[start : start + segment.frames]
-            rows.append(
-                TimelineRow(
-                    kind, row, label(made), label(alone), label(made[canonical.FPS :]), label(alone[canonical.FPS :])
-                )
-            )
+            jumps = row > 0 and bool(steps[start - 1] > largest_inside)
+            labels = label(made), label(alone), label(made[canonical.FPS :]), label(alone[canonical.FPS :])
+            rows.append(TimelineRow(kind, row, *labels, seam_jumps=jumps))
             start += segment.frames
     return rows
 
 
 def timeline_counts(rows: list[TimelineRow]) -> dict[str, int]:
-    """How many rows, and how many of them each way of judging labels with their own kind."""
-    judged = [f.name for f in fields(TimelineRow) if f.name not in ("kind", "place")]
-    return {"rows": len(rows)} | {name: sum(getattr(row, name) == row.kind for row in rows) for name in judged}
+    """How many rows, how many of them each way of judging labels with their own kind, and how many
+    seams jump more than any step inside their shot."""
+    judged = [f.name for f in fields(TimelineRow) if f.name not in ("kind", "place", "seam_jumps")]
+    counts = {"rows": len(rows)} | {name: sum(getattr(row, name) == row.kind for row in rows) for name in judged}
+    return counts | {"seams": sum(row.place > 0 for row in rows), "seams_jumping": sum(row.seam_jumps for row in rows)}
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -453,7 +458,8 @@ class Report:
                 f"| timeline rows right, {name} ({counts['rows']} rows of {self.timeline_shots} random shots,"
                 f" {TIMELINE_ROWS} rows of {min(TIMELINE_ROW_SECONDS)}-{max(TIMELINE_ROW_SECONDS)} s)"
                 f" | {counts['timeline']}, the same prompts alone {counts['alone']}; after each row's first second"
-                f" {counts['timeline_after_first_second']} and {counts['alone_after_first_second']} |"
+                f" {counts['timeline_after_first_second']} and {counts['alone_after_first_second']};"
+                f" seams that jump more than any step inside their shot {counts['seams_jumping']} of {counts['seams']} |"
             )
         if self.per_kind:
             names = list(self.per_kind)

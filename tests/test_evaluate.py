@@ -133,11 +133,14 @@ def test_timeline_rows_are_judged_against_their_prompts_alone(dataset) -> None:
     assert counts["rows"] == 2 * TIMELINE_ROWS
     # Training captions, which the demo model follows: on 40 shots 92 % of rows and 96 % alone were right.
     assert counts["timeline"] >= counts["rows"] - 3 and counts["alone"] >= counts["rows"] - 3, counts
+    assert not any(row.seam_jumps for row in rows if row.place == 0)
+    assert counts["seams"] == 2 * (TIMELINE_ROWS - 1) and counts["seams_jumping"] == 0, counts
     report = Report("demo.pt", 0.0, "all", 0, {}, [], [], timeline_shots=2, timeline={"training captions": counts})
     assert (
         f"| timeline rows right, training captions (8 rows of 2 random shots, 4 rows of 6-8 s) | {counts['timeline']}, "
         f"the same prompts alone {counts['alone']};" in report.table()
     )
+    assert "seams that jump more than any step inside their shot 0 of 6 |" in report.table()
 
 
 def test_eval_refuses_a_negative_number_of_timeline_shots(capsys) -> None:
