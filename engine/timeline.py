@@ -195,8 +195,8 @@ def _run_window(
 
 
 def ease_in(last: np.ndarray, new: np.ndarray, rows: int = SEAM_EASE_FRAMES) -> np.ndarray:
-    """`new` (frames after `last`, in order) with its first rows - 1 rows in-betweened linearly from
-    `last` to its row `rows`: a model's fast first step is spread over `rows` steps."""
+    """`new` (the frames after `last`, in order) with its first `rows - 1` frames replaced by a linear
+    in-between from `last` to its frame number `rows`: a fast first step is spread over `rows` steps."""
     rows = min(rows, len(new))
     weight = (np.arange(1, rows) / rows)[:, None]
     eased = new.copy()
