@@ -373,7 +373,7 @@ def timeline_rows(
     seed + i, and each row here fits one window, so a row and its prompt alone share a seed.
     """
     from engine.pipeline import GenerateRequest
-    from engine.timeline import LongRequest, Segment, generate_long, plan_windows
+    from engine.timeline import LongRequest, Segment, frame_steps, generate_long, plan_windows
 
     def label(positions: np.ndarray) -> str:
         return classifier.label(representation.joints_to_features(positions))
@@ -388,7 +388,7 @@ def timeline_rows(
             raise ValueError("a timeline row must fit one window, or its window's seed is not its prompt's alone")
         shot_seed = seed + TIMELINE_ROWS * shot
         motion = generate_long(pipeline, LongRequest(segments, seed=shot_seed, sampling=sampling))
-        steps = np.linalg.norm(np.diff(motion.positions, axis=0), axis=-1).max(axis=1)  # largest joint step
+        steps = frame_steps(motion.positions)
         into_row = np.cumsum([segment.frames for segment in segments])[:-1] - 1  # the steps into rows 2, 3, ...
         largest_inside = np.delete(steps, into_row).max()
         start = 0

@@ -204,6 +204,12 @@ def ease_in(last: np.ndarray, new: np.ndarray, rows: int = SEAM_EASE_FRAMES) -> 
     return eased
 
 
+def frame_steps(positions: np.ndarray) -> np.ndarray:
+    """(T - 1,) per frame-to-frame step of joint positions (T, J, 3), the largest joint displacement:
+    the measure a seam's step is held to against the steps inside the windows."""
+    return np.linalg.norm(np.diff(positions, axis=0), axis=-1).max(axis=1)
+
+
 def fade(offset: np.ndarray, rows: int, blend: int = SEAM_BLEND_FRAMES) -> np.ndarray:
     """(rows, 263): `offset` on the first row, falling linearly to zero after `blend` rows."""
     weight = np.clip(1.0 - np.arange(rows) / blend, 0.0, 1.0)

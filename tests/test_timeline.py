@@ -21,6 +21,7 @@ from engine.timeline import (
     LongRequest,
     Segment,
     ease_in,
+    frame_steps,
     generate_long,
     inbetween,
     plan_windows,
@@ -42,11 +43,6 @@ PROMPT_OF = {
     "caption": lambda clip: captions_for(clip)[0],
     "paraphrase": lambda clip: PARAPHRASE_PROMPTS[kind_of(clip)][0],
 }
-
-
-def frame_steps(positions: np.ndarray) -> np.ndarray:
-    """Per frame-to-frame step, the largest joint displacement (T - 1,)."""
-    return np.linalg.norm(np.diff(positions, axis=0), axis=-1).max(axis=1)
 
 
 def test_windows_cover_each_segment_once_and_keep_the_overlap():
