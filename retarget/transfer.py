@@ -98,11 +98,6 @@ def primary_pairs(mapping: Mapping, rest_joints: np.ndarray) -> dict[int, tuple[
     return {j: pair for j, pair in pairs.items() if j in mapped}
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    """rotations.normalize for 3-vectors."""
-    return v / np.maximum(np.sqrt(rotations.dot(v, v)), rotations.EPS)[..., None]
-
-
 def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: set[int]) -> np.ndarray:
     """The twist reference (T, 22, 3) of every joint, from joint positions (T, 22, 3) in Blender
     axes and the primary directions (T, 22, 3) of the mapped joints.
@@ -111,7 +106,7 @@ def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: 
     reproduces exactly on any rig; so the frames measured on a posed rig are the source's and
     inverse transfer gives back what forward transfer was given."""
     p, d = positions, directions
-    along = _unit(d)
+    along = rotations.normalize(d)
     hips_axis = p[:, J["LeftUpLeg"]] - p[:, J["RightUpLeg"]]
     hips_side = _across(along[:, J["Hips"]], hips_axis)
     # The chest's sides: where the collars start (or without collars, the shoulders), both
@@ -124,11 +119,11 @@ def reference_directions(positions: np.ndarray, directions: np.ndarray, mapped: 
     chest = max((j for j in (J["Spine"], J["Spine1"], J["Spine2"]) if j in mapped), key=SPINE_CHAIN.index)
     chest_up = along[:, chest]
     chest_side = _across(chest_up, p[:, collars[0]] - p[:, collars[1]])
-    chest_forward = _unit(rotations.cross(chest_side, chest_up))
+    chest_forward = rotations.normalize(rotations.cross(chest_side, chest_up))
     refs = np.zeros_like(d)
     refs[:, J["Hips"]] = hips_axis
     refs[:, J["Spine"]] = hips_side
-    refs[:, J["Spine1"]] = _unit(hips_side + chest_side)
+    refs[:, J["Spine1"]] = rotations.normalize(hips_side + chest_side)
     refs[:, [J["Spine2"], J["Neck"], J["Head"]]] = chest_side[:, None]
     refs[:, [J["LeftShoulder"], J["RightShoulder"]]] = chest_up[:, None]
     # Both sides at once; each limb's joints share its hinge.
@@ -154,13 +149,13 @@ def _across(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
         for t in bad_frames[bad_frames > 0]:
             carried = x[t - 1] - rotations.dot(x[t - 1], y[t])[..., None] * y[t]
             x[t] = np.where(bad[t, ..., None], carried, x[t])
-    return _unit(x)
+    return rotations.normalize(x)
 
 
 def frames_from_directions(primary: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Orthonormal frames (T, ..., 3, 3) from directions (T, ..., 3): Y along primary, X along the
     reference made perpendicular (_across)."""
-    y = _unit(primary)
+    y = rotations.normalize(primary)
     x = _across(y, reference)
     return np.stack([x, y, rotations.cross(x, y)], axis=-1)
 
