@@ -176,19 +176,20 @@ def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path
 
 
 @pytest.mark.parametrize(
-    "short_token, options, message",
+    "token, options, message",
     [
-        (False, ["--checkpoint", "nope.pt"], "nope.pt not found"),
-        (True, [], "shorter than 16 characters"),
-        (False, ["--max-finished", "0"], "--max-finished and --threads must be at least 1"),
-        (False, ["--result-ttl", "0"], "--result-ttl must be more than 0 seconds"),
+        (None, ["--checkpoint", "nope.pt"], "nope.pt not found"),
+        ("short", [], "shorter than 16 characters"),
+        (None, ["--max-finished", "0"], "--max-finished and --threads must be at least 1"),
+        (None, ["--result-ttl", "0"], "--result-ttl must be more than 0 seconds"),
     ],
     ids=["missing checkpoint", "short token", "no results kept", "results kept no time"],
 )
-def test_serve_refuses_what_it_cannot_run(checkpoint, tmp_path, short_token, options, message):
+def test_serve_refuses_what_it_cannot_run(checkpoint, tmp_path, token, options, message):
+    """token: the token file's text in place of a valid one, or None to keep it."""
     token_file, _ = write_token(tmp_path)
-    if short_token:
-        token_file.write_text("short")
+    if token is not None:
+        token_file.write_text(token)
     command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint), "--token-file", str(token_file)]
     result = subprocess.run(
         [*command, *options], capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60
