@@ -9,6 +9,7 @@ cancelled job leaves the scene as it was.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_st
 from .spans import rotations
 from .tracks import action_name
 
+LOG = logging.getLogger(__name__)
 POLL_S = 0.03  # a look at the job (a 2 ms GET on loopback); a result waits half of this on average
 SLICE_S = 0.08  # the most Blender-side work done between two looks at the UI events
 
@@ -91,6 +93,10 @@ class Writing:
         except (ValueError, RuntimeError) as failure:
             self.error = str(failure)
             return True
+        except Exception as failure:  # a bug, not bad input: the job still ends and says so
+            LOG.exception("MoSa: the Blender-side work on the result failed")
+            self.error = f"unexpected error ({type(failure).__name__}: {failure}); the traceback is in the console"
+            return True
         return False
 
     def run(self, budget_s: float) -> bool:
@@ -114,14 +120,15 @@ def _kept_unless_finished(obj: bpy.types.Object, steps):
     try:
         return (yield from steps)
     except BaseException:
+        # The new actions go first: whatever else fails, none is left behind without users.
+        for name in set(bpy.data.actions.keys()) - existing:
+            bpy.data.actions.remove(bpy.data.actions[name])
         if active is None:
             obj.animation_data_clear()
         else:
             obj.animation_data.action = active[0]
             if active[1] is not None:
                 obj.animation_data.action_slot = active[1]
-        for name in set(bpy.data.actions.keys()) - existing:
-            bpy.data.actions.remove(bpy.data.actions[name])
         raise
 
 
@@ -140,6 +147,9 @@ def _armature_poll(cls, context) -> bool:
         return False
     if _active_run is not None:
         cls.poll_message_set("A MoSa job is running; wait for it or cancel it")
+        return False
+    if obj.animation_data is not None and obj.animation_data.use_tweak_mode:
+        cls.poll_message_set("The armature is in NLA tweak mode: leave it first (Tab in the NLA editor)")
         return False
     return True
 

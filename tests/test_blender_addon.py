@@ -5,6 +5,7 @@ seams, stored motion across save and reload, undo, and the clear messages for ba
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -145,6 +146,41 @@ def test_operators_explain_why_not(addon, rig):
         bpy.ops.mosa.generate(synchronous=True)
     with pytest.raises(RuntimeError, match="no action to edit"):
         bpy.ops.mosa.regenerate_range(synchronous=True)
+
+
+def test_nla_tweak_mode_is_refused_and_a_bug_while_writing_is_reported_and_undone(addon, rig, caplog):
+    """In tweak mode the rig's action cannot be assigned: the job operators say so before any
+    work. A failure of any kind in the Blender-side work ends the job with a message and takes
+    back what it made, so the job is not left running with every button greyed out."""
+    package, _ = addon
+    fcurves_for = package.action_compat.fcurves_for
+    action = bpy.data.actions.new("walk cycle")
+    rig.animation_data_create()
+    rig.animation_data.action = action
+    rig.pose.bones["spine"].rotation_mode = "QUATERNION"
+    for frame in (1, 20):
+        rig.pose.bones["spine"].keyframe_insert("rotation_quaternion", frame=frame)
+    rig.animation_data.nla_tracks.new().strips.new("walk cycle", 1, action).select = True
+    rig.animation_data.action = None
+    rig.animation_data.use_tweak_mode = True
+    bpy.context.scene.mosa.prompt = "a person walks"
+    with pytest.raises(RuntimeError, match="NLA tweak mode: leave it first"):
+        bpy.ops.mosa.generate(synchronous=True)
+    rig.animation_data.use_tweak_mode = False
+    rig.animation_data.action = action
+    before = scene_state(rig, fcurves_for)
+
+    def made_an_action_then_failed():
+        rig.animation_data.action = bpy.data.actions.new("half made")
+        yield 0.5
+        raise KeyError("no such bone")
+
+    writing = package.operators.Writing(rig, made_an_action_then_failed())
+    with caplog.at_level(logging.ERROR):
+        assert not writing.step() and writing.step()
+    assert writing.error.startswith("unexpected error (KeyError") and "console" in writing.error
+    assert "Traceback" in caplog.text and "no such bone" in caplog.text
+    assert_same_scene(before, scene_state(rig, fcurves_for))
 
 
 def test_bake_writes_one_key_per_frame_with_the_values(addon, rig):
