@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 
 from .action_compat import fcurves_for
-from .tracks import LOCATION_PATH, PoseTracks, flat_keys, quaternions_from, rest_rotation, rotation_path
+from .tracks import PoseTracks, bone_path, flat_keys, location_path, quaternions_from, rest_rotation, rotation_path
 
 
 def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
@@ -65,7 +65,7 @@ def key_fk_switches(action: bpy.types.Action, obj: bpy.types.Object, tracks: Pos
     for pose_bone in obj.pose.bones:
         limb, _, side = pose_bone.name.rpartition("_parent.")
         if "IK_FK" in pose_bone and f"{limb}_fk.{side}" in tracks.rotations:
-            data_path = f'pose.bones["{pose_bone.name}"]["IK_FK"]'
+            data_path = f'{bone_path(pose_bone.name)}["IK_FK"]'
             if fcurves.find(data_path) is None:
                 fcurves.new(data_path).keyframe_points.insert(float(tracks.frames[0]), 1.0)
 
@@ -91,7 +91,7 @@ def sample_tracks(
             bone: quaternions_from(sampled(rotation_path(bone, mode), rest_rotation(mode)), mode)
             for bone, mode in rotation_modes(obj, like).items()
         },
-        locations={bone: sampled(LOCATION_PATH.format(bone), np.zeros(3)) for bone in like.locations},
+        locations={bone: sampled(location_path(bone), np.zeros(3)) for bone in like.locations},
     )
 
 

@@ -30,7 +30,7 @@ def _driven(obj: bpy.types.Object) -> dict[str, str]:
         match = _BONE_PATH.match(driver.data_path)
         if match is None:
             continue
-        bone, rest = match.group(1), match.group(2)
+        bone, rest = bpy.utils.unescape_identifier(match.group(1)), match.group(2)
         if rest.startswith(("location", "rotation", "scale")):
             found[bone] = f"its {rest} is driven"
         elif any(

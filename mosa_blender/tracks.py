@@ -12,15 +12,27 @@ import numpy as np
 
 from .vendored import rotations
 
-LOCATION_PATH = 'pose.bones["{}"].location'
 QUATERNION = "QUATERNION"
 AXIS_ANGLE = "AXIS_ANGLE"
+# What bpy.utils.escape_identifier escapes: a quote or backslash left as it is ends the path early.
+_ESCAPED = str.maketrans(
+    {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+)
+
+
+def bone_path(bone: str) -> str:
+    """The data path of pose bone `bone`, its name escaped as Blender's paths want it."""
+    return f'pose.bones["{bone.translate(_ESCAPED)}"]'
+
+
+def location_path(bone: str) -> str:
+    return f"{bone_path(bone)}.location"
 
 
 def rotation_path(bone: str, mode: str) -> str:
     """The fcurve path that rotates `bone` in its rotation mode (QUATERNION, AXIS_ANGLE or an Euler order)."""
     prop = {QUATERNION: "rotation_quaternion", AXIS_ANGLE: "rotation_axis_angle"}.get(mode, "rotation_euler")
-    return f'pose.bones["{bone}"].{prop}'
+    return f"{bone_path(bone)}.{prop}"
 
 
 def rest_rotation(mode: str) -> np.ndarray:
@@ -96,7 +108,7 @@ class PoseTracks:
             values = rotation_values(quaternions, mode, previous.get(bone))
             result.extend((rotation_path(bone, mode), index, values[:, index]) for index in range(values.shape[1]))
         for bone, values in self.locations.items():
-            result.extend((LOCATION_PATH.format(bone), index, values[:, index]) for index in range(3))
+            result.extend((location_path(bone), index, values[:, index]) for index in range(3))
         return result
 
 

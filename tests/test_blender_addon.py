@@ -494,13 +494,13 @@ def test_no_early_start_for_a_remote_engine_with_the_preference_off_or_in_backgr
         setattr(package.preferences.get(bpy.context), name, value)
 
 
-def mixamo_rig():
+def mixamo_rig(prefix: str = "mixamorig:"):
     """A Mixamo-named armature on the canonical rest pose (Blender: Z up, facing -Y)."""
     from retarget import canonical
 
     rest = canonical.rest_positions() + [0.0, 0.95, 0.0]
     heads = np.stack([rest[:, 0], -rest[:, 2], rest[:, 1]], axis=1)
-    names = ["mixamorig:" + name.replace("Toe", "ToeBase") for name in canonical.JOINT_NAMES]
+    names = [prefix + name.replace("Toe", "ToeBase") for name in canonical.JOINT_NAMES]
     bones = []
     for joint, name in enumerate(names):
         children = np.flatnonzero(canonical.PARENTS == joint)
@@ -694,17 +694,25 @@ def test_regenerate_a_range_of_an_action_mosa_did_not_make(engine, modes):
     )
 
 
-@pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle"])
+def keyed_bone(data_path: str) -> str:
+    """The bone an fcurve of a pose bone keys, its name unescaped."""
+    return bpy.utils.unescape_identifier(re.match(r'pose\.bones\["((?:[^"\\]|\\.)*)"\]', data_path).group(1))
+
+
+@pytest.mark.parametrize("rig_kind", ["rigify", "all_euler", "axis_angle", "quoted_names"])
 def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, request):
     """Generate on Rigify's generated rig (its shoulder controls are YXZ Euler), on a rig that is
-    Euler throughout (the six orders in turn) and on one in axis-angle: each bone is keyed in
-    its own mode, and the bones Blender evaluates point where the motion's do (world directions
-    within a degree on average)."""
+    Euler throughout (the six orders in turn), on one in axis-angle and on one whose bone names
+    hold quotes, a backslash and letters beyond ASCII: each bone is keyed in its own mode, every
+    fcurve resolves, and the bones Blender evaluates point where the motion's do (world
+    directions within a degree on average)."""
     from tests.retarget_checks import direction_errors
 
     package, _ = engine
     if rig_kind == "rigify":
         obj = rigify_rig(request.getfixturevalue("rigify_file"))
+    elif rig_kind == "quoted_names":
+        obj = mixamo_rig(prefix='Figür "Ä"\\ 骨:')
     else:
         obj = mixamo_rig()
         for pose_bone in obj.pose.bones:
@@ -724,10 +732,13 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, reque
     action = obj.animation_data.action
     keys = keys_of(action, obj, package.action_compat.fcurves_for)
     mapping = package.mapping_ops.read_mapping(obj.data.mosa_mapping)
-    for bone in set(mapping.bones.values()) & {path.split('"')[1] for path, _ in keys}:
+    for path, _ in keys:
+        obj.path_resolve(path)  # raises for a path that names no bone
+    keyed = {keyed_bone(path): path.rsplit(".", 1)[1] for path, _ in keys if ".rotation" in path}
+    for bone in set(mapping.bones.values()) & set(keyed):
         mode = obj.pose.bones[bone].rotation_mode
         prop = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(mode, "rotation_euler")
-        assert (f'pose.bones["{bone}"].{prop}', 0) in keys, f"{bone} ({mode}) is not keyed in its mode"
+        assert keyed[bone] == prop, f"{bone} ({mode}) is not keyed in its mode"
     if rig_kind == "rigify":
         assert obj.pose.bones["shoulder.L"].rotation_mode == "YXZ"
         assert ('pose.bones["shoulder.L"].rotation_euler', 0) in keys
