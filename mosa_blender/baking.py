@@ -103,3 +103,10 @@ def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only:
             point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only
         )
     return frames
+
+
+def keyed_span(action: bpy.types.Action) -> tuple[int, int]:
+    """The frames of the action's first and last key. Not `action.frame_range`: with a manual
+    frame range set (a cycle's, say) that is the range, not where the keys are."""
+    first, last = action.curve_frame_range
+    return int(round(first)), int(round(last))

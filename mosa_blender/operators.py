@@ -327,7 +327,7 @@ def active_motion(context) -> dict:
     stored = action.get("mosa")
     if stored is not None:
         return storage.decode_motion(stored["motion"])
-    first, last = (int(round(frame)) for frame in action.frame_range)
+    first, last = baking.keyed_span(action)
     return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene))
 
 
@@ -445,7 +445,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
 
     def submit(self, context, client):
         settings = context.scene.mosa
-        motion, start = active_motion(context), context.active_object.animation_data.action.frame_range[0]
+        motion, start = active_motion(context), baking.keyed_span(context.active_object.animation_data.action)[0]
         mask = spans.canonical_mask(
             (settings.range_start, settings.range_end),
             start,
@@ -487,7 +487,7 @@ def regenerated_action(context, run: JobRun):
     active action, only the engine frames around the range re-solved, as a new take; returns the message."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
-    full = yield from _tracks_on_rig(context, motion, int(round(source.frame_range[0])), span)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span)
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
     _store(edited, motion, settings.prompt, settings.seed, run.model)
     _play_new_take(obj, source, edited)
@@ -592,7 +592,7 @@ def baked_action(context, run: JobRun):
     new action with the current foot lock and in-place options; returns the message."""
     obj = context.active_object
     source = obj.animation_data.action
-    tracks = yield from _tracks_on_rig(context, run.result[0], int(source.frame_range[0]))
+    tracks = yield from _tracks_on_rig(context, run.result[0], baking.keyed_span(source)[0])
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
@@ -681,7 +681,7 @@ def extended_action(context, run: JobRun, side: str, source_frames: int):
     added only on the new frames before or after it; returns the message."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
     source, motion, fps = obj.animation_data.action, run.result[0], _scene_fps(scene)
-    first, last = (int(round(frame)) for frame in source.frame_range)
+    first, last = baking.keyed_span(source)
     added = shots.added_scene_frames(len(motion["positions"]), source_frames, fps, motion["fps"])
     start = first - added if side == "BEFORE" else first
     full = yield from _tracks_on_rig(context, motion, start)
@@ -716,7 +716,7 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
 
     def submit(self, context, client):
         settings, motion = context.scene.mosa, active_motion(context)
-        start = context.active_object.animation_data.action.frame_range[0]
+        start = baking.keyed_span(context.active_object.animation_data.action)[0]
         keys = shots.canonical_key_frames(
             self._scene_keys, start, _scene_fps(context.scene), len(motion["positions"]), motion["fps"]
         )
@@ -731,7 +731,7 @@ def inbetweened_action(context, run: JobRun, keys: list[int]):
     frames between the first and last key come from the motion, the key frames' own keys kept."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (keys[0], keys[-1])
-    full = yield from _tracks_on_rig(context, motion, int(round(source.frame_range[0])), span)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span)
     edited = source.copy()
     edited.name = f"{source.name} (in-between {keys[0]}-{keys[-1]})"
     for before, after in zip(keys, keys[1:]):  # one stretch at a time: baking replaces every key in its span

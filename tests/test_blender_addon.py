@@ -1343,6 +1343,34 @@ def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     assert changed > len(kept) // 2  # the frames between the keys are new motion
 
 
+def test_an_action_with_a_manual_frame_range_is_extended_and_baked_where_its_keys_are(engine):
+    """A cycle's Manual Frame Range is not where its keys are: Extend After adds keys only after
+    the last key (every key kept bit for bit), and Bake keys from the first key on."""
+    package, _ = engine
+    fcurves_for = package.action_compat.fcurves_for
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1
+    settings = scene.mosa
+    settings.prompt, settings.seconds, settings.seed, settings.variations = "a person walks forward", 2.0, 1, 1
+    settings.place_variations = "ACTIONS"
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    source = obj.animation_data.action
+    source.use_frame_range, source.frame_start, source.frame_end = True, 11, 30  # the animator's loop
+    before = keys_of(source, obj, fcurves_for)
+    assert {(k[0, 0], k[-1, 0]) for k in before.values()} == {(1.0, 40.0)}
+    settings.prompt, settings.extend_seconds = "a person jumps", 1.0
+    assert bpy.ops.mosa.extend(synchronous=True, side="AFTER") == {"FINISHED"}
+    after = keys_of(obj.animation_data.action, obj, fcurves_for)
+    for channel, keys in before.items():
+        np.testing.assert_array_equal(after[channel][: len(keys)], keys, err_msg=str(channel))
+        assert after[channel][len(keys) :, 0].min() == 41.0 and after[channel][-1, 0] == 60.0
+    obj.animation_data.action = source
+    assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}
+    baked = keys_of(obj.animation_data.action, obj, fcurves_for)
+    assert {(k[0, 0], k[-1, 0]) for k in baked.values()} == {(1.0, 40.0)}
+
+
 def test_the_timeline_operators_explain_what_is_missing(engine):
     package, _ = engine
     obj = mixamo_rig()
