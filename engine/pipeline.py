@@ -25,6 +25,7 @@ from engine.text_encoders import TextEncoder, load_text_encoder
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer
 from engine.transformer import Transformer
 from engine.validation import PRECISIONS
+from retarget.motion import CanonicalMotion
 
 __all__ = ["Cancelled", "EditRequest", "GenerateRequest", "Pipeline", "Progress", "SamplingOptions"]
 
@@ -48,6 +49,7 @@ class EditRequest:
     seed: int | None = None
     samples: int = 1
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    source_positions: np.ndarray | None = None  # (frames, 22, 3): where the source is; the result is put there too
 
 
 @dataclass
@@ -186,7 +188,7 @@ class Pipeline:
             full_mask.expand(request.samples, -1),
         )
         generate_request = GenerateRequest(request.prompt, length, request.seed, request.samples, request.sampling)
-        return self._run(
+        motions = self._run(
             [generate_request],
             source,
             on_progress,
@@ -194,6 +196,22 @@ class Pipeline:
             crop=frames,
             edit_weight=seam_weights(full_mask[0].cpu().numpy()),
         )[0]
+        if request.source_positions is None:
+            return motions
+        # Decoded features start at the origin facing +Z; the source may be anywhere (read back
+        # off a rig). The frames kept before the span (after it, if it starts the motion) go where
+        # the source has them, the rest with them.
+        first, last = np.flatnonzero(frame_mask)[[0, -1]]
+        kept = np.arange(first) if first > 0 else np.arange(last + 1, frames)
+        kept = kept if len(kept) else np.array([0])
+        return [
+            CanonicalMotion.from_positions(
+                representation.align_on_frames(motion.positions, request.source_positions, kept).astype(np.float32),
+                fps=motion.fps,
+                features=motion.features,
+            )
+            for motion in motions
+        ]
 
     # --- the work -------------------------------------------------------------------------------
     def _run(

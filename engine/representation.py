@@ -267,6 +267,25 @@ def features_to_motion(features: np.ndarray) -> CanonicalMotion:
     return CanonicalMotion.from_positions(features_to_joints(features), features=features)
 
 
+def align_on_frames(
+    positions: np.ndarray, targets: np.ndarray, frames: list[int], target_frames: list[int] | None = None
+) -> np.ndarray:
+    """Positions (T, 22, 3) turned about the vertical and moved so that their `frames` fit the
+    targets' `target_frames` (default: the same frames) best."""
+    moving, fixed = np.asarray(positions, np.float64), np.asarray(targets, np.float64)
+    target_frames = frames if target_frames is None else target_frames
+    here, there = moving[frames].reshape(-1, 3), fixed[target_frames].reshape(-1, 3)
+    here, there = here - here.mean(0), there - there.mean(0)
+    # The yaw that best maps one set of points' ground-plane spread onto the other's (2-D Procrustes on X, Z).
+    cross = np.sum(here[:, 2] * there[:, 0] - here[:, 0] * there[:, 2])
+    dot = np.sum(here[:, 0] * there[:, 0] + here[:, 2] * there[:, 2])
+    angle = np.arctan2(cross, dot)
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+    turned = moving @ turn.T
+    return turned + (fixed[target_frames].reshape(-1, 3).mean(0) - turned[frames].reshape(-1, 3).mean(0))
+
+
 # ---------------------------------------------------------------- normalisation
 
 

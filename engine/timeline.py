@@ -159,7 +159,7 @@ def generate_long(
     seam, seam_in_result = (
         (source_frames - 1, source_frames - 1) if request.side == "after" else (0, len(features) - source_frames)
     )
-    positions = align_on_frame(motion.positions, request.source_positions, seam_in_result, seam)
+    positions = representation.align_on_frames(motion.positions, request.source_positions, [seam_in_result], [seam])
     return CanonicalMotion.from_positions(positions.astype(np.float32), fps=motion.fps, features=motion.features)
 
 
@@ -266,29 +266,11 @@ def inbetween(
     generated = pipeline.edit(request, on_progress, should_cancel)[0]
     # The generated motion starts at the origin facing +Z, as every decode does; the source's key
     # frames are where the animator put them, so warp in the source's space.
-    aligned = align_on_frame(generated.positions, targets, local_keys[0])
+    aligned = representation.align_on_frames(generated.positions, targets, [local_keys[0]])
     positions = np.array(source.positions, dtype=np.float32)
     first, last = keys[0], keys[-1] + 1
     positions[first:last] = warp_to_keys(aligned, targets, local_keys)[local_keys[0] : local_keys[-1] + 1]
     return CanonicalMotion.from_positions(positions, fps=source.fps)
-
-
-def align_on_frame(
-    positions: np.ndarray, targets: np.ndarray, frame: int, target_frame: int | None = None
-) -> np.ndarray:
-    """Positions (T, 22, 3) turned about the vertical and moved so that their `frame` fits the
-    targets' `target_frame` (default: the same frame) best."""
-    moving, fixed = np.asarray(positions, np.float64), np.asarray(targets, np.float64)
-    target_frame = frame if target_frame is None else target_frame
-    here, there = moving[frame] - moving[frame].mean(0), fixed[target_frame] - fixed[target_frame].mean(0)
-    # The yaw that best maps one pose's ground-plane spread onto the other's (2-D Procrustes on X, Z).
-    cross = np.sum(here[:, 2] * there[:, 0] - here[:, 0] * there[:, 2])
-    dot = np.sum(here[:, 0] * there[:, 0] + here[:, 2] * there[:, 2])
-    angle = np.arctan2(cross, dot)
-    cos, sin = np.cos(angle), np.sin(angle)
-    turn = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
-    turned = moving @ turn.T
-    return turned + (fixed[target_frame].mean(0) - turned[frame].mean(0))
 
 
 def warp_to_keys(positions: np.ndarray, targets: np.ndarray, keys: list[int]) -> np.ndarray:

@@ -113,7 +113,7 @@ def parse_edit(body: Any, limits: Limits) -> "EditRequest":
 
     body = _object(body)
     _known_fields(body, _EDIT_FIELDS)
-    source_features, source_frames, _ = _source(body.get("source"), limits)
+    source_features, source_frames, source_positions = _source(body.get("source"), limits)
     return EditRequest(
         prompt=_prompt(body, limits),
         source_features=source_features,
@@ -121,6 +121,7 @@ def parse_edit(body: Any, limits: Limits) -> "EditRequest":
         seed=_seed(body, limits),
         samples=_int_in(body, "samples", 1, 1, limits.max_samples),
         sampling=_sampling(body, limits),
+        source_positions=source_positions,
     )
 
 

@@ -172,6 +172,30 @@ def test_trained_demo_edit_keeps_frames_away_from_the_mask() -> None:
     assert error < 0.02, f"{error * 100:.1f} cm"
 
 
+def test_an_edit_of_a_motion_placed_anywhere_comes_back_where_it_is() -> None:
+    """A motion read back off a rig starts where the rig is, facing its way, while decoded
+    features start at the origin facing +Z. Given the source's positions, the edit is put where
+    the source is: before the edited span the root follows the source's path (within the
+    tokenizer's reconstruction error, 4-5 cm on the demo model)."""
+    from engine.datasets import deepmimic
+
+    pipeline = Pipeline.load(DEFAULT_CHECKPOINT, device="cpu")
+    walk = deepmimic.load_joints("walk", min_seconds=10.0)[:121]
+    walk = representation.features_to_joints(representation.joints_to_features(walk))  # canonical proportions
+    quarter_turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    placed = walk @ quarter_turn.T + [3.0, 0.0, -2.0]
+    mask = np.zeros(len(placed), dtype=bool)
+    mask[60:100] = True
+    request = EditRequest("a person jumps", representation.joints_to_features(placed), mask, seed=0)
+    at_origin = pipeline.edit(request)[0].positions
+    request.source_positions = placed
+    edited = pipeline.edit(request)[0].positions
+    error = np.linalg.norm(edited[:52, 0] - placed[:52, 0], axis=-1)  # more than 8 frames from the span
+    unplaced = np.linalg.norm(at_origin[0, 0] - placed[0, 0])
+    print(f"\nroot before the span: {error.mean() * 100:.1f} cm from the source (at most {error.max() * 100:.1f}); unplaced {unplaced:.2f} m")
+    assert error.max() < 0.06 and unplaced > 3.0
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_half_precision_stays_close_to_float32(precision) -> None:
     """The sampling loop in half precision (for GPUs; emulated, and slow, on this CPU), trained demo
