@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import bpy
 import numpy as np
 
@@ -110,3 +112,15 @@ def keyed_span(action: bpy.types.Action) -> tuple[int, int]:
     frame range set (a cycle's, say) that is the range, not where the keys are."""
     first, last = action.curve_frame_range
     return int(round(first)), int(round(last))
+
+
+def keys_digest(action: bpy.types.Action, obj: bpy.types.Object) -> str:
+    """A digest of every key (frame and value) the action holds for `obj`: whether its keys are
+    still the ones they were when the digest was taken."""
+    digest = hashlib.sha256()
+    for fcurve in sorted(fcurves_for(action, obj), key=lambda curve: (curve.data_path, curve.array_index)):
+        points = np.empty(2 * len(fcurve.keyframe_points), dtype=np.float32)
+        fcurve.keyframe_points.foreach_get("co", points)
+        digest.update(f"{fcurve.data_path}[{fcurve.array_index}]".encode())
+        digest.update(points.tobytes())
+    return digest.hexdigest()

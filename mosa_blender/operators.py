@@ -184,6 +184,7 @@ class _JobOperator:
         options={"SKIP_SAVE"},
     )
     _modal = False  # set once the timer-driven path starts: only then is there a status bar to update
+    _on_rig = False  # whether the motion sent is in the rig's own space (active_motion), for the Blender side
     _writing: Writing | None = None  # the Blender-side work on the result, once the engine is done
 
     def submit(self, context, client: EngineClient) -> str:
@@ -319,16 +320,26 @@ def _wire(motion: dict) -> dict:
     return {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
 
 
-def active_motion(context) -> dict:
-    """The active action as canonical motion: the one MoSa stored with it, else read back from the
-    rig by inverse transfer (any action: hand keyed, mocap, another tool's)."""
+def stored_motion_is_keyed(action, obj) -> bool:
+    """Whether the action still has the keys MoSa wrote with its stored motion (not edited since).
+    Actions stored before the keys' digest was kept count as unedited."""
+    stored = action.get("mosa")
+    if stored is None:
+        return False
+    return "keys" not in stored or stored["keys"] == baking.keys_digest(action, obj)
+
+
+def active_motion(context) -> tuple[dict, bool]:
+    """The active action as canonical motion, and whether it is in the rig's own space (see
+    motion_to_tracks_steps): the one MoSa stored with it while its keys are the ones MoSa wrote,
+    else read back from the rig by inverse transfer (edited keys, and any action: hand keyed,
+    mocap, another tool's)."""
     obj = context.active_object
     action = obj.animation_data.action
-    stored = action.get("mosa")
-    if stored is not None:
-        return storage.decode_motion(stored["motion"])
+    if stored_motion_is_keyed(action, obj):
+        return storage.decode_motion(action["mosa"]["motion"]), bool(action["mosa"].get("on_rig", False))
     first, last = baking.keyed_span(action)
-    return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene))
+    return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene)), True
 
 
 def _action_poll(cls, context) -> bool:
@@ -346,8 +357,16 @@ def _action_poll(cls, context) -> bool:
     return True
 
 
-def _store(action, motion: dict, prompt: str, seed: int, model: str) -> None:
-    action["mosa"] = {"prompt": prompt, "seed": seed, "model": model, "motion": storage.encode_motion(motion)}
+def _store(action, obj, motion: dict, prompt: str, seed: int, model: str, on_rig: bool = False) -> None:
+    """The motion and how it was made, kept with the action and its keys' digest (see active_motion)."""
+    action["mosa"] = {
+        "prompt": prompt,
+        "seed": seed,
+        "model": model,
+        "motion": storage.encode_motion(motion),
+        "keys": baking.keys_digest(action, obj),
+        "on_rig": on_rig,
+    }
 
 
 class MOSA_OT_generate(_JobOperator, bpy.types.Operator):
@@ -402,7 +421,7 @@ def generated_actions(context, run: JobRun, label: str | None = None, start_fram
         seed = settings.seed + number
         action = bpy.data.actions.new(action_name(label, seed))
         baking.bake_tracks(action, obj, tracks)
-        _store(action, motion, label, seed, run.model)
+        _store(action, obj, motion, label, seed, run.model)
         actions.append(action)
         yield (number + 1) / count
     takes.keep_replaced(obj, replaced)
@@ -445,7 +464,10 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
 
     def submit(self, context, client):
         settings = context.scene.mosa
-        motion, start = active_motion(context), baking.keyed_span(context.active_object.animation_data.action)[0]
+        (motion, self._on_rig), start = (
+            active_motion(context),
+            baking.keyed_span(context.active_object.animation_data.action)[0],
+        )
         mask = spans.canonical_mask(
             (settings.range_start, settings.range_end),
             start,
@@ -456,10 +478,17 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         return client.edit(settings.prompt, _wire(motion), mask.tolist(), seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from regenerated_action(context, run)))
+        self.report({"INFO"}, (yield from regenerated_action(context, run, self._on_rig)))
 
 
-def _tracks_on_rig(context, motion: dict, start_frame: int, span: tuple[int, int] | None = None):
+def _tracks_on_rig(
+    context,
+    motion: dict,
+    start_frame: int,
+    span: tuple[int, int] | None = None,
+    on_rig: bool = False,
+    placed_from: int = 0,
+):
     """The motion on the active rig from `start_frame`, at the scene's rate, with the panel's foot
     lock and in-place options, in slices (see Writing) over the first 95 % of the progress."""
     settings = context.scene.mosa
@@ -471,6 +500,8 @@ def _tracks_on_rig(context, motion: dict, start_frame: int, span: tuple[int, int
         foot_lock=settings.foot_lock,
         in_place=settings.in_place,
         span=span,
+        on_rig=on_rig,
+        placed_from=placed_from,
     )
     return (yield from scaled(steps, 0.0, 0.95))
 
@@ -482,14 +513,15 @@ def _play_new_take(obj: bpy.types.Object, replaced: bpy.types.Action, action: bp
     takes.switch_to(obj, action)
 
 
-def regenerated_action(context, run: JobRun):
+def regenerated_action(context, run: JobRun, on_rig: bool):
     """Regenerate Range's Blender-side work in slices (see Writing): the edited copy of the
-    active action, only the engine frames around the range re-solved, as a new take; returns the message."""
+    active action, only the engine frames around the range re-solved, as a new take; returns the
+    message. `on_rig`: the source motion was in the rig's own space (active_motion)."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
-    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, on_rig)
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
-    _store(edited, motion, settings.prompt, settings.seed, run.model)
+    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
     _play_new_take(obj, source, edited)
     return f"MoSa: frames {span[0]}..{span[1]} regenerated into {edited.name}"
 
@@ -584,6 +616,13 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
         )
 
     def write(self, context, run):
+        obj = context.active_object
+        if not stored_motion_is_keyed(obj.animation_data.action, obj):
+            self.report(
+                {"WARNING"},
+                "MoSa: the action's keys were edited since MoSa made them; Bake keys the motion MoSa made, "
+                "and the edits stay in the action",
+            )
         self.report({"INFO"}, (yield from baked_action(context, run)))
 
 
@@ -592,10 +631,12 @@ def baked_action(context, run: JobRun):
     new action with the current foot lock and in-place options; returns the message."""
     obj = context.active_object
     source = obj.animation_data.action
-    tracks = yield from _tracks_on_rig(context, run.result[0], baking.keyed_span(source)[0])
+    on_rig = bool(source["mosa"].get("on_rig", False))
+    tracks = yield from _tracks_on_rig(context, run.result[0], baking.keyed_span(source)[0], on_rig=on_rig)
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
+    baked["mosa"]["keys"] = baking.keys_digest(baked, obj)
     _play_new_take(obj, source, baked)
     return f"MoSa: baked into {baked.name}"
 
@@ -666,17 +707,17 @@ class MOSA_OT_extend(_JobOperator, bpy.types.Operator):
         return _action_poll(cls, context)
 
     def submit(self, context, client):
-        settings, motion = context.scene.mosa, active_motion(context)
+        settings, (motion, self._on_rig) = context.scene.mosa, active_motion(context)
         self._source_frames = len(motion["positions"])
         segment = [(settings.prompt, settings.extend_seconds)]
         side = self.side.lower()
         return client.timeline(segment, source=_wire(motion), side=side, seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from extended_action(context, run, self.side, self._source_frames)))
+        self.report({"INFO"}, (yield from extended_action(context, run, self.side, self._source_frames, self._on_rig)))
 
 
-def extended_action(context, run: JobRun, side: str, source_frames: int):
+def extended_action(context, run: JobRun, side: str, source_frames: int, on_rig: bool):
     """Extend's Blender-side work in slices (see Writing): a copy of the active action with keys
     added only on the new frames before or after it; returns the message."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
@@ -684,11 +725,12 @@ def extended_action(context, run: JobRun, side: str, source_frames: int):
     first, last = baking.keyed_span(source)
     added = shots.added_scene_frames(len(motion["positions"]), source_frames, fps, motion["fps"])
     start = first - added if side == "BEFORE" else first
-    full = yield from _tracks_on_rig(context, motion, start)
+    placed_from = len(motion["positions"]) - source_frames if side == "BEFORE" else 0  # where the source is
+    full = yield from _tracks_on_rig(context, motion, start, on_rig=on_rig, placed_from=placed_from)
     extended = source.copy()
     extended.name = f"{source.name} (extended {side.lower()} {settings.extend_seconds:g} s)"
     baking.bake_tracks(extended, obj, full.take((full.frames < first) | (full.frames > last)))
-    _store(extended, motion, settings.prompt, settings.seed, run.model)
+    _store(extended, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
     _play_new_take(obj, source, extended)
     return f"MoSa: {added} frames added {side.lower()} {source.name}, into {extended.name}; its own keys are unchanged"
 
@@ -715,7 +757,7 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
         return super().check_input(context)
 
     def submit(self, context, client):
-        settings, motion = context.scene.mosa, active_motion(context)
+        settings, (motion, self._on_rig) = context.scene.mosa, active_motion(context)
         start = baking.keyed_span(context.active_object.animation_data.action)[0]
         keys = shots.canonical_key_frames(
             self._scene_keys, start, _scene_fps(context.scene), len(motion["positions"]), motion["fps"]
@@ -723,15 +765,15 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
         return client.inbetween(settings.prompt, _wire(motion), keys, seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys)))
+        self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys, self._on_rig)))
 
 
-def inbetweened_action(context, run: JobRun, keys: list[int]):
+def inbetweened_action(context, run: JobRun, keys: list[int], on_rig: bool):
     """In-between Keys' Blender-side work in slices (see Writing): a copy of the active action whose
     frames between the first and last key come from the motion, the key frames' own keys kept."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (keys[0], keys[-1])
-    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, on_rig)
     edited = source.copy()
     edited.name = f"{source.name} (in-between {keys[0]}-{keys[-1]})"
     for before, after in zip(keys, keys[1:]):  # one stretch at a time: baking replaces every key in its span
@@ -740,7 +782,7 @@ def inbetweened_action(context, run: JobRun, keys: list[int]):
             baking.bake_tracks(
                 edited, obj, blended_span(source, obj, between, (before + 1, after - 1), settings.seam_frames)
             )
-    _store(edited, motion, settings.prompt, settings.seed, run.model)
+    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
     _play_new_take(obj, source, edited)
     return f"MoSa: frames between the keys {', '.join(map(str, keys))} made into {edited.name}"
 

@@ -28,9 +28,12 @@ def motion_to_tracks(
     foot_lock: bool = True,
     in_place: bool = False,
     span: tuple[int, int] | None = None,
+    on_rig: bool = False,
+    placed_from: int = 0,
 ) -> PoseTracks:
     """Pose-basis rotations for every mapped bone and the root's location, one key per scene frame."""
-    return armature_io.run_steps(motion_to_tracks_steps(obj, motion, scene_fps, start_frame, foot_lock, in_place, span))
+    steps = motion_to_tracks_steps(obj, motion, scene_fps, start_frame, foot_lock, in_place, span, on_rig, placed_from)
+    return armature_io.run_steps(steps)
 
 
 def motion_to_tracks_steps(
@@ -41,15 +44,30 @@ def motion_to_tracks_steps(
     foot_lock: bool = True,
     in_place: bool = False,
     span: tuple[int, int] | None = None,
+    on_rig: bool = False,
+    placed_from: int = 0,
 ):
     """motion_to_tracks as a generator of slices: yields its progress (0..1) after each stage
     (mapping, transfer, the check, the constraint solve's slices) and returns the PoseTracks.
     `span`: the scene frames that will be used (Regenerate Range); the constraint solve then
-    corrects only the engine frames around them, and the frames outside keep plain values."""
+    corrects only the engine frames around them, and the frames outside keep plain values.
+    `on_rig`: the motion is in this rig's own canonical space (read back by action_to_motion, or
+    made from such a motion), so it goes back where it is, not onto the rig's rest place.
+    `placed_from`: the engine frame where a motion already on the rig begins (Extend Before: the
+    source after the lead-in), whose placement it keeps (transfer.transfer)."""
     skeleton, mapping = armature_mapping(obj)
     skeleton = mapping.moving_part(skeleton)  # the rest never moves a key
     yield 0.1
-    posed = transfer.transfer(motion, skeleton, mapping, foot_lock=foot_lock, in_place=in_place)
+    posed = transfer.transfer(
+        motion,
+        skeleton,
+        mapping,
+        foot_lock=foot_lock,
+        in_place=in_place,
+        ground=not on_rig,
+        align=not on_rig,
+        placed_from=placed_from,
+    )
     yield 0.3
     frames = None if span is None else engine_frames(span, start_frame, scene_fps, posed.fps, posed.frames)
     written = (

@@ -292,17 +292,20 @@ def transfer(
     in_place: bool = False,
     ground: bool = True,
     align: bool = True,
+    placed_from: int = 0,
 ) -> PosedRig:
     """Pose the rig like the motion, frame by frame (see the module docstring). `align` and
     `ground` suit generated motion; a motion from inverse transfer of this rig goes back where it
-    was with both off."""
+    was with both off. `placed_from`: the frame from which on the motion is one already on the
+    rig (extended before it): the alignment and the ground come from those frames, so they land
+    where they did."""
     mapping.check(skeleton)
     skeleton = mapping.moving_part(skeleton)  # the rest moves nothing written or measured (idempotent)
     source, fps, features = motion_arrays(motion)
     frames = len(source)
     bone_of = {j: skeleton.index(mapping.bones[name]) for name, j in J.items() if mapping.bones[name]}
     rest_joints = joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails)
-    place = placement(skeleton, rest_joints, source, align)
+    place = placement(skeleton, rest_joints, source[placed_from:], align)
 
     # Bone rotations: source frame @ rest frame^T, both measured in armature space.
     pairs = primary_pairs(mapping, rest_joints)
@@ -323,7 +326,9 @@ def transfer(
 
     world = skeleton.world_rotations(deltas, frames)
     if ground:
-        root_head = root_head + _ground_offset(skeleton, mapping, world, root, root_head, rest_joints)
+        root_head = root_head + _ground_offset(
+            skeleton, mapping, world[placed_from:], root, root_head[placed_from:], rest_joints
+        )
     contacts = footlock.contacts(source, features)
     if foot_lock:
         locked, root_head = footlock.lock_feet(skeleton, mapping, world, root, root_head, contacts)

@@ -305,7 +305,7 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
         "positions": positions,
         "rotations": np.tile([1.0, 0, 0, 0], (20, 22, 1)),
     }
-    package.operators._store(action, motion, "a person walks", 3, "demo")
+    package.operators._store(action, rig, motion, "a person walks", 3, "demo")
     path = tmp_path / "saved.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
@@ -313,6 +313,7 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     assert reloaded["mosa"]["prompt"] == "a person walks" and reloaded["mosa"]["seed"] == 3
     np.testing.assert_array_equal(package.storage.decode_motion(reloaded["mosa"]["motion"])["positions"], positions)
     assert len(package.action_compat.fcurves_for(reloaded, bpy.data.objects["rig"])) == len(BONES) * 4 + 3
+    assert package.operators.stored_motion_is_keyed(reloaded, bpy.data.objects["rig"])  # the keys' digest too
 
 
 def test_mapping_saves_loads_and_undoes(addon, rig, tmp_path):
@@ -841,7 +842,7 @@ def test_bake_locks_the_feet_and_keeps_the_root_in_place(addon):
     walk = real_walk()
     source = bpy.data.actions.new("walk")
     package.baking.bake_tracks(source, obj, package.retargeting.motion_to_tracks(obj, walk, 20.0, 1, foot_lock=False))
-    package.operators._store(source, walk, "a person walks", 0, "deepmimic")
+    package.operators._store(source, obj, walk, "a person walks", 0, "deepmimic")
     source_keys = keys_of(source, obj, package.action_compat.fcurves_for)
     frames = list(range(1, len(walk["positions"]) + 1))
     feet, hips = ["mixamorig:LeftFoot", "mixamorig:RightFoot"], ["mixamorig:Hips"]
@@ -1322,6 +1323,11 @@ def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     assert bpy.ops.mosa.extend(synchronous=True, side="BEFORE") == {"FINISHED"}
     lead_in = obj.animation_data.action.frame_range
     assert lead_in[0] == pytest.approx(first - 180, abs=1) and lead_in[1] == last
+    hips = world_heads(obj, ["mixamorig:Hips"], list(range(int(lead_in[0]), int(last) + 1)))[:, 0]
+    steps = np.linalg.norm(np.diff(hips, axis=0), axis=-1)
+    into_source = int(first - lead_in[0]) - 1
+    # 3.2 m when the whole motion was placed by the lead-in's first frame instead of the source's
+    assert steps[into_source] <= 1.5 * steps[into_source + 1 : into_source + 6].max(), steps[into_source - 3 :][:9]
 
     # In-between: three keys 2 s apart on the extended action, selected as an animator would.
     obj.animation_data.action = extended
@@ -1369,6 +1375,44 @@ def test_an_action_with_a_manual_frame_range_is_extended_and_baked_where_its_key
     assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}
     baked = keys_of(obj.animation_data.action, obj, fcurves_for)
     assert {(k[0, 0], k[-1, 0]) for k in baked.values()} == {(1.0, 40.0)}
+
+
+def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_keys_the_stored_motion(
+    engine, caplog
+):
+    """The animator moves the generated character 1 m sideways on every hips key: Extend After
+    continues from where the keys now put it (the motion stored with the action no longer
+    matches them), and Bake, which keys the stored motion again, warns that the edits stay behind."""
+    package, _ = engine
+    fcurves_for = package.action_compat.fcurves_for
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1
+    settings = scene.mosa
+    settings.prompt, settings.seconds, settings.seed, settings.variations = "a person walks forward", 3.0, 1, 1
+    settings.place_variations, settings.foot_lock = "ACTIONS", False
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    source = obj.animation_data.action
+    assert package.operators.stored_motion_is_keyed(source, obj)
+    hips_x = fcurves_for(source, obj).find('pose.bones["mixamorig:Hips"].location', index=0)
+    for point in hips_x.keyframe_points:
+        point.co[1] += 1.0
+        point.handle_left[1] += 1.0
+        point.handle_right[1] += 1.0
+    hips_x.update()
+    assert not package.operators.stored_motion_is_keyed(source, obj)
+    settings.prompt, settings.extend_seconds = "a person walks forward", 2.0
+    assert bpy.ops.mosa.extend(synchronous=True, side="AFTER") == {"FINISHED"}
+    last = package.baking.keyed_span(source)[1]
+    end = package.baking.keyed_span(obj.animation_data.action)[1]
+    steps = np.linalg.norm(np.diff(world_heads(obj, ["mixamorig:Hips"], list(range(1, end + 1)))[:, 0], axis=0), axis=-1)
+    seam, before = steps[last - 1], steps[last - 6 : last - 1].max()
+    print(f"\nhips step into the extension {seam:.3f} m, largest of the 5 before {before:.3f} m")
+    assert seam <= 1.5 * before  # 10.6 m when the read-back motion was put on the rig's rest place
+    obj.animation_data.action = source
+    with caplog.at_level(logging.WARNING):
+        assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}
+    assert package.operators.stored_motion_is_keyed(obj.animation_data.action, obj)
 
 
 def test_the_timeline_operators_explain_what_is_missing(engine):
