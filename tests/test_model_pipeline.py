@@ -192,7 +192,9 @@ def test_an_edit_of_a_motion_placed_anywhere_comes_back_where_it_is() -> None:
     edited = pipeline.edit(request)[0].positions
     error = np.linalg.norm(edited[:52, 0] - placed[:52, 0], axis=-1)  # more than 8 frames from the span
     unplaced = np.linalg.norm(at_origin[0, 0] - placed[0, 0])
-    print(f"\nroot before the span: {error.mean() * 100:.1f} cm from the source (at most {error.max() * 100:.1f}); unplaced {unplaced:.2f} m")
+    print(
+        f"\nroot before the span: {error.mean() * 100:.1f} cm from the source (at most {error.max() * 100:.1f}); unplaced {unplaced:.2f} m"
+    )
     assert error.max() < 0.06 and unplaced > 3.0
 
 
