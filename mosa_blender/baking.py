@@ -10,6 +10,8 @@ import numpy as np
 from .action_compat import fcurves_for
 from .tracks import PoseTracks, bone_path, flat_keys, location_path, quaternions_from, rest_rotation, rotation_path
 
+_SELECTION = ("select_control_point", "select_left_handle", "select_right_handle")
+
 
 def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTracks) -> None:
     """Key every channel of `tracks` at its frames; any keys already in that span are replaced.
@@ -34,8 +36,13 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
             points.remove(point, fast=True)
         kept = np.empty(2 * len(points), dtype=np.float32)
         points.foreach_get("co", kept)
+        selected = {name: np.empty(len(points), dtype=bool) for name in _SELECTION}
+        for name, flags in selected.items():
+            points.foreach_get(name, flags)
         points.add(len(tracks.frames))
         points.foreach_set("co", np.concatenate([kept, flat_keys(tracks.frames, values)]))
+        for name, flags in selected.items():  # new keys come unselected: a selection is the animator's
+            points.foreach_set(name, np.concatenate([flags, np.zeros(len(tracks.frames), dtype=bool)]))
         fcurve.update()
     key_fk_switches(action, obj, tracks)
 

@@ -98,7 +98,7 @@ class EngineProcess:
         self._launch()
         if crashed:
             return f"the engine had stopped (exit code {exit_code}); restarted it (pid {self.pid})"
-        return f"started the engine (pid {self.pid}, port {self.port})"
+        return f"started the engine (pid {self.pid})"  # its port is known once it listens
 
     def _kill(self) -> None:
         if self._popen is not None:

@@ -148,6 +148,11 @@ def _armature_poll(cls, context) -> bool:
     if _active_run is not None:
         cls.poll_message_set("A MoSa job is running; wait for it or cancel it")
         return False
+    if obj.library is not None:
+        cls.poll_message_set(
+            "The armature is linked from a library: make a library override first (Object > Library Override)"
+        )
+        return False
     if obj.animation_data is not None and obj.animation_data.use_tweak_mode:
         cls.poll_message_set("The armature is in NLA tweak mode: leave it first (Tab in the NLA editor)")
         return False

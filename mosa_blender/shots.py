@@ -32,7 +32,9 @@ def segments_from_markers(markers: list[tuple[int, str]], end_frame: int, scene_
     ends = [frame for frame, _ in named[1:]] + [end_frame + 1]
     segments = []
     for (frame, prompt), end in zip(named, ends):
-        if end <= frame:
+        if end == frame:
+            raise ValueError(f"Two markers named with prompts are at frame {frame}: move or rename one of them")
+        if end < frame:
             raise ValueError(f"The marker '{prompt}' at frame {frame} is at or after the scene's end ({end_frame})")
         segments.append((prompt, (end - frame) / scene_fps))
     return segments

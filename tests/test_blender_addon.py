@@ -183,6 +183,26 @@ def test_nla_tweak_mode_is_refused_and_a_bug_while_writing_is_reported_and_undon
     assert_same_scene(before, scene_state(rig, fcurves_for))
 
 
+def test_a_rig_linked_from_a_library_is_refused_until_it_is_overridden(addon, rig, tmp_path):
+    """Keys written to a linked rig are lost on save; the job operators say so before any work."""
+    library = tmp_path / "characters.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(library))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    with bpy.data.libraries.load(str(library), link=True) as (_, linked):
+        linked.objects = ["rig"]
+    obj = linked.objects[0]
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.context.scene.mosa.prompt = "a person walks"
+    with pytest.raises(RuntimeError, match="linked from a library: make a library override first"):
+        bpy.ops.mosa.generate(synchronous=True)
+    bpy.context.view_layer.objects.active = obj.override_create(remap_local_usages=True)
+    with pytest.raises(
+        RuntimeError, match="do not map onto the human skeleton"
+    ):  # past the poll: this rig's own problem
+        bpy.ops.mosa.generate(synchronous=True)
+
+
 def test_bake_writes_one_key_per_frame_with_the_values(addon, rig):
     package, _ = addon
     frames = np.arange(1, 81, dtype=float)
@@ -1377,9 +1397,7 @@ def test_an_action_with_a_manual_frame_range_is_extended_and_baked_where_its_key
     assert {(k[0, 0], k[-1, 0]) for k in baked.values()} == {(1.0, 40.0)}
 
 
-def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_keys_the_stored_motion(
-    engine, caplog
-):
+def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_keys_the_stored_motion(engine, caplog):
     """The animator moves the generated character 1 m sideways on every hips key: Extend After
     continues from where the keys now put it (the motion stored with the action no longer
     matches them), and Bake, which keys the stored motion again, warns that the edits stay behind."""
@@ -1405,7 +1423,9 @@ def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_k
     assert bpy.ops.mosa.extend(synchronous=True, side="AFTER") == {"FINISHED"}
     last = package.baking.keyed_span(source)[1]
     end = package.baking.keyed_span(obj.animation_data.action)[1]
-    steps = np.linalg.norm(np.diff(world_heads(obj, ["mixamorig:Hips"], list(range(1, end + 1)))[:, 0], axis=0), axis=-1)
+    steps = np.linalg.norm(
+        np.diff(world_heads(obj, ["mixamorig:Hips"], list(range(1, end + 1)))[:, 0], axis=0), axis=-1
+    )
     seam, before = steps[last - 1], steps[last - 6 : last - 1].max()
     print(f"\nhips step into the extension {seam:.3f} m, largest of the 5 before {before:.3f} m")
     assert seam <= 1.5 * before  # 10.6 m when the read-back motion was put on the rig's rest place
@@ -1427,6 +1447,11 @@ def test_the_timeline_operators_explain_what_is_missing(engine):
     bpy.context.scene.timeline_markers.clear()
     with pytest.raises(RuntimeError, match="No timeline marker is named"):
         bpy.ops.mosa.generate_shot(synchronous=True)
+    for name in ("a person walks", "a person waves"):
+        bpy.context.scene.timeline_markers.new(name, frame=60)
+    with pytest.raises(RuntimeError, match="Two markers named with prompts are at frame 60"):
+        bpy.ops.mosa.generate_shot(synchronous=True)
+    bpy.context.scene.timeline_markers.clear()
     settings.prompt, settings.seconds, settings.variations, settings.place_variations = (
         "a person waves",
         2.0,
@@ -1435,6 +1460,10 @@ def test_the_timeline_operators_explain_what_is_missing(engine):
     )
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
     fcurves = package.action_compat.fcurves_for(obj.animation_data.action, obj)
+    # New keys come unselected, so a range is never taken from them by surprise.
+    assert not any(point.select_control_point for fcurve in fcurves for point in fcurve.keyframe_points)
+    with pytest.raises(RuntimeError, match="Set the range, a preview range, or select keys"):
+        bpy.ops.mosa.regenerate_range(synchronous=True)
     for fcurve in fcurves:
         for point in fcurve.keyframe_points:
             point.select_control_point = point.co[0] == 1.0

@@ -47,7 +47,7 @@ def gone(pid: int, timeout_s: float) -> bool:
 
 def test_start_writes_a_private_token_and_serves(managed):
     message = managed.ensure_running()
-    assert message.startswith("started the engine")
+    assert message == f"started the engine (pid {managed.pid})"
     assert managed.token_file.stat().st_mode & 0o777 == 0o600
     health = wait_ready(managed.client())
     assert health["pid"] == managed.pid and health["log_file"] == str(managed.log_file)
