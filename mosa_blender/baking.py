@@ -36,6 +36,7 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
             points.remove(point, fast=True)
         kept = np.empty(2 * len(points), dtype=np.float32)
         points.foreach_get("co", kept)
+        handles = _handles(points)
         selected = {name: np.empty(len(points), dtype=bool) for name in _SELECTION}
         for name, flags in selected.items():
             points.foreach_get(name, flags)
@@ -44,7 +45,30 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
         for name, flags in selected.items():  # new keys come unselected: a selection is the animator's
             points.foreach_set(name, np.concatenate([flags, np.zeros(len(tracks.frames), dtype=bool)]))
         fcurve.update()
+        _keep_handles(points, kept[0::2], handles)
     key_fk_switches(action, obj, tracks)
+
+
+def _handles(points) -> np.ndarray:
+    """(n, 4) each key's left and right handle (frame, value)."""
+    left, right = np.empty(2 * len(points), dtype=np.float32), np.empty(2 * len(points), dtype=np.float32)
+    points.foreach_get("handle_left", left)
+    points.foreach_get("handle_right", right)
+    return np.concatenate([left.reshape(-1, 2), right.reshape(-1, 2)], axis=1)
+
+
+def _keep_handles(points, kept_frames: np.ndarray, kept_handles: np.ndarray) -> None:
+    """Put back the handles the kept keys had before new keys came beside them: automatic handles
+    follow their neighbours (and with continuous acceleration, every key on the curve), which would
+    change how the frames around the kept keys play. Those keys' handles become free."""
+    frames = np.empty(2 * len(points), dtype=np.float32)
+    points.foreach_get("co", frames)
+    index = np.searchsorted(frames[0::2], kept_frames)  # update() sorted the keys; kept frames are distinct
+    moved = np.flatnonzero(np.abs(_handles(points)[index] - kept_handles).max(axis=1, initial=0.0) > 0)
+    for k in moved:
+        point = points[int(index[k])]
+        point.handle_left_type = point.handle_right_type = "FREE"
+        point.handle_left, point.handle_right = kept_handles[k, :2], kept_handles[k, 2:]
 
 
 def rotation_modes(obj: bpy.types.Object, tracks: PoseTracks) -> dict[str, str]:

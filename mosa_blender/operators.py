@@ -558,7 +558,22 @@ def blended_span(source, obj, generated, span: tuple[int, int], seam_frames: int
         new_part.rotations[bone] = spans.blend_rotations(old_part.rotations[bone], new_part.rotations[bone], weights)
     for bone in new_part.locations:
         new_part.locations[bone] = spans.blend_locations(old_part.locations[bone], new_part.locations[bone], weights)
-    return new_part
+    return _held_to_the_nearest_keys(source, obj, new_part, span)
+
+
+def _held_to_the_nearest_keys(source, obj, part, span: tuple[int, int]):
+    """`part` with the source's own values on the frames between the span and the source's
+    nearest keys outside it. Those frames were in-between the keys on both sides of the span;
+    keyed as they were, they play as before whatever the span now holds."""
+    keyed = np.asarray(baking.keyed_frames(source, obj))
+    before, after = keyed[keyed < span[0]], keyed[keyed > span[1]]
+    frames = np.concatenate(
+        [
+            np.arange(np.floor(before.max()) + 1, span[0]) if len(before) else [],
+            np.arange(span[1] + 1, np.ceil(after.min())) if len(after) else [],
+        ]
+    )
+    return part.merged(baking.sample_tracks(source, obj, part, frames)) if len(frames) else part
 
 
 def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, float]:

@@ -95,6 +95,15 @@ class PoseTracks:
             locations={bone: p[which] for bone, p in self.locations.items()},
         )
 
+    def merged(self, other: PoseTracks) -> PoseTracks:
+        """These tracks and `other`'s (the same channels, at other frames), in frame order."""
+        order = np.argsort(np.concatenate([self.frames, other.frames]), kind="stable")
+        return PoseTracks(
+            frames=np.concatenate([self.frames, other.frames])[order],
+            rotations={bone: np.concatenate([q, other.rotations[bone]])[order] for bone, q in self.rotations.items()},
+            locations={bone: np.concatenate([p, other.locations[bone]])[order] for bone, p in self.locations.items()},
+        )
+
     def channels(
         self, modes: dict[str, str] | None = None, previous: dict[str, np.ndarray] | None = None
     ) -> list[tuple[str, int, np.ndarray]]:

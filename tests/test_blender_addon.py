@@ -1435,6 +1435,49 @@ def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_k
     assert package.operators.stored_motion_is_keyed(obj.animation_data.action, obj)
 
 
+def posed_matrices(obj, frames: list[int]) -> np.ndarray:
+    """(frames, bones, 4, 4) every pose bone's matrix_basis as Blender evaluates the active action."""
+    posed = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        posed.append([np.array(bone.matrix_basis) for bone in obj.pose.bones])
+    return np.array(posed)
+
+
+def test_a_blocking_pass_plays_as_before_outside_a_regenerated_range(engine):
+    """Hand keys every 10 frames (a blocking pass), Regenerate Range 35..55: every frame outside
+    the range plays exactly as before. Without care, the frames between the range and the nearest
+    keys followed the new keys, and automatic handles (continuous acceleration: all of them)
+    re-smoothed around the kept keys."""
+    package, _ = engine
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    obj.animation_data_create()
+    obj.animation_data.action = bpy.data.actions.new("blocking")
+    for frame in range(1, 101, 10):
+        for number, bone in enumerate(obj.pose.bones):
+            angle = 0.3 * np.sin(frame / 15 + number)
+            bone.rotation_mode = "QUATERNION"
+            bone.rotation_quaternion = (np.cos(angle / 2), np.sin(angle / 2), 0, 0)
+            bone.keyframe_insert("rotation_quaternion", frame=frame)
+        obj.pose.bones["mixamorig:Hips"].location = (0, frame * 0.01, 0)
+        obj.pose.bones["mixamorig:Hips"].keyframe_insert("location", frame=frame)
+    source = obj.animation_data.action
+    outside = [frame for frame in range(1, 92) if not 35 <= frame <= 55]
+    before = posed_matrices(obj, outside)
+    settings = scene.mosa
+    settings.prompt, settings.range_start, settings.range_end, settings.foot_lock = "a person jumps", 35, 55, False
+    assert bpy.ops.mosa.regenerate_range(synchronous=True) == {"FINISHED"}
+    assert obj.animation_data.action != source
+    after = posed_matrices(obj, outside)
+    print(f"\nlargest change outside the range: {np.abs(after - before).max():.2e}")
+    assert np.abs(after - before).max() < 1e-5
+    inside = posed_matrices(obj, list(range(40, 51)))
+    obj.animation_data.action = source
+    assert np.abs(posed_matrices(obj, list(range(40, 51))) - inside).max() > 0.05  # the range itself is new
+
+
 def test_the_timeline_operators_explain_what_is_missing(engine):
     package, _ = engine
     obj = mixamo_rig()
