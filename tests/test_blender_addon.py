@@ -1004,7 +1004,7 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
     mask = package.spans.canonical_mask((40, 70), generated.frame_range[0], 30.0, len(motion["positions"]), 20.0)
     wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
     edit = run_to_end(package.operators.JobRun(client, client.edit("a person jumps", wire, mask.tolist(), seed=1)))
-    writing = package.operators.Writing(obj, package.operators.regenerated_action(bpy.context, edit))
+    writing = package.operators.Writing(obj, package.operators.regenerated_action(bpy.context, edit, on_rig=False))
     assert not writing.step() and not writing.step()  # mapped and transferred; the check, solve and keys to come
     writing.cancel()
     assert_same_scene(before, scene_state(obj, fcurves_for))
