@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for damaged or foreign files
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"{path} is not a MoSa checkpoint (torch could not read it: {unreadable_reason(error)})"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) or payload["format"] != FORMAT:
         raise ValueError(
             f"{path} is not a {FORMAT} file (for the authors' MoSa.zip use `python -m engine import-official`)"
@@ -123,6 +126,16 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     transformer = None if transformer is None else transformer.to(device).eval()
     tokenizer = tokenizer.to(device).eval()
     return Checkpoint(tokenizer, transformer, statistics["mean"], statistics["std"], text_encoder["name"], dict(meta))
+
+
+def unreadable_reason(error: Exception) -> str:
+    """torch's reason for refusing a file, in one short sentence: its message for weights_only loads
+    spans paragraphs that advise loading with weights_only=False (which can run the file's code)."""
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    text = re.sub(r"\[enforce fail at [^\]]*\][\s.]*", "", text)  # the C++ location before torch's own reason
+    sentence = next((line.strip() for line in text.splitlines() if line.strip()), "").split(". ", 1)[0].rstrip(".")
+    sentence = sentence if len(sentence) <= 160 else sentence[:157] + "..."
+    return sentence or type(error).__name__
 
 
 def _entry(payload: dict, name: str, path: Path) -> dict:

@@ -160,7 +160,7 @@ def test_remote_bind_only_when_asked(checkpoint, tmp_path):
 def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path):
     token_file, token = write_token(tmp_path)
     broken = tmp_path / "broken.pt"
-    broken.write_bytes(b"not a checkpoint")
+    broken.write_bytes(os.urandom(4096))
     args = ["--checkpoint", str(broken), "--token-file", str(token_file), "--log-file", str(tmp_path / "log")]
     process, ready = start_engine(args, tmp_path / "stderr")
     try:
@@ -169,8 +169,12 @@ def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path
             wait_ready(client, timeout_s=60)
         health = client.health()
         assert health["ready"] is False and "loading failed" in health["loading"]["message"]
-        with pytest.raises(JobFailed, match="the model could not be loaded"):
+        # One line naming the file, not torch's paragraphs advising weights_only=False.
+        assert f"{broken} is not a MoSa checkpoint (torch could not read it: " in health["error"]
+        assert "\n" not in health["error"] and "weights_only" not in health["error"]
+        with pytest.raises(JobFailed, match="the model could not be loaded: .* is not a MoSa checkpoint") as failed:
             client.wait(client.generate("a person walks", frames=40), timeout_s=30)
+        assert "weights_only" not in str(failed.value)
     finally:
         stop(process)
 
