@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,20 @@ def run(args: argparse.Namespace) -> int:
         write_motion(motion, path)
         print(f"wrote {path}")
     return 0
+
+
+def file_problem(path: Path, example: str) -> str | None:
+    """Why a file cannot be written at `path`, as words that follow the path, or None: a folder is
+    there (`example` names a file to put in it), a file stands where a folder must be, or the
+    folder it goes in is read-only."""
+    if path.is_dir():
+        return f"is a folder; give a file name in it, e.g. {path / example}"
+    parent = next(folder for folder in path.absolute().parents if folder.exists())
+    if not parent.is_dir():
+        return f"cannot be made: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK):
+        return f"cannot be written: the folder {parent} is read-only"
+    return None
 
 
 def output_paths(out: Path, count: int) -> list[Path]:

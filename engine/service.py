@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine import __version__, validation
-from engine.cli import DEFAULT_CHECKPOINT, add_precision_argument
+from engine.cli import DEFAULT_CHECKPOINT, add_precision_argument, file_problem
 from engine.jobs import Job, JobCancelled, JobExpired, JobNotFound, JobQueue, JobSettings, QueueFull
 from engine.validation import Limits, RequestError
 from retarget import canonical
@@ -461,6 +461,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port} must be 0..65535 (0 picks a free one)", file=sys.stderr)
+        return 2
+    if args.log_file and (problem := file_problem(Path(args.log_file), "engine.log")):
+        print(f"error: --log-file {args.log_file} {problem}", file=sys.stderr)
+        return 2
     if not Path(args.checkpoint).is_file():
         print(f"error: checkpoint {args.checkpoint} not found", file=sys.stderr)
         return 2
@@ -479,7 +485,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the token in {args.token_file} is shorter than 16 characters", file=sys.stderr)
         return 2
     log_file = args.log_file or str(Path(tempfile.gettempdir()) / "mosa-engine" / f"engine-{os.getpid()}.log")
-    _setup_logging(Path(log_file))
+    try:
+        _setup_logging(Path(log_file))
+    except OSError as exc:  # what file_problem cannot foresee: a full disk, a file without write permission
+        print(f"error: cannot write the log file {log_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     if args.parent_pid is not None:
         _exit_with_parent(args.parent_pid)
 

@@ -186,19 +186,35 @@ def test_a_checkpoint_that_fails_to_load_fails_jobs_clearly(checkpoint, tmp_path
         ("short", [], "shorter than 16 characters"),
         (None, ["--max-finished", "0"], "--max-finished and --threads must be at least 1"),
         (None, ["--result-ttl", "0"], "--result-ttl must be more than 0 seconds"),
+        (None, ["--port", "99999"], "--port 99999 must be 0..65535"),
+        (None, ["--port", "-1"], "--port -1 must be 0..65535"),
+        (None, ["--log-file", "{tmp}"], "--log-file {tmp} is a folder; give a file name in it"),
+        (None, ["--log-file", "{tmp}/token/engine.log"], "{tmp}/token is a file, not a folder"),
     ],
-    ids=["missing checkpoint", "short token", "no results kept", "results kept no time"],
+    ids=[
+        "missing checkpoint",
+        "short token",
+        "no results kept",
+        "results kept no time",
+        "port too high",
+        "negative port",
+        "log file a folder",
+        "log file under a file",
+    ],
 )
 def test_serve_refuses_what_it_cannot_run(checkpoint, tmp_path, token, options, message):
-    """token: the token file's text in place of a valid one, or None to keep it."""
+    """token: the token file's text in place of a valid one, or None to keep it; {tmp} in options and
+    message is the test's folder (the token file is in it)."""
     token_file, _ = write_token(tmp_path)
     if token is not None:
         token_file.write_text(token)
+    options, message = [option.format(tmp=tmp_path) for option in options], message.format(tmp=tmp_path)
     command = [ENGINE_PYTHON, "-m", "engine", "serve", "--checkpoint", str(checkpoint), "--token-file", str(token_file)]
     result = subprocess.run(
         [*command, *options], capture_output=True, text=True, env=engine_env(), cwd=ROOT, timeout=60
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout, result.stderr  # no traceback
 
 
 PARENT = """
