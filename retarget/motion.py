@@ -156,6 +156,23 @@ def _parents(value: Any) -> np.ndarray:
     return parents.astype(np.int64)
 
 
+def _names(value: Any) -> list[str]:
+    """Joint names as a list of strings; a number or a single string is refused rather than iterated."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ValueError(f"joint_names must be a list of {canonical.NUM_JOINTS} names; got {type(value).__name__}")
+    return [str(name) for name in value]
+
+
+def _rate(value: Any) -> float:
+    """The frame rate as a float; text, a list or a boolean is refused rather than converted."""
+    try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError(value)
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a positive number; got {type(value).__name__}") from None
+
+
 @dataclass
 class CanonicalMotion:
     """A motion on the canonical 22-joint skeleton: positions are the truth, rotations follow
@@ -176,8 +193,8 @@ class CanonicalMotion:
         if self.features is not None:
             self.features = _array(self.features, "features", (canonical.FEATURE_SIZE,))
         self.parents = _parents(self.parents)
-        self.joint_names = [str(name) for name in self.joint_names]
-        self.fps = float(self.fps)
+        self.joint_names = _names(self.joint_names)
+        self.fps = _rate(self.fps)
         self.validate()
 
     @classmethod

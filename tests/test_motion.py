@@ -105,6 +105,11 @@ def test_bad_motion_is_refused_clearly(tmp_path):
         "expected 3 or 4": dict(features=np.zeros((7, 263))),
         "joint_names must be the canonical": dict(joint_names=["a"] * 22),
         "fps must be a positive": dict(fps=0),
+        # A JSON file's wrong types: a clear ValueError, not a TypeError from iterating or converting.
+        "joint_names must be a list of 22 names; got int": dict(joint_names=5),
+        "joint_names must be a list of 22 names; got str": dict(joint_names="Hips"),
+        "fps must be a positive number; got str": dict(fps="20"),
+        "fps must be a positive number; got list": dict(fps=[20]),
         "parents must be whole numbers; got float64": dict(parents=canonical.PARENTS + 0.5),
         "parents must be whole numbers; got complex128": dict(parents=canonical.PARENTS + 0j),
     }
