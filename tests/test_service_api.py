@@ -12,6 +12,7 @@ import requests
 from service_engine import serving
 
 from engine.datasets import deepmimic
+from engine.validation import Limits
 from mosa_blender.engine_client import EngineError, JobCancelled
 
 SOURCE_FRAMES = 80
@@ -185,6 +186,9 @@ BAD_GENERATE = {
     "string seconds": ({"prompt": "walk", "seconds": "4"}, "bad_seconds"),
     "samples": ({"prompt": "walk", "seconds": 2, "samples": 100}, "bad_samples"),
     "temperature": ({"prompt": "walk", "seconds": 2, "temperature": 0}, "bad_temperature"),
+    # Both passed validation and made a job fail in the model (logits / temperature overflowed).
+    "tiny temperature": ({"prompt": "walk", "seconds": 2, "temperature": 1e-40}, "bad_temperature"),
+    "tinier temperature": ({"prompt": "walk", "seconds": 2, "temperature": 1e-300}, "bad_temperature"),
     "top_p": ({"prompt": "walk", "seconds": 2, "top_p": 1.5}, "bad_top_p"),
     "seed": ({"prompt": "walk", "seconds": 2, "seed": -1}, "bad_seed"),
     "smooth": ({"prompt": "walk", "seconds": 2, "smooth": "yes"}, "bad_smooth"),
@@ -351,6 +355,13 @@ def test_a_huge_body_is_refused_without_reading_it(engine):
         connection.sendall(head.encode())
         reply = connection.makefile("rb").read().decode()  # to the close: head and body may come apart
     assert reply.startswith("HTTP/1.1 413") and "body_too_large" in reply
+
+
+def test_the_lowest_temperature_makes_a_motion(engine):
+    """The bound is what the model still samples at (engine.validation.Limits.min_temperature)."""
+    client = engine["client"]
+    (motion,) = client.wait(client.generate("a person walks", frames=40, temperature=Limits().min_temperature))
+    assert np.isfinite(np.asarray(motion["positions"])).all()
 
 
 def test_still_healthy_after_bad_input(engine):
