@@ -42,6 +42,9 @@ WINDOW_OVERLAP_FRAMES = 40  # the next window of a row longer than one window: 2
 SEAM_BLEND_FRAMES = 16  # generated rows over which the kept frames' reconstruction error fades out
 SEAM_EASE_FRAMES = 4  # steps over which a new window's first step is spread
 KEY_HOLD_FRAMES = 2  # frames each side of a key frame whose tokens the in-betweening edit keeps
+# Neighbouring keys this far apart leave one frame between their held frames for the model to make
+# (keys 5 apart left none: the edit had nothing to regenerate and failed).
+MIN_KEY_GAP = 2 * KEY_HOLD_FRAMES + 2
 
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
@@ -252,6 +255,8 @@ def inbetween(
         raise ValueError(f"in-betweening needs at least two key frames within 0..{frames - 1}; got {key_frames}")
     if keys[-1] - keys[0] + 1 > window:
         raise ValueError(f"the keys span {keys[-1] - keys[0] + 1} frames; in-betweening handles up to {window} at once")
+    if problem := key_gap_problem(keys):
+        raise ValueError(f"key frames {keys} {problem}")
     # One window around the keys, the source's frames on both sides as context.
     start = max(0, min(keys[0] - (window - (keys[-1] - keys[0] + 1)) // 2, frames - window))
     end = min(frames, start + window)
@@ -271,6 +276,16 @@ def inbetween(
     first, last = keys[0], keys[-1] + 1
     positions[first:last] = warp_to_keys(aligned, targets, local_keys)[local_keys[0] : local_keys[-1] + 1]
     return CanonicalMotion.from_positions(positions, fps=source.fps)
+
+
+def key_gap_problem(keys: list[int]) -> str | None:
+    """Why sorted key frames leave the in-betweening nothing to generate (words that follow the keys), or None."""
+    if any(after - before >= MIN_KEY_GAP for before, after in zip(keys, keys[1:])):
+        return None
+    return (
+        f"leave no frame to generate: each key keeps its pose {KEY_HOLD_FRAMES} frames either side, "
+        f"so at least two neighbouring keys must be {MIN_KEY_GAP} or more frames apart"
+    )
 
 
 def warp_to_keys(positions: np.ndarray, targets: np.ndarray, keys: list[int]) -> np.ndarray:

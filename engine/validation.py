@@ -160,10 +160,15 @@ def timeline_segments(rows: Any, limits: Limits, source_frames: int = 0) -> list
         )
     segments = []
     for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise RequestError(
+                "bad_timeline", f'timeline row {number} is {_shorten(row)}; expected {{"prompt": ..., "seconds": ...}}'
+            )
         try:
-            row = _object(row)
             _known_fields(row, {"prompt", "seconds"})
             prompt = _prompt(row, limits)
+            if "seconds" not in row:
+                raise RequestError("bad_seconds", "'seconds' is missing; give the row's length in seconds, e.g. 4")
             seconds = _float_in(row, "seconds", 0.0, 0.0, limits.max_shot_seconds, low_open=True)
         except RequestError as error:
             raise RequestError(error.code, f"timeline row {number}: {error}") from None
@@ -178,7 +183,7 @@ def timeline_segments(rows: Any, limits: Limits, source_frames: int = 0) -> list
 
 def parse_inbetween(body: Any, limits: Limits) -> "InbetweenRequest":
     """In-betweening: the source motion's poses at 'key_frames' kept, the frames between made from the prompt."""
-    from engine.timeline import InbetweenRequest
+    from engine.timeline import InbetweenRequest, key_gap_problem
     from retarget.motion import CanonicalMotion
 
     body = _object(body)
@@ -186,8 +191,7 @@ def parse_inbetween(body: Any, limits: Limits) -> "InbetweenRequest":
     source = body.get("source")
     if not isinstance(source, dict):
         raise RequestError("bad_source", "'source' must be a canonical motion object with 'positions' (frames, 22, 3)")
-    positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
-    frames = _frames_in_range(len(positions), limits, limits.max_shot_frames)
+    _, frames, positions = _motion_object(source, limits, limits.max_shot_frames)
     keys = body.get("key_frames")
     if not isinstance(keys, list) or not all(isinstance(key, int) and not isinstance(key, bool) for key in keys):
         raise RequestError("bad_key_frames", "'key_frames' must be a list of frame numbers (integers)")
@@ -199,6 +203,8 @@ def parse_inbetween(body: Any, limits: Limits) -> "InbetweenRequest":
             "bad_key_frames",
             f"the key frames span {keys[-1] - keys[0] + 1} frames; one in-betweening covers at most {limits.max_frames}",
         )
+    if problem := key_gap_problem(keys):
+        raise RequestError("bad_key_frames", f"'key_frames' {_shorten(keys)} {problem}")
     return InbetweenRequest(
         prompt=_prompt(body, limits),
         source=CanonicalMotion.from_positions(positions, fps=canonical.FPS),
@@ -227,10 +233,12 @@ def _object(body: Any) -> dict:
     return body
 
 
-def _known_fields(body: dict, allowed: set[str]) -> None:
+def _known_fields(body: dict, allowed: set[str], where: str = "") -> None:
+    """`where` names the object inside the body that holds the fields, e.g. "'source'"."""
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise RequestError("unknown_field", f"unknown field(s) {unknown}; expected some of {sorted(allowed)}")
+        inside = f" in {where}" if where else ""
+        raise RequestError("unknown_field", f"unknown field(s) {unknown}{inside}; expected some of {sorted(allowed)}")
 
 
 def _prompt(body: dict, limits: Limits) -> str:
@@ -366,31 +374,53 @@ def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple
     """The motion to edit as (features, its frame count, its joint positions if it has them): a
     canonical motion dict or raw features."""
     if isinstance(source, list):
-        features, positions = _array(source, "source", (canonical.FEATURE_SIZE,), limits), None
+        features = _array(source, "source", (canonical.FEATURE_SIZE,), limits)
         frames = _frames_in_range(len(features) + 1, limits, max_frames)  # features describe the steps between frames
-    elif isinstance(source, dict):
-        positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
-        frames = _frames_in_range(len(positions), limits, max_frames)
-        if source.get("features") is not None:
-            features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,), limits)
-            if len(features) not in (frames - 1, frames):
-                raise RequestError(
-                    "bad_source",
-                    f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}",
-                )
-        else:
-            with np.errstate(all="ignore"):
-                features = representation.joints_to_features(positions)
-            if not np.isfinite(features).all():
-                raise RequestError(
-                    "bad_source", "'source.positions' is not a body's motion: its features are not finite"
-                )
-    else:
+        return features, frames, None
+    if isinstance(source, dict):
+        return _motion_object(source, limits, max_frames)
+    raise RequestError(
+        "bad_source",
+        "'source' must be a canonical motion object (with 'positions' (frames, 22, 3)) "
+        f"or a list of {canonical.FEATURE_SIZE}-value feature rows",
+    )
+
+
+# The fields of a canonical motion dict (CanonicalMotion.to_dict); rotations and root translation
+# follow from the positions, which are what the engine reads.
+_SOURCE_FIELDS = {"fps", "joint_names", "parents", "positions", "rotations", "root_translation", "features"}
+
+
+def _motion_object(source: dict, limits: Limits, max_frames: int | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """A canonical motion dict as (features, frame count, positions): at the engine's frame rate, on
+    its skeleton, and a body's motion (features from positions that stand still are not finite)."""
+    _known_fields(source, _SOURCE_FIELDS, "'source'")
+    fps = source.get("fps", canonical.FPS)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps != canonical.FPS:
         raise RequestError(
             "bad_source",
-            "'source' must be a canonical motion object (with 'positions' (frames, 22, 3)) "
-            f"or a list of {canonical.FEATURE_SIZE}-value feature rows",
+            f"'source.fps' is {_shorten(fps)}; the engine takes motion at {canonical.FPS} fps: resample the motion "
+            f"to {canonical.FPS} fps first (frame masks and key frames count its frames at that rate)",
         )
+    for name, expected in (("joint_names", canonical.JOINT_NAMES), ("parents", canonical.PARENTS.tolist())):
+        if name in source and source[name] != expected:
+            raise RequestError(
+                "bad_source", f"'source.{name}' is {_shorten(source[name])}; expected the canonical {expected} or none"
+            )
+    positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
+    frames = _frames_in_range(len(positions), limits, max_frames)
+    if source.get("features") is not None:
+        features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,), limits)
+        if len(features) not in (frames - 1, frames):
+            raise RequestError(
+                "bad_source",
+                f"'source.features' has {len(features)} rows for {frames} frames; expected {frames - 1} or {frames}",
+            )
+    else:
+        with np.errstate(all="ignore"):
+            features = representation.joints_to_features(positions)
+        if not np.isfinite(features).all():
+            raise RequestError("bad_source", "'source.positions' is not a body's motion: its features are not finite")
     return features, frames, positions
 
 

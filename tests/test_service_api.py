@@ -112,27 +112,58 @@ def test_inbetween_passes_through_the_key_poses(engine, walk_source):
     assert errors.max() < 0.01, errors.max()  # within 1 cm at every key frame
 
 
+WAVE = {"prompt": "a person waves", "seconds": 2}
+
+
 @pytest.mark.parametrize(
-    "path, body, code",
+    "path, body, code, words",
     [
-        ("/v1/timeline", {"segments": []}, "bad_timeline"),
-        ("/v1/timeline", {"segments": [{"prompt": "  \u0007 ", "seconds": 2}]}, "bad_prompt"),
-        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 601}]}, "bad_seconds"),
-        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 300}] * 3}, "bad_length"),
-        ("/v1/timeline", {"segments": [{"prompt": "a person waves", "seconds": 2}], "side": "up"}, "bad_side"),
-        ("/v1/inbetween", {"prompt": "a person hops", "source": [], "key_frames": [0, 9]}, "bad_source"),
+        ("/v1/timeline", {"segments": []}, "bad_timeline", "list of 1..64"),
+        ("/v1/timeline", {"segments": [{"prompt": "  \u0007 ", "seconds": 2}]}, "bad_prompt", "timeline row 1: "),
+        ("/v1/timeline", {"segments": [{**WAVE, "seconds": 601}]}, "bad_seconds", "timeline row 1: 'seconds' is 601"),
+        ("/v1/timeline", {"segments": [{**WAVE, "seconds": 300}] * 3}, "bad_length", "at most 600 s"),
+        ("/v1/timeline", {"segments": [WAVE], "side": "up"}, "bad_side", "'side' is 'up'"),
+        ("/v1/timeline", {"segments": [WAVE, "a person walks"]}, "bad_timeline", "timeline row 2 is 'a person walks'"),
+        (
+            "/v1/timeline",
+            {"segments": [{"prompt": "a person waves"}]},
+            "bad_seconds",
+            "timeline row 1: 'seconds' is missing",
+        ),
+        ("/v1/inbetween", {"prompt": "a person hops", "source": [], "key_frames": [0, 9]}, "bad_source", "'source'"),
     ],
 )
-def test_bad_timelines_and_keys_are_clear_400s(engine, path, body, code):
+def test_bad_timelines_and_keys_are_clear_400s(engine, path, body, code, words):
     answer = raw(engine, "POST", path, json.dumps(body).encode())
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["code"] == code and words in error["message"], answer.text
 
 
-def test_key_frames_outside_the_source_are_a_clear_400(engine, walk_source):
-    body = {"prompt": "a person hops", "source": walk_source, "key_frames": [10, SOURCE_FRAMES]}
+STILL = np.zeros((SOURCE_FRAMES, 22, 3)).tolist()  # every joint at the origin: no body's motion
+BAD_INBETWEEN = {  # (what changes in a good request, given the source; code; words in the message)
+    "a key outside the source": (lambda source: {"key_frames": [10, SOURCE_FRAMES]}, "bad_key_frames", "0..79"),
+    "keys 3 frames apart": (lambda source: {"key_frames": [10, 13]}, "bad_key_frames", "6 or more frames apart"),
+    "keys 1 frame apart": (lambda source: {"key_frames": [10, 11]}, "bad_key_frames", "'key_frames' [10, 11]"),
+    "a source standing still": (lambda source: {"source": {"positions": STILL}}, "bad_source", "not a body's motion"),
+    "a source at 240 fps": (lambda source: {"source": {**source, "fps": 240}}, "bad_source", "'source.fps' is 240"),
+    "an unknown source field": (
+        lambda source: {"source": {**source, "bogus": 1}},
+        "unknown_field",
+        "['bogus'] in 'source'",
+    ),
+    "a 1000-character prompt": (lambda source: {"prompt": "a" * 1000}, "bad_prompt", "1000 characters"),
+    "a prompt of control characters": (lambda source: {"prompt": "\x07\x00"}, "bad_prompt", "empty"),
+    "a seed out of range": (lambda source: {"seed": 10**20}, "bad_seed", "expected 0..2147483647"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INBETWEEN))
+def test_bad_inbetweens_are_clear_400s_before_a_job_is_queued(engine, walk_source, case):
+    change, code, words = BAD_INBETWEEN[case]
+    body = {"prompt": "a person hops", "source": walk_source, "key_frames": [10, 40], **change(walk_source)}
     answer = raw(engine, "POST", "/v1/inbetween", json.dumps(body).encode())
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_key_frames"
-    assert f"0..{SOURCE_FRAMES - 1}" in answer.json()["error"]["message"]
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["code"] == code and words in error["message"], answer.text
 
 
 def test_cancel_stops_within_one_scale(engine):
@@ -307,6 +338,9 @@ def test_bad_edits_are_clear_400s(engine, walk_source):
         "far away": (edit_body({"positions": (positions * 1e6).tolist()}), "bad_source", "beyond"),
         "a huge integer": (edit_body({"positions": [[[10**400] * 3] * 22] * SOURCE_FRAMES}), "bad_source", "range"),
         "one frame": (edit_body({"positions": positions[:1].tolist()}), "bad_source", "1 frames"),
+        "another frame rate": (edit_body({**walk_source, "fps": 240}), "bad_source", "resample the motion to 20 fps"),
+        "an unknown source field": (edit_body({**walk_source, "bogus": 1}), "unknown_field", "in 'source'"),
+        "another skeleton": (edit_body({**walk_source, "joint_names": 5}), "bad_source", "'source.joint_names' is 5"),
     }
     for case, (body, code, words) in cases.items():
         text = json.dumps(body, allow_nan=True).encode()  # NaN on purpose: the server must refuse it

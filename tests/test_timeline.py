@@ -17,6 +17,7 @@ from engine.evaluate import PARAPHRASE_PROMPTS, NearestClip
 from engine.generate import Cancelled
 from engine.pipeline import GenerateRequest, Pipeline
 from engine.timeline import (
+    MIN_KEY_GAP,
     ROW_OVERLAP_FRAMES,
     LongRequest,
     Segment,
@@ -135,6 +136,16 @@ def test_inbetweening_passes_through_three_key_poses_two_seconds_apart(pipeline)
         motion.positions[keys[0] + 4 : keys[1] - 4], keyed.positions[keys[0] + 4 : keys[1] - 4], atol=0.05
     )
     assert frame_steps(motion.positions).max() < 0.25  # no teleport between keys (a sprint moves < 0.5 m a frame)
+
+
+def test_inbetweening_needs_a_frame_between_the_held_keys(pipeline):
+    """Keys MIN_KEY_GAP apart leave one frame to generate; one frame closer they leave none, which is
+    a clear ValueError rather than the edit's complaint about an empty frame mask."""
+    keyed = pipeline.generate(GenerateRequest("a person walks forward", 40, seed=1))[0]
+    motion = inbetween(pipeline, keyed, [10, 10 + MIN_KEY_GAP], "a person hops", seed=2)
+    assert motion.frames == 40 and np.isfinite(motion.positions).all()
+    with pytest.raises(ValueError, match=f"must be {MIN_KEY_GAP} or more frames apart"):
+        inbetween(pipeline, keyed, [10, 9 + MIN_KEY_GAP], "a person hops", seed=2)
 
 
 def test_progress_counts_all_windows_and_cancel_stops_between_scales(pipeline):
