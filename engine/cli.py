@@ -1,9 +1,11 @@
 """`python -m engine generate|edit|extend|inbetween`: the service's jobs, from a shell.
 
-Requests go through the same validation as the HTTP API. The output format follows the file
-extension (.npz, .bvh, .json); several samples are written as numbered files (walk_1.bvh, ...).
-`generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`, a list of
-{"prompt", "seconds"}) makes one motion of any length, window by window (engine.timeline).
+A command line becomes the API request body of the job it asks for (engine.service.PARSERS), so
+it goes through exactly the HTTP API's validation, and runs as the service runs that job; every
+check comes before the model loads. The output format follows the file extension (.npz, .bvh,
+.json); several samples are written as numbered files (walk_1.bvh, ...). `generate` with
+`--prompt` and `--seconds` repeated (or `--timeline FILE.json`, a list of {"prompt", "seconds"})
+makes one motion of any length, window by window (engine.timeline).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine import validation
 from engine.validation import Limits, RequestError
 from retarget import canonical
 
-if TYPE_CHECKING:  # numpy loads with the command that needs it
-    import numpy as np
+if TYPE_CHECKING:  # retarget.motion loads numpy with the command that needs it
+    from retarget.motion import CanonicalMotion
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo.pt"
 FORMATS = (".npz", ".bvh", ".json")
+LONG_COMMANDS = ("extend", "inbetween")
+MAX_WINDOW_FRAMES = validation.Limits().max_frames  # what one run of the model makes
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +41,13 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    if command in LONG_COMMANDS:
-        configure_long(parser, command)
-        return
-    parser.add_argument(
-        "--prompt",
-        action="append",
-        help="what the motion should show; repeat it with --seconds for a timeline of prompts",
-    )
+    source_help = f"the motion to {command} (.npz, .bvh or .json)"
     if command == "generate":
+        parser.add_argument(
+            "--prompt",
+            action="append",
+            help="what the motion should show; repeat it with --seconds for a timeline of prompts",
+        )
         length = parser.add_mutually_exclusive_group()
         length.add_argument(
             "--seconds", type=float, action="append", help="length in seconds (default 4); one per --prompt"
@@ -59,16 +61,35 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument(
             "--timeline", type=Path, help='a JSON list of {"prompt": ..., "seconds": ...} rows instead of --prompt'
         )
-    else:
-        parser.add_argument("--source", required=True, help="the motion to edit (.npz, .bvh or .json)")
+    elif command == "edit":
+        parser.add_argument("--prompt", required=True, help="what the regenerated frames should show")
+        parser.add_argument("--source", required=True, help=source_help)
         parser.add_argument(
-            "--frames", required=True, metavar="START:END", help="frames to regenerate, END exclusive, e.g. 40:80"
+            "--frames",
+            required=True,
+            metavar="START:END",
+            help="frames to regenerate, END exclusive, e.g. 40:80",
         )
+    else:
+        parser.add_argument("--source", required=True, help=source_help)
+        parser.add_argument("--prompt", required=True, action="append", help="what the new frames should show")
+    if command == "extend":
+        parser.add_argument(
+            "--seconds", required=True, type=float, action="append", help="seconds to add; one per --prompt"
+        )
+        parser.add_argument(
+            "--before", action="store_true", help="add the frames before the source instead of after it"
+        )
+    elif command == "inbetween":
+        parser.add_argument("--keys", required=True, help="key frames of the source to pass through, e.g. 0,40,80")
     parser.add_argument(
         "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=1)
+    if command in ("generate", "edit"):
+        parser.add_argument(
+            "--samples", type=int, default=1, help="motions to make, written as numbered files (walk_1.bvh, ...)"
+        )
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale")
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-k", type=float, help="fraction of codes dropped before sampling")
@@ -80,23 +101,14 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command in LONG_COMMANDS or is_timeline(args):
-        return run_long(args)
-    if not args.prompt:
-        print("error: give --prompt (or --timeline FILE.json)", file=sys.stderr)
-        return 2
-    args.prompt = args.prompt[0]
-    if args.command == "generate":
-        args.seconds = args.seconds[0] if args.seconds else None
-    out = Path(args.out)
-    if out.suffix.lower() not in FORMATS:
-        print(f"error: --out {out} must end in one of {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
+    from engine.service import PARSERS, RUNS
+
     try:
-        body = _request_body(args)
-        parse = validation.parse_generate if args.command == "generate" else validation.parse_edit
-        request = parse(body, Limits())
-    except (RequestError, OSError, ValueError) as exc:  # a bad source file, frame span or number
+        kind, body = request_body(args)
+        request = PARSERS[kind](body, Limits())
+        outputs = output_paths(Path(args.out), getattr(request, "samples", 1))
+        check_outputs(outputs)
+    except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or number
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -117,13 +129,141 @@ def run(args: argparse.Namespace) -> int:
         print(f"scale {progress.step}/{progress.total}", flush=True)
 
     started = time.monotonic()
-    run_request = pipeline.generate if args.command == "generate" else pipeline.edit
-    motions = run_request(request, on_progress=report)
-    print(f"{len(motions)} sample(s) in {time.monotonic() - started:.2f} s", flush=True)
-    for path, motion in zip(output_paths(out, len(motions)), motions):
+    motions = RUNS[kind](pipeline, request, report, None)
+    frames = motions[0].frames
+    print(
+        f"{len(motions)} motion(s) of {frames} frames ({frames / canonical.FPS:.1f} s) "
+        f"in {time.monotonic() - started:.2f} s",
+        flush=True,
+    )
+    for path, motion in zip(outputs, motions):
         write_motion(motion, path)
         print(f"wrote {path}")
     return 0
+
+
+# --- the command line as an API request ----------------------------------------------------------------------------
+def request_body(args: argparse.Namespace) -> tuple[str, dict]:
+    """The job a command line asks for: its kind (a key of engine.service.PARSERS) and its JSON-like body."""
+    body = {"seed": args.seed, "smooth": args.smooth}
+    for name in ("guidance", "temperature", "top_k", "top_p"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.command == "generate":
+        if is_timeline(args):
+            return "timeline", {**body, "segments": timeline_rows(args)}
+        if not args.prompt:
+            raise RequestError("bad_prompt", "give --prompt (or --timeline FILE.json)")
+        length = {"frames": args.frames} if args.frames is not None else {"seconds": (args.seconds or [4.0])[0]}
+        return "generate", {**body, "prompt": args.prompt[0], "samples": args.samples, **length}
+    source = read_motion(Path(args.source))
+    if args.command == "edit":
+        mask = frame_span_mask(args.frames, source.frames)
+        return "edit", {
+            **body,
+            "prompt": args.prompt,
+            "samples": args.samples,
+            "source": wire(source),
+            "frame_mask": mask,
+        }
+    if args.command == "extend":
+        side = "before" if args.before else "after"
+        return "timeline", {**body, "segments": timeline_rows(args), "source": wire(source), "side": side}
+    keys = key_frames(args.keys)
+    return "inbetween", {**body, "prompt": " ".join(args.prompt), "source": wire(source), "key_frames": keys}
+
+
+def is_timeline(args: argparse.Namespace) -> bool:
+    """A generate request that one window cannot make: several prompts, a timeline file, or over 9.8 s."""
+    seconds = args.seconds or []
+    return (
+        bool(args.timeline)
+        or len(args.prompt or []) > 1
+        or len(seconds) > 1
+        or any(s * canonical.FPS > MAX_WINDOW_FRAMES for s in seconds)
+    )
+
+
+def timeline_rows(args: argparse.Namespace) -> list:
+    """The {"prompt", "seconds"} rows of a timeline from repeated --prompt/--seconds or a JSON file;
+    the options a timeline cannot honour are refused rather than ignored."""
+    if getattr(args, "samples", 1) != 1:
+        raise RequestError(
+            "bad_samples",
+            f"--samples {args.samples}: a timeline makes one motion; run it again with another --seed for another take",
+        )
+    if getattr(args, "frames", None) is not None:
+        raise RequestError("bad_length", "--frames sets one window's length; give each --prompt its --seconds instead")
+    if getattr(args, "timeline", None) is not None:
+        if args.prompt or args.seconds:
+            raise RequestError(
+                "bad_timeline",
+                f"--timeline {args.timeline} holds the prompts and their seconds; drop --prompt and --seconds",
+            )
+        return read_json(args.timeline, "--timeline")
+    prompts, seconds = args.prompt or [], args.seconds or []
+    if len(seconds) != len(prompts):
+        raise RequestError(
+            "bad_timeline", f"{len(prompts)} --prompt but {len(seconds)} --seconds; give one length per prompt"
+        )
+    return [{"prompt": prompt, "seconds": length} for prompt, length in zip(prompts, seconds)]
+
+
+def frame_span_mask(span: str, frames: int) -> list[bool]:
+    """'40:80' to a mask that is true on frames 40..79."""
+    try:
+        start_text, end_text = span.split(":")
+        start, end = int(start_text or 0), int(end_text or frames)
+    except ValueError:
+        raise RequestError("bad_frame_mask", f"--frames {span!r} must look like START:END, e.g. 40:80") from None
+    if not 0 <= start < end <= frames:
+        raise RequestError("bad_frame_mask", f"--frames {span} must lie within 0:{frames} with START < END")
+    return [start <= frame < end for frame in range(frames)]
+
+
+def key_frames(text: str) -> list[int]:
+    """'0,40,80' to [0, 40, 80]."""
+    try:
+        return [int(key) for key in text.split(",")]
+    except ValueError:
+        raise RequestError(
+            "bad_key_frames", f"--keys {text!r} must be frame numbers separated by commas, e.g. 0,40,80"
+        ) from None
+
+
+# --- files -----------------------------------------------------------------------------------------------------------
+def read_json(path: Path, option: str) -> Any:
+    """A JSON file named on the command line, its nesting checked as the API checks a body's (a file
+    of 100000 '[' is a clear error, not the parser's RecursionError)."""
+    return validation.load_json(path.read_bytes(), Limits(), what=f"{option} {path}")
+
+
+def read_motion(path: Path) -> CanonicalMotion:
+    from retarget.motion import CanonicalMotion
+
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return CanonicalMotion.load(path)
+    if suffix == ".json":
+        data = read_json(path, "--source")
+        try:
+            return CanonicalMotion.from_dict(data)
+        except ValueError as error:  # a field of the wrong shape or type
+            raise RequestError("bad_source", f"--source {path}: {error}") from None
+    if suffix == ".bvh":
+        from retarget import bvh
+
+        return bvh.read_bvh(path)
+    raise RequestError("bad_source", f"--source {path} must end in one of {', '.join(FORMATS)}")
+
+
+def wire(motion: CanonicalMotion) -> dict:
+    """What a request's source needs of a motion, as JSON would carry it: positions, and its own
+    feature rows when it has them (an edit keeps them exactly)."""
+    source = {"fps": motion.fps, "positions": motion.positions.tolist()}
+    if motion.features is not None:
+        source["features"] = motion.features.tolist()
+    return source
 
 
 def file_problem(path: Path, example: str) -> str | None:
@@ -147,7 +287,14 @@ def output_paths(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{index}{out.suffix}") for index in range(1, count + 1)]
 
 
-def write_motion(motion, path: Path) -> None:
+def check_outputs(paths: list[Path]) -> None:
+    """Refuse, before the model loads, output files of a format the engine does not write."""
+    for path in paths:
+        if path.suffix.lower() not in FORMATS:
+            raise RequestError("bad_out", f"--out {path} must end in one of {', '.join(FORMATS)}")
+
+
+def write_motion(motion: CanonicalMotion, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -158,150 +305,3 @@ def write_motion(motion, path: Path) -> None:
         from retarget import bvh
 
         bvh.write_bvh(path, motion)
-
-
-def read_motion(path: Path):
-    from retarget.motion import CanonicalMotion
-
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return CanonicalMotion.load(path)
-    if suffix == ".json":
-        return CanonicalMotion.from_dict(json.loads(path.read_text()))
-    if suffix == ".bvh":
-        from retarget import bvh
-
-        return bvh.read_bvh(path)
-    raise RequestError("bad_source", f"--source {path} must end in one of {', '.join(FORMATS)}")
-
-
-def frame_span_mask(span: str, frames: int) -> list[bool]:
-    """'40:80' to a mask that is true on frames 40..79."""
-    try:
-        start_text, end_text = span.split(":")
-        start, end = int(start_text or 0), int(end_text or frames)
-    except ValueError:
-        raise RequestError("bad_frame_mask", f"--frames {span!r} must look like START:END, e.g. 40:80") from None
-    if not 0 <= start < end <= frames:
-        raise RequestError("bad_frame_mask", f"--frames {span} must lie within 0:{frames} with START < END")
-    return [start <= frame < end for frame in range(frames)]
-
-
-def _request_body(args: argparse.Namespace) -> dict:
-    body = {"prompt": args.prompt, "seed": args.seed, "samples": args.samples, "smooth": args.smooth}
-    for name in ("guidance", "temperature", "top_k", "top_p"):
-        if getattr(args, name) is not None:
-            body[name] = getattr(args, name)
-    if args.command == "generate":
-        if args.frames is not None:
-            body["frames"] = args.frames
-        else:
-            body["seconds"] = 4.0 if args.seconds is None else args.seconds
-        return body
-    source = read_motion(Path(args.source))
-    body["source"] = source.to_dict()
-    body["frame_mask"] = frame_span_mask(args.frames, len(source.positions))
-    return body
-
-
-# --- motions longer than one window (engine.timeline) --------------------------------------------------------------
-LONG_COMMANDS = ("extend", "inbetween")
-MAX_WINDOW_FRAMES = validation.Limits().max_frames  # what one run of the model makes
-
-
-def is_timeline(args: argparse.Namespace) -> bool:
-    """A generate request that one window cannot make: several prompts, a timeline file, or over 9.8 s."""
-    if args.command != "generate":
-        return False
-    seconds = args.seconds or []
-    return (
-        bool(args.timeline)
-        or len(args.prompt or []) > 1
-        or len(seconds) > 1
-        or any(s * 20 > MAX_WINDOW_FRAMES for s in seconds)
-    )
-
-
-def configure_long(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--source", required=True, help="the motion to extend or key (.npz, .bvh or .json)")
-    parser.add_argument("--prompt", required=True, action="append", help="what the new frames should show")
-    if command == "extend":
-        parser.add_argument(
-            "--seconds", required=True, type=float, action="append", help="seconds to add; one per --prompt"
-        )
-        parser.add_argument(
-            "--before", action="store_true", help="add the frames before the source instead of after it"
-        )
-    else:
-        parser.add_argument("--keys", required=True, help="key frames of the source to pass through, e.g. 0,40,80")
-    parser.add_argument(
-        "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    add_precision_argument(parser)
-
-
-def shot_segments(prompts: list[str], seconds: list[float] | None, timeline: Path | None) -> list:
-    """The (prompt, frames) rows of a timeline from repeated --prompt/--seconds or a JSON file."""
-    if timeline is not None:
-        try:
-            rows = json.loads(timeline.read_text())
-        except (OSError, ValueError) as exc:
-            raise RequestError(
-                "bad_timeline",
-                f'--timeline {timeline}: expected a JSON list of {{"prompt": ..., "seconds": ...}} rows ({exc})',
-            ) from None
-    else:
-        if not seconds or len(seconds) != len(prompts):
-            raise RequestError(
-                "bad_timeline",
-                f"{len(prompts)} --prompt but {len(seconds or [])} --seconds; give one length per prompt",
-            )
-        rows = [{"prompt": prompt, "seconds": length} for prompt, length in zip(prompts, seconds)]
-    return validation.timeline_segments(rows, Limits())
-
-
-def source_rows(motion) -> np.ndarray:
-    """One raw feature row per frame of a motion read from a file (its own rows when it has them)."""
-    import numpy as np
-
-    from engine.representation import joints_to_features
-
-    features = motion.features if motion.features is not None else joints_to_features(motion.positions)
-    return np.concatenate([features, features[-1:]]) if len(features) < motion.frames else features
-
-
-def run_long(args: argparse.Namespace) -> int:
-    from engine.pipeline import Pipeline
-    from engine.timeline import LongRequest, generate_long, inbetween
-
-    out = Path(args.out)
-    try:
-        if out.suffix.lower() not in FORMATS:
-            raise RequestError("bad_out", f"--out {out} must end in one of {', '.join(FORMATS)}")
-        source = read_motion(Path(args.source)) if args.command in LONG_COMMANDS else None
-        if args.command == "inbetween":
-            keys = [int(key) for key in args.keys.split(",")]
-        else:
-            segments = shot_segments(args.prompt or [], args.seconds, getattr(args, "timeline", None))
-        pipeline = Pipeline.load(args.checkpoint, device=args.device, precision=args.precision)
-        started = time.monotonic()
-        if args.command == "inbetween":
-            motion = inbetween(pipeline, source, keys, " ".join(args.prompt), seed=args.seed)
-        else:
-            features = None if source is None else source_rows(source)
-            side = "before" if getattr(args, "before", False) else "after"
-            motion = generate_long(
-                pipeline,
-                LongRequest(segments, features, side, None if source is None else source.positions, seed=args.seed),
-                on_progress=lambda p: print(f"scale {p.step}/{p.total}", flush=True),
-            )
-    except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or checkpoint
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{motion.frames} frames ({motion.frames / 20:.1f} s) in {time.monotonic() - started:.2f} s", flush=True)
-    write_motion(motion, out)
-    print(f"wrote {out}")
-    return 0

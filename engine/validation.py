@@ -67,18 +67,19 @@ class Limits:
         return int(self.max_shot_seconds * canonical.FPS)
 
 
-def load_json(raw: bytes, limits: Limits) -> Any:
-    """A request body as JSON: its nesting counted on the raw bytes first, so that a deep body is a
-    clear error rather than the parser's RecursionError; NaN and Infinity literals are refused."""
+def load_json(raw: bytes, limits: Limits, what: str = "the body") -> Any:
+    """A request body (or a file the CLI reads, named by `what`) as JSON: its nesting counted on the
+    raw bytes first, so that a deep body is a clear error rather than the parser's RecursionError;
+    NaN and Infinity literals are refused."""
     depth = json_depth(raw)
     if depth > limits.max_json_depth:
         raise RequestError(
-            "too_deep", f"the body nests {depth} levels deep; the API needs {limits.max_json_depth} at most"
+            "too_deep", f"{what} nests {depth} levels deep; the API needs {limits.max_json_depth} at most"
         )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise RequestError("bad_json", f"the body is not valid JSON: {_shorten(exc)}") from None
+        raise RequestError("bad_json", f"{what} is not valid JSON: {_shorten(exc)}") from None
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -92,28 +93,113 @@ def test_generate_json_then_edit_npz(checkpoint, tmp_path):
     assert motion_module.CanonicalMotion.load(edited).positions.shape[1:] == (22, 3)
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    """A folder of the files a user hands the CLI, good and bad; refused commands must leave it as it is."""
+    from retarget import canonical
+
+    folder = tmp_path_factory.mktemp("files")
+    positions = canonical.rest_positions()[None].repeat(80, axis=0)
+    positions[:, :, 2] += np.linspace(0.0, 3.0, 80)[:, None]  # a body sliding 3 m forward in 4 s
+    walk = {"fps": 20, "positions": positions.tolist()}
+    (folder / "walk.json").write_text(json.dumps(walk))
+    (folder / "names.json").write_text(json.dumps({**walk, "joint_names": 5}))
+    (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "rows.json").write_text(json.dumps([{"prompt": "a person walks", "seconds": 2}]))
+    (folder / "text_row.json").write_text(json.dumps(["a person walks"]))
+    (folder / "no_seconds.json").write_text(json.dumps([{"prompt": "a person walks"}]))
+    (folder / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folder / "take_2.bvh").write_text("the user's own take")
+    (folder / "folder").mkdir()
+    return folder
+
+
+def contents(folder: Path) -> dict:
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+WALK = "--source {tmp}/walk.json"
+LONG = "generate --prompt walk --seconds 12 --out {tmp}/x.bvh"  # longer than one window: the timeline path
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["generate", "--prompt", "walk", "--frames", "42", "--out", "x.npz"], "multiple of 4"),
-        (["generate", "--prompt", "walk", "--seconds", "-1", "--out", "x.npz"], "out of range"),
-        (["generate", "--prompt", "walk", "--seconds", "700", "--out", "x.npz"], "(0.0, 600.0]"),
+        ("generate --prompt walk --frames 42 --out {tmp}/x.npz", "multiple of 4"),
+        ("generate --prompt walk --seconds -1 --out {tmp}/x.npz", "out of range"),
+        ("generate --prompt walk --seconds 700 --out {tmp}/x.npz", "(0.0, 600.0]"),
+        ("generate --prompt walk --seconds 3 --prompt run --out {tmp}/x.npz", "one length per prompt"),
+        ("inbetween --prompt walk --source missing.npz --keys 0,8 --out {tmp}/x.npz", "missing.npz"),
+        ("generate --prompt '' --out {tmp}/x.npz", "'prompt' is empty"),
+        ("generate --prompt walk --out {tmp}/x.fbx", "must end in one of .npz, .bvh, .json"),
+        ("edit --prompt walk --source missing.npz --frames 1:2 --out {tmp}/x.npz", "missing.npz"),
+        # Files nested 100000 deep, a field of the wrong type.
+        ("generate --timeline {tmp}/deep.json --out {tmp}/x.bvh", "--timeline {tmp}/deep.json nests 100000 levels"),
+        ("edit --prompt walk --source {tmp}/deep.json --frames 0:4 --out {tmp}/x.bvh", "nests 100000 levels"),
+        ("extend --prompt walk --source {tmp}/deep.json --seconds 2 --out {tmp}/x.bvh", "nests 100000 levels"),
+        ("edit --prompt walk --source {tmp}/names.json --frames 0:4 --out {tmp}/x.bvh", "joint_names must be a list"),
+        ("inbetween --prompt walk --source {tmp}/names.json --keys 0,40 --out {tmp}/x.bvh", "joint_names must be"),
+        ("generate --timeline {tmp}/text_row.json --out {tmp}/x.bvh", "timeline row 1 is 'a person walks'"),
+        ("generate --timeline {tmp}/no_seconds.json --out {tmp}/x.bvh", "timeline row 1: 'seconds' is missing"),
+        # Values the model cannot run.
+        ("generate --prompt walk --temperature 1e-40 --out {tmp}/x.bvh", "'temperature' is 1e-40"),
+        ("generate --prompt walk --temperature 1e-300 --out {tmp}/x.bvh", "'temperature' is 1e-300"),
+        (f"inbetween --prompt walk {WALK} --keys 10,13 --out {{tmp}}/x.bvh", "6 or more frames apart"),
+        (f"inbetween --prompt walk {WALK} --keys 10,11 --out {{tmp}}/x.bvh", "'key_frames' [10, 11] leave no frame"),
+        (f"inbetween --prompt walk {WALK} --keys a,b --out {{tmp}}/x.bvh", "--keys 'a,b' must be frame numbers"),
+        (f"inbetween {WALK} --keys 0,40 --prompt {'a' * 1000} --out {{tmp}}/x.bvh", "1000 characters"),
+        (f"inbetween {WALK} --keys 0,40 --prompt '\x07 \x1b' --out {{tmp}}/x.bvh", "'prompt' is empty"),
         (
-            ["generate", "--prompt", "walk", "--seconds", "3", "--prompt", "run", "--out", "x.npz"],
-            "one length per prompt",
+            f"inbetween --prompt walk {WALK} --keys 0,40 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
+            "expected 0..2147483647",
         ),
         (
-            ["inbetween", "--prompt", "walk", "--source", "missing.npz", "--keys", "0,8", "--out", "x.npz"],
-            "missing.npz",
+            f"extend --prompt walk {WALK} --seconds 2 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
+            "expected 0..2147483647",
         ),
-        (["generate", "--prompt", "", "--out", "x.npz"], "'prompt' is empty"),
-        (["generate", "--prompt", "walk", "--out", "x.fbx"], "must end in one of .npz, .bvh, .json"),
-        (["edit", "--prompt", "walk", "--source", "missing.npz", "--frames", "1:2", "--out", "x.npz"], "missing.npz"),
+        (f"{LONG} --seed 99999999999999999999", "'seed' is 99999999999999999999"),
+        # The timeline path checks the sampling options as a single generate does, and refuses what it cannot do.
+        (f"{LONG} --samples 2", "--samples 2: a timeline makes one motion"),
+        (f"{LONG} --guidance -1", "'guidance' is -1.0"),
+        (f"{LONG} --temperature 99", "'temperature' is 99.0"),
+        (f"{LONG} --top-k 2", "'top_k' is 2.0"),
+        (f"{LONG} --top-p 0", "'top_p' is 0.0"),
+        ("generate --prompt walk --prompt run --frames 40 --out {tmp}/x.bvh", "--frames sets one window's length"),
+        ("generate --timeline {tmp}/rows.json --prompt walk --out {tmp}/x.bvh", "drop --prompt and --seconds"),
+        ("generate --prompt walk --checkpoint {tmp}/random.pt --out {tmp}/x.bvh", "is not a MoSa checkpoint"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message(args, words):
-    run = engine(*args)
-    assert run.returncode == 2 and words in run.stderr, run.stderr
+def test_bad_arguments_exit_2_with_a_message(files, args, words):
+    """One line, before the model loads (or as it fails to), and every file as it was."""
+    before = contents(files)
+    run = engine(*(arg.format(tmp=files) for arg in shlex.split(args)))
+    assert run.returncode == 2 and words.format(tmp=files) in run.stderr, run.stderr
+    assert len(run.stderr.splitlines()) == 1 and "loaded" not in run.stdout, run.stderr
+    assert "weights_only" not in run.stderr
+    assert contents(files) == before
+
+
+def test_a_timeline_samples_with_the_options_given(checkpoint, files, tmp_path):
+    """The timeline path passes the sampling options on (it ignored them): a one-row timeline's window
+    is a plain generation, so with the same seed and options it is the single generate's motion."""
+    from retarget.motion import CanonicalMotion
+
+    options = ["--seed", "3", "--guidance", "0", "--temperature", "0.5", "--top-k", "0.5", "--top-p", "0.8"]
+    options += ["--checkpoint", str(checkpoint), "--device", "cpu"]
+    rows = ["--timeline", str(files / "rows.json")]
+    single = ["--prompt", "a person walks", "--frames", "40"]
+    for name, args in (
+        ("timeline", [*rows, *options]),
+        ("single", [*single, *options]),
+        ("plain", [*rows, *options[:2]]),
+    ):
+        run = engine("generate", *args, "--out", str(tmp_path / f"{name}.npz"))
+        assert run.returncode == 0, run.stderr
+    timeline, single, plain = (
+        CanonicalMotion.load(tmp_path / f"{name}.npz").positions for name in ("timeline", "single", "plain")
+    )
+    np.testing.assert_allclose(timeline, single, atol=1e-5)
+    assert not np.allclose(timeline, plain, atol=1e-2)  # the default options make another motion
 
 
 def test_frame_span_mask():
