@@ -1,11 +1,13 @@
 """`python -m engine generate|edit|extend|inbetween`: the service's jobs, from a shell.
 
 A command line becomes the API request body of the job it asks for (engine.service.PARSERS), so
-it goes through exactly the HTTP API's validation, and runs as the service runs that job; every
-check comes before the model loads. The output format follows the file extension (.npz, .bvh,
-.json); several samples are written as numbered files (walk_1.bvh, ...). `generate` with
-`--prompt` and `--seconds` repeated (or `--timeline FILE.json`, a list of {"prompt", "seconds"})
-makes one motion of any length, window by window (engine.timeline).
+it goes through exactly the HTTP API's validation, and runs as the service runs that job. Every
+check, and the check of the output files, comes before the model loads. The output format
+follows the file extension (.npz, .bvh, .json); several samples are written as numbered files
+(walk_1.bvh, ...). An output file that exists is replaced only with --overwrite, and never when
+it is the source. `generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`,
+a list of {"prompt", "seconds"}) makes one motion of any length, window by window
+(engine.timeline).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument(
         "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace output files that exist (never the --source file)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     if command in ("generate", "edit"):
         parser.add_argument(
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         kind, body = request_body(args)
         request = PARSERS[kind](body, Limits())
         outputs = output_paths(Path(args.out), getattr(request, "samples", 1))
-        check_outputs(outputs)
+        check_outputs(outputs, getattr(args, "source", None), args.overwrite)
     except (RequestError, OSError, ValueError) as exc:  # a bad file, key list, length or number
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -137,7 +142,11 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     for path, motion in zip(outputs, motions):
-        write_motion(motion, path)
+        try:
+            write_motion(motion, path)
+        except OSError as exc:  # what check_outputs cannot foresee: a full disk, a file without write permission
+            print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {path}")
     return 0
 
@@ -287,11 +296,31 @@ def output_paths(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{index}{out.suffix}") for index in range(1, count + 1)]
 
 
-def check_outputs(paths: list[Path]) -> None:
-    """Refuse, before the model loads, output files of a format the engine does not write."""
+def check_outputs(paths: list[Path], source: str | None, overwrite: bool) -> None:
+    """Refuse, before the model loads, output files that cannot be written, that are the source, or
+    that exist (unless `overwrite`): the user's files are never replaced by surprise."""
     for path in paths:
+        if problem := file_problem(path, "motion" + (path.suffix if path.suffix.lower() in FORMATS else ".bvh")):
+            raise RequestError("bad_out", f"--out {path} {problem}")
         if path.suffix.lower() not in FORMATS:
             raise RequestError("bad_out", f"--out {path} must end in one of {', '.join(FORMATS)}")
+        if source is not None and same_file(path, Path(source)):
+            raise RequestError("bad_out", f"--out {path} is the --source file; write the result to another file")
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not overwrite:
+        raise RequestError(
+            "bad_out", f"--out would replace {', '.join(existing)}; add --overwrite to replace, or choose another --out"
+        )
+
+
+def same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one file: the same path once resolved (links, '..'), or a hard link."""
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return path.exists() and other.exists() and path.samefile(other)
+    except OSError:
+        return False
 
 
 def write_motion(motion: CanonicalMotion, path: Path) -> None:

@@ -51,6 +51,16 @@ def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
         motion = bvh.read_bvh(tmp_path / f"walk_{index}.bvh")
         assert motion.positions.shape == (40, 22, 3) and np.isfinite(motion.positions).all()
     assert not (tmp_path / "walk.bvh").exists()
+    # Run again: the takes are kept unless --overwrite says to replace them.
+    takes = {index: (tmp_path / f"walk_{index}.bvh").read_bytes() for index in (1, 2)}
+    common = ["generate", "--prompt", "a person walks forward", "--frames", "40", "--samples", "2", "--seed", "2"]
+    common += ["--out", str(tmp_path / "walk.bvh"), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    refused = engine(*common)
+    assert refused.returncode == 2 and "add --overwrite" in refused.stderr, refused.stderr
+    assert all((tmp_path / f"walk_{index}.bvh").read_bytes() == takes[index] for index in (1, 2))
+    replaced = engine(*common, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert all((tmp_path / f"walk_{index}.bvh").read_bytes() != takes[index] for index in (1, 2))
 
 
 def test_generate_json_then_edit_npz(checkpoint, tmp_path):
@@ -133,6 +143,17 @@ LONG = "generate --prompt walk --seconds 12 --out {tmp}/x.bvh"  # longer than on
         ("generate --prompt '' --out {tmp}/x.npz", "'prompt' is empty"),
         ("generate --prompt walk --out {tmp}/x.fbx", "must end in one of .npz, .bvh, .json"),
         ("edit --prompt walk --source missing.npz --frames 1:2 --out {tmp}/x.npz", "missing.npz"),
+        # Output files: checked before the model loads, never replaced unless asked, never the source.
+        ("generate --prompt walk --out {tmp}/folder", "--out {tmp}/folder is a folder"),
+        ("generate --prompt walk --seconds 12 --out {tmp}/folder", "--out {tmp}/folder is a folder"),
+        ("generate --prompt walk --out {tmp}/walk.json/x.bvh", "{tmp}/walk.json is a file, not a folder"),
+        ("generate --prompt walk --out {tmp}/walk.json", "--out would replace {tmp}/walk.json; add --overwrite"),
+        ("generate --prompt walk --samples 2 --out {tmp}/take.bvh", "--out would replace {tmp}/take_2.bvh"),
+        (f"edit --prompt walk {WALK} --frames 0:40 --out {{tmp}}/walk.json --overwrite", "is the --source file"),
+        (
+            f"extend --prompt walk {WALK} --seconds 2 --out {{tmp}}/folder/../walk.json --overwrite",
+            "is the --source file",
+        ),
         # Files nested 100000 deep, a field of the wrong type.
         ("generate --timeline {tmp}/deep.json --out {tmp}/x.bvh", "--timeline {tmp}/deep.json nests 100000 levels"),
         ("edit --prompt walk --source {tmp}/deep.json --frames 0:4 --out {tmp}/x.bvh", "nests 100000 levels"),
