@@ -7,7 +7,7 @@ follows the file extension (.npz, .bvh, .json); several samples are written as n
 (walk_1.bvh, ...). An output file that exists is replaced only with --overwrite, and never when
 it is the source. `generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`,
 a list of {"prompt", "seconds"}) makes one motion of any length, window by window
-(engine.timeline).
+(engine.timeline). A source at another frame rate is resampled to the engine's 20 fps first.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    source_help = f"the motion to {command} (.npz, .bvh or .json)"
+    source_help = f"the motion to {command} (.npz, .bvh or .json); one at another frame rate is resampled to 20 fps"
     if command == "generate":
         parser.add_argument(
             "--prompt",
@@ -70,7 +70,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
             "--frames",
             required=True,
             metavar="START:END",
-            help="frames to regenerate, END exclusive, e.g. 40:80",
+            help="frames to regenerate at 20 fps, END exclusive, e.g. 40:80",
         )
     else:
         parser.add_argument("--source", required=True, help=source_help)
@@ -83,7 +83,9 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
             "--before", action="store_true", help="add the frames before the source instead of after it"
         )
     elif command == "inbetween":
-        parser.add_argument("--keys", required=True, help="key frames of the source to pass through, e.g. 0,40,80")
+        parser.add_argument(
+            "--keys", required=True, help="key frames of the source (at 20 fps) to pass through, e.g. 0,40,80"
+        )
     parser.add_argument(
         "--out", required=True, help=f"output file; the extension picks the format ({', '.join(FORMATS)})"
     )
@@ -165,7 +167,7 @@ def request_body(args: argparse.Namespace) -> tuple[str, dict]:
             raise RequestError("bad_prompt", "give --prompt (or --timeline FILE.json)")
         length = {"frames": args.frames} if args.frames is not None else {"seconds": (args.seconds or [4.0])[0]}
         return "generate", {**body, "prompt": args.prompt[0], "samples": args.samples, **length}
-    source = read_motion(Path(args.source))
+    source = read_source(Path(args.source))
     if args.command == "edit":
         mask = frame_span_mask(args.frames, source.frames)
         return "edit", {
@@ -264,6 +266,24 @@ def read_motion(path: Path) -> CanonicalMotion:
 
         return bvh.read_bvh(path)
     raise RequestError("bad_source", f"--source {path} must end in one of {', '.join(FORMATS)}")
+
+
+def read_source(path: Path) -> CanonicalMotion:
+    """The source motion at the engine's 20 fps: a file at another rate (a 30 fps BVH, a 240 fps capture)
+    was read as if at 20 fps, slowed down or sped up, so it is resampled, and says so."""
+    from retarget.resample import resample_motion
+
+    motion = read_motion(path)
+    if abs(motion.fps - canonical.FPS) < 1e-6:  # a rate stored as float32, or a BVH's rounded frame time
+        motion.fps = float(canonical.FPS)
+        return motion
+    resampled = resample_motion(motion, canonical.FPS)
+    print(
+        f"--source {path} is at {motion.fps:g} fps: resampled to {canonical.FPS} fps "
+        f"({motion.frames} -> {resampled.frames} frames); --frames and --keys count frames at {canonical.FPS} fps",
+        flush=True,
+    )
+    return resampled
 
 
 def wire(motion: CanonicalMotion) -> dict:

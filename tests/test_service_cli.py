@@ -200,6 +200,40 @@ def test_bad_arguments_exit_2_with_a_message(files, args, words):
     assert contents(files) == before
 
 
+def test_a_source_at_another_frame_rate_is_resampled_to_20_fps(checkpoint, files, tmp_path):
+    """A 60 fps BVH was read as if at 20 fps (three times slower, its keys three times later): it is
+    resampled, --keys count frames at 20 fps, and the frames outside the keys are the source's."""
+    from retarget import bvh
+    from retarget.motion import CanonicalMotion
+    from retarget.resample import resample_motion
+
+    walk = CanonicalMotion.from_dict(json.loads((files / "walk.json").read_text()))
+    bvh.write_bvh(tmp_path / "walk60.bvh", resample_motion(walk, 60))
+    out = tmp_path / "between.npz"
+    run = engine(
+        "inbetween",
+        "--source",
+        str(tmp_path / "walk60.bvh"),
+        "--keys",
+        "10,40",
+        "--prompt",
+        "a person hops",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "is at 60 fps: resampled to 20 fps (238 -> 80 frames)" in run.stdout
+    motion = CanonicalMotion.load(out)
+    assert motion.frames == 80 and motion.fps == 20
+    outside = np.r_[0:10, 41:80]
+    error = np.linalg.norm(motion.positions[outside] - walk.positions[outside], axis=-1)
+    assert error.max() < 0.002, error.max()  # the BVH's own rounding: under 2 mm
+
+
 def test_a_timeline_samples_with_the_options_given(checkpoint, files, tmp_path):
     """The timeline path passes the sampling options on (it ignored them): a one-row timeline's window
     is a plain generation, so with the same seed and options it is the single generate's motion."""
