@@ -43,7 +43,10 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
-    source_help = f"the motion to {command} (.npz, .bvh or .json); one at another frame rate is resampled to 20 fps"
+    source_help = "the motion to edit" if command == "edit" else "the motion to extend"
+    if command == "inbetween":
+        source_help = "the motion whose key poses to pass through"
+    source_help += " (.npz, .bvh or .json); one at another frame rate is resampled to 20 fps"
     if command == "generate":
         parser.add_argument(
             "--prompt",
@@ -136,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"scale {progress.step}/{progress.total}", flush=True)
 
     started = time.monotonic()
-    motions = RUNS[kind](pipeline, request, report, None)
+    try:
+        motions = RUNS[kind](pipeline, request, report, None)
+    except ValueError as exc:  # what only the model's run finds wrong with the request
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     frames = motions[0].frames
     print(
         f"{len(motions)} motion(s) of {frames} frames ({frames / canonical.FPS:.1f} s) "
