@@ -782,7 +782,16 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
         keys = shots.canonical_key_frames(
             self._scene_keys, start, _scene_fps(context.scene), len(motion["positions"]), motion["fps"]
         )
-        return client.inbetween(settings.prompt, _wire(motion), keys, seed=settings.seed, **_sampling(settings))
+        try:
+            return client.inbetween(settings.prompt, _wire(motion), keys, seed=settings.seed, **_sampling(settings))
+        except EngineError as failure:
+            if failure.code != "bad_key_frames":
+                raise
+            frames = ", ".join(map(str, self._scene_keys))
+            raise ValueError(
+                f"The selected keys (frames {frames}) are too close together to in-between: select keys with "
+                f"more frames between them (the engine, in its 20 fps frames: {failure.message})"
+            ) from None
 
     def write(self, context, run):
         self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys, self._on_rig)))

@@ -1512,3 +1512,8 @@ def test_the_timeline_operators_explain_what_is_missing(engine):
             point.select_control_point = point.co[0] == 1.0
     with pytest.raises(RuntimeError, match="at least two frames"):
         bpy.ops.mosa.inbetween_keys(synchronous=True)
+    for fcurve in fcurves:
+        for point in fcurve.keyframe_points:
+            point.select_control_point = point.co[0] in (1.0, 2.0)
+    with pytest.raises(RuntimeError, match=r"keys \(frames 1, 2\) are too close together to in-between"):
+        bpy.ops.mosa.inbetween_keys(synchronous=True)
