@@ -1369,18 +1369,25 @@ def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     assert changed > len(kept) // 2  # the frames between the keys are new motion
 
 
+def a_walk_on_mixamo(seconds: float, foot_lock: bool = True) -> bpy.types.Object:
+    """A Mixamo rig in a fresh 20 fps scene, a generated walk of `seconds` from frame 1 its action."""
+    obj = mixamo_rig()
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 1
+    settings = scene.mosa
+    settings.prompt, settings.seconds, settings.seed, settings.variations = "a person walks forward", seconds, 1, 1
+    settings.place_variations, settings.foot_lock = "ACTIONS", foot_lock
+    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    return obj
+
+
 def test_an_action_with_a_manual_frame_range_is_extended_and_baked_where_its_keys_are(engine):
     """A cycle's Manual Frame Range is not where its keys are: Extend After adds keys only after
     the last key (every key kept bit for bit), and Bake keys from the first key on."""
     package, _ = engine
     fcurves_for = package.action_compat.fcurves_for
-    obj = mixamo_rig()
-    scene = bpy.context.scene
-    scene.render.fps, scene.frame_current = 20, 1
-    settings = scene.mosa
-    settings.prompt, settings.seconds, settings.seed, settings.variations = "a person walks forward", 2.0, 1, 1
-    settings.place_variations = "ACTIONS"
-    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    obj = a_walk_on_mixamo(seconds=2.0)
+    settings = bpy.context.scene.mosa
     source = obj.animation_data.action
     source.use_frame_range, source.frame_start, source.frame_end = True, 11, 30  # the animator's loop
     before = keys_of(source, obj, fcurves_for)
@@ -1403,13 +1410,8 @@ def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_k
     matches them), and Bake, which keys the stored motion again, warns that the edits stay behind."""
     package, _ = engine
     fcurves_for = package.action_compat.fcurves_for
-    obj = mixamo_rig()
-    scene = bpy.context.scene
-    scene.render.fps, scene.frame_current = 20, 1
-    settings = scene.mosa
-    settings.prompt, settings.seconds, settings.seed, settings.variations = "a person walks forward", 3.0, 1, 1
-    settings.place_variations, settings.foot_lock = "ACTIONS", False
-    assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+    obj = a_walk_on_mixamo(seconds=3.0, foot_lock=False)
+    settings = bpy.context.scene.mosa
     source = obj.animation_data.action
     assert package.operators.stored_motion_is_keyed(source, obj)
     hips_x = fcurves_for(source, obj).find('pose.bones["mixamorig:Hips"].location', index=0)
