@@ -187,8 +187,10 @@ def request_body(args: argparse.Namespace) -> tuple[str, dict]:
     if args.command == "extend":
         side = "before" if args.before else "after"
         return "timeline", {**body, "segments": timeline_rows(args), "source": wire(source), "side": side}
+    if len(args.prompt) > 1:
+        raise RequestError("bad_prompt", "inbetween makes one stretch of motion: give one --prompt")
     keys = key_frames(args.keys)
-    return "inbetween", {**body, "prompt": " ".join(args.prompt), "source": wire(source), "key_frames": keys}
+    return "inbetween", {**body, "prompt": args.prompt[0], "source": wire(source), "key_frames": keys}
 
 
 def is_timeline(args: argparse.Namespace) -> bool:

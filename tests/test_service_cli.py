@@ -168,6 +168,7 @@ LONG = "generate --prompt walk --seconds 12 --out {tmp}/x.bvh"  # longer than on
         (f"inbetween --prompt walk {WALK} --keys 10,13 --out {{tmp}}/x.bvh", "6 or more frames apart"),
         (f"inbetween --prompt walk {WALK} --keys 10,11 --out {{tmp}}/x.bvh", "'key_frames' [10, 11] leave no frame"),
         (f"inbetween --prompt walk {WALK} --keys a,b --out {{tmp}}/x.bvh", "--keys 'a,b' must be frame numbers"),
+        (f"inbetween --prompt walk --prompt run {WALK} --keys 0,40 --out {{tmp}}/x.bvh", "give one --prompt"),
         (f"inbetween {WALK} --keys 0,40 --prompt {'a' * 1000} --out {{tmp}}/x.bvh", "1000 characters"),
         (f"inbetween {WALK} --keys 0,40 --prompt '\x07 \x1b' --out {{tmp}}/x.bvh", "'prompt' is empty"),
         (
