@@ -124,81 +124,117 @@ def files(tmp_path_factory) -> Path:
     return folder
 
 
-def contents(folder: Path) -> dict:
-    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 WALK = "--source {tmp}/walk.json"
 LONG = "generate --prompt walk --seconds 12 --out {tmp}/x.bvh"  # longer than one window: the timeline path
 
 
-@pytest.mark.parametrize(
-    "args, words",
-    [
-        ("generate --prompt walk --frames 42 --out {tmp}/x.npz", "multiple of 4"),
-        ("generate --prompt walk --seconds -1 --out {tmp}/x.npz", "out of range"),
-        ("generate --prompt walk --seconds 700 --out {tmp}/x.npz", "(0.0, 600.0]"),
-        ("generate --prompt walk --seconds 3 --prompt run --out {tmp}/x.npz", "one length per prompt"),
-        ("inbetween --prompt walk --source missing.npz --keys 0,8 --out {tmp}/x.npz", "missing.npz"),
-        ("generate --prompt '' --out {tmp}/x.npz", "'prompt' is empty"),
-        ("generate --prompt walk --out {tmp}/x.fbx", "must end in one of .npz, .bvh, .json"),
-        ("edit --prompt walk --source missing.npz --frames 1:2 --out {tmp}/x.npz", "missing.npz"),
-        # Output files: checked before the model loads, never replaced unless asked, never the source.
-        ("generate --prompt walk --out {tmp}/folder", "--out {tmp}/folder is a folder"),
-        ("generate --prompt walk --seconds 12 --out {tmp}/folder", "--out {tmp}/folder is a folder"),
-        ("generate --prompt walk --out {tmp}/walk.json/x.bvh", "{tmp}/walk.json is a file, not a folder"),
-        ("generate --prompt walk --out {tmp}/walk.json", "--out would replace {tmp}/walk.json; add --overwrite"),
-        ("generate --prompt walk --samples 2 --out {tmp}/take.bvh", "--out would replace {tmp}/take_2.bvh"),
-        (f"edit --prompt walk {WALK} --frames 0:40 --out {{tmp}}/walk.json --overwrite", "is the --source file"),
-        (
-            f"extend --prompt walk {WALK} --seconds 2 --out {{tmp}}/folder/../walk.json --overwrite",
-            "is the --source file",
-        ),
-        # Files nested 100000 deep, a field of the wrong type.
-        ("generate --timeline {tmp}/deep.json --out {tmp}/x.bvh", "--timeline {tmp}/deep.json nests 100000 levels"),
-        ("edit --prompt walk --source {tmp}/deep.json --frames 0:4 --out {tmp}/x.bvh", "nests 100000 levels"),
-        ("extend --prompt walk --source {tmp}/deep.json --seconds 2 --out {tmp}/x.bvh", "nests 100000 levels"),
-        ("edit --prompt walk --source {tmp}/names.json --frames 0:4 --out {tmp}/x.bvh", "joint_names must be a list"),
-        ("inbetween --prompt walk --source {tmp}/names.json --keys 0,40 --out {tmp}/x.bvh", "joint_names must be"),
-        ("generate --timeline {tmp}/text_row.json --out {tmp}/x.bvh", "timeline row 1 is 'a person walks'"),
-        ("generate --timeline {tmp}/no_seconds.json --out {tmp}/x.bvh", "timeline row 1: 'seconds' is missing"),
-        # Values the model cannot run.
-        ("generate --prompt walk --temperature 1e-40 --out {tmp}/x.bvh", "'temperature' is 1e-40"),
-        ("generate --prompt walk --temperature 1e-300 --out {tmp}/x.bvh", "'temperature' is 1e-300"),
-        (f"inbetween --prompt walk {WALK} --keys 10,13 --out {{tmp}}/x.bvh", "6 or more frames apart"),
-        (f"inbetween --prompt walk {WALK} --keys 10,11 --out {{tmp}}/x.bvh", "'key_frames' [10, 11] leave no frame"),
-        (f"inbetween --prompt walk {WALK} --keys a,b --out {{tmp}}/x.bvh", "--keys 'a,b' must be frame numbers"),
-        (f"inbetween --prompt walk --prompt run {WALK} --keys 0,40 --out {{tmp}}/x.bvh", "give one --prompt"),
-        (f"inbetween {WALK} --keys 0,40 --prompt {'a' * 1000} --out {{tmp}}/x.bvh", "1000 characters"),
-        (f"inbetween {WALK} --keys 0,40 --prompt '\x07 \x1b' --out {{tmp}}/x.bvh", "'prompt' is empty"),
-        (
-            f"inbetween --prompt walk {WALK} --keys 0,40 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
-            "expected 0..2147483647",
-        ),
-        (
-            f"extend --prompt walk {WALK} --seconds 2 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
-            "expected 0..2147483647",
-        ),
-        (f"{LONG} --seed 99999999999999999999", "'seed' is 99999999999999999999"),
-        # The timeline path checks the sampling options as a single generate does, and refuses what it cannot do.
-        (f"{LONG} --samples 2", "--samples 2: a timeline makes one motion"),
-        (f"{LONG} --guidance -1", "'guidance' is -1.0"),
-        (f"{LONG} --temperature 99", "'temperature' is 99.0"),
-        (f"{LONG} --top-k 2", "'top_k' is 2.0"),
-        (f"{LONG} --top-p 0", "'top_p' is 0.0"),
-        ("generate --prompt walk --prompt run --frames 40 --out {tmp}/x.bvh", "--frames sets one window's length"),
-        ("generate --timeline {tmp}/rows.json --prompt walk --out {tmp}/x.bvh", "drop --prompt and --seconds"),
-        ("generate --prompt walk --checkpoint {tmp}/random.pt --out {tmp}/x.bvh", "is not a MoSa checkpoint"),
-    ],
-)
-def test_bad_arguments_exit_2_with_a_message(files, args, words):
+REFUSED = [  # (command line, words its one-line error holds)
+    ("generate --prompt walk --frames 42 --out {tmp}/x.npz", "multiple of 4"),
+    ("generate --prompt walk --seconds -1 --out {tmp}/x.npz", "out of range"),
+    ("generate --prompt walk --seconds 700 --out {tmp}/x.npz", "(0.0, 600.0]"),
+    ("generate --prompt walk --seconds 3 --prompt run --out {tmp}/x.npz", "one length per prompt"),
+    ("inbetween --prompt walk --source missing.npz --keys 0,8 --out {tmp}/x.npz", "missing.npz"),
+    ("generate --prompt '' --out {tmp}/x.npz", "'prompt' is empty"),
+    ("generate --prompt walk --out {tmp}/x.fbx", "must end in one of .npz, .bvh, .json"),
+    ("edit --prompt walk --source missing.npz --frames 1:2 --out {tmp}/x.npz", "missing.npz"),
+    # Output files: checked before the model loads, never replaced unless asked, never the source.
+    ("generate --prompt walk --out {tmp}/folder", "--out {tmp}/folder is a folder"),
+    ("generate --prompt walk --seconds 12 --out {tmp}/folder", "--out {tmp}/folder is a folder"),
+    ("generate --prompt walk --out {tmp}/walk.json/x.bvh", "{tmp}/walk.json is a file, not a folder"),
+    ("generate --prompt walk --out {tmp}/walk.json", "--out would replace {tmp}/walk.json; add --overwrite"),
+    ("generate --prompt walk --samples 2 --out {tmp}/take.bvh", "--out would replace {tmp}/take_2.bvh"),
+    (f"edit --prompt walk {WALK} --frames 0:40 --out {{tmp}}/walk.json --overwrite", "is the --source file"),
+    (
+        f"extend --prompt walk {WALK} --seconds 2 --out {{tmp}}/folder/../walk.json --overwrite",
+        "is the --source file",
+    ),
+    # Files nested 100000 deep, a field of the wrong type.
+    ("generate --timeline {tmp}/deep.json --out {tmp}/x.bvh", "--timeline {tmp}/deep.json nests 100000 levels"),
+    ("edit --prompt walk --source {tmp}/deep.json --frames 0:4 --out {tmp}/x.bvh", "nests 100000 levels"),
+    ("extend --prompt walk --source {tmp}/deep.json --seconds 2 --out {tmp}/x.bvh", "nests 100000 levels"),
+    ("edit --prompt walk --source {tmp}/names.json --frames 0:4 --out {tmp}/x.bvh", "joint_names must be a list"),
+    ("inbetween --prompt walk --source {tmp}/names.json --keys 0,40 --out {tmp}/x.bvh", "joint_names must be"),
+    ("generate --timeline {tmp}/text_row.json --out {tmp}/x.bvh", "timeline row 1 is 'a person walks'"),
+    ("generate --timeline {tmp}/no_seconds.json --out {tmp}/x.bvh", "timeline row 1: 'seconds' is missing"),
+    # Values the model cannot run.
+    ("generate --prompt walk --temperature 1e-40 --out {tmp}/x.bvh", "'temperature' is 1e-40"),
+    ("generate --prompt walk --temperature 1e-300 --out {tmp}/x.bvh", "'temperature' is 1e-300"),
+    (f"inbetween --prompt walk {WALK} --keys 10,13 --out {{tmp}}/x.bvh", "6 or more frames apart"),
+    (f"inbetween --prompt walk {WALK} --keys 10,11 --out {{tmp}}/x.bvh", "'key_frames' [10, 11] leave no frame"),
+    (f"inbetween --prompt walk {WALK} --keys a,b --out {{tmp}}/x.bvh", "--keys 'a,b' must be frame numbers"),
+    (f"inbetween --prompt walk --prompt run {WALK} --keys 0,40 --out {{tmp}}/x.bvh", "give one --prompt"),
+    (f"inbetween {WALK} --keys 0,40 --prompt {'a' * 1000} --out {{tmp}}/x.bvh", "1000 characters"),
+    (f"inbetween {WALK} --keys 0,40 --prompt '\x07 \x1b' --out {{tmp}}/x.bvh", "'prompt' is empty"),
+    (
+        f"inbetween --prompt walk {WALK} --keys 0,40 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
+        "expected 0..2147483647",
+    ),
+    (
+        f"extend --prompt walk {WALK} --seconds 2 --seed 99999999999999999999 --out {{tmp}}/x.bvh",
+        "expected 0..2147483647",
+    ),
+    (f"{LONG} --seed 99999999999999999999", "'seed' is 99999999999999999999"),
+    # The timeline path checks the sampling options as a single generate does, and refuses what it cannot do.
+    (f"{LONG} --samples 2", "--samples 2: a timeline makes one motion"),
+    (f"{LONG} --guidance -1", "'guidance' is -1.0"),
+    (f"{LONG} --temperature 99", "'temperature' is 99.0"),
+    (f"{LONG} --top-k 2", "'top_k' is 2.0"),
+    (f"{LONG} --top-p 0", "'top_p' is 0.0"),
+    ("generate --prompt walk --prompt run --frames 40 --out {tmp}/x.bvh", "--frames sets one window's length"),
+    ("generate --timeline {tmp}/rows.json --prompt walk --out {tmp}/x.bvh", "drop --prompt and --seconds"),
+    ("generate --prompt walk --checkpoint {tmp}/random.pt --out {tmp}/x.bvh", "is not a MoSa checkpoint"),
+]
+
+
+# Runs command lines through the real CLI (engine.__main__.main) one after another in one engine
+# process, each with its exit code, output and whether the folder of files stayed as it was.
+BATCH = """
+import contextlib, io, json, sys
+from pathlib import Path
+from engine.__main__ import main
+
+def contents(folder):
+    return {str(path): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+results = []
+for argv in json.loads(sys.stdin.read()):
+    before, out, err = contents(sys.argv[1]), io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse's own refusals
+            code = stop.code
+    results.append([code, out.getvalue(), err.getvalue(), contents(sys.argv[1]) == before])
+sys.stdout.write(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def refusals(files) -> dict[str, list]:
+    """Every command line of REFUSED, run in one engine process: a process each spent about 2.5 s
+    starting Python and torch for a one-line answer."""
+    argvs = [[arg.format(tmp=files) for arg in shlex.split(args)] for args, _ in REFUSED]
+    run = subprocess.run(
+        [ENGINE_PYTHON, "-c", BATCH, str(files)],
+        input=json.dumps(argvs),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    return dict(zip([args for args, _ in REFUSED], json.loads(run.stdout)))
+
+
+@pytest.mark.parametrize("args, words", REFUSED)
+def test_bad_arguments_exit_2_with_a_message(refusals, files, args, words):
     """One line, before the model loads (or as it fails to), and every file as it was."""
-    before = contents(files)
-    run = engine(*(arg.format(tmp=files) for arg in shlex.split(args)))
-    assert run.returncode == 2 and words.format(tmp=files) in run.stderr, run.stderr
-    assert len(run.stderr.splitlines()) == 1 and "loaded" not in run.stdout, run.stderr
-    assert "weights_only" not in run.stderr
-    assert contents(files) == before
+    code, out, err, files_unchanged = refusals[args]
+    assert code == 2 and words.format(tmp=files) in err, err
+    assert len(err.splitlines()) == 1 and "loaded" not in out, err
+    assert "weights_only" not in err
+    assert files_unchanged
 
 
 def test_a_source_at_another_frame_rate_is_resampled_to_20_fps(checkpoint, files, tmp_path):
