@@ -205,7 +205,7 @@ def parse_inbetween(body: Any, limits: Limits) -> "InbetweenRequest":
             f"the key frames span {keys[-1] - keys[0] + 1} frames; one in-betweening covers at most {limits.max_frames}",
         )
     if problem := key_gap_problem(keys):
-        raise RequestError("bad_key_frames", f"'key_frames' {_shorten(keys)} {problem}")
+        raise RequestError("keys_too_close", f"'key_frames' {_shorten(keys)} {problem}")
     return InbetweenRequest(
         prompt=_prompt(body, limits),
         source=CanonicalMotion.from_positions(positions, fps=canonical.FPS),

@@ -49,6 +49,35 @@ def bake_tracks(action: bpy.types.Action, obj: bpy.types.Object, tracks: PoseTra
     key_fk_switches(action, obj, tracks)
 
 
+def bake_keeping_the_rest(action: bpy.types.Action, obj: bpy.types.Object, part: PoseTracks) -> None:
+    """bake_tracks for `part` (one stretch of frames), each channel with the action's own values
+    on the frames between the stretch and that channel's nearest keys outside it. Those frames
+    were in-between keys on both sides of the stretch; keyed as they were, they play as before
+    whatever the stretch now holds (on sparse keys, a blocking pass, they would follow the new keys)."""
+    first, last = part.frames.min(), part.frames.max()
+    modes = rotation_modes(obj, part)
+    channels = [
+        (rotation_path(bone, modes[bone]), PoseTracks(part.frames, rotations={bone: q}))
+        for bone, q in part.rotations.items()
+    ]
+    channels += [
+        (location_path(bone), PoseTracks(part.frames, locations={bone: p})) for bone, p in part.locations.items()
+    ]
+    fcurves = fcurves_for(action, obj)
+    for data_path, track in channels:
+        keyed = np.array(
+            [point.co[0] for fcurve in fcurves if fcurve.data_path == data_path for point in fcurve.keyframe_points]
+        )
+        before, after = keyed[keyed < first], keyed[keyed > last]
+        held = np.concatenate(
+            [
+                np.arange(np.floor(before.max()) + 1, first) if len(before) else [],
+                np.arange(last + 1, np.ceil(after.min())) if len(after) else [],
+            ]
+        )
+        bake_tracks(action, obj, track.merged(sample_tracks(action, obj, track, held)) if len(held) else track)
+
+
 def _handles(points) -> np.ndarray:
     """(n, 4) each key's left and right handle (frame, value)."""
     left, right = np.empty(2 * len(points), dtype=np.float32), np.empty(2 * len(points), dtype=np.float32)
@@ -142,16 +171,23 @@ def keyed_span(action: bpy.types.Action) -> tuple[int, int]:
     """The frames of the action's first and last key. Not `action.frame_range`: with a manual
     frame range set (a cycle's, say) that is the range, not where the keys are."""
     first, last = action.curve_frame_range
-    return int(round(first)), int(round(last))
+    return int(np.floor(first)), int(np.ceil(last))  # whole frames that hold every key
 
 
 def keys_digest(action: bpy.types.Action, obj: bpy.types.Object) -> str:
-    """A digest of every key (frame and value) the action holds for `obj`: whether its keys are
-    still the ones they were when the digest was taken."""
+    """A digest of every key the action holds for `obj` (frame, value, handles, interpolation) and
+    of its curves' modifiers: whether its keys are still the ones they were when it was taken."""
     digest = hashlib.sha256()
     for fcurve in sorted(fcurves_for(action, obj), key=lambda curve: (curve.data_path, curve.array_index)):
-        points = np.empty(2 * len(fcurve.keyframe_points), dtype=np.float32)
-        fcurve.keyframe_points.foreach_get("co", points)
-        digest.update(f"{fcurve.data_path}[{fcurve.array_index}]".encode())
-        digest.update(points.tobytes())
+        points = fcurve.keyframe_points
+        digest.update(f"{fcurve.data_path}[{fcurve.array_index}]{[m.type for m in fcurve.modifiers]}".encode())
+        for name, kind, width in (
+            ("co", np.float32, 2),
+            ("handle_left", np.float32, 2),
+            ("handle_right", np.float32, 2),
+            ("interpolation", np.int32, 1),
+        ):
+            values = np.empty(width * len(points), dtype=kind)
+            points.foreach_get(name, values)
+            digest.update(values.tobytes())
     return digest.hexdigest()

@@ -72,6 +72,20 @@ class JobRun:
         self.state = "cancelled"
 
 
+@dataclass(frozen=True)
+class Placing:
+    """How a motion sits on the rig (retargeting.motion_to_tracks_steps): in the rig's own space
+    (read back off it), or placed by its frame `placed_from` as Generate placed its first frame
+    (a generated motion: 0; extended before: where the generated part begins)."""
+
+    on_rig: bool = False
+    placed_from: int = 0
+
+    def with_frames_before(self, frames: int) -> Placing:
+        """The same placing once `frames` are added before the motion."""
+        return Placing(self.on_rig, self.placed_from + frames)
+
+
 _active_run: JobRun | None = None  # the job the Cancel button stops
 
 
@@ -189,7 +203,7 @@ class _JobOperator:
         options={"SKIP_SAVE"},
     )
     _modal = False  # set once the timer-driven path starts: only then is there a status bar to update
-    _on_rig = False  # whether the motion sent is in the rig's own space (active_motion), for the Blender side
+    _placing = Placing()  # how the motion sent sits on the rig (active_motion), for the Blender side
     _writing: Writing | None = None  # the Blender-side work on the result, once the engine is done
 
     def submit(self, context, client: EngineClient) -> str:
@@ -334,17 +348,21 @@ def stored_motion_is_keyed(action, obj) -> bool:
     return "keys" not in stored or stored["keys"] == baking.keys_digest(action, obj)
 
 
-def active_motion(context) -> tuple[dict, bool]:
-    """The active action as canonical motion, and whether it is in the rig's own space (see
-    motion_to_tracks_steps): the one MoSa stored with it while its keys are the ones MoSa wrote,
-    else read back from the rig by inverse transfer (edited keys, and any action: hand keyed,
-    mocap, another tool's)."""
+def active_motion(context) -> tuple[dict, Placing]:
+    """The active action as canonical motion, and how it sits on the rig: the one MoSa stored with
+    it while its keys are the ones MoSa wrote, else read back from the rig by inverse transfer
+    (edited keys, and any action: hand keyed, mocap, another tool's)."""
     obj = context.active_object
     action = obj.animation_data.action
     if stored_motion_is_keyed(action, obj):
-        return storage.decode_motion(action["mosa"]["motion"]), bool(action["mosa"].get("on_rig", False))
+        return storage.decode_motion(action["mosa"]["motion"]), stored_placing(action)
     first, last = baking.keyed_span(action)
-    return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene)), True
+    return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene)), Placing(on_rig=True)
+
+
+def stored_placing(action) -> Placing:
+    stored = action["mosa"]
+    return Placing(bool(stored.get("on_rig", False)), int(stored.get("placed_from", 0)))
 
 
 def _action_poll(cls, context) -> bool:
@@ -362,7 +380,7 @@ def _action_poll(cls, context) -> bool:
     return True
 
 
-def _store(action, obj, motion: dict, prompt: str, seed: int, model: str, on_rig: bool = False) -> None:
+def _store(action, obj, motion: dict, prompt: str, seed: int, model: str, placing: Placing = Placing()) -> None:
     """The motion and how it was made, kept with the action and its keys' digest (see active_motion)."""
     action["mosa"] = {
         "prompt": prompt,
@@ -370,7 +388,8 @@ def _store(action, obj, motion: dict, prompt: str, seed: int, model: str, on_rig
         "model": model,
         "motion": storage.encode_motion(motion),
         "keys": baking.keys_digest(action, obj),
-        "on_rig": on_rig,
+        "on_rig": placing.on_rig,
+        "placed_from": placing.placed_from,
     }
 
 
@@ -469,7 +488,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
 
     def submit(self, context, client):
         settings = context.scene.mosa
-        (motion, self._on_rig), start = (
+        (motion, self._placing), start = (
             active_motion(context),
             baking.keyed_span(context.active_object.animation_data.action)[0],
         )
@@ -483,7 +502,7 @@ class MOSA_OT_regenerate_range(_JobOperator, bpy.types.Operator):
         return client.edit(settings.prompt, _wire(motion), mask.tolist(), seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from regenerated_action(context, run, self._on_rig)))
+        self.report({"INFO"}, (yield from regenerated_action(context, run, self._placing)))
 
 
 def _tracks_on_rig(
@@ -491,8 +510,7 @@ def _tracks_on_rig(
     motion: dict,
     start_frame: int,
     span: tuple[int, int] | None = None,
-    on_rig: bool = False,
-    placed_from: int = 0,
+    placing: Placing = Placing(),
 ):
     """The motion on the active rig from `start_frame`, at the scene's rate, with the panel's foot
     lock and in-place options, in slices (see Writing) over the first 95 % of the progress."""
@@ -505,8 +523,8 @@ def _tracks_on_rig(
         foot_lock=settings.foot_lock,
         in_place=settings.in_place,
         span=span,
-        on_rig=on_rig,
-        placed_from=placed_from,
+        on_rig=placing.on_rig,
+        placed_from=placing.placed_from,
     )
     return (yield from scaled(steps, 0.0, 0.95))
 
@@ -518,15 +536,15 @@ def _play_new_take(obj: bpy.types.Object, replaced: bpy.types.Action, action: bp
     takes.switch_to(obj, action)
 
 
-def regenerated_action(context, run: JobRun, on_rig: bool):
+def regenerated_action(context, run: JobRun, placing: Placing):
     """Regenerate Range's Blender-side work in slices (see Writing): the edited copy of the
     active action, only the engine frames around the range re-solved, as a new take; returns the
-    message. `on_rig`: the source motion was in the rig's own space (active_motion)."""
+    message. `placing`: how the source motion sat on the rig (active_motion)."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (settings.range_start, settings.range_end)
-    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, on_rig)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, placing)
     edited = regenerate_span(source, obj, full, span, settings.seam_frames)
-    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
+    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, placing)
     _play_new_take(obj, source, edited)
     return f"MoSa: frames {span[0]}..{span[1]} regenerated into {edited.name}"
 
@@ -534,10 +552,10 @@ def regenerated_action(context, run: JobRun, on_rig: bool):
 def regenerate_span(source, obj, generated, span: tuple[int, int], seam_frames: int):
     """A copy of `source` whose keys inside `span` come from `generated`, blended into the source at
     the seams (at least `seam_frames`, more where the gap is large); keys outside the span stay
-    exactly as they were. The source is left untouched."""
+    exactly as they were, and the frames outside it play as before. The source is left untouched."""
     edited = source.copy()
     edited.name = f"{source.name} (edit {span[0]}-{span[1]})"
-    baking.bake_tracks(edited, obj, blended_span(source, obj, generated, span, seam_frames))
+    baking.bake_keeping_the_rest(edited, obj, blended_span(source, obj, generated, span, seam_frames))
     return edited
 
 
@@ -558,22 +576,7 @@ def blended_span(source, obj, generated, span: tuple[int, int], seam_frames: int
         new_part.rotations[bone] = spans.blend_rotations(old_part.rotations[bone], new_part.rotations[bone], weights)
     for bone in new_part.locations:
         new_part.locations[bone] = spans.blend_locations(old_part.locations[bone], new_part.locations[bone], weights)
-    return _held_to_the_nearest_keys(source, obj, new_part, span)
-
-
-def _held_to_the_nearest_keys(source, obj, part, span: tuple[int, int]):
-    """`part` with the source's own values on the frames between the span and the source's
-    nearest keys outside it. Those frames were in-between the keys on both sides of the span;
-    keyed as they were, they play as before whatever the span now holds."""
-    keyed = np.asarray(baking.keyed_frames(source, obj))
-    before, after = keyed[keyed < span[0]], keyed[keyed > span[1]]
-    frames = np.concatenate(
-        [
-            np.arange(np.floor(before.max()) + 1, span[0]) if len(before) else [],
-            np.arange(span[1] + 1, np.ceil(after.min())) if len(after) else [],
-        ]
-    )
-    return part.merged(baking.sample_tracks(source, obj, part, frames)) if len(frames) else part
+    return new_part
 
 
 def _seam_gap_and_budget(around, new_part, seam_frames: int) -> tuple[float, float]:
@@ -651,8 +654,9 @@ def baked_action(context, run: JobRun):
     new action with the current foot lock and in-place options; returns the message."""
     obj = context.active_object
     source = obj.animation_data.action
-    on_rig = bool(source["mosa"].get("on_rig", False))
-    tracks = yield from _tracks_on_rig(context, run.result[0], baking.keyed_span(source)[0], on_rig=on_rig)
+    tracks = yield from _tracks_on_rig(
+        context, run.result[0], baking.keyed_span(source)[0], placing=stored_placing(source)
+    )
     baked = bpy.data.actions.new(f"{source.name} (baked)")
     baking.bake_tracks(baked, obj, tracks)
     baked["mosa"] = source["mosa"]
@@ -727,17 +731,17 @@ class MOSA_OT_extend(_JobOperator, bpy.types.Operator):
         return _action_poll(cls, context)
 
     def submit(self, context, client):
-        settings, (motion, self._on_rig) = context.scene.mosa, active_motion(context)
+        settings, (motion, self._placing) = context.scene.mosa, active_motion(context)
         self._source_frames = len(motion["positions"])
         segment = [(settings.prompt, settings.extend_seconds)]
         side = self.side.lower()
         return client.timeline(segment, source=_wire(motion), side=side, seed=settings.seed, **_sampling(settings))
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from extended_action(context, run, self.side, self._source_frames, self._on_rig)))
+        self.report({"INFO"}, (yield from extended_action(context, run, self.side, self._source_frames, self._placing)))
 
 
-def extended_action(context, run: JobRun, side: str, source_frames: int, on_rig: bool):
+def extended_action(context, run: JobRun, side: str, source_frames: int, placing: Placing):
     """Extend's Blender-side work in slices (see Writing): a copy of the active action with keys
     added only on the new frames before or after it; returns the message."""
     scene, settings, obj = context.scene, context.scene.mosa, context.active_object
@@ -745,12 +749,13 @@ def extended_action(context, run: JobRun, side: str, source_frames: int, on_rig:
     first, last = baking.keyed_span(source)
     added = shots.added_scene_frames(len(motion["positions"]), source_frames, fps, motion["fps"])
     start = first - added if side == "BEFORE" else first
-    placed_from = len(motion["positions"]) - source_frames if side == "BEFORE" else 0  # where the source is
-    full = yield from _tracks_on_rig(context, motion, start, on_rig=on_rig, placed_from=placed_from)
+    if side == "BEFORE":  # the source, placed as it was, now begins after the new frames
+        placing = placing.with_frames_before(len(motion["positions"]) - source_frames)
+    full = yield from _tracks_on_rig(context, motion, start, placing=placing)
     extended = source.copy()
     extended.name = f"{source.name} (extended {side.lower()} {settings.extend_seconds:g} s)"
     baking.bake_tracks(extended, obj, full.take((full.frames < first) | (full.frames > last)))
-    _store(extended, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
+    _store(extended, obj, motion, settings.prompt, settings.seed, run.model, placing)
     _play_new_take(obj, source, extended)
     return f"MoSa: {added} frames added {side.lower()} {source.name}, into {extended.name}; its own keys are unchanged"
 
@@ -777,7 +782,7 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
         return super().check_input(context)
 
     def submit(self, context, client):
-        settings, (motion, self._on_rig) = context.scene.mosa, active_motion(context)
+        settings, (motion, self._placing) = context.scene.mosa, active_motion(context)
         start = baking.keyed_span(context.active_object.animation_data.action)[0]
         keys = shots.canonical_key_frames(
             self._scene_keys, start, _scene_fps(context.scene), len(motion["positions"]), motion["fps"]
@@ -785,7 +790,7 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
         try:
             return client.inbetween(settings.prompt, _wire(motion), keys, seed=settings.seed, **_sampling(settings))
         except EngineError as failure:
-            if failure.code != "bad_key_frames":
+            if failure.code != "keys_too_close":
                 raise
             frames = ", ".join(map(str, self._scene_keys))
             raise ValueError(
@@ -794,24 +799,23 @@ class MOSA_OT_inbetween_keys(_JobOperator, bpy.types.Operator):
             ) from None
 
     def write(self, context, run):
-        self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys, self._on_rig)))
+        self.report({"INFO"}, (yield from inbetweened_action(context, run, self._scene_keys, self._placing)))
 
 
-def inbetweened_action(context, run: JobRun, keys: list[int], on_rig: bool):
+def inbetweened_action(context, run: JobRun, keys: list[int], placing: Placing):
     """In-between Keys' Blender-side work in slices (see Writing): a copy of the active action whose
     frames between the first and last key come from the motion, the key frames' own keys kept."""
     settings, obj = context.scene.mosa, context.active_object
     source, motion, span = obj.animation_data.action, run.result[0], (keys[0], keys[-1])
-    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, on_rig)
+    full = yield from _tracks_on_rig(context, motion, baking.keyed_span(source)[0], span, placing)
     edited = source.copy()
     edited.name = f"{source.name} (in-between {keys[0]}-{keys[-1]})"
     for before, after in zip(keys, keys[1:]):  # one stretch at a time: baking replaces every key in its span
         if after - before > 1:
             between = full.take((full.frames > before) & (full.frames < after))
-            baking.bake_tracks(
-                edited, obj, blended_span(source, obj, between, (before + 1, after - 1), settings.seam_frames)
-            )
-    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, on_rig)
+            stretch = blended_span(source, obj, between, (before + 1, after - 1), settings.seam_frames)
+            baking.bake_keeping_the_rest(edited, obj, stretch)
+    _store(edited, obj, motion, settings.prompt, settings.seed, run.model, placing)
     _play_new_take(obj, source, edited)
     return f"MoSa: frames between the keys {', '.join(map(str, keys))} made into {edited.name}"
 

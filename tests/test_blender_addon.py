@@ -1004,7 +1004,9 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
     mask = package.spans.canonical_mask((40, 70), generated.frame_range[0], 30.0, len(motion["positions"]), 20.0)
     wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
     edit = run_to_end(package.operators.JobRun(client, client.edit("a person jumps", wire, mask.tolist(), seed=1)))
-    writing = package.operators.Writing(obj, package.operators.regenerated_action(bpy.context, edit, on_rig=False))
+    writing = package.operators.Writing(
+        obj, package.operators.regenerated_action(bpy.context, edit, package.operators.Placing())
+    )
     assert not writing.step() and not writing.step()  # mapped and transferred; the check, solve and keys to come
     writing.cancel()
     assert_same_scene(before, scene_state(obj, fcurves_for))
@@ -1348,6 +1350,9 @@ def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     into_source = int(first - lead_in[0]) - 1
     # 3.2 m when the whole motion was placed by the lead-in's first frame instead of the source's
     assert steps[into_source] <= 1.5 * steps[into_source + 1 : into_source + 6].max(), steps[into_source - 3 :][:9]
+    assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}  # keeps that placing: it is stored with the action
+    baked = world_heads(obj, ["mixamorig:Hips"], list(range(int(lead_in[0]), int(last) + 1)))[:, 0]
+    assert np.abs(baked - hips).max() < 0.01, np.abs(baked - hips).max()  # 2 m when it was not stored
 
     # In-between: three keys 2 s apart on the extended action, selected as an animator would.
     obj.animation_data.action = extended
@@ -1404,7 +1409,7 @@ def test_an_action_with_a_manual_frame_range_is_extended_and_baked_where_its_key
     assert {(k[0, 0], k[-1, 0]) for k in baked.values()} == {(1.0, 40.0)}
 
 
-def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_keys_the_stored_motion(engine, caplog):
+def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_keys_the_stored_motion(engine, capfd):
     """The animator moves the generated character 1 m sideways on every hips key: Extend After
     continues from where the keys now put it (the motion stored with the action no longer
     matches them), and Bake, which keys the stored motion again, warns that the edits stay behind."""
@@ -1432,8 +1437,10 @@ def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_k
     print(f"\nhips step into the extension {seam:.3f} m, largest of the 5 before {before:.3f} m")
     assert seam <= 1.5 * before  # 10.6 m when the read-back motion was put on the rig's rest place
     obj.animation_data.action = source
-    with caplog.at_level(logging.WARNING):
-        assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}
+    capfd.readouterr()
+    assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}
+    reported = "".join(capfd.readouterr())  # reports are printed in background mode
+    assert "keys were edited since MoSa made them" in reported, reported
     assert package.operators.stored_motion_is_keyed(obj.animation_data.action, obj)
 
 
@@ -1447,10 +1454,10 @@ def posed_matrices(obj, frames: list[int]) -> np.ndarray:
 
 
 def test_a_blocking_pass_plays_as_before_outside_a_regenerated_range(engine):
-    """Hand keys every 10 frames (a blocking pass), Regenerate Range 35..55: every frame outside
-    the range plays exactly as before. Without care, the frames between the range and the nearest
-    keys followed the new keys, and automatic handles (continuous acceleration: all of them)
-    re-smoothed around the kept keys."""
+    """Hand keys every 10 frames (a blocking pass; the spine only at 1 and 91), Regenerate Range
+    35..55: every frame outside the range plays exactly as before. Without care, the frames between
+    the range and each channel's nearest keys followed the new keys, and automatic handles
+    (continuous acceleration: all of them) re-smoothed around the kept keys."""
     package, _ = engine
     obj = mixamo_rig()
     scene = bpy.context.scene
@@ -1459,6 +1466,8 @@ def test_a_blocking_pass_plays_as_before_outside_a_regenerated_range(engine):
     obj.animation_data.action = bpy.data.actions.new("blocking")
     for frame in range(1, 101, 10):
         for number, bone in enumerate(obj.pose.bones):
+            if bone.name == "mixamorig:Spine" and frame not in (1, 91):
+                continue
             angle = 0.3 * np.sin(frame / 15 + number)
             bone.rotation_mode = "QUATERNION"
             bone.rotation_quaternion = (np.cos(angle / 2), np.sin(angle / 2), 0, 0)
@@ -1474,7 +1483,7 @@ def test_a_blocking_pass_plays_as_before_outside_a_regenerated_range(engine):
     assert obj.animation_data.action != source
     after = posed_matrices(obj, outside)
     print(f"\nlargest change outside the range: {np.abs(after - before).max():.2e}")
-    assert np.abs(after - before).max() < 1e-5
+    assert np.abs(after - before).max() < 1e-5  # 0.069 on the spine when the nearest keys were any channel's
     inside = posed_matrices(obj, list(range(40, 51)))
     obj.animation_data.action = source
     assert np.abs(posed_matrices(obj, list(range(40, 51))) - inside).max() > 0.05  # the range itself is new

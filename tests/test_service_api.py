@@ -142,8 +142,8 @@ def test_bad_timelines_and_keys_are_clear_400s(engine, path, body, code, words):
 STILL = np.zeros((SOURCE_FRAMES, 22, 3)).tolist()  # every joint at the origin: no body's motion
 BAD_INBETWEEN = {  # (what changes in a good request, given the source; code; words in the message)
     "a key outside the source": (lambda source: {"key_frames": [10, SOURCE_FRAMES]}, "bad_key_frames", "0..79"),
-    "keys 3 frames apart": (lambda source: {"key_frames": [10, 13]}, "bad_key_frames", "6 or more frames apart"),
-    "keys 1 frame apart": (lambda source: {"key_frames": [10, 11]}, "bad_key_frames", "'key_frames' [10, 11]"),
+    "keys 3 frames apart": (lambda source: {"key_frames": [10, 13]}, "keys_too_close", "6 or more frames apart"),
+    "keys 1 frame apart": (lambda source: {"key_frames": [10, 11]}, "keys_too_close", "'key_frames' [10, 11]"),
     "a source standing still": (lambda source: {"source": {"positions": STILL}}, "bad_source", "not a body's motion"),
     "a source at 240 fps": (lambda source: {"source": {**source, "fps": 240}}, "bad_source", "'source.fps' is 240"),
     "an unknown source field": (
