@@ -1352,7 +1352,8 @@ def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     assert steps[into_source] <= 1.5 * steps[into_source + 1 : into_source + 6].max(), steps[into_source - 3 :][:9]
     assert bpy.ops.mosa.bake(synchronous=True) == {"FINISHED"}  # keeps that placing: it is stored with the action
     baked = world_heads(obj, ["mixamorig:Hips"], list(range(int(lead_in[0]), int(last) + 1)))[:, 0]
-    assert np.abs(baked - hips).max() < 0.01, np.abs(baked - hips).max()  # 2 m when it was not stored
+    # 2 m when it was not stored; up to a few cm from the foot lock, applied now over the whole motion
+    assert np.abs(baked - hips).max() < 0.1, np.abs(baked - hips).max()
 
     # In-between: three keys 2 s apart on the extended action, selected as an animator would.
     obj.animation_data.action = extended
