@@ -209,13 +209,11 @@ sys.stdout.write(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
-def refusals(files) -> dict[str, list]:
-    """Every command line of REFUSED, run in one engine process: a process each spent about 2.5 s
-    starting Python and torch for a one-line answer."""
-    argvs = [[arg.format(tmp=files) for arg in shlex.split(args)] for args, _ in REFUSED]
+def engine_batch(argvs: list[list[str]], folder: Path) -> list[list]:
+    """[exit code, output, errors, whether `folder` stayed as it was] of each command line, run one
+    after another in one engine process: a process each spends seconds starting Python and torch."""
     run = subprocess.run(
-        [ENGINE_PYTHON, "-c", BATCH, str(files)],
+        [ENGINE_PYTHON, "-c", BATCH, str(folder)],
         input=json.dumps(argvs),
         capture_output=True,
         text=True,
@@ -224,7 +222,14 @@ def refusals(files) -> dict[str, list]:
         timeout=600,
     )
     assert run.returncode == 0, run.stderr
-    return dict(zip([args for args, _ in REFUSED], json.loads(run.stdout)))
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def refusals(files) -> dict[str, list]:
+    """Every command line of REFUSED, run in one engine process."""
+    argvs = [[arg.format(tmp=files) for arg in shlex.split(args)] for args, _ in REFUSED]
+    return dict(zip([args for args, _ in REFUSED], engine_batch(argvs, files)))
 
 
 @pytest.mark.parametrize("args, words", REFUSED)
@@ -280,13 +285,10 @@ def test_a_timeline_samples_with_the_options_given(checkpoint, files, tmp_path):
     options += ["--checkpoint", str(checkpoint), "--device", "cpu"]
     rows = ["--timeline", str(files / "rows.json")]
     single = ["--prompt", "a person walks", "--frames", "40"]
-    for name, args in (
-        ("timeline", [*rows, *options]),
-        ("single", [*single, *options]),
-        ("plain", [*rows, *options[:2]]),
-    ):
-        run = engine("generate", *args, "--out", str(tmp_path / f"{name}.npz"))
-        assert run.returncode == 0, run.stderr
+    runs = {"timeline": [*rows, *options], "single": [*single, *options], "plain": [*rows, *options[:2]]}
+    argvs = [["generate", *args, "--out", str(tmp_path / f"{name}.npz")] for name, args in runs.items()]
+    for code, _, errors, _ in engine_batch(argvs, tmp_path):
+        assert code == 0, errors
     timeline, single, plain = (
         CanonicalMotion.load(tmp_path / f"{name}.npz").positions for name in ("timeline", "single", "plain")
     )
