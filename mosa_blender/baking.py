@@ -63,11 +63,8 @@ def bake_keeping_the_rest(action: bpy.types.Action, obj: bpy.types.Object, part:
     channels += [
         (location_path(bone), PoseTracks(part.frames, locations={bone: p})) for bone, p in part.locations.items()
     ]
-    fcurves = fcurves_for(action, obj)
     for data_path, track in channels:
-        keyed = np.array(
-            [point.co[0] for fcurve in fcurves if fcurve.data_path == data_path for point in fcurve.keyframe_points]
-        )
+        keyed = np.array(keyed_frames(action, obj, data_path=data_path))
         before, after = keyed[keyed < first], keyed[keyed > last]
         held = np.concatenate(
             [
@@ -157,10 +154,14 @@ def sample_tracks(
     )
 
 
-def keyed_frames(action: bpy.types.Action, obj: bpy.types.Object, selected_only: bool = False) -> list[float]:
-    """Frames of the action's keys (only the selected ones if asked): the default span's source."""
+def keyed_frames(
+    action: bpy.types.Action, obj: bpy.types.Object, selected_only: bool = False, data_path: str | None = None
+) -> list[float]:
+    """Frames of the action's keys (only the selected ones, or one channel's, if asked)."""
     frames = []
     for fcurve in fcurves_for(action, obj):
+        if data_path is not None and fcurve.data_path != data_path:
+            continue
         frames.extend(
             point.co[0] for point in fcurve.keyframe_points if point.select_control_point or not selected_only
         )
