@@ -246,7 +246,7 @@ def run_demo(args: argparse.Namespace, checkpoint: Path, user_folder: Path, clos
     blend_path = (args.out / f"{args.name}.blend").resolve()
     bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
     bvh_path = args.out / f"{args.name}.bvh"
-    motion = canonical_motion.CanonicalMotion.from_dict(addon.storage.decode_motion(action["mosa"]["motion"]))
+    motion = canonical_motion.CanonicalMotion.from_dict(addon.vendored.packed.decode_motion(action["mosa"]["motion"]))
     bvh.write_bvh(bvh_path, motion)
     pictures = render_pictures(args, first, last)
     print("\nWrote:", *[f"  {path}" for path in (blend_path, bvh_path, *pictures)], sep="\n")

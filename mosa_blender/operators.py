@@ -17,12 +17,13 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
-from . import baking, engine_session, model_ops, preferences, shots, spans, storage, takes
+from . import baking, engine_session, model_ops, preferences, shots, spans, takes
 from .armature_io import scaled
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
 from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_steps
 from .spans import rotations
 from .tracks import action_name
+from .vendored import packed
 
 LOG = logging.getLogger(__name__)
 POLL_S = 0.03  # a look at the job (a 2 ms GET on loopback); a result waits half of this on average
@@ -355,7 +356,7 @@ def active_motion(context) -> tuple[dict, Placing]:
     obj = context.active_object
     action = obj.animation_data.action
     if stored_motion_is_keyed(action, obj):
-        return storage.decode_motion(action["mosa"]["motion"]), stored_placing(action)
+        return packed.decode_motion(action["mosa"]["motion"]), stored_placing(action)
     first, last = baking.keyed_span(action)
     return action_to_motion(obj, list(range(first, last + 1)), _scene_fps(context.scene)), Placing(on_rig=True)
 
@@ -386,7 +387,7 @@ def _store(action, obj, motion: dict, prompt: str, seed: int, model: str, placin
         "prompt": prompt,
         "seed": seed,
         "model": model,
-        "motion": storage.encode_motion(motion),
+        "motion": packed.encode_motion(motion),
         "keys": baking.keys_digest(action, obj),
         "on_rig": placing.on_rig,
         "placed_from": placing.placed_from,
@@ -635,7 +636,7 @@ class MOSA_OT_bake(_JobOperator, bpy.types.Operator):
         """No engine job: the motion stored with the action is the result."""
         stored = context.active_object.animation_data.action["mosa"]
         return JobRun(
-            None, "", model=stored.get("model", ""), state="done", result=[storage.decode_motion(stored["motion"])]
+            None, "", model=stored.get("model", ""), state="done", result=[packed.decode_motion(stored["motion"])]
         )
 
     def write(self, context, run):

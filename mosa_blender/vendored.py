@@ -11,6 +11,7 @@ try:  # the installed extension
         control_rig,
         inverse,
         mapping,
+        packed,
         plausibility,
         resample,
         rotations,
@@ -18,4 +19,15 @@ try:  # the installed extension
         transfer,
     )  # noqa: F401
 except ImportError:  # a development checkout
-    from retarget import canonical, control_rig, inverse, mapping, plausibility, resample, rotations, skeleton, transfer  # noqa: F401
+    from retarget import (  # noqa: F401
+        canonical,
+        control_rig,
+        inverse,
+        mapping,
+        packed,
+        plausibility,
+        resample,
+        rotations,
+        skeleton,
+        transfer,
+    )

@@ -257,19 +257,25 @@ class CanonicalMotion:
         to, `positions`; see the module docstring)."""
         return forward_kinematics(self.rotations, self.root_translation)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (lists of floats), the shape used on the wire and in the add-on."""
+    def to_arrays(self) -> dict[str, Any]:
+        """The motion's fields by name: arrays as stored, fps and joint names as plain values."""
         data: dict[str, Any] = {
             "fps": self.fps,
             "joint_names": list(self.joint_names),
-            "parents": self.parents.tolist(),
-            "positions": self.positions.tolist(),
-            "rotations": self.rotations.tolist(),
-            "root_translation": self.root_translation.tolist(),
+            "parents": self.parents,
+            "positions": self.positions,
+            "rotations": self.rotations,
+            "root_translation": self.root_translation,
         }
         if self.features is not None:
-            data["features"] = self.features.tolist()
+            data["features"] = self.features
         return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (lists of floats), the shape used on the wire and in the add-on."""
+        return {
+            key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in self.to_arrays().items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanonicalMotion:
@@ -291,16 +297,8 @@ class CanonicalMotion:
 
     def save(self, path: str | Path) -> None:
         """Write a .npz file (arrays as stored, float32)."""
-        arrays = {
-            "positions": self.positions,
-            "rotations": self.rotations,
-            "root_translation": self.root_translation,
-            "parents": self.parents,
-            "fps": np.float64(self.fps),
-            "joint_names": np.array(self.joint_names),
-        }
-        if self.features is not None:
-            arrays["features"] = self.features
+        arrays = self.to_arrays()
+        arrays.update(fps=np.float64(self.fps), joint_names=np.array(self.joint_names))
         with open(path, "wb") as file:
             np.savez(file, **arrays)
 

@@ -331,7 +331,9 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reloaded = bpy.data.actions["MoSa: a person walks (seed 3)"]
     assert reloaded["mosa"]["prompt"] == "a person walks" and reloaded["mosa"]["seed"] == 3
-    np.testing.assert_array_equal(package.storage.decode_motion(reloaded["mosa"]["motion"])["positions"], positions)
+    np.testing.assert_array_equal(
+        package.vendored.packed.decode_motion(reloaded["mosa"]["motion"])["positions"], positions
+    )
     assert len(package.action_compat.fcurves_for(reloaded, bpy.data.objects["rig"])) == len(BONES) * 4 + 3
     assert package.operators.stored_motion_is_keyed(reloaded, bpy.data.objects["rig"])  # the keys' digest too
 
@@ -633,7 +635,7 @@ def test_generate_then_regenerate_a_range_end_to_end(engine, rig_kind, request, 
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reloaded = bpy.data.actions[source_name]
-    stored = package.storage.decode_motion(reloaded["mosa"]["motion"])
+    stored = package.vendored.packed.decode_motion(reloaded["mosa"]["motion"])
     assert stored["positions"].shape == (80, 22, 3) and reloaded["mosa"]["prompt"] == "a person walks forward"
     reloaded_keys = keys_of(reloaded, bpy.data.objects[rig_name], fcurves_for)
     assert reloaded_keys.keys() == keys.keys()
@@ -763,7 +765,7 @@ def test_generated_keys_play_in_each_bones_rotation_mode(engine, rig_kind, reque
     if rig_kind == "rigify":
         assert obj.pose.bones["shoulder.L"].rotation_mode == "YXZ"
         assert ('pose.bones["shoulder.L"].rotation_euler', 0) in keys
-    motion = package.storage.decode_motion(action["mosa"]["motion"])
+    motion = package.vendored.packed.decode_motion(action["mosa"]["motion"])
     skeleton = package.armature_io.skeleton_from_armature(obj)
     frames = list(range(1, len(motion["positions"]) + 1))
     heads, tails = package.armature_io.read_posed_bones(obj, skeleton, frames)
@@ -1000,7 +1002,7 @@ def test_the_blender_side_runs_in_slices_and_cancel_midway_leaves_the_scene_as_i
     generated = obj.animation_data.action
     scene.mosa.range_start, scene.mosa.range_end, scene.mosa.variations = 40, 70, 1
     before = scene_state(obj, fcurves_for)
-    motion = package.storage.decode_motion(generated["mosa"]["motion"])
+    motion = package.vendored.packed.decode_motion(generated["mosa"]["motion"])
     mask = package.spans.canonical_mask((40, 70), generated.frame_range[0], 30.0, len(motion["positions"]), 20.0)
     wire = {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
     edit = run_to_end(package.operators.JobRun(client, client.edit("a person jumps", wire, mask.tolist(), seed=1)))
@@ -1121,7 +1123,7 @@ def test_with_automatic_mapping_off_a_rig_is_mapped_in_the_panel_and_generates(e
 
     assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
     action = obj.animation_data.action
-    motion = package.storage.decode_motion(action["mosa"]["motion"])
+    motion = package.vendored.packed.decode_motion(action["mosa"]["motion"])
     skeleton = package.armature_io.skeleton_from_armature(obj)
     mapping = Mapping(dict(by_hand))
     frames = list(range(1, len(motion["positions"]) + 1))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosa_blender import spans, storage
+from mosa_blender import spans
 from mosa_blender.tracks import PoseTracks, action_name, flat_keys
-from retarget import canonical, rotations
+from retarget import canonical, packed, rotations
 
 
 def test_flat_keys_interleave_frames_and_values():
@@ -91,13 +91,13 @@ def test_stored_motion_round_trips_compactly():
         "rotations": rotations.normalize(np.random.default_rng(1).normal(size=(frames, 22, 4))),
         "root_translation": np.zeros((frames, 3)),
     }
-    text = storage.encode_motion(motion)
-    back = storage.decode_motion(text)
+    text = packed.encode_motion(motion)
+    back = packed.decode_motion(text)
     assert back["fps"] == 20.0 and back["joint_names"] == list(canonical.JOINT_NAMES)
     np.testing.assert_allclose(back["positions"], np.asarray(motion["positions"], dtype=np.float32))
     np.testing.assert_array_equal(back["parents"], canonical.PARENTS)
     assert len(text) < 60 * 22 * 7 * 4 * 4 / 3 * 1.1  # no bigger than the float32 arrays in base64
     with pytest.raises(ValueError, match="lacks"):
-        storage.encode_motion({"fps": 20})
+        packed.encode_motion({"fps": 20})
     with pytest.raises(ValueError, match="not a base64 .npz"):
-        storage.decode_motion("not base64!")
+        packed.decode_motion("not base64!")

@@ -72,6 +72,28 @@ def test_generate_end_to_end_with_progress(engine):
     assert client.job(job_id)["progress"] == {"step": 10, "total": 10}
 
 
+def test_a_result_comes_packed_when_asked_bit_for_bit_the_json_one(engine):
+    """?result=npz (what the add-on asks for) carries the same float32 values as the JSON lists."""
+    client = engine["client"]
+    job_id = client.generate("a person walks forward", seconds=3.0, seed=5)
+    client.wait(job_id, timeout_s=120)
+    as_json = raw(engine, "GET", f"/v1/jobs/{job_id}").json()["result"]
+    as_text = raw(engine, "GET", f"/v1/jobs/{job_id}?result=npz").json()["result"]
+    assert len(as_json) == len(as_text) == 1 and isinstance(as_text[0], str)
+    assert len(as_text[0]) < len(json.dumps(as_json[0])) / 3
+    listed, packed_motion = as_json[0], client.job(job_id)["result"][0]
+    assert set(listed) == set(packed_motion) >= {"positions", "rotations", "root_translation", "features", "parents"}
+    for key, value in listed.items():
+        if key in ("fps", "joint_names"):
+            assert packed_motion[key] == value
+        else:
+            np.testing.assert_array_equal(packed_motion[key], np.asarray(value, dtype=packed_motion[key].dtype))
+    for query, named in [("result=xml", "json, npz"), ("result=npz&result=json", "json, npz"), ("page=2", "'page'")]:
+        response = raw(engine, "GET", f"/v1/jobs/{job_id}?{query}")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "bad_query"
+        assert named in response.json()["error"]["message"]
+
+
 def test_edit_end_to_end(engine, walk_source):
     client = engine["client"]
     mask = [40 <= frame < 60 for frame in range(SOURCE_FRAMES)]
