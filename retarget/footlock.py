@@ -51,16 +51,46 @@ def contacts(positions: np.ndarray, features: np.ndarray | None = None) -> np.nd
     return np.concatenate([flags, np.repeat(flags[-1:], frames - len(flags), axis=0)])[:frames]
 
 
+def _lowest_in_run(path: np.ndarray, flag: np.ndarray, start: int, up: np.ndarray) -> float:
+    """The lowest height (along `up`) the joint's path reaches over its contact run from `start`:
+    a contact flag is often set while the foot still comes down."""
+    end = start + int(np.argmin(flag[start:])) if not flag[start:].all() else len(flag)
+    return float((path[start:end] @ up).min())
+
+
+def _lowered(point: np.ndarray, height: float, up: np.ndarray) -> np.ndarray:
+    """`point` moved down (never up) along `up` to `height`."""
+    return point - max(float(point @ up) - height, 0.0) * up
+
+
+def _toe_lowered(ankle: np.ndarray, foot: np.ndarray, height: float, up: np.ndarray) -> np.ndarray:
+    """The toe at the foot's length from the pinned ankle, turned down about it towards `height`
+    (never up): the foot stays rigid while both its joints are pinned."""
+    length, rise = float(np.linalg.norm(foot)), float(foot @ up)
+    new_rise = np.clip(min(rise, height - float(ankle @ up)), -length, length)
+    flat = foot - rise * up
+    flat_length = float(np.linalg.norm(flat))
+    if flat_length < 1e-9:
+        return ankle + foot
+    return ankle + new_rise * up + np.sqrt(length**2 - new_rise**2) * flat / flat_length
+
+
 def foot_goals(
-    ankle: np.ndarray, toe: np.ndarray, ankle_flag: np.ndarray, toe_flag: np.ndarray, blend: int = BLEND_FRAMES
+    ankle: np.ndarray,
+    toe: np.ndarray,
+    ankle_flag: np.ndarray,
+    toe_flag: np.ndarray,
+    up: np.ndarray,
+    blend: int = BLEND_FRAMES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where the ankle and the toe should be (T, 3 each) and how much the lock counts (T,).
 
     Frames run in order. A contact run pins its joint where the foot is when the run starts: on
     the other joint's pin when that one is already planted (the foot stays rigid), else where
-    the locked foot was a frame before, else where the motion puts it. A joint without its flag
-    follows the pinned one at the motion's foot offset. Free frames near a run keep a fading
-    share of the neighbouring run's correction, so the lock eases in and out."""
+    the locked foot was a frame before, else where the motion puts it; a pin not carried on from
+    the frame before is as low as the motion puts its joint during the run (`up`: the up direction). A joint without its flag follows
+    the pinned one at the motion's foot offset. Free frames near a run keep a fading share of
+    the neighbouring run's correction, so the lock eases in and out."""
     foot = toe - ankle
     ankle_goal, toe_goal = ankle.copy(), toe.copy()
     locked = ankle_flag | toe_flag
@@ -70,13 +100,17 @@ def foot_goals(
         if ankle_flag[t] and not (t > 0 and ankle_flag[t - 1]):
             if toe_flag[t] and t > 0 and toe_flag[t - 1]:
                 ankle_pin = toe_pin - foot[t]
+            elif previous_locked:
+                ankle_pin = ankle_goal[t - 1]
             else:
-                ankle_pin = ankle_goal[t - 1] if previous_locked else ankle[t]
+                ankle_pin = _lowered(ankle[t], _lowest_in_run(ankle, ankle_flag, t, up), up)
         if toe_flag[t] and not (t > 0 and toe_flag[t - 1]):
             if ankle_flag[t]:
-                toe_pin = ankle_pin + foot[t]
+                toe_pin = _toe_lowered(ankle_pin, foot[t], _lowest_in_run(toe, toe_flag, t, up), up)
+            elif previous_locked:
+                toe_pin = toe_goal[t - 1]
             else:
-                toe_pin = toe_goal[t - 1] if previous_locked else toe[t]
+                toe_pin = _lowered(toe[t], _lowest_in_run(toe, toe_flag, t, up), up)
         ankle_goal[t] = ankle_pin if ankle_flag[t] else toe_pin - foot[t]
         toe_goal[t] = toe_pin if toe_flag[t] else ankle_pin + foot[t]
     weight = locked.astype(float)
@@ -146,7 +180,14 @@ def lock_feet(
     heads, tails = skeleton.posed_heads_tails(world, root, root_head)
     joints = joint_positions(skeleton, mapping, heads, tails)
     goals = [
-        foot_goals(joints[:, ankle], joints[:, toe], contact_flags[:, 2 * side], contact_flags[:, 2 * side + 1], blend)
+        foot_goals(
+            joints[:, ankle],
+            joints[:, toe],
+            contact_flags[:, 2 * side],
+            contact_flags[:, 2 * side + 1],
+            skeleton.up,
+            blend,
+        )
         for side, (_, _, ankle, toe) in enumerate(LEGS)
     ]
     reach = [

@@ -21,6 +21,7 @@ from . import canonical, rotations
 
 # (x, y, z) canonical -> (x, -z, y) Blender: up Y -> Z, forward +Z -> -Y, the character's left stays +X.
 CANONICAL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+WORLD_UP = np.array([0.0, 0.0, 1.0])
 
 
 def bone_matrix(head: np.ndarray, tail: np.ndarray, roll: float = 0.0) -> np.ndarray:
@@ -194,6 +195,11 @@ class Skeleton:
         """The object's rotation (3, 3) without scale: turns armature-space directions into world ones."""
         u, _, vt = np.linalg.svd(self.object_matrix[:3, :3])
         return u @ vt
+
+    @property
+    def up(self) -> np.ndarray:
+        """The world's up (Blender's +Z) as a direction (3,) in armature space."""
+        return self.object_rotation.T @ WORLD_UP
 
     @property
     def object_scale(self) -> float:

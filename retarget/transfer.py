@@ -26,9 +26,8 @@ import numpy as np
 
 from . import canonical, footlock, rotations
 from .mapping import SPINE_CHAIN, J, Mapping, joint_positions
-from .skeleton import CANONICAL_TO_BLENDER, Skeleton
+from .skeleton import CANONICAL_TO_BLENDER, WORLD_UP, Skeleton
 
-UP = np.array([0.0, 0.0, 1.0])
 # (side prefix, shoulder, elbow, wrist); the legs are footlock.LEGS: (hip, knee, ankle, toe)
 ARMS = [(side, J[f"{side}Arm"], J[f"{side}ForeArm"], J[f"{side}Hand"]) for side in ("Left", "Right")]
 LEG_ROWS = np.array(footlock.LEGS)  # (side, hip knee ankle toe)
@@ -143,7 +142,7 @@ def _across(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
     x = reference - rotations.dot(reference, y)[..., None] * y
     bad = np.sqrt(rotations.dot(x, x)) < 1e-6
     if np.any(bad):
-        fallback = rotations.cross(y, np.where(np.abs(y[..., 2:3]) < 0.9, UP, [1.0, 0.0, 0.0]))
+        fallback = rotations.cross(y, np.where(np.abs(y[..., 2:3]) < 0.9, WORLD_UP, [1.0, 0.0, 0.0]))
         x = np.where(bad[..., None], fallback, x)
         bad_frames = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
         for t in bad_frames[bad_frames > 0]:
@@ -208,7 +207,7 @@ def leg_length(positions: np.ndarray) -> float:
 def facing(positions: np.ndarray) -> np.ndarray:
     """Horizontal forward direction (3,) of a body (positions (22, 3), Blender axes): hips axis x up."""
     left = positions[J["LeftUpLeg"]] - positions[J["RightUpLeg"]] + positions[J["LeftArm"]] - positions[J["RightArm"]]
-    forward = np.cross(left, UP)
+    forward = np.cross(left, WORLD_UP)
     forward[2] = 0.0
     if np.linalg.norm(forward) < 1e-9:
         raise ValueError("cannot tell which way the body faces: its hips and shoulders point up")
@@ -318,7 +317,7 @@ def transfer(
     hips = bone_of[J["Hips"]]
     hips_path = place.points(source[:, J["Hips"]])
     if in_place:
-        up = skeleton.object_rotation.T @ UP
+        up = skeleton.up
         drift = hips_path - hips_path[:1]
         hips_path = hips_path - (drift - np.outer(drift @ up, up))  # keep only the vertical motion
     root = root_bone_of(skeleton, hips)
@@ -354,7 +353,7 @@ def _ground_offset(
     clip's lower frames, at the height it has in the rest pose."""
     heads, tails = skeleton.posed_heads_tails(world, root, root_head)
     feet = joint_positions(skeleton, mapping, heads, tails)[:, footlock.FOOT_JOINTS]
-    up = skeleton.object_rotation.T @ UP
+    up = skeleton.up
     posed_low = footlock.floor_height(feet @ up)
     rest_low = (rest_joints[footlock.FOOT_JOINTS] @ up).min()
     return (rest_low - posed_low) * up

@@ -69,6 +69,18 @@ def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
+def planted_height(rig_joints: np.ndarray, contacts: np.ndarray, floor: float) -> float:
+    """The median height (metres, world Z) above `floor` of each planted foot's lowest joint (its
+    ankle or its toe), over the frames where either of that foot's contact flags is set."""
+    heights = [
+        np.minimum(rig_joints[:, FOOT_JOINTS[ankle], 2], rig_joints[:, FOOT_JOINTS[ankle + 1], 2])[
+            contacts[:, ankle] | contacts[:, ankle + 1]
+        ]
+        for ankle in (0, 2)
+    ]
+    return float(np.median(np.concatenate(heights))) - floor
+
+
 def planted_drift(rig_joints: np.ndarray, contacts: np.ndarray) -> float:
     """The farthest (metres) any foot joint moves from where it stood when its contact flag
     (contacts (T, 4)) was set, while it stays set."""
