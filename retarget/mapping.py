@@ -115,8 +115,9 @@ class Mapping:
 def essential_error(missing: list[str]) -> str:
     wanted = ", ".join(f"{group} ({' or '.join(ESSENTIAL_GROUPS[group])})" for group in missing)
     return (
-        f"the rig's bones do not map onto the human skeleton: no bone found for {wanted}; "
-        "map them by hand in the MoSa panel's Mapping list (select the bone, then click the joint's fill button)"
+        f"the rig's bones do not map onto the human skeleton: no bone found for {wanted}. MoSa animates "
+        "two-legged human rigs; if this is one, map them by hand in the MoSa panel's Mapping list (select the "
+        "bone, then click the joint's fill button)"
     )
 
 

@@ -2,8 +2,12 @@
 
 A wrong but plausible mapping transfers without an error and still ruins the take: a lower-body
 bone as Hips leaves the upper body behind while the root travels (hips to neck 0.55 -> 3.40 m on
-a real case), the right thigh given to LeftUpLeg crosses the legs. Three checks, each naming the
-joint and its bone:
+a real case), the right thigh given to LeftUpLeg crosses the legs, and a four-legged rig whose
+names match a human's (Rigify's cat metarig) would be stood up on its hind legs. Four checks,
+each naming the joint and its bone:
+- posture: at rest the spine (Hips to the highest mapped spine joint) stands within
+  UPRIGHT_DEGREES of straight up, as every human rig does (5-6 degrees on Rigify's human;
+  Rigify's bird leans 48, its cat 91);
 - hierarchy: every mapped bone hangs under the bone that carries the root motion, else that
   motion leaves it behind;
 - sides: at rest every Left joint lies on the rig's left of its Right partner, the rig's left
@@ -29,6 +33,8 @@ from .transfer import PosedRig, root_bone_of
 DRIFT_TOLERANCE = 0.1
 # How far (share of the rig's height) a Left joint must lie on the rig's left of its Right partner.
 SIDE_MARGIN = 0.005
+# How far (degrees) a human rig's spine may lean from straight up at rest.
+UPRIGHT_DEGREES = 35.0
 PAIRS = [(name, "Right" + name[len("Left") :]) for name in JOINTS if name.startswith("Left")]
 
 
@@ -72,6 +78,22 @@ def hierarchy_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
         (
             f"{listed} do not hang under '{skeleton.names[root]}', which carries the root motion for Hips "
             f"('{mapping.bones['Hips']}'): the body would come apart as it moves"
+        )
+    ]
+
+
+def posture_problems(skeleton: Skeleton, mapping: Mapping) -> list[str]:
+    rest = skeleton.to_world(joint_positions(skeleton, mapping, skeleton.heads, skeleton.tails))
+    top = [joint for joint in ("Spine", "Spine1", "Spine2", "Neck", "Head") if mapping.bones[joint]][-1]
+    spine = rest[J[top]] - rest[J["Hips"]]
+    lean = float(np.degrees(np.arccos(np.clip(spine[2] / max(np.linalg.norm(spine), 1e-12), -1.0, 1.0))))
+    if lean <= UPRIGHT_DEGREES:
+        return []
+    return [
+        (
+            f"from {_named(mapping, 'Hips')} to {_named(mapping, top)} the spine leans {lean:.0f} degrees from "
+            f"straight up at rest, where a human rig's stands within {UPRIGHT_DEGREES:.0f}: MoSa's motions are "
+            "for two-legged humans, and this rig looks like another body (or a human lying down: stand it up)"
         )
     ]
 
@@ -137,7 +159,9 @@ def motion_problems(skeleton: Skeleton, mapping: Mapping, posed: PosedRig) -> li
 
 def check(skeleton: Skeleton, mapping: Mapping, posed: PosedRig | None = None) -> None:
     """ImplausibleMapping listing every problem found (the motion ones only with `posed`, the transfer)."""
-    problems = hierarchy_problems(skeleton, mapping) + side_problems(skeleton, mapping)
+    problems = (
+        posture_problems(skeleton, mapping) + hierarchy_problems(skeleton, mapping) + side_problems(skeleton, mapping)
+    )
     if posed is not None:
         problems += motion_problems(skeleton, mapping, posed)
     if problems:

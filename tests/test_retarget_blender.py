@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import addon_utils  # Blender's own module, importable once bpy is loaded
 import bpy
+
+# isort: split
+import addon_utils  # Blender's own module, importable once bpy is loaded (alone, this file failed to import)
 import numpy as np
 import pytest
 from mathutils import Matrix
 
 from mosa_blender import armature_io
-from retarget import rotations
+from retarget import plausibility, rotations
 from retarget.inverse import motion_from_bones
 from retarget.mapping import auto_map, joint_positions, map_by_structure
 from retarget.transfer import transfer
@@ -203,6 +205,24 @@ def test_every_rig_maps_automatically(armatures):
         assert found.family == expected[family], lines[-1]
         assert not found.missing_essentials()
     print("\n" + "\n".join(lines))
+
+
+def test_rigifys_animal_metarigs_are_refused_as_not_human():
+    """Rigify's cat maps by name (its legs and spine carry human names) and its bird by structure;
+    both used to be stood up as humans without a word. Every animal Rigify ships is refused, each
+    saying why, before the engine is asked for anything."""
+    addon_utils.enable("rigify", default_set=True)
+    refusals = {}
+    for kind in ("cat", "bird", "wolf", "horse", "shark", "basic_quadruped"):
+        getattr(bpy.ops.object, f"armature_{kind}_metarig_add")()
+        metarig = bpy.context.object
+        skeleton = armature_io.skeleton_from_armature(metarig)
+        with pytest.raises(ValueError, match="two-legged human") as refused:
+            plausibility.check(skeleton, auto_map(skeleton))
+        refusals[kind] = str(refused.value)
+        bpy.data.objects.remove(metarig)
+    assert "leans 91 degrees from straight up" in refusals["cat"]
+    assert "leans 48 degrees from straight up" in refusals["bird"]
 
 
 def test_structure_alone_finds_the_same_bones(armatures):
