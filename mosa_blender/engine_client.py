@@ -15,6 +15,7 @@ import requests
 from .vendored import packed
 
 FINISHED = ("done", "failed", "cancelled")
+STATES = ("queued", "running", *FINISHED)
 
 
 class EngineUnavailable(Exception):
@@ -60,13 +61,13 @@ class EngineClient:
         """Queue a generation; returns the job id. Options: seed, samples, guidance, temperature,
         top_k, top_p, smooth."""
         length = {"frames": frames} if frames is not None else {"seconds": seconds}
-        return self._call("POST", "/v1/generate", {"prompt": prompt, **length, **options})["id"]
+        return self._submit("/v1/generate", {"prompt": prompt, **length, **options})
 
     def edit(self, prompt: str, source: dict | list, frame_mask: list[bool], **options: Any) -> str:
         """Queue an edit of `source` (a canonical motion dict or feature rows) where frame_mask
         is true; returns the job id."""
         body = {"prompt": prompt, "source": source, "frame_mask": [bool(flag) for flag in frame_mask], **options}
-        return self._call("POST", "/v1/edit", body)["id"]
+        return self._submit("/v1/edit", body)
 
     def timeline(
         self, segments: list[tuple[str, float]], source: dict | None = None, side: str = "after", **options: Any
@@ -76,18 +77,20 @@ class EngineClient:
         body: dict[str, Any] = {"segments": [{"prompt": p, "seconds": s} for p, s in segments], **options}
         if source is not None:
             body.update(source=source, side=side)
-        return self._call("POST", "/v1/timeline", body)["id"]
+        return self._submit("/v1/timeline", body)
 
     def inbetween(self, prompt: str, source: dict, key_frames: list[int], **options: Any) -> str:
         """Queue a motion through `source`'s poses at `key_frames`, the frames between from the prompt."""
         body = {"prompt": prompt, "source": source, "key_frames": [int(frame) for frame in key_frames], **options}
-        return self._call("POST", "/v1/inbetween", body)["id"]
+        return self._submit("/v1/inbetween", body)
 
     def job(self, job_id: str) -> dict:
         """The job's state; once done, its result as canonical motion dicts. Asked for packed (numpy
         arrays in base64: a 30 s shot's motion is 5 MB of JSON floats, read in about half a second);
         an engine older than that option answers JSON lists, taken as they are."""
         job = self._call("GET", f"/v1/jobs/{job_id}?result=npz")
+        if job.get("state") not in STATES:
+            raise EngineError(200, "bad_response", f"{self.base_url} answered {str(job)[:80]}, not a MoSa job")
         if "result" in job:
             try:
                 job["result"] = [_motion(item) for item in job["result"]]
@@ -124,6 +127,13 @@ class EngineClient:
     def close(self) -> None:
         self._session.close()
 
+    def _submit(self, path: str, body: dict) -> str:
+        """POST a job; its id (an answer without one is not a MoSa engine's)."""
+        answer = self._call("POST", path, body)
+        if not isinstance(answer.get("id"), str):
+            raise EngineError(200, "bad_response", f"{self.base_url} answered {str(answer)[:80]}, not a job id")
+        return answer["id"]
+
     def _call(self, method: str, path: str, body: Any = None) -> dict:
         url = self.base_url + path
         try:
@@ -133,9 +143,16 @@ class EngineClient:
         try:
             payload = response.json()
         except ValueError:
-            raise EngineError(response.status_code, "bad_response", f"not JSON: {response.text[:200]!r}") from None
+            payload = None
+        if not isinstance(payload, dict):
+            raise EngineError(
+                response.status_code,
+                "bad_response",
+                f"{self.base_url} does not answer as a MoSa engine does (its answer begins {response.text[:80]!r})",
+            )
         if response.status_code >= 400:
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            error = payload.get("error")
+            error = error if isinstance(error, dict) else {}
             raise EngineError(
                 response.status_code, error.get("code", "unknown"), error.get("message", response.text[:200])
             )

@@ -3,6 +3,9 @@
 The engine runs in its own Python (with torch) as `python -m engine serve --port 0`; it prints
 one JSON line with the port it bound. A fresh random token goes to a 0600 file that only this
 user can read. A state file beside it lets a reloaded add-on reuse the engine already running.
+Token and state files are named after the Blender process, so two Blender sessions of one user
+each keep their own engine: sharing one folder, each used to overwrite the other's token, take
+the other's engine for a hung one and kill it. The log is shared; its lines carry the engine's pid.
 """
 
 from __future__ import annotations
@@ -44,10 +47,11 @@ class EngineProcess:
         self.log_dir = Path(log_dir or Path.home() / ".cache" / "mosa-blender" / "engine")
         self.engine_root = Path(engine_root)
         self.start_timeout_s = start_timeout_s
-        self.token_file = self.log_dir / "engine.token"
-        self.state_file = self.log_dir / "engine.json"
+        session = f"engine-{os.getpid()}"
+        self.token_file = self.log_dir / f"{session}.token"
+        self.state_file = self.log_dir / f"{session}.json"
+        self.stderr_file = self.log_dir / f"{session}.stderr"
         self.log_file = self.log_dir / "engine.log"
-        self.stderr_file = self.log_dir / "engine.stderr"
         self.pid: int | None = None
         self.port: int | None = None
         self._popen: subprocess.Popen | None = None
@@ -119,6 +123,7 @@ class EngineProcess:
         if self._popen is not None:
             self._popen.wait(timeout=timeout_s)
         self.state_file.unlink(missing_ok=True)
+        self.token_file.unlink(missing_ok=True)
         self.pid = self.port = None
         self._popen, self._launched = None, False
 
@@ -146,6 +151,7 @@ class EngineProcess:
     # --- internals ----------------------------------------------------------------------------
     def _launch(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _remove_ended_sessions(self.log_dir)
         _write_private(self.token_file, secrets.token_urlsafe(32))
         command = [
             self.python,
@@ -218,6 +224,14 @@ def _write_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
+
+
+def _remove_ended_sessions(folder: Path) -> None:
+    """The token, state and stderr files of Blender sessions that have ended."""
+    for path in folder.glob("engine-*.*"):
+        pid = path.stem.removeprefix("engine-")
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -52,15 +52,25 @@ class JobRun:
     def step(self) -> bool:
         try:
             job = self.client.job(self.job_id)
-            if job["state"] == "done":
+            state, progress = job["state"], progress_fraction(job.get("progress"))
+            if state == "done":
                 self.model = self.client.health().get("model") or ""  # loaded by now, so health names it
-        except (EngineUnavailable, EngineError) as failure:
+                self.result = job["result"]
+        except EngineError as failure:  # the engine refused (an expired job), or it is not an engine
+            self.state, self.error = "failed", str(failure)
+            return True
+        except EngineUnavailable as failure:
             self.state, self.error = "failed", f"the engine stopped answering: {failure}"
             return True
-        self.state, self.progress = job["state"], progress_fraction(job.get("progress"))
-        if self.state == "done":
-            self.result = job["result"]
-        elif self.state == "failed":
+        except Exception as failure:  # a job must end: a stuck one greys out every MoSa button
+            LOG.exception("job %s: an answer the add-on does not understand", self.job_id)
+            self.state, self.error = (
+                "failed",
+                f"the engine's answer was not understood ({type(failure).__name__}: {failure})",
+            )
+            return True
+        self.state, self.progress = state, progress
+        if self.state == "failed":
             self.error = job.get("error") or "the job failed without a message"
         return self.state in FINISHED
 

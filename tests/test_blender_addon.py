@@ -4,6 +4,7 @@ seams, stored motion across save and reload, undo, and the clear messages for ba
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import os
@@ -510,11 +511,57 @@ def test_no_early_start_for_a_remote_engine_with_the_preference_off_or_in_backgr
     thread = package.engine_autostart.start(bpy.context)
     bpy.ops.preferences.addon_disable(module=package.__name__)  # at once, while the engine starts
     thread.join(timeout=180)
-    assert package.engine_session._process is None and not (package.preferences.user_dir() / "engine.json").exists()
+    assert package.engine_session._process is None and not list(package.preferences.user_dir().glob("engine*.json"))
     bpy.ops.preferences.addon_enable(module=package.__name__)
     assert hasattr(bpy.types, "MOSA_PT_main") and package.engine_session._process is None
     for name, value in kept.items():  # the preferences went with the disabled add-on
         setattr(package.preferences.get(bpy.context), name, value)
+
+
+class NotAnEngine(http.server.BaseHTTPRequestHandler):
+    """A server at the remote URL that is not a MoSa engine: every request gets `body` (bytes)."""
+
+    body = b"{}"
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "body, said",
+    [
+        (b'{"id": "1", "service": "something else"}', "not a MoSa job"),  # JSON, a job id, then no state
+        (b"<!DOCTYPE html><html>Directory listing</html>", "does not answer as a MoSa engine does"),
+    ],
+)
+def test_a_remote_address_that_is_not_a_mosa_engine_is_said_and_frees_the_buttons(addon, body, said):
+    """Such an answer used to end in a KeyError traceback, with the job never ended: every MoSa
+    button stayed greyed out ("A MoSa job is running") until Blender restarted."""
+    package, _ = addon
+    prefs = package.preferences.get(bpy.context)
+    mixamo_rig()
+    bpy.context.scene.mosa.prompt = "a person walks forward"
+    handler = type("Answer", (NotAnEngine,), {"body": body})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        prefs.engine_mode, prefs.remote_url = "REMOTE", f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            with pytest.raises(RuntimeError, match=said):
+                bpy.ops.mosa.generate(synchronous=True)
+            assert package.operators._active_run is None and bpy.ops.mosa.generate.poll()
+            assert not bpy.data.actions
+        finally:
+            prefs.engine_mode = "LOCAL"
+            server.shutdown()
 
 
 def mixamo_rig(prefix: str = "mixamorig:"):

@@ -61,6 +61,41 @@ def test_a_second_manager_reuses_the_running_engine(managed, checkpoint):
     assert other.client().health()["ready"] is True
 
 
+# Another Blender session: its own process, the same folder (the extension's user folder).
+OTHER_SESSION = """
+import json, sys
+from mosa_blender.engine_process import EngineProcess
+engine = EngineProcess(sys.executable, sys.argv[1], device="cpu", log_dir=sys.argv[2], engine_root=sys.argv[3])
+print(json.dumps({"news": engine.ensure_running(), "pid": engine.pid, "token_file": str(engine.token_file)}), flush=True)
+sys.stdin.readline()
+engine.stop()
+"""
+
+
+def test_two_blender_sessions_each_keep_their_own_engine(managed, checkpoint):
+    """Two sessions of one user used to share the token file: each start overwrote the other's
+    token, and the other then killed the engine it could no longer talk to, again and again."""
+    managed.ensure_running()
+    mine = managed.pid
+    other = subprocess.Popen(
+        [ENGINE_PYTHON, "-c", OTHER_SESSION, str(checkpoint), str(managed.log_dir), str(ROOT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=engine_env(),
+        cwd=ROOT,
+    )
+    try:
+        started = json.loads(other.stdout.readline())
+        assert started["news"] == f"started the engine (pid {started['pid']})" and started["pid"] != mine
+        assert started["token_file"] != str(managed.token_file)
+        assert managed.ensure_running() is None and managed.pid == mine  # not taken for hung, not killed
+        assert managed.client().health()["pid"] == mine
+    finally:
+        other.communicate("stop\n", timeout=60)
+    assert gone(started["pid"], 10) and managed.ensure_running() is None and managed.pid == mine
+
+
 def test_killed_engine_gives_a_clear_error_then_restarts(managed):
     managed.ensure_running()
     client = managed.client()
