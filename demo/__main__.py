@@ -138,7 +138,7 @@ def generate(addon, actor, args: argparse.Namespace, checkpoint: Path) -> bool:
         bpy.ops.mosa.generate(synchronous=True)
         generate_s = time.perf_counter() - clicked
         client, _ = addon.engine_session.connect(prefs, addon.preferences.user_dir())
-        generation_s = client.job(scene.mosa.jobs[-1].job_id)["elapsed_s"]
+        generation_s = client.job(bpy.context.window_manager.mosa_session.jobs[-1].job_id)["elapsed_s"]
         say(f"generated {actor.rig.animation_data.action.name!r}; baking onto the rig")
         baking = time.perf_counter()
         bpy.ops.mosa.bake()

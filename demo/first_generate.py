@@ -76,14 +76,14 @@ def _click(addon, case: str, target: float | None) -> Click:
     """One Generate through the operator, as a script runs it (synchronous), timed."""
     import bpy
 
-    settings = bpy.context.scene.mosa
-    settings.seed += 1
+    session = bpy.context.window_manager.mosa_session
+    bpy.context.scene.mosa.seed += 1
     started = time.perf_counter()
     if bpy.ops.mosa.generate(synchronous=True) != {"FINISHED"}:
-        raise RuntimeError(f"Generate failed: {settings.status}")
+        raise RuntimeError(f"Generate failed: {session.status}")
     total = time.perf_counter() - started
     client, _ = addon.engine_session.connect(addon.preferences.get(bpy.context), addon.preferences.user_dir())
-    return Click(case, total, client.job(settings.jobs[-1].job_id)["elapsed_s"], target)
+    return Click(case, total, client.job(session.jobs[-1].job_id)["elapsed_s"], target)
 
 
 def table(clicks: list[Click], loaded_s: float | None) -> str:

@@ -89,6 +89,42 @@ def apply_pose(obj: bpy.types.Object, posed, frame: int) -> None:
     obj.pose.bones[posed.root_bone].location = posed.root_location[frame]
 
 
+# Constraints that aim a bone themselves after the keys: no value keyed on it shows as keyed.
+AIMING_CONSTRAINTS = {"IK", "SPLINE_IK", "DAMPED_TRACK", "LOCKED_TRACK", "TRACK_TO", "STRETCH_TO"}
+SCALE_TOLERANCE = 0.01  # a pose scale this close to 1 changes nothing a user would see
+
+
+def pose_warnings(obj: bpy.types.Object, bones: set[str]) -> list[str]:
+    """What on the rig keeps the motion keyed on `bones` (the mapped ones) from showing as made:
+    a constraint that aims a bone itself (an IK chain over them), or a pose scale MoSa does not
+    key (the motion is for the rest size, so a scaled hip leaves the feet in the air)."""
+    warnings = []
+    for pose_bone in obj.pose.bones:
+        for constraint in pose_bone.constraints:
+            if constraint.type not in AIMING_CONSTRAINTS or constraint.mute or constraint.influence == 0:
+                continue
+            chain = [pose_bone, *pose_bone.parent_recursive]
+            length = getattr(constraint, "chain_count", 1)
+            covered = {bone.name for bone in (chain[:length] if length else chain)} & bones
+            if covered:
+                kind = constraint.bl_rna.properties["type"].enum_items[constraint.type].name
+                warnings.append(
+                    f"the {kind} constraint on '{pose_bone.name}' poses {', '.join(sorted(covered))} its own way, "
+                    "not as keyed: mute it to see the motion as made"
+                )
+    scaled = [
+        f"'{bone.name}' ({max(bone.scale, key=lambda s: abs(s - 1)):.2f})"
+        for bone in obj.pose.bones
+        if bone.name in bones and max(abs(s - 1) for s in bone.scale) > SCALE_TOLERANCE
+    ]
+    if scaled:
+        warnings.append(
+            f"{', '.join(scaled)} scaled in pose mode, which MoSa does not key: the motion is made for the rest "
+            "size, so the feet may float or sink; set the scale back to 1 or apply it to the rest pose"
+        )
+    return warnings
+
+
 def _constrained(pose_bone) -> bool:
     """Whether an active constraint moves this bone or any bone above it."""
     return any(

@@ -66,8 +66,7 @@ def start(context: bpy.types.Context) -> threading.Thread | None:
 def _show_readiness() -> float | None:
     """The early start's progress on the panel's engine line; runs until the model is loaded."""
     context = bpy.context
-    if context.scene is not None:
-        context.scene.mosa.status = engine_session.readiness
+    context.window_manager.mosa_session.status = engine_session.readiness
     for window in context.window_manager.windows:
         for area in window.screen.areas:
             if area.type == "VIEW_3D":

@@ -55,7 +55,10 @@ class EngineClient:
         self._session.headers["Authorization"] = f"Bearer {token}"
 
     def health(self) -> dict:
-        return self._call("GET", "/v1/health")
+        health = self._call("GET", "/v1/health")
+        if not isinstance(health.get("ready"), bool) or not isinstance(health.get("loading"), dict):
+            raise EngineError(200, "bad_response", f"{self.base_url} answered {str(health)[:80]}, not a MoSa health")
+        return health
 
     def generate(self, prompt: str, seconds: float | None = None, frames: int | None = None, **options: Any) -> str:
         """Queue a generation; returns the job id. Options: seed, samples, guidance, temperature,

@@ -10,12 +10,14 @@ import bpy
 from bpy.props import StringProperty
 
 from . import engine_session, engine_setup, preferences
-from .engine_process import DEFAULT_ENGINE_ROOT
+from .engine_client import EngineError, EngineUnavailable
+from .engine_process import DEFAULT_ENGINE_ROOT, python_cannot_run
 from .operators import connect
 
 
 class MOSA_OT_engine_start(bpy.types.Operator):
-    """Start the MoSa engine now (it also starts by itself when Blender starts, or on first use)"""
+    """Start the MoSa engine now (it also starts by itself when Blender starts, or on first use);
+    with a remote engine, check that it answers"""
 
     bl_idname = "mosa.engine_start"
     bl_label = "Start Engine"
@@ -24,9 +26,13 @@ class MOSA_OT_engine_start(bpy.types.Operator):
         client = connect(self, context)
         if client is None:
             return {"CANCELLED"}
-        health = client.health()
-        model = health["model"] if health["ready"] else f"{health['loading']['message']} ..."
-        context.scene.mosa.status = f"engine running: {model} on {health['device']}"
+        try:
+            health = client.health()
+        except (EngineUnavailable, EngineError) as failure:
+            self.report({"ERROR"}, f"MoSa engine unavailable: {failure}")
+            return {"CANCELLED"}
+        model = health.get("model") if health["ready"] else f"{health['loading'].get('message')} ..."
+        context.window_manager.mosa_session.status = f"engine running: {model} on {health['device']}"
         return {"FINISHED"}
 
 
@@ -38,7 +44,7 @@ class MOSA_OT_engine_stop(bpy.types.Operator):
 
     def execute(self, context):
         engine_session.stop()
-        context.scene.mosa.status = "engine stopped"
+        context.window_manager.mosa_session.status = "engine stopped"
         return {"FINISHED"}
 
 
@@ -117,15 +123,20 @@ class MOSA_OT_import_official(bpy.types.Operator):
         prefs = preferences.get(context)
         output = str(preferences.user_dir() / "official.pt")
         command = import_official_command(prefs.resolved_python(), self.filepath, output)
-        finished = subprocess.run(
-            command,
-            cwd=DEFAULT_ENGINE_ROOT,
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(DEFAULT_ENGINE_ROOT)),
-        )
+        try:
+            finished = subprocess.run(
+                command,
+                cwd=DEFAULT_ENGINE_ROOT,
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=str(DEFAULT_ENGINE_ROOT)),
+            )
+        except OSError as error:
+            self.report({"ERROR"}, f"MoSa: {python_cannot_run(command[0], error)}")
+            return {"CANCELLED"}
         if finished.returncode != 0:
-            self.report({"ERROR"}, f"Import failed: {finished.stderr.strip().splitlines()[-1:] or finished.returncode}")
+            said = (finished.stderr.strip().splitlines() or [f"the import exited with code {finished.returncode}"])[-1]
+            self.report({"ERROR"}, f"MoSa: import failed: {said}")
             return {"CANCELLED"}
         prefs.checkpoint = output
         self.report({"INFO"}, f"MoSa: using the official checkpoint {output}")

@@ -175,7 +175,12 @@ class EngineProcess:
         # Only the engine's own folder: Blender's PYTHONPATH belongs to another Python.
         env = dict(os.environ, PYTHONPATH=str(self.engine_root))
         with open(self.stderr_file, "wb") as stderr:
-            self._popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=self.log_dir)
+            try:
+                self._popen = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=self.log_dir
+                )
+            except OSError as error:
+                raise EngineStartError(python_cannot_run(self.python, error)) from None
         self.pid, self.port, self._launched = self._popen.pid, None, True
 
     def _first_line(self) -> str:
@@ -216,6 +221,14 @@ class EngineProcess:
             if path.exists():
                 texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(texts[-lines:]) or "(no output)"
+
+
+def python_cannot_run(python: str, error: OSError) -> str:
+    """What to do when the engine's Python does not start: most often Set Up Engine never ran."""
+    return (
+        f"the engine's Python {python!r} cannot run ({error.strerror or error}): run Set Up Engine in the "
+        "add-on's preferences, or choose a Python with torch there"
+    )
 
 
 def _write_private(path: Path, text: str) -> None:

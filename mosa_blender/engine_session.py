@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from .engine_client import EngineClient, EngineError, EngineUnavailable
@@ -33,12 +34,25 @@ def connect(prefs, log_dir: Path, checkpoint: str | None = None) -> tuple[Engine
     file, else the demo model), and a sentence when something changed (started, reused,
     restarted after a crash or on another model) that the operator reports."""
     if prefs.engine_mode == "REMOTE":
-        return EngineClient(prefs.remote_url, prefs.remote_token), None
+        return EngineClient(remote_url(prefs.remote_url), prefs.remote_token), None
     checkpoint = checkpoint or prefs.checkpoint or default_checkpoint()
     with _lock:
         process = _process_for(prefs.resolved_python(), checkpoint, prefs.device, log_dir)
         news = process.ensure_running()
         return process.client(), news
+
+
+def remote_url(url: str) -> str:
+    """The preferences' remote URL, refused in words when it cannot name an engine (requests
+    reads port 0 as 80, and 'gpu-box:8765' as a URL scheme)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:  # out of range
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(f"the remote URL {url!r} is not an address like http://gpu-box:8765")
+    return url.strip()
 
 
 def start_early(python: str, checkpoint: str, device: str, log_dir: Path) -> threading.Thread:

@@ -18,8 +18,9 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from . import baking, engine_session, model_ops, preferences, shots, spans, takes
-from .armature_io import scaled
+from .armature_io import pose_warnings, scaled
 from .engine_client import FINISHED, EngineClient, EngineError, EngineUnavailable
+from .mapping_ops import read_mapping
 from .retargeting import action_to_motion, armature_mapping, motion_to_tracks_steps
 from .spans import rotations
 from .tracks import action_name
@@ -107,6 +108,7 @@ class Writing:
     is taken back when it is cancelled or fails."""
 
     def __init__(self, obj: bpy.types.Object, steps) -> None:
+        self.obj = obj
         self.steps, self.progress, self.error = _kept_unless_finished(obj, steps), 0.0, ""
 
     def step(self) -> bool:
@@ -193,15 +195,14 @@ def connect(operator, context) -> EngineClient | None:
         return None
     if news:
         operator.report({"WARNING"} if "restarted" in news else {"INFO"}, f"MoSa: {news}")
-    context.scene.mosa.status = "engine ready"
     return client
 
 
-def _record_job(settings, run: JobRun, kind: str, prompt: str) -> None:
-    entry = settings.jobs.add()
+def _record_job(session, run: JobRun, kind: str, prompt: str) -> None:
+    entry = session.jobs.add()
     entry.job_id, entry.kind, entry.prompt, entry.state = run.job_id, kind, prompt, run.state
-    while len(settings.jobs) > 5:
-        settings.jobs.remove(0)
+    while len(session.jobs) > 5:
+        session.jobs.remove(0)
 
 
 class _JobOperator:
@@ -239,7 +240,7 @@ class _JobOperator:
         except (EngineUnavailable, EngineError, ValueError, RuntimeError) as failure:
             self.report({"ERROR"}, f"MoSa: {failure}")
             return None
-        _record_job(context.scene.mosa, run, self.bl_idname, context.scene.mosa.prompt)
+        _record_job(context.window_manager.mosa_session, run, self.bl_idname, context.scene.mosa.prompt)
         return run
 
     def execute(self, context):
@@ -280,23 +281,23 @@ class _JobOperator:
     def advance(self, context) -> bool:
         """One poll of the engine, or once its job is done, slices of the Blender-side work for
         up to SLICE_S; progress goes to the status bar and the panel. Whether all is over."""
-        settings = context.scene.mosa
+        session = context.window_manager.mosa_session
         if self._writing is None and _active_run.state != "done":
             finished = _active_run.step()
-            settings.progress, settings.status = (
+            session.progress, session.status = (
                 _active_run.progress,
                 f"{_active_run.state} ({_active_run.progress:.0%})",
             )
-            if len(settings.jobs):
-                settings.jobs[-1].state = _active_run.state
+            if len(session.jobs):
+                session.jobs[-1].state = _active_run.state
             if not (finished and _active_run.state == "done"):
-                self._show(context, settings.progress, settings.status)
+                self._show(context, session.progress, session.status)
                 return finished
         if self._writing is None:
             self._writing = Writing(context.active_object, self.write(context, _active_run))
         finished = self._writing.run(SLICE_S)
-        settings.progress, settings.status = self._writing.progress, f"writing keys ({self._writing.progress:.0%})"
-        self._show(context, settings.progress, settings.status)
+        session.progress, session.status = self._writing.progress, f"writing keys ({self._writing.progress:.0%})"
+        self._show(context, session.progress, session.status)
         return finished
 
     def _show(self, context, progress: float, status: str) -> None:
@@ -308,14 +309,21 @@ class _JobOperator:
         global _active_run
         run, _active_run = _active_run, None
         writing, self._writing = self._writing, None
+        session = context.window_manager.mosa_session
         if run is None or run.state == "cancelled":
             if writing is not None:
                 writing.cancel()
+            session.status = "last job cancelled"
             self.report({"WARNING"}, "MoSa: cancelled; nothing changed")
             return {"CANCELLED"}
         if run.state == "failed" or writing.error:
+            session.status = "last job failed (its message is in the Info editor)"
             self.report({"ERROR"}, f"MoSa: {run.error or writing.error}")
             return {"CANCELLED"}
+        session.status = "last job done"
+        mapped = {bone for bone in read_mapping(writing.obj.data.mosa_mapping).bones.values() if bone}
+        for warning in pose_warnings(writing.obj, mapped):
+            self.report({"WARNING"}, f"MoSa: {warning}")
         return {"FINISHED"}
 
     def check_input(self, context) -> str:

@@ -95,7 +95,7 @@ class MOSA_PT_main(_Sidebar, bpy.types.Panel):
         row.scale_y = 1.4
         row.operator("mosa.generate", icon="PLAY")
         row.operator("mosa.cancel", icon="CANCEL", text="")
-        layout.label(text=f"Engine: {context.scene.mosa.status}")
+        layout.label(text=f"Engine: {context.window_manager.mosa_session.status}")
 
 
 class MOSA_PT_mapping(_SubPanel, bpy.types.Panel):
@@ -201,7 +201,7 @@ class MOSA_PT_jobs(_SubPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        for job in reversed(context.scene.mosa.jobs):
+        for job in reversed(context.window_manager.mosa_session.jobs):
             self.layout.label(text=f"{job.state}: {job.prompt}", icon="CHECKMARK" if job.state == "done" else "TIME")
 
 

@@ -119,6 +119,12 @@ class MOSA_PG_settings(bpy.types.PropertyGroup):
         subtype="TIME_ABSOLUTE",
         unit="TIME_ABSOLUTE",
     )
+
+
+class MOSA_PG_session(bpy.types.PropertyGroup):
+    """What this Blender session's engine and jobs are doing: on the WindowManager, so it is never
+    saved into the .blend (a file reopened elsewhere showed "running (40%)" and dead job ids)."""
+
     status: StringProperty(name="Status", default="engine not started")
     progress: FloatProperty(min=0.0, max=1.0)
     jobs: CollectionProperty(type=MOSA_PG_job)
@@ -150,6 +156,7 @@ CLASSES = (
     MOSA_PG_takes,
     MOSA_PG_shot_row,
     MOSA_PG_settings,
+    MOSA_PG_session,
     MOSA_PG_bone_pair,
     MOSA_PG_mapping,
 )
@@ -159,6 +166,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.mosa = PointerProperty(type=MOSA_PG_settings)
+    bpy.types.WindowManager.mosa_session = PointerProperty(type=MOSA_PG_session)
     bpy.types.Armature.mosa_mapping = PointerProperty(type=MOSA_PG_mapping)
     bpy.types.Object.mosa_takes = PointerProperty(type=MOSA_PG_takes)
 
@@ -166,6 +174,7 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Object.mosa_takes
     del bpy.types.Armature.mosa_mapping
+    del bpy.types.WindowManager.mosa_session
     del bpy.types.Scene.mosa
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

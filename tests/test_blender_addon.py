@@ -339,6 +339,21 @@ def test_stored_motion_survives_save_and_reload(addon, rig, tmp_path):
     assert package.operators.stored_motion_is_keyed(reloaded, bpy.data.objects["rig"])  # the keys' digest too
 
 
+def test_the_sessions_engine_status_and_jobs_are_not_saved_in_the_blend(addon, rig, tmp_path):
+    """They lived on the scene: a file reopened elsewhere showed a dead engine's status and job ids."""
+    session = bpy.context.window_manager.mosa_session
+    session.status, session.jobs.add().job_id = "running (40%) in another session", "1-job-of-another-session"
+    bpy.context.scene.mosa.prompt = "a prompt is the scene's and is saved"
+    path = tmp_path / "saved.blend"
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=False)
+    finally:
+        session.jobs.clear()
+    saved = path.read_bytes()
+    assert b"a prompt is the scene's and is saved" in saved  # the search finds what is there
+    assert b"another session" not in saved and b"1-job-of-another-session" not in saved
+
+
 def test_mapping_saves_loads_and_undoes(addon, rig, tmp_path):
     path = tmp_path / "mapping.json"
     path.write_text(
@@ -537,15 +552,16 @@ class NotAnEngine(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize(
-    "body, said",
+    "body, said, checked",
     [
-        (b'{"id": "1", "service": "something else"}', "not a MoSa job"),  # JSON, a job id, then no state
-        (b"<!DOCTYPE html><html>Directory listing</html>", "does not answer as a MoSa engine does"),
+        (b'{"id": "1", "service": "something else"}', "not a MoSa job", "not a MoSa health"),  # JSON, then no state
+        (b"<!DOCTYPE html><html>Directory listing</html>", *["does not answer as a MoSa engine does"] * 2),
     ],
 )
-def test_a_remote_address_that_is_not_a_mosa_engine_is_said_and_frees_the_buttons(addon, body, said):
+def test_a_remote_address_that_is_not_a_mosa_engine_is_said_and_frees_the_buttons(addon, body, said, checked):
     """Such an answer used to end in a KeyError traceback, with the job never ended: every MoSa
-    button stayed greyed out ("A MoSa job is running") until Blender restarted."""
+    button stayed greyed out ("A MoSa job is running") until Blender restarted. Start Engine (a
+    check of a remote one) gave a traceback too."""
     package, _ = addon
     prefs = package.preferences.get(bpy.context)
     mixamo_rig()
@@ -559,9 +575,49 @@ def test_a_remote_address_that_is_not_a_mosa_engine_is_said_and_frees_the_button
                 bpy.ops.mosa.generate(synchronous=True)
             assert package.operators._active_run is None and bpy.ops.mosa.generate.poll()
             assert not bpy.data.actions
+            with pytest.raises(RuntimeError, match=checked):
+                bpy.ops.mosa.engine_start()
         finally:
             prefs.engine_mode = "LOCAL"
             server.shutdown()
+
+
+def test_an_engine_python_that_is_not_there_says_to_run_set_up_engine(addon, tmp_path):
+    """A new user's first clicks (Set Up Engine not run yet): Generate said only "[Errno 2] No such
+    file or directory", Import Official Checkpoint gave a FileNotFoundError traceback."""
+    package, _ = addon
+    prefs = package.preferences.get(bpy.context)
+    kept, prefs.engine_python = prefs.engine_python, str(tmp_path / "engine-venv" / "bin" / "python")
+    mixamo_rig()
+    bpy.context.scene.mosa.prompt = "a person walks forward"
+    release = tmp_path / "MoSa.zip"
+    release.write_bytes(b"PK")  # a file is there: the Python is what is missing
+    try:
+        for run in (lambda: bpy.ops.mosa.generate(), lambda: bpy.ops.mosa.import_official(filepath=str(release))):
+            with pytest.raises(
+                RuntimeError,
+                match=r"engine-venv/bin/python' cannot run \(No such file or directory\): run Set Up Engine",
+            ):
+                run()
+    finally:
+        prefs.engine_python = kept
+    assert not bpy.data.actions and prefs.checkpoint != str(package.preferences.user_dir() / "official.pt")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:0", "http://127.0.0.1:70000", "gpu-box:8765", "not a url"])
+def test_a_remote_url_that_names_no_engine_is_refused_in_words(addon, url):
+    """requests took port 0 for 80 and 'gpu-box:8765' for a URL scheme, and said so in its own terms."""
+    package, _ = addon
+    prefs = package.preferences.get(bpy.context)
+    mixamo_rig()
+    bpy.context.scene.mosa.prompt = "a person walks forward"
+    prefs.engine_mode, prefs.remote_url = "REMOTE", url
+    try:
+        for operator in (bpy.ops.mosa.generate, bpy.ops.mosa.engine_start):
+            with pytest.raises(RuntimeError, match="is not an address like http://gpu-box:8765"):
+                operator()
+    finally:
+        prefs.engine_mode = "LOCAL"
 
 
 def mixamo_rig(prefix: str = "mixamorig:"):
@@ -1492,6 +1548,32 @@ def test_keys_edited_after_generate_are_what_extend_continues_and_bake_says_it_k
     reported = "".join(capfd.readouterr())  # reports are printed in background mode
     assert "keys were edited since MoSa made them" in reported, reported
     assert package.operators.stored_motion_is_keyed(obj.animation_data.action, obj)
+
+
+def test_an_ik_constraint_or_a_pose_scale_that_hides_the_motion_is_said(engine, capfd):
+    """An IK on the left shin dragged the leg after its target (the foot 1.2 m off the walk) and
+    a hips scale of 0.8 left the feet 18-28 cm in the air, while Generate reported plain success."""
+    obj = mixamo_rig()
+    target = bpy.data.objects.new("ik target", None)
+    bpy.context.scene.collection.objects.link(target)
+    ik = obj.pose.bones["mixamorig:LeftLeg"].constraints.new("IK")
+    ik.target, ik.chain_count = target, 2
+    obj.pose.bones["mixamorig:Hips"].scale = (0.8, 0.8, 0.8)
+    settings = bpy.context.scene.mosa
+    settings.prompt, settings.seconds, settings.variations = "a person walks forward", 2.0, 1
+    reported = {}
+    for case in ("as set up", "ik muted, scale 1"):
+        capfd.readouterr()
+        assert bpy.ops.mosa.generate(synchronous=True) == {"FINISHED"}
+        reported[case] = "".join(capfd.readouterr())  # reports are printed in background mode
+        ik.mute, obj.pose.bones["mixamorig:Hips"].scale = True, (1.0, 1.0, 1.0)
+    assert (
+        "the Inverse Kinematics constraint on 'mixamorig:LeftLeg' poses mixamorig:LeftLeg, mixamorig:LeftUpLeg"
+        in reported["as set up"]
+    ), reported
+    assert "'mixamorig:Hips' (0.80) scaled in pose mode" in reported["as set up"]
+    assert "constraint on" not in reported["ik muted, scale 1"]
+    assert "scaled in pose mode" not in reported["ik muted, scale 1"]
 
 
 def posed_matrices(obj, frames: list[int]) -> np.ndarray:
