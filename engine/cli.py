@@ -5,7 +5,7 @@ it goes through exactly the HTTP API's validation, and runs as the service runs 
 check, and the check of the output files, comes before the model loads. The output format
 follows the file extension (.npz, .bvh, .json); several samples are written as numbered files
 (walk_1.bvh, ...). An output file that exists is replaced only with --overwrite, and never when
-it is the source. `generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`,
+it is the source; every file is written beside its place first, then moved there whole. `generate` with `--prompt` and `--seconds` repeated (or `--timeline FILE.json`,
 a list of {"prompt", "seconds"}) makes one motion of any length, window by window
 (engine.timeline). A source at another frame rate is resampled to the engine's 20 fps first.
 """
@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -356,10 +357,22 @@ def write_motion(motion: CanonicalMotion, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        motion.save(path)
+        write_atomically(path, motion.save)
     elif suffix == ".json":
-        path.write_text(json.dumps(motion.to_dict()))
+        write_atomically(path, lambda part: part.write_text(json.dumps(motion.to_dict())))
     else:
         from retarget import bvh
 
-        bvh.write_bvh(path, motion)
+        write_atomically(path, lambda part: bvh.write_bvh(part, motion))
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write` into a new file beside `path`, then that file becomes `path` in one step: a file
+    replaced with --overwrite is never left half-written (a failure, Ctrl+C, a full disk)."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")  # made by `write`: the user's file mode
+    try:
+        write(part)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -305,3 +306,29 @@ def test_frame_span_mask():
     for bad in ("4:2", "0:7", "a:b", "3"):
         with pytest.raises(RequestError):
             frame_span_mask(bad, 6)
+
+
+def test_a_failed_write_leaves_the_file_it_would_replace_as_it_was(tmp_path):
+    """--overwrite used to write into the user's file itself: a failure halfway (a full disk, an
+    error, Ctrl+C) left it cut short. Now the new file is written beside it and replaces it whole."""
+    from engine.cli import write_atomically
+
+    kept = tmp_path / "walk.bvh"
+    kept.write_text("the animator's file")
+
+    def write_half_then_fail(part: Path) -> None:
+        part.write_text("HIERARCHY\nROOT Hips")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(kept, write_half_then_fail)
+    assert kept.read_text() == "the animator's file" and sorted(tmp_path.iterdir()) == [kept]
+    write_atomically(kept, lambda part: part.write_text("a new motion"))
+    assert kept.read_text() == "a new motion" and sorted(tmp_path.iterdir()) == [kept]
+    assert kept.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the mode a plain write gives
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
