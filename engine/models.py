@@ -78,7 +78,8 @@ OFFICIAL = tuple(model for model in CATALOGUE if model.dataset is not None)
 
 
 class ModelsError(Exception):
-    """What the user is told: `kind` is offline, disk_full, damaged, server, cancelled, licences or unknown_model."""
+    """What the user is told: `kind` is offline, disk_full, folder (cannot write there), setup (a package is
+    missing), damaged, server, cancelled, licences or unknown_model."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -252,9 +253,13 @@ def download_official(options: DownloadOptions, report: Report) -> list[str]:
             manifest[key] = entry
         write_manifest(folder, manifest)
     except OSError as error:
-        if error.errno in NO_ROOM:
-            raise no_room(folder) from None
-        raise
+        raise file_error(error, folder) from None
+    except ImportError as error:
+        raise ModelsError(
+            "setup",
+            f"the engine's Python {sys.executable} lacks {error.name or error}, which the download needs: set the "
+            "engine up again (Set Up Engine in the add-on's preferences, or `python3 build.py setup`)",
+        ) from None
     finally:
         shutil.rmtree(importing, ignore_errors=True)
     if not options.keep_archive:
@@ -271,6 +276,19 @@ def no_room(folder: Path) -> ModelsError:
         f"download again (what was downloaded is kept), or set {FOLDER_VARIABLE} to a folder "
         "on a larger disk",
     )
+
+
+def file_error(error: OSError, folder: Path) -> ModelsError:
+    """A file the download could not write, named, with what to do, instead of a traceback."""
+    if error.errno in NO_ROOM:
+        return no_room(folder)
+    path = Path(error.filename or folder)
+    where = (
+        f"set {FOLDER_VARIABLE} to a folder you can write to"
+        if path.is_relative_to(folder)
+        else "CLIP goes to the Hugging Face cache: make it writable, or set HF_HOME to a folder you can write to"
+    )
+    return ModelsError("folder", f"cannot write {path} ({error.strerror or error}); {where}")
 
 
 def fetch_archive(options: DownloadOptions, report: Report) -> Path:

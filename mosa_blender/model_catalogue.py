@@ -86,6 +86,7 @@ class DownloadRun:
     """`models download official` running in the engine's Python; `poll()` takes what it printed."""
 
     process: subprocess.Popen
+    log_file: Path  # the engine's stderr: what it says when it stops without a JSON error
     line: str = "starting"  # the latest progress, as a sentence
     fraction: float = 0.0  # of the current stage, 0..1
     state: str = "running"  # running, done, failed, cancelled
@@ -105,7 +106,7 @@ class DownloadRun:
                 stdin=subprocess.DEVNULL,
                 text=True,
             )
-        run = cls(process)
+        run = cls(process, log_file)
         threading.Thread(target=run._read, name="mosa-model-download", daemon=True).start()
         return run
 
@@ -124,9 +125,19 @@ class DownloadRun:
             if text is None:
                 self.process.wait()
                 if self.state == "running":  # it ended without saying why
-                    self.state, self.message = "failed", f"the download stopped (exit code {self.process.returncode})"
+                    self.state, self.message = "failed", self._stopped()
                 return True
             self._take(text)
+
+    def _stopped(self) -> str:
+        """Why an engine that printed no error stopped: the last line of its log (a traceback's
+        exception), and where the whole log is."""
+        try:
+            said = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            said = []
+        last = f": {said[-1]}" if said else ""
+        return f"the download stopped (exit code {self.process.returncode}){last}; the whole log is {self.log_file}"
 
     def _take(self, text: str) -> None:
         try:

@@ -1408,6 +1408,32 @@ def test_a_model_download_shows_its_progress_is_cancelled_and_resumes(addon, mod
     assert {row.key: row.installed for row in models.rows} == {"demo": True, "humanml3d": True, "motionx": True}
 
 
+def test_a_failed_model_download_says_why(addon, model_mirror, tmp_path, monkeypatch):
+    """The engine's own message in the report (here a models folder under a file); for an engine
+    that stops without one, the last line of its log and where the log is."""
+    from service_engine import ENGINE_PYTHON
+
+    package, _ = addon
+    (tmp_path / "file").write_text("kept")
+    monkeypatch.setenv("MOSA_MODELS_DIR", str(tmp_path / "file" / "models"))
+    monkeypatch.setenv("MOSA_MODELS_MIRROR", model_mirror.url)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    package.preferences.get(bpy.context).engine_python = ENGINE_PYTHON
+    said = f"cannot write {tmp_path / 'file' / 'models'} (Not a directory); set MOSA_MODELS_DIR"
+    with pytest.raises(RuntimeError, match=re.escape(f"MoSa: {said}")):
+        bpy.ops.mosa.download_models(accept_licences=True, synchronous=True)
+    assert bpy.context.window_manager.mosa_models.status.startswith(said)
+    assert package.model_ops._download is None and (tmp_path / "file").read_text() == "kept"
+
+    log = tmp_path / "download.log"
+    run = package.model_catalogue.DownloadRun.start(ENGINE_PYTHON, tmp_path, log)  # no engine in that folder
+    while not run.poll():
+        time.sleep(0.05)
+    assert run.state == "failed" and run.message == (
+        f"the download stopped (exit code 1): {ENGINE_PYTHON}: No module named engine; the whole log is {log}"
+    ), run.message
+
+
 def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
     """Issue 22 in the add-on: a 12 s shot from two Prompt Timeline rows is one action; Extend adds
     frames after (and before) an action with every one of its keys bit-identical; In-between Keys

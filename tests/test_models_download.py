@@ -2,7 +2,8 @@
 stands in for Google Drive and the Hugging Face Hub: a small archive in the release layout and a
 small CLIP text tower of the real file names. Every path a real download meets: complete, cut and
 resumed within a run, cancelled and resumed by the next run, damaged, disk full (a real tmpfs),
-no network. The engine runs as the add-on runs it, as a subprocess of its own Python.
+no network, a folder it cannot write, a Python without the download's packages. The engine runs
+as the add-on runs it, as a subprocess of its own Python.
 """
 
 from __future__ import annotations
@@ -262,6 +263,35 @@ def test_no_network_says_so(tmp_path):
     assert code == 1 and events[-1]["kind"] == "offline", events[-1]
     assert "cannot reach" in events[-1]["message"] and "online" in events[-1]["message"]
     assert_nothing_half_written(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["models folder under a file", "Hub cache under a file", "no download packages"])
+def test_a_folder_that_cannot_be_written_or_a_missing_package_is_one_plain_error(server, tmp_path, case):
+    """One error naming the path or the package: a JSON event for the add-on (which had only "exit
+    code 1" to show), one line in text mode, never a traceback."""
+    (tmp_path / "file").write_text("kept")
+    folder = tmp_path / ("file/models" if case == "models folder under a file" else "models")
+    hub = tmp_path / ("file/hf" if case == "Hub cache under a file" else "hf")
+    env = dict(engine_env(tmp_path), HF_HUB_CACHE=str(hub))
+    python = [ENGINE_PYTHON, "-S"] if case == "no download packages" else [ENGINE_PYTHON]  # -S: no site-packages
+    command = [*python, *download_command(folder, server.url)[1:]]
+    for mode in ("json", "text"):
+        finished = subprocess.run(
+            command if mode == "json" else command[:-2], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert finished.returncode == 1 and "Traceback" not in finished.stderr, finished.stderr
+        if mode == "json":
+            event = json.loads(finished.stdout.splitlines()[-1])
+            print(f"{case}: {event}")
+        else:
+            assert finished.stderr == f"error: {event['message']}\n"
+    expected = {
+        "models folder under a file": ("folder", f"cannot write {folder} (Not a directory); set MOSA_MODELS_DIR"),
+        "Hub cache under a file": ("folder", f"cannot write {hub} (Not a directory); CLIP goes to the Hugging Face"),
+        "no download packages": ("setup", "lacks gdown, which the download needs: set the engine up again"),
+    }[case]
+    assert event["event"] == "error" and event["kind"] == expected[0] and expected[1] in event["message"], event
+    assert (tmp_path / "file").read_text() == "kept"
 
 
 def tmpfs_prefix(folder: Path, kilobytes: int, listing: Path) -> list[str]:
