@@ -10,9 +10,10 @@ not the repository's TF and Flax copies).
 Nothing half-written is ever where a model is looked for: the archive downloads under a partial
 name that gdown renames once complete, checkpoints are written by checkpoint.save (a partial
 name, then an atomic rename), and a model counts as installed only once the manifest
-(installed.json, replaced atomically) lists it, which is the last step. A mirror (a base URL
-serving MoSa.zip and the Hub's file paths, MOSA_MODELS_MIRROR) replaces both sources: tests
-point it at a server on 127.0.0.1. The module's top imports the standard library only, so
+(installed.json, replaced atomically) lists it, which is the last step, and CLIP's weights are
+whole (a header check: a transfer cut with a matching length passes the Hub's size check). A
+mirror (a base URL serving MoSa.zip and the Hub's file paths, MOSA_MODELS_MIRROR) replaces both
+sources: tests point it at a server on 127.0.0.1. The module's top imports the standard library only, so
 `list` and `remove` start fast; downloads and imports load their libraries when they run.
 """
 
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import sys
 import time
 import zipfile
@@ -128,7 +130,39 @@ def installed_path(model: Model, folder: Path) -> Path | None:
     if not isinstance(entry, dict):
         return None
     path, text_encoder = folder / str(entry.get("file")), Path(str(entry.get("text_encoder")))
-    return path if path.is_file() and (text_encoder / "config.json").is_file() else None
+    return path if path.is_file() and text_encoder_usable(text_encoder) else None
+
+
+def text_encoder_usable(snapshot: Path) -> bool:
+    """CLIP's config and an undamaged weights file are in its cache snapshot (headers read, nothing loaded)."""
+    weights = next((snapshot / name for name in CLIP_WEIGHTS if (snapshot / name).is_file()), None)
+    return (snapshot / "config.json").is_file() and weights is not None and weights_problem(weights) is None
+
+
+def weights_problem(path: Path) -> str | None:
+    """What is wrong with a weights file, from its layout alone, or None: a safetensors file must be
+    exactly its header plus the tensor data the header places (a cut transfer is shorter), a
+    pytorch_model.bin a zip whose directory (at its end) is there."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as opened:
+            if path.suffix != ".safetensors":
+                return None if zipfile.is_zipfile(opened) else "not a complete zip"
+            (length,) = struct.unpack("<Q", opened.read(8))
+            if length > size - 8:
+                return f"its header runs past the end of its {human_bytes(size)}"
+            header = json.loads(opened.read(length))
+            end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError, AttributeError) as error:
+        return f"unreadable: {error}"
+    expected = 8 + length + end
+    return None if size == expected else f"{human_bytes(size)} where its header places {human_bytes(expected)}"
+
+
+def discard(cached: Path) -> None:
+    """A file in the Hugging Face cache, and the blob its snapshot entry links to: the next fetch downloads it again."""
+    cached.resolve().unlink(missing_ok=True)
+    cached.unlink(missing_ok=True)
 
 
 def catalogue_status(folder: Path) -> list[dict]:
@@ -374,8 +408,10 @@ def verify_archive(archive: Path, report: Report) -> None:
 
 
 def fetch_text_encoder(endpoint: str | None, report: Report) -> Path:
-    """CLIP ViT-B/32's config, tokenizer and weights in the Hugging Face cache; the snapshot folder."""
-    from huggingface_hub import hf_hub_download
+    """CLIP ViT-B/32's config, tokenizer and weights in the Hugging Face cache; the snapshot folder.
+    Cached weights that are damaged (a cut transfer) are fetched again; weights that arrive damaged
+    are removed and refused, so the next download fetches them again too."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
     from tqdm.auto import tqdm
 
@@ -417,9 +453,19 @@ def fetch_text_encoder(endpoint: str | None, report: Report) -> Path:
     if "tokenizer.json" not in fetched and not {"vocab.json", "merges.txt"} <= fetched:
         raise ModelsError("server", f"{CLIP_REPO} has neither tokenizer.json nor vocab.json with merges.txt")
     for name in CLIP_WEIGHTS:
+        cached = try_to_load_from_cache(CLIP_REPO, name, revision=CLIP_REVISION)
+        if isinstance(cached, str) and weights_problem(Path(cached)) is not None:
+            discard(Path(cached))
         weights = fetch(name)
-        if weights is not None:
-            return weights.parent
+        if weights is None:
+            continue
+        problem = weights_problem(weights)
+        if problem is not None:
+            discard(weights)
+            raise ModelsError(
+                "damaged", f"{CLIP_REPO}/{name} arrived damaged ({problem}); it was removed: download again"
+            )
+        return weights.parent
     raise ModelsError("server", f"{CLIP_REPO} has none of {list(CLIP_WEIGHTS)}")
 
 

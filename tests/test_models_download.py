@@ -166,6 +166,13 @@ def test_complete_download_installs_both_models_with_progress_then_one_generates
     positions = np.load(out)["positions"]
     assert positions.shape == (40, 22, 3) and np.isfinite(positions).all()
 
+    weights = next((tmp_path / "hf").rglob("model.safetensors"))  # damaged on disk, or cut before it was checked
+    os.truncate(weights.resolve(), weights.stat().st_size // 2)
+    assert installed(tmp_path) == {"demo": True, "humanml3d": False, "motionx": False}
+    code, _, stderr = download(tmp_path, server.url)
+    assert code == 0 and installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}, stderr
+    assert len(server.ranges(f"{CLIP_PREFIX}/model.safetensors")) == 2, "the damaged copy was fetched again"
+
     removed = subprocess.run(
         [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(folder), "remove", "official", "--text-encoder"],
         cwd=ROOT,
@@ -252,6 +259,21 @@ def test_a_damaged_archive_is_reported_and_removed(server, release_zip, tmp_path
     assert code == 1 and events[-1]["kind"] == "damaged", events[-1]
     assert "damaged" in events[-1]["message"] and "download again" in events[-1]["message"]
     assert not (tmp_path / "models" / "downloads" / "MoSa.zip").exists()
+    assert_nothing_half_written(tmp_path)
+
+
+def test_clip_weights_that_arrive_damaged_are_refused_and_removed(server, tmp_path):
+    """Served cut in half with a matching length, they once counted as installed and failed at the
+    first Generate; removed now, the next download fetches them again."""
+    weights = f"{CLIP_PREFIX}/model.safetensors"
+    server.files[weights] = server.files[weights][: len(server.files[weights]) // 2]
+    code, events, _ = download(tmp_path, server.url)
+    message = events[-1]["message"]
+    assert code == 1 and events[-1]["kind"] == "damaged", events[-1]
+    assert "model.safetensors arrived damaged" in message and "removed: download again" in message, message
+    blobs = list((tmp_path / "hf").rglob("blobs/*"))
+    assert blobs and len(server.files[weights]) not in {blob.stat().st_size for blob in blobs}, "its blob is removed"
+    assert not list((tmp_path / "hf").rglob("model.safetensors")), "and the snapshot's link to it"
     assert_nothing_half_written(tmp_path)
 
 
