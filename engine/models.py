@@ -29,7 +29,8 @@ import struct
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ ARCHIVE_NAME = "MoSa.zip"
 MANIFEST = "installed.json"
 DOWNLOADS = "downloads"  # the archive while it downloads and until both models are imported
 IMPORTING = "importing"  # checkpoints being written, until both are complete
+LOCK = "download.lock"  # held by the one download running into the folder
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo.pt"
 CLIP_REPO = "openai/clip-vit-base-patch32"  # engine.text_encoders loads it from the cache under this name
 CLIP_REVISION = "main"
@@ -81,7 +83,7 @@ OFFICIAL = tuple(model for model in CATALOGUE if model.dataset is not None)
 
 class ModelsError(Exception):
     """What the user is told: `kind` is offline, disk_full, folder (cannot write there), setup (a package is
-    missing), damaged, server, cancelled, licences or unknown_model."""
+    missing), busy (another download runs into the folder), damaged, server, cancelled, licences or unknown_model."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -269,13 +271,57 @@ class DownloadOptions:
 
 def download_official(options: DownloadOptions, report: Report) -> list[str]:
     """Download the release, check it, import both models and fetch CLIP's text tower; the keys installed."""
-    folder, importing = options.folder, options.folder / IMPORTING
+    folder = options.folder
     if all(installed_path(model, folder) is not None for model in OFFICIAL):
         report(Progress("done", "already installed (remove them first to download them again)"))
         return [model.key for model in OFFICIAL]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(importing, ignore_errors=True)  # what a killed import left: never picked up, but it takes space
+        with only_download(folder):
+            install_official(options, report)
+    except OSError as error:
+        raise file_error(error, folder) from None
+    except ImportError as error:
+        raise ModelsError(
+            "setup",
+            f"the engine's Python {sys.executable} lacks {error.name or error}, which the download needs: set the "
+            "engine up again (Set Up Engine in the add-on's preferences, or `python3 build.py setup`)",
+        ) from None
+    report(Progress("done", ", ".join(model.label for model in OFFICIAL)))
+    return [model.key for model in OFFICIAL]
+
+
+@contextmanager
+def only_download(folder: Path) -> Iterator[None]:
+    """This process alone downloads into `folder` (a second one would delete the first's partial
+    files): an flock on folder/download.lock, which the system releases however the process ends;
+    the file holds the pid, for the message."""
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: two downloads there are not told apart
+        yield
+        return
+    with open(folder / LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ModelsError(
+                "busy",
+                f"another download into {folder} is running (pid {lock.read().strip() or 'unknown'}); "
+                "let it finish, or cancel it first",
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def install_official(options: DownloadOptions, report: Report) -> None:
+    """The download's steps, under its lock: nothing else writes in the folder meanwhile."""
+    folder, importing = options.folder, options.folder / IMPORTING
+    shutil.rmtree(importing, ignore_errors=True)  # what a killed import left: never picked up, but it takes space
+    try:
         archive = fetch_archive(options, report)
         verify_archive(archive, report)
         text_encoder = fetch_text_encoder(options.sources.hub_endpoint, report)
@@ -286,20 +332,10 @@ def download_official(options: DownloadOptions, report: Report) -> list[str]:
             os.replace(importing / entry["file"], folder / entry["file"])
             manifest[key] = entry
         write_manifest(folder, manifest)
-    except OSError as error:
-        raise file_error(error, folder) from None
-    except ImportError as error:
-        raise ModelsError(
-            "setup",
-            f"the engine's Python {sys.executable} lacks {error.name or error}, which the download needs: set the "
-            "engine up again (Set Up Engine in the add-on's preferences, or `python3 build.py setup`)",
-        ) from None
     finally:
         shutil.rmtree(importing, ignore_errors=True)
     if not options.keep_archive:
         shutil.rmtree(folder / DOWNLOADS, ignore_errors=True)
-    report(Progress("done", ", ".join(model.label for model in OFFICIAL)))
-    return [model.key for model in OFFICIAL]
 
 
 def no_room(folder: Path) -> ModelsError:

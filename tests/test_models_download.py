@@ -130,7 +130,12 @@ def test_complete_download_installs_both_models_with_progress_then_one_generates
     assert code == 0 and "already installed" in events[-2]["line"] and len(server.requests) == requests_so_far, stderr
     folder = tmp_path / "models"
     assert not (folder / "downloads").exists(), "the archive is removed once both models are imported"
-    assert sorted(path.name for path in folder.iterdir()) == ["humanml3d.pt", "installed.json", "motionx.pt"]
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "download.lock",
+        "humanml3d.pt",
+        "installed.json",
+        "motionx.pt",
+    ]
     fetched = {
         path.rsplit("/", 1)[1]
         for method, path, _ in server.requests
@@ -244,6 +249,32 @@ def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, r
     assert code == 0, stderr
     assert server.ranges(ARCHIVE)[-1] == f"bytes={kept}-", "the second run asks only for the bytes it lacks"
     assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
+
+
+def test_a_second_download_into_the_same_folder_is_refused_and_the_first_finishes(server, tmp_path):
+    """The add-on's button and a shell both downloading into one folder: the second says who holds
+    it (before, each deleted the other's files and neither installed anything)."""
+    server.faults.throttle_s = 0.05  # the first is still downloading when the second starts
+    partial = tmp_path / "models" / "downloads"
+    first = subprocess.Popen(
+        download_command(tmp_path / "models", server.url),
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(partial.glob("*.part")):
+        time.sleep(0.05)
+    code, events, _ = download(tmp_path, server.url)
+    server.faults.throttle_s = 0.0
+    assert code == 1 and events[-1]["kind"] == "busy", events[-1]
+    assert events[-1]["message"].startswith(f"another download into {tmp_path / 'models'} is running (pid {first.pid})")
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0 and json.loads(stdout.splitlines()[-1])["event"] == "done", stderr
+    assert installed(tmp_path) == {"demo": True, "humanml3d": True, "motionx": True}
+    assert len(server.ranges(ARCHIVE)) == 1, "the second fetched nothing"
 
 
 def damaged(release_zip: bytes) -> bytes:
