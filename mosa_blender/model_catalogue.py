@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -37,7 +38,23 @@ class Catalogue:
 
 
 def engine_command(python: str, *arguments: str) -> list[str]:
+    """`python -m engine models ...`, once the engine's Python is a program that is there."""
+    if shutil.which(python) is None:
+        what = "is not a program" if Path(python).exists() else "does not exist"
+        raise CatalogueError(
+            f"the engine's Python {python} {what}: run Set Up Engine in the add-on's preferences first"
+        )
     return [python, "-m", "engine", "models", *arguments]
+
+
+def does_not_run(python: str, error: Exception) -> CatalogueError:
+    return CatalogueError(f"the engine's Python {python} does not run ({error}); set it up in the preferences")
+
+
+def not_the_engine(python: str, output: str) -> CatalogueError:
+    """A Python that ran but answered something else: another program, or another project's engine."""
+    said = " ".join(output.split())[:200] or "nothing"
+    return CatalogueError(f"the engine's Python {python} did not answer as the MoSa engine does (its output: {said})")
 
 
 def engine_environment(engine_root: Path) -> dict:
@@ -45,10 +62,11 @@ def engine_environment(engine_root: Path) -> dict:
     return dict(os.environ, PYTHONPATH=str(engine_root))
 
 
-def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> Catalogue:
+def run_engine(python: str, engine_root: Path, *arguments: str, timeout_s: float) -> subprocess.CompletedProcess:
+    """The models command, run to its end; a Python that is missing, does not start or hangs as a CatalogueError."""
     try:
-        listed = subprocess.run(
-            engine_command(python, "list", "--json"),
+        return subprocess.run(
+            engine_command(python, *arguments),
             cwd=engine_root,
             env=engine_environment(engine_root),
             capture_output=True,
@@ -56,29 +74,30 @@ def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> C
             timeout=timeout_s,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise CatalogueError(
-            f"the engine's Python {python} does not run ({error}); set it up in the preferences"
-        ) from None
+        raise does_not_run(python, error) from None
+
+
+def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> Catalogue:
+    listed = run_engine(python, engine_root, "list", "--json", timeout_s=timeout_s)
     if listed.returncode != 0:
         tail = (listed.stderr.strip().splitlines() or [f"exit code {listed.returncode}"])[-1]
         raise CatalogueError(f"the engine could not list its models: {tail}")
-    answer = json.loads(listed.stdout)
-    return Catalogue(answer["folder"], answer["models"], answer["licences"])
+    try:
+        answer = json.loads(listed.stdout)
+        return Catalogue(answer["folder"], answer["models"], answer["licences"])
+    except (ValueError, TypeError, KeyError):
+        raise not_the_engine(python, listed.stdout) from None
 
 
 def remove_official(python: str, engine_root: Path) -> str:
     """Delete the downloaded official models; what the engine said it removed."""
-    finished = subprocess.run(
-        engine_command(python, "remove", "official"),
-        cwd=engine_root,
-        env=engine_environment(engine_root),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_engine(python, engine_root, "remove", "official", timeout_s=120)
     if finished.returncode != 0:
         raise CatalogueError((finished.stderr.strip().splitlines() or ["removing failed"])[-1])
-    return finished.stdout.strip()
+    said = finished.stdout.strip().splitlines()
+    if said != ["nothing to remove"] and not (said and all(line.startswith("removed ") for line in said)):
+        raise not_the_engine(python, finished.stdout)
+    return "\n".join(said)
 
 
 @dataclass
@@ -91,21 +110,27 @@ class DownloadRun:
     fraction: float = 0.0  # of the current stage, 0..1
     state: str = "running"  # running, done, failed, cancelled
     message: str = ""  # the error, or what was installed
+    answered: bool = False  # it printed an event: it is the engine
+    stray: str = ""  # the last line it printed that was not an event
     _lines: queue.Queue = field(default_factory=queue.Queue)
 
     @classmethod
     def start(cls, python: str, engine_root: Path, log_file: Path) -> "DownloadRun":
+        command = engine_command(python, "download", "official", "--accept-licences", "--progress", "json")
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "wb") as stderr:
-            process = subprocess.Popen(
-                engine_command(python, "download", "official", "--accept-licences", "--progress", "json"),
-                cwd=engine_root,
-                env=engine_environment(engine_root),
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                text=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    command,
+                    cwd=engine_root,
+                    env=engine_environment(engine_root),
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                )
+            except OSError as error:
+                raise does_not_run(python, error) from None
         run = cls(process, log_file)
         threading.Thread(target=run._read, name="mosa-model-download", daemon=True).start()
         return run
@@ -131,7 +156,9 @@ class DownloadRun:
 
     def _stopped(self) -> str:
         """Why an engine that printed no error stopped: the last line of its log (a traceback's
-        exception), and where the whole log is."""
+        exception), and where the whole log is; a program that is not the engine, what it said."""
+        if not self.answered and self.stray:
+            return str(not_the_engine(self.process.args[0], self.stray))
         try:
             said = self.log_file.read_text(errors="replace").strip().splitlines()
         except OSError:
@@ -143,7 +170,9 @@ class DownloadRun:
         try:
             event = json.loads(text)
         except ValueError:
-            return  # a library's stray print
+            self.stray = text.strip() or self.stray  # a library's stray print, or not the engine at all
+            return
+        self.answered = True
         if event.get("event") == "progress":
             self.line = event["line"]
             total = event.get("total")

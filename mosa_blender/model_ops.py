@@ -172,9 +172,13 @@ class MOSA_OT_download_models(bpy.types.Operator):
             self.report({"ERROR"}, "MoSa: accept the licences to download the official models")
             return {"CANCELLED"}
         log_file = preferences.user_dir() / "model-download.log"
-        _download = model_catalogue.DownloadRun.start(
-            preferences.get(context).resolved_python(), DEFAULT_ENGINE_ROOT, log_file
-        )
+        try:
+            _download = model_catalogue.DownloadRun.start(
+                preferences.get(context).resolved_python(), DEFAULT_ENGINE_ROOT, log_file
+            )
+        except model_catalogue.CatalogueError as error:
+            self.report({"ERROR"}, f"MoSa: {error}")
+            return {"CANCELLED"}
         if self.synchronous or context.window is None:
             while not self.advance(context):
                 time.sleep(POLL_S)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 # Blender reads its user folders once, at import: point them into a temporary folder first so
@@ -1432,6 +1433,35 @@ def test_a_failed_model_download_says_why(addon, model_mirror, tmp_path, monkeyp
     assert run.state == "failed" and run.message == (
         f"the download stopped (exit code 1): {ENGINE_PYTHON}: No module named engine; the whole log is {log}"
     ), run.message
+
+
+def test_the_model_buttons_say_when_the_engine_python_is_missing_or_is_not_the_engine(addon, tmp_path):
+    """Refresh, Download and Remove with Engine Python empty (the default before Set Up Engine: a
+    Python that is not there yet), a missing file, and a program that is no engine: one message
+    each, never a traceback, and the buttons stay usable."""
+    package, _ = addon
+    bpy.ops.wm.read_homefile(use_empty=True)
+    prefs = package.preferences.get(bpy.context)
+    saved = prefs.engine_python
+    missing = "does not exist: run Set Up Engine in the add-on's preferences first"
+    try:
+        for python, said in (
+            ("", f"{package.engine_setup.venv_python(package.preferences.user_dir())} {missing}"),
+            (str(tmp_path / "python"), f"{tmp_path / 'python'} {missing}"),
+            ("/bin/echo", "/bin/echo did not answer as the MoSa engine does (its output: -m engine models "),
+        ):
+            prefs.engine_python = python
+            for press in (
+                bpy.ops.mosa.refresh_models,
+                partial(bpy.ops.mosa.download_models, accept_licences=True, synchronous=True),
+                bpy.ops.mosa.remove_models,
+            ):
+                with pytest.raises(RuntimeError) as refused:
+                    press()
+                assert str(refused.value).startswith(f"Error: MoSa: the engine's Python {said}"), str(refused.value)
+            assert package.model_ops._download is None and bpy.ops.mosa.download_models.poll()
+    finally:
+        prefs.engine_python = saved
 
 
 def test_a_prompt_timeline_then_extend_and_in_between_keys_on_a_rig(engine):
