@@ -11,7 +11,7 @@ from bpy.props import StringProperty
 
 from . import engine_session, engine_setup, preferences
 from .engine_client import EngineError, EngineUnavailable
-from .engine_process import DEFAULT_ENGINE_ROOT, python_cannot_run
+from .engine_process import DEFAULT_ENGINE_ROOT, missing_python, python_cannot_run
 from .operators import connect
 
 
@@ -123,6 +123,9 @@ class MOSA_OT_import_official(bpy.types.Operator):
         prefs = preferences.get(context)
         output = str(preferences.user_dir() / "official.pt")
         command = import_official_command(prefs.resolved_python(), self.filepath, output)
+        if problem := missing_python(command[0]):
+            self.report({"ERROR"}, f"MoSa: {problem}")
+            return {"CANCELLED"}
         try:
             finished = subprocess.run(
                 command,

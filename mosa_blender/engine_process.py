@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -174,6 +175,8 @@ class EngineProcess:
         ]
         # Only the engine's own folder: Blender's PYTHONPATH belongs to another Python.
         env = dict(os.environ, PYTHONPATH=str(self.engine_root))
+        if problem := missing_python(self.python):
+            raise EngineStartError(problem)
         with open(self.stderr_file, "wb") as stderr:
             try:
                 self._popen = subprocess.Popen(
@@ -223,12 +226,17 @@ class EngineProcess:
         return "\n".join(texts[-lines:]) or "(no output)"
 
 
-def python_cannot_run(python: str, error: OSError) -> str:
-    """What to do when the engine's Python does not start: most often Set Up Engine never ran."""
-    return (
-        f"the engine's Python {python!r} cannot run ({error.strerror or error}): run Set Up Engine in the "
-        "add-on's preferences, or choose a Python with torch there"
-    )
+def missing_python(python: str) -> str | None:
+    """Why the engine's Python cannot be run, before trying: most often Set Up Engine never ran."""
+    if shutil.which(python) is not None:
+        return None
+    what = "is not a program" if Path(python).exists() else "does not exist"
+    return f"the engine's Python {python} {what}: run Set Up Engine in the add-on's preferences first"
+
+
+def python_cannot_run(python: str, error: Exception) -> str:
+    """The engine's Python is there but did not start (or answer) as a program does."""
+    return f"the engine's Python {python} does not run ({error}); set it up again in the preferences"
 
 
 def _write_private(path: Path, text: str) -> None:

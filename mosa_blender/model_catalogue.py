@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .engine_process import missing_python, python_cannot_run
 
 # The panel's choices and the engine's model keys ("" for a checkpoint file the user picks).
 CHOICES = {"DEMO": "demo", "HUMANML3D": "humanml3d", "MOTIONX": "motionx", "FILE": ""}
@@ -39,16 +40,9 @@ class Catalogue:
 
 def engine_command(python: str, *arguments: str) -> list[str]:
     """`python -m engine models ...`, once the engine's Python is a program that is there."""
-    if shutil.which(python) is None:
-        what = "is not a program" if Path(python).exists() else "does not exist"
-        raise CatalogueError(
-            f"the engine's Python {python} {what}: run Set Up Engine in the add-on's preferences first"
-        )
+    if problem := missing_python(python):
+        raise CatalogueError(problem)
     return [python, "-m", "engine", "models", *arguments]
-
-
-def does_not_run(python: str, error: Exception) -> CatalogueError:
-    return CatalogueError(f"the engine's Python {python} does not run ({error}); set it up in the preferences")
 
 
 def not_the_engine(python: str, output: str) -> CatalogueError:
@@ -74,7 +68,7 @@ def run_engine(python: str, engine_root: Path, *arguments: str, timeout_s: float
             timeout=timeout_s,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise does_not_run(python, error) from None
+        raise CatalogueError(python_cannot_run(python, error)) from None
 
 
 def read_catalogue(python: str, engine_root: Path, timeout_s: float = 60.0) -> Catalogue:
@@ -130,7 +124,7 @@ class DownloadRun:
                     text=True,
                 )
             except OSError as error:
-                raise does_not_run(python, error) from None
+                raise CatalogueError(python_cannot_run(python, error)) from None
         run = cls(process, log_file)
         threading.Thread(target=run._read, name="mosa-model-download", daemon=True).start()
         return run
