@@ -393,9 +393,12 @@ def timeline_rows(
         largest_inside = np.delete(steps, into_row).max()
         start = 0
         for row, (kind, segment) in enumerate(zip(chosen, segments)):
-            request = GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling)
-            alone = pipeline.generate(request)[0].positions
             made = motion.positions[start : start + segment.frames]
+            if row == 0:  # the shot's first window is a plain generation of its prompt with this seed
+                alone = made
+            else:
+                request = GenerateRequest(segment.prompt, segment.frames, shot_seed + row, 1, sampling)
+                alone = pipeline.generate(request)[0].positions
             jumps = row > 0 and bool(steps[start - 1] > largest_inside)
             labels = label(made), label(alone), label(made[canonical.FPS :]), label(alone[canonical.FPS :])
             rows.append(TimelineRow(kind, row, *labels, seam_jumps=jumps))
