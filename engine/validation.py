@@ -387,8 +387,8 @@ def _source(source: Any, limits: Limits, max_frames: int | None = None) -> tuple
     )
 
 
-# The fields of a canonical motion dict (CanonicalMotion.to_dict); rotations and root translation
-# follow from the positions, which are what the engine reads.
+# The fields of a canonical motion dict (CanonicalMotion.to_dict). Rotations and root translation
+# follow from the positions, which are what the engine reads; given, they are checked all the same.
 _SOURCE_FIELDS = {"fps", "joint_names", "parents", "positions", "rotations", "root_translation", "features"}
 
 
@@ -410,6 +410,9 @@ def _motion_object(source: dict, limits: Limits, max_frames: int | None = None) 
             )
     positions = _array(source.get("positions"), "source.positions", (canonical.NUM_JOINTS, 3), limits)
     frames = _frames_in_range(len(positions), limits, max_frames)
+    for name, trailing in (("rotations", (canonical.NUM_JOINTS, 4)), ("root_translation", (3,))):
+        if source.get(name) is not None and len(_array(source[name], f"source.{name}", trailing, limits)) != frames:
+            raise RequestError("bad_source", f"'source.{name}' does not have one row per frame of the positions")
     if source.get("features") is not None:
         features = _array(source["features"], "source.features", (canonical.FEATURE_SIZE,), limits)
         if len(features) not in (frames - 1, frames):

@@ -353,9 +353,17 @@ def _sampling(settings) -> dict:
     return {name: getattr(settings, name) for name in names}
 
 
+# What of a canonical motion the engine reads from a source (its rotations follow from the positions).
+WIRE_FIELDS = ("fps", "positions", "features")
+
+
 def _wire(motion: dict) -> dict:
-    """A canonical motion as JSON can carry it."""
-    return {key: value.tolist() if hasattr(value, "tolist") else value for key, value in motion.items()}
+    """A source motion as JSON can carry it, only the fields the engine reads."""
+    return {
+        key: value.tolist() if hasattr(value, "tolist") else value
+        for key, value in motion.items()
+        if key in WIRE_FIELDS and value is not None
+    }
 
 
 def stored_motion_is_keyed(action, obj) -> bool:

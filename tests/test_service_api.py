@@ -363,6 +363,21 @@ def test_bad_edits_are_clear_400s(engine, walk_source):
         "another frame rate": (edit_body({**walk_source, "fps": 240}), "bad_source", "resample the motion to 20 fps"),
         "an unknown source field": (edit_body({**walk_source, "bogus": 1}), "unknown_field", "in 'source'"),
         "another skeleton": (edit_body({**walk_source, "joint_names": 5}), "bad_source", "'source.joint_names' is 5"),
+        "rotations as text": (
+            edit_body({**walk_source, "rotations": "quaternions"}),
+            "bad_source",
+            "'source.rotations'",
+        ),
+        "rotations as 3 numbers": (
+            edit_body({**walk_source, "rotations": [[[1.0, 0.0, 0.0]] * 22] * SOURCE_FRAMES}),
+            "bad_source",
+            "'source.rotations' must be a nested list of numbers of shape (frames, 22, 4)",
+        ),
+        "a root path a frame short": (
+            edit_body({**walk_source, "root_translation": [[0.0, 0.9, 0.0]] * (SOURCE_FRAMES - 1)}),
+            "bad_source",
+            "'source.root_translation' does not have one row per frame",
+        ),
     }
     for case, (body, code, words) in cases.items():
         text = json.dumps(body, allow_nan=True).encode()  # NaN on purpose: the server must refuse it
