@@ -86,6 +86,18 @@ def download(tmp_path: Path, mirror: str, *extra: str, prefix: list[str] = ()) -
     return finished.returncode, events, finished.stderr
 
 
+def start_download(tmp_path: Path, mirror: str) -> subprocess.Popen:
+    """A download running in the background (to cancel, or to run another beside)."""
+    return subprocess.Popen(
+        download_command(tmp_path / "models", mirror),
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def installed(tmp_path: Path) -> dict[str, bool]:
     listed = subprocess.run(
         [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "list", "--json"],
@@ -224,14 +236,7 @@ def test_a_cut_connection_resumes_with_a_range_request(server, release_zip, tmp_
 def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, release_zip, tmp_path):
     server.faults.throttle_s = 0.1  # about 0.6 MB/s: the download is still running when it is cancelled
     downloads = tmp_path / "models" / "downloads"
-    process = subprocess.Popen(
-        download_command(tmp_path / "models", server.url),
-        cwd=ROOT,
-        env=engine_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_download(tmp_path, server.url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(p.stat().st_size for p in downloads.glob("*.part")) < 256 * 1024:
         time.sleep(0.05)
@@ -256,14 +261,7 @@ def test_a_second_download_into_the_same_folder_is_refused_and_the_first_finishe
     it (before, each deleted the other's files and neither installed anything)."""
     server.faults.throttle_s = 0.05  # the first is still downloading when the second starts
     partial = tmp_path / "models" / "downloads"
-    first = subprocess.Popen(
-        download_command(tmp_path / "models", server.url),
-        cwd=ROOT,
-        env=engine_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_download(tmp_path, server.url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(partial.glob("*.part")):
         time.sleep(0.05)
