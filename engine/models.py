@@ -280,7 +280,7 @@ def download_official(options: DownloadOptions, report: Report) -> list[str]:
         with only_download(folder):
             install_official(options, report)
     except OSError as error:
-        raise file_error(error, folder) from None
+        raise oserror_kind(error, folder) from None
     except ImportError as error:
         raise ModelsError(
             "setup",
@@ -345,6 +345,22 @@ def no_room(folder: Path) -> ModelsError:
         f"the disk holding {folder} is full ({human_bytes(free)} free); free some space and "
         f"download again (what was downloaded is kept), or set {FOLDER_VARIABLE} to a folder "
         "on a larger disk",
+    )
+
+
+def oserror_kind(error: OSError, folder: Path) -> ModelsError:
+    """An OSError out of the download, told apart: a file it could not write has an errno, while
+    a transfer that broke off (requests' errors, the Hub's size check) is an OSError without one."""
+    if error.errno is None and error.filename is None:
+        return broke_off("a transfer", error)
+    return file_error(error, folder)
+
+
+def broke_off(what: str, error: Exception) -> ModelsError:
+    return ModelsError(
+        "offline",
+        f"{what} broke off ({type(error).__name__}: {str(error)[:200]}); run the download again: it resumes "
+        "where it stopped",
     )
 
 
@@ -448,7 +464,7 @@ def fetch_text_encoder(endpoint: str | None, report: Report) -> Path:
     Cached weights that are damaged (a cut transfer) are fetched again; weights that arrive damaged
     are removed and refused, so the next download fetches them again too."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, HTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
     from tqdm.auto import tqdm
 
     class Reporting(tqdm):
@@ -481,6 +497,8 @@ def fetch_text_encoder(endpoint: str | None, report: Report) -> Path:
             raise offline(endpoint or "the Hugging Face Hub", error.__cause__ or error) from None
         except HfHubHTTPError as error:
             raise ModelsError("server", f"the Hugging Face Hub refused {CLIP_REPO}/{name}: {error}") from None
+        except HTTPError as error:  # the Hub's own transport: a line that broke off past its retries
+            raise broke_off(f"the transfer of {current}", error) from None
 
     for name in CLIP_FILES:
         if fetch(name) is None:

@@ -63,16 +63,17 @@ def _lowered(point: np.ndarray, height: float, up: np.ndarray) -> np.ndarray:
     return point - max(float(point @ up) - height, 0.0) * up
 
 
-def _toe_lowered(ankle: np.ndarray, foot: np.ndarray, height: float, up: np.ndarray) -> np.ndarray:
-    """The toe at the foot's length from the pinned ankle, turned down about it towards `height`
-    (never up): the foot stays rigid while both its joints are pinned."""
-    length, rise = float(np.linalg.norm(foot)), float(foot @ up)
-    new_rise = np.clip(min(rise, height - float(ankle @ up)), -length, length)
-    flat = foot - rise * up
+def _turned_to_height(pin: np.ndarray, offset: np.ndarray, height: float, up: np.ndarray) -> np.ndarray:
+    """`pin + offset`, the offset turned up or down about the pin (its length and its horizontal
+    direction kept) to put the point at `height`, as near as its length allows: the other joint
+    of a foot whose joints are both pinned, where the motion puts that joint lowest in its run."""
+    length, rise = float(np.linalg.norm(offset)), float(offset @ up)
+    new_rise = np.clip(height - float(pin @ up), -length, length)
+    flat = offset - rise * up
     flat_length = float(np.linalg.norm(flat))
     if flat_length < 1e-9:
-        return ankle + foot
-    return ankle + new_rise * up + np.sqrt(length**2 - new_rise**2) * flat / flat_length
+        return pin + offset
+    return pin + new_rise * up + np.sqrt(length**2 - new_rise**2) * flat / flat_length
 
 
 def foot_goals(
@@ -87,10 +88,11 @@ def foot_goals(
 
     Frames run in order. A contact run pins its joint where the foot is when the run starts: on
     the other joint's pin when that one is already planted (the foot stays rigid), else where
-    the locked foot was a frame before, else where the motion puts it; a pin not carried on from
-    the frame before is as low as the motion puts its joint during the run (`up`: the up direction). A joint without its flag follows
-    the pinned one at the motion's foot offset. Free frames near a run keep a fading share of
-    the neighbouring run's correction, so the lock eases in and out."""
+    the locked foot was a frame before, else where the motion puts it. A pin not carried on from
+    the frame before is at the height where the motion puts its joint lowest during the run
+    (`up`: the up direction), not where the flag catches it coming down. A joint without its flag
+    follows the pinned one at the motion's foot offset. Free frames near a run keep a fading
+    share of the neighbouring run's correction, so the lock eases in and out."""
     foot = toe - ankle
     ankle_goal, toe_goal = ankle.copy(), toe.copy()
     locked = ankle_flag | toe_flag
@@ -99,14 +101,14 @@ def foot_goals(
         previous_locked = t > 0 and locked[t - 1]
         if ankle_flag[t] and not (t > 0 and ankle_flag[t - 1]):
             if toe_flag[t] and t > 0 and toe_flag[t - 1]:
-                ankle_pin = toe_pin - foot[t]
+                ankle_pin = _turned_to_height(toe_pin, -foot[t], _lowest_in_run(ankle, ankle_flag, t, up), up)
             elif previous_locked:
                 ankle_pin = ankle_goal[t - 1]
             else:
                 ankle_pin = _lowered(ankle[t], _lowest_in_run(ankle, ankle_flag, t, up), up)
         if toe_flag[t] and not (t > 0 and toe_flag[t - 1]):
             if ankle_flag[t]:
-                toe_pin = _toe_lowered(ankle_pin, foot[t], _lowest_in_run(toe, toe_flag, t, up), up)
+                toe_pin = _turned_to_height(ankle_pin, foot[t], _lowest_in_run(toe, toe_flag, t, up), up)
             elif previous_locked:
                 toe_pin = toe_goal[t - 1]
             else:

@@ -4,6 +4,7 @@ It serves files by path with HTTP Range (206 and Content-Range, as both real ser
 HEAD under /<repo>/resolve/<revision>/ with the headers huggingface_hub reads (X-Repo-Commit,
 ETag, Content-Length), and says EntryNotFound for a file a repository lacks. Faults a real
 download meets: `cut_after` closes the first full transfer of a file after that many bytes,
+`cut_always` every transfer of a file at that byte of it (a line that breaks there each time),
 `throttle_s` sleeps after every chunk, so a test can stop a download half way. Every request is
 recorded (method, path, Range header).
 """
@@ -28,6 +29,7 @@ UNWANTED = ("tf_model.h5", "flax_model.msgpack")  # the Hub repository's other w
 @dataclass
 class Faults:
     cut_after: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before the first full GET is cut
+    cut_always: dict[str, int] = field(default_factory=dict)  # path -> the byte at which every GET is cut
     throttle_s: float = 0.0  # pause after each chunk
 
 
@@ -115,6 +117,8 @@ class ModelServer:
                 if not body:
                     return
                 cut = server.faults.cut_after.pop(path, None) if start == 0 else None
+                if path in server.faults.cut_always:
+                    cut = max(start, server.faults.cut_always[path])
                 end = len(data) if cut is None else cut
                 try:
                     for offset in range(start, end, CHUNK):

@@ -81,6 +81,17 @@ def planted_height(rig_joints: np.ndarray, contacts: np.ndarray, floor: float) -
     return float(np.median(np.concatenate(heights))) - floor
 
 
+def contact_sink(free_joints: np.ndarray, locked_joints: np.ndarray, contacts: np.ndarray) -> float:
+    """How far (metres, world Z; negative: lower) the locked rig puts a foot joint below the lowest
+    the free motion puts it, over the frames its contact flag is set."""
+    sinks = [
+        locked_joints[contacts[:, k], joint, 2].min() - free_joints[contacts[:, k], joint, 2].min()
+        for k, joint in enumerate(FOOT_JOINTS)
+        if contacts[:, k].any()
+    ]
+    return float(min(sinks, default=0.0))
+
+
 def planted_drift(rig_joints: np.ndarray, contacts: np.ndarray) -> float:
     """The farthest (metres) any foot joint moves from where it stood when its contact flag
     (contacts (T, 4)) was set, while it stays set."""

@@ -233,6 +233,21 @@ def test_a_cut_connection_resumes_with_a_range_request(server, release_zip, tmp_
     assert installed(tmp_path)["humanml3d"]
 
 
+def test_a_line_that_keeps_breaking_is_said_to_break_not_to_be_an_unwritable_folder(server, release_zip, tmp_path):
+    """Every transfer of CLIP's weights cut at its 256 KiB: once the Hub's retries are spent, the
+    download ended in the Hub's transport's traceback (RemoteProtocolError), and a size check's
+    OSError was said to be "cannot write <folder>; set MOSA_MODELS_DIR"."""
+    server.faults.cut_always[f"{CLIP_PREFIX}/model.safetensors"] = 256 * 1024
+    try:
+        code, events, stderr = download(tmp_path, server.url)
+    finally:
+        server.faults.cut_always.clear()
+    assert code == 1, stderr
+    assert events[-1]["kind"] == "offline" and "broke off" in events[-1]["message"], events[-1]
+    assert "MOSA_MODELS_DIR" not in events[-1]["message"]
+    assert_nothing_half_written(tmp_path)
+
+
 def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, release_zip, tmp_path):
     server.faults.throttle_s = 0.1  # about 0.6 MB/s: the download is still running when it is cancelled
     downloads = tmp_path / "models" / "downloads"

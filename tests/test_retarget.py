@@ -20,7 +20,7 @@ from retarget.resample import resample, sample_points
 from retarget.skeleton import CANONICAL_TO_BLENDER, Skeleton
 from retarget.transfer import transfer
 from tests import retarget_rigs as rigs
-from tests.retarget_checks import demo_clips, direction_errors, planted_drift, planted_height
+from tests.retarget_checks import contact_sink, demo_clips, direction_errors, planted_drift, planted_height
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +156,13 @@ def test_in_place_keeps_the_hips_over_their_start(clips):
 def test_foot_lock_holds_planted_feet_where_the_motion_plants_them(clips):
     """Planted feet stay put, and at the height the real capture puts them: a contact flag is set
     while the foot still comes down, and pinning it there left it hovering (1.5 cm median on
-    DeepMimic's walk, 7.5 cm on a walk from the demo model, against 0.1 and 3.2 cm unlocked)."""
+    DeepMimic's walk, 7.5 cm on a walk from the demo model, against 0.1 and 3.2 cm unlocked). Nor
+    does a pin go below where the motion puts its joint (a toe carried down with its lowered
+    ankle went 10.9 cm lower on CMU 05_03; before either change, 6.5 cm on CMU 05_12)."""
     rig = rigs.skeleton(rigs.cmu(), "A", roll_seed=4)
     found = auto_map(rig)
     floor = float(rig.to_world(joint_positions(rig, found, rig.heads, rig.tails))[FOOT_JOINTS, 2].min())
-    free_drift, locked_drift, heights = [], [], []
+    free_drift, locked_drift, heights, sinks = [], [], [], []
     for clip in clips:
         free, locked = (transfer(clip.motion(), rig, found, foot_lock=lock) for lock in (False, True))
         assert locked.contacts.any()
@@ -170,12 +172,15 @@ def test_foot_lock_holds_planted_feet_where_the_motion_plants_them(clips):
         heights.append(
             (planted_height(free_joints, free.contacts, floor), planted_height(locked_joints, locked.contacts, floor))
         )
+        sinks.append(contact_sink(free_joints, locked_joints, locked.contacts))
         print(f"{clip.name}: planted foot {100 * heights[-1][0]:.2f} cm up free, {100 * heights[-1][1]:.2f} cm locked")
     print(
         f"\nplanted-foot drift, worst clip: {100 * max(free_drift):.2f} cm free, {100 * max(locked_drift):.4f} cm locked"
     )
     assert max(locked_drift) < 0.01 < max(free_drift)
     assert all(locked <= free + 0.002 for free, locked in heights)
+    print(f"lowest a locked foot joint goes below the free motion's lowest: {100 * min(sinks):.1f} cm")
+    assert min(sinks) > -0.03
 
 
 def test_contacts_come_from_the_joints_without_features(clips):
