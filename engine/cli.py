@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -368,10 +369,14 @@ def write_motion(motion: CanonicalMotion, path: Path) -> None:
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """`write` into a new file beside `path`, then that file becomes `path` in one step: a file
-    replaced with --overwrite is never left half-written (a failure, Ctrl+C, a full disk)."""
+    replaced with --overwrite is never left half-written (a failure, Ctrl+C, a full disk). A link
+    is written through, and a replaced file keeps its mode."""
+    path = path.resolve()
     part = path.with_name(f".{path.name}.{os.getpid()}.part")  # made by `write`: the user's file mode
     try:
         write(part)
+        if path.exists():
+            shutil.copymode(path, part)
         os.replace(part, path)
     except BaseException:
         part.unlink(missing_ok=True)

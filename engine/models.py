@@ -30,7 +30,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,12 +272,20 @@ class DownloadOptions:
 def download_official(options: DownloadOptions, report: Report) -> list[str]:
     """Download the release, check it, import both models and fetch CLIP's text tower; the keys installed."""
     folder = options.folder
-    if all(installed_path(model, folder) is not None for model in OFFICIAL):
-        report(Progress("done", "already installed (remove them first to download them again)"))
+
+    def installed_already() -> bool:
+        if all(installed_path(model, folder) is not None for model in OFFICIAL):
+            report(Progress("done", "already installed (remove them first to download them again)"))
+            return True
+        return False
+
+    if installed_already():  # before the lock too: a read-only folder of installed models answers
         return [model.key for model in OFFICIAL]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with only_download(folder):
+            if installed_already():  # a download that held the lock until now installed them
+                return [model.key for model in OFFICIAL]
             install_official(options, report)
     except OSError as error:
         raise oserror_kind(error, folder) from None
@@ -559,7 +567,13 @@ def import_model(model: Model, archive: Path, folder: Path, text_encoder: Path, 
 
 
 def remove(keys: list[str], folder: Path, text_encoder: bool = False) -> list[Path]:
-    """Forget the models (manifest first, so none is half there), then delete their files; what was deleted."""
+    """Forget the models (manifest first, so none is half there), then delete their files; what was
+    deleted. Not while a download runs there (it would lose its partial archive)."""
+    with only_download(folder) if folder.is_dir() else nullcontext():
+        return _remove(keys, folder, text_encoder)
+
+
+def _remove(keys: list[str], folder: Path, text_encoder: bool) -> list[Path]:
     manifest = read_manifest(folder)
     removed = []
     for key in keys:

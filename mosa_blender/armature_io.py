@@ -101,7 +101,8 @@ def pose_warnings(obj: bpy.types.Object, bones: set[str]) -> list[str]:
     warnings = []
     for pose_bone in obj.pose.bones:
         for constraint in pose_bone.constraints:
-            if constraint.type not in AIMING_CONSTRAINTS or constraint.mute or constraint.influence == 0:
+            working = constraint.is_valid and not constraint.mute and constraint.influence > 0
+            if constraint.type not in AIMING_CONSTRAINTS or not working:  # an IK without a target does nothing
                 continue
             chain = [pose_bone, *pose_bone.parent_recursive]
             length = getattr(constraint, "chain_count", 1)

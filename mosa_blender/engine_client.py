@@ -148,10 +148,11 @@ class EngineClient:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
+            said = f"(its answer begins {response.text[:80]!r})"
+            if response.status_code >= 500:  # a proxy's error page in front of an engine that is down
+                said = f"with HTTP {response.status_code}: a proxy or server in front of it? {said}"
             raise EngineError(
-                response.status_code,
-                "bad_response",
-                f"{self.base_url} does not answer as a MoSa engine does (its answer begins {response.text[:80]!r})",
+                response.status_code, "bad_response", f"{self.base_url} does not answer as a MoSa engine does {said}"
             )
         if response.status_code >= 400:
             error = payload.get("error")

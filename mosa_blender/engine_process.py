@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import selectors
 import shutil
@@ -219,11 +220,26 @@ class EngineProcess:
         return True
 
     def _log_tail(self, lines: int = 30) -> str:
-        texts = []
-        for path in (self.stderr_file, self.log_file):
-            if path.exists():
-                texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        """The end of this engine's stderr and of its lines in the shared log (another session's
+        engine writes there too)."""
+        texts = self.stderr_file.read_text(errors="replace").splitlines() if self.stderr_file.exists() else []
+        if self.log_file.exists():
+            texts.extend(_lines_of(self.log_file.read_text(errors="replace").splitlines()[-20 * lines :], self.pid))
         return "\n".join(texts[-lines:]) or "(no output)"
+
+
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\d+) ")  # the log's time, then the engine's pid
+
+
+def _lines_of(log_lines: list[str], pid: int | None) -> list[str]:
+    """The lines one engine wrote to the shared log, a traceback's lines with the record they follow."""
+    kept, mine = [], False
+    for line in log_lines:
+        if header := _LOG_LINE.match(line):
+            mine = header.group(1) == str(pid)
+        if mine:
+            kept.append(line)
+    return kept
 
 
 def missing_python(python: str) -> str | None:
@@ -256,6 +272,8 @@ def _remove_ended_sessions(folder: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # Windows: signal 0 would be a Ctrl+C to the process; count it as alive
+        return True
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, ValueError, OverflowError):

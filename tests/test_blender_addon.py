@@ -1614,6 +1614,7 @@ def test_an_ik_constraint_or_a_pose_scale_that_hides_the_motion_is_said(engine, 
     bpy.context.scene.collection.objects.link(target)
     ik = obj.pose.bones["mixamorig:LeftLeg"].constraints.new("IK")
     ik.target, ik.chain_count = target, 2
+    obj.pose.bones["mixamorig:RightLeg"].constraints.new("IK")  # no target: a posing aid that moves nothing
     obj.pose.bones["mixamorig:Hips"].scale = (0.8, 0.8, 0.8)
     settings = bpy.context.scene.mosa
     settings.prompt, settings.seconds, settings.variations = "a person walks forward", 2.0, 1
@@ -1628,6 +1629,7 @@ def test_an_ik_constraint_or_a_pose_scale_that_hides_the_motion_is_said(engine, 
         in reported["as set up"]
     ), reported
     assert "'mixamorig:Hips' (0.80) scaled in pose mode" in reported["as set up"]
+    assert "on 'mixamorig:RightLeg'" not in reported["as set up"]
     assert "constraint on" not in reported["ik muted, scale 1"]
     assert "scaled in pose mode" not in reported["ik muted, scale 1"]
 

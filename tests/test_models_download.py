@@ -273,7 +273,8 @@ def test_a_cancelled_download_keeps_its_bytes_and_the_next_one_resumes(server, r
 
 def test_a_second_download_into_the_same_folder_is_refused_and_the_first_finishes(server, tmp_path):
     """The add-on's button and a shell both downloading into one folder: the second says who holds
-    it (before, each deleted the other's files and neither installed anything)."""
+    it (before, each deleted the other's files and neither installed anything), and so does a
+    Remove meanwhile."""
     server.faults.throttle_s = 0.05  # the first is still downloading when the second starts
     partial = tmp_path / "models" / "downloads"
     first = start_download(tmp_path, server.url)
@@ -281,7 +282,16 @@ def test_a_second_download_into_the_same_folder_is_refused_and_the_first_finishe
     while time.monotonic() < deadline and not list(partial.glob("*.part")):
         time.sleep(0.05)
     code, events, _ = download(tmp_path, server.url)
+    removing = subprocess.run(  # Remove meanwhile would delete the partial archive under it
+        [ENGINE_PYTHON, "-m", "engine", "models", "--folder", str(tmp_path / "models"), "remove", "official"],
+        cwd=ROOT,
+        env=engine_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     server.faults.throttle_s = 0.0
+    assert removing.returncode != 0 and "another download into" in removing.stderr, removing.stderr
     assert code == 1 and events[-1]["kind"] == "busy", events[-1]
     assert events[-1]["message"].startswith(f"another download into {tmp_path / 'models'} is running (pid {first.pid})")
     stdout, stderr = first.communicate(timeout=120)

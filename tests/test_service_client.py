@@ -39,13 +39,14 @@ def test_a_silent_engine_times_out():
 
 
 class OneAnswer(http.server.BaseHTTPRequestHandler):
-    """An engine stand-in that answers every GET with the class's `answer` (JSON)."""
+    """An engine stand-in that answers every GET with the class's `answer` (JSON, or bytes as they are)."""
 
-    answer: dict = {}
+    answer: dict | bytes = {}
+    status = 200
 
     def do_GET(self) -> None:
-        body = json.dumps(self.answer).encode()
-        self.send_response(200)
+        body = self.answer if isinstance(self.answer, bytes) else json.dumps(self.answer).encode()
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -53,6 +54,20 @@ class OneAnswer(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+def test_a_proxys_error_page_is_told_from_the_engines_answers():
+    """A reverse proxy in front of a studio engine that is down answers 502 with its own page."""
+    handler = type("Answer", (OneAnswer,), {"answer": b"<html>502 Bad Gateway</html>", "status": 502})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        client = EngineClient(f"http://127.0.0.1:{server.server_address[1]}", "token", timeout_s=5)
+        try:
+            with pytest.raises(EngineError, match="with HTTP 502: a proxy or server in front of it"):
+                client.health()
+        finally:
+            client.close()
+            server.shutdown()
 
 
 @pytest.mark.parametrize(

@@ -115,11 +115,17 @@ def test_killed_engine_gives_a_clear_error_then_restarts(managed):
 
 
 def test_start_failure_reports_the_log_tail(checkpoint, tmp_path):
+    """Its own output only: the log is shared with another session's engine."""
     empty_root = tmp_path / "no-engine-here"
     empty_root.mkdir()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "engine.log").write_text(
+        "2026-12-08 00:00:00,000 1 ERROR MainThread another session's engine\nTraceback: its own\n"
+    )
     broken = EngineProcess(ENGINE_PYTHON, checkpoint, device="cpu", log_dir=tmp_path / "logs", engine_root=empty_root)
-    with pytest.raises(EngineStartError, match="No module named engine"):
+    with pytest.raises(EngineStartError, match="No module named engine") as failed:
         broken.ensure_running()
+    assert "another session" not in str(failed.value) and "its own" not in str(failed.value)
     assert not broken.is_running()
 
 
