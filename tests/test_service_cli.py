@@ -28,78 +28,49 @@ def engine(*args: str) -> subprocess.CompletedProcess:
 def test_generate_numbered_bvh_files_with_progress(checkpoint, tmp_path):
     from retarget import bvh
 
-    run = engine(
-        "generate",
-        "--prompt",
-        "a person walks forward",
-        "--frames",
-        "40",
-        "--seed",
-        "1",
-        "--samples",
-        "2",
-        "--out",
-        str(tmp_path / "walk.bvh"),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-    )
-    assert run.returncode == 0, run.stderr
-    assert [f"scale {step}/10" in run.stdout for step in range(1, 11)] == [True] * 10
+    common = ["generate", "--prompt", "a person walks forward", "--frames", "40", "--samples", "2"]
+    common += ["--out", str(tmp_path / "walk.bvh"), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    ((code, out, err, _),) = engine_batch([[*common, "--seed", "1"]], tmp_path)
+    assert code == 0, err
+    assert [f"scale {step}/10" in out for step in range(1, 11)] == [True] * 10
     for index in (1, 2):
         motion = bvh.read_bvh(tmp_path / f"walk_{index}.bvh")
         assert motion.positions.shape == (40, 22, 3) and np.isfinite(motion.positions).all()
     assert not (tmp_path / "walk.bvh").exists()
     # Run again: the takes are kept unless --overwrite says to replace them.
     takes = {index: (tmp_path / f"walk_{index}.bvh").read_bytes() for index in (1, 2)}
-    common = ["generate", "--prompt", "a person walks forward", "--frames", "40", "--samples", "2", "--seed", "2"]
-    common += ["--out", str(tmp_path / "walk.bvh"), "--checkpoint", str(checkpoint), "--device", "cpu"]
-    refused = engine(*common)
-    assert refused.returncode == 2 and "add --overwrite" in refused.stderr, refused.stderr
-    assert all((tmp_path / f"walk_{index}.bvh").read_bytes() == takes[index] for index in (1, 2))
-    replaced = engine(*common, "--overwrite")
-    assert replaced.returncode == 0, replaced.stderr
+    refused, replaced = engine_batch([[*common, "--seed", "2"], [*common, "--seed", "2", "--overwrite"]], tmp_path)
+    assert refused[0] == 2 and "add --overwrite" in refused[2] and refused[3], refused[2]
+    assert replaced[0] == 0, replaced[2]
     assert all((tmp_path / f"walk_{index}.bvh").read_bytes() != takes[index] for index in (1, 2))
 
 
 def test_generate_json_then_edit_npz(checkpoint, tmp_path):
     from retarget import motion as motion_module
 
-    source = tmp_path / "source.json"
-    run = engine(
-        "generate",
-        "--prompt",
-        "a person jumps",
-        "--seconds",
-        "3",
-        "--out",
-        str(source),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
+    source, edited = tmp_path / "source.json", tmp_path / "edited.npz"
+    model = ["--checkpoint", str(checkpoint), "--device", "cpu"]
+    generated, edit = engine_batch(
+        [
+            ["generate", "--prompt", "a person jumps", "--seconds", "3", "--out", str(source), *model],
+            [
+                "edit",
+                "--source",
+                str(source),
+                "--frames",
+                "20:40",
+                "--prompt",
+                "a person kicks",
+                "--out",
+                str(edited),
+                *model,
+            ],
+        ],
+        tmp_path,
     )
-    assert run.returncode == 0, run.stderr
+    assert generated[0] == 0 and edit[0] == 0, (generated[2], edit[2])
     assert len(json.loads(source.read_text())["positions"]) == 60
-    edited = tmp_path / "edited.npz"
-    run = engine(
-        "edit",
-        "--source",
-        str(source),
-        "--frames",
-        "20:40",
-        "--prompt",
-        "a person kicks",
-        "--out",
-        str(edited),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-    )
-    assert run.returncode == 0, run.stderr
-    assert "scale 10/10" in run.stdout
+    assert "scale 10/10" in edit[1]
     assert motion_module.CanonicalMotion.load(edited).positions.shape[1:] == (22, 3)
 
 
