@@ -267,12 +267,60 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     )
     parser.add_argument("--run", default=None, help="the transformer run to import, when the archive holds several")
     parser.add_argument("--out", type=Path, required=True, help="the engine checkpoint to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+
+
+def out_problem(out: Path, overwrite: bool) -> str | None:
+    """Why --out cannot be written, checked before the import reads the archive: a folder, a read-only
+    place, or a file that is there (the user's file is never replaced by surprise)."""
+    from engine.cli import file_problem
+
+    if problem := file_problem(out, "mosa-t2m.pt"):
+        return f"--out {out} {problem}"
+    if out.exists() and not overwrite:
+        return f"--out would replace {out}; add --overwrite to replace, or choose another --out"
+    return None
+
+
+def save(out: Path, imported: checkpoint.Checkpoint) -> None:
+    """checkpoint.save with no partial file left behind when the write fails; a full disk is an
+    OSError that says so (torch reports a failed write as a RuntimeError)."""
+    import shutil
+
+    from engine.models import NO_ROOM, human_bytes
+
+    partial = out.with_name(out.name + ".partial")
+    try:
+        checkpoint.save(out, imported)
+        return
+    except (RuntimeError, OSError) as error:  # left before measuring: its traceback holds the file open
+        code, said = (
+            getattr(error, "errno", None),
+            (error.strerror if isinstance(error, OSError) else None) or str(error),
+        )
+    partial.unlink(missing_ok=True)
+    folder = out.absolute().parent
+    needed = sum(
+        t.numel() * t.element_size()
+        for module in (imported.tokenizer, imported.transformer)
+        for t in module.state_dict().values()
+    )
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    if code in NO_ROOM or free < needed:
+        raise OSError(
+            f"cannot write {out}: the disk holding {folder} is full ({human_bytes(free)} free, "
+            f"{human_bytes(needed)} needed); free some space or choose an --out on a larger disk"
+        )
+    raise OSError(f"cannot write {out}: {said}")
 
 
 def run(args: argparse.Namespace) -> int:
+    if problem := out_problem(args.out, args.overwrite):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         imported = import_official(args.archive, args.dataset, args.run)
-        checkpoint.save(args.out, imported)
+        save(args.out, imported)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

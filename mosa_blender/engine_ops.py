@@ -99,8 +99,9 @@ class MOSA_OT_setup_engine(bpy.types.Operator):
 
 
 def import_official_command(python: str, archive: str, output: str) -> list[str]:
-    """The engine CLI call that converts the authors' MoSa.zip into one of our checkpoints."""
-    return [python, "-m", "engine", "import-official", archive, "--out", output]
+    """The engine CLI call that converts the authors' MoSa.zip into one of our checkpoints (the add-on's
+    own file, so an import again replaces it)."""
+    return [python, "-m", "engine", "import-official", archive, "--out", output, "--overwrite"]
 
 
 class MOSA_OT_import_official(bpy.types.Operator):

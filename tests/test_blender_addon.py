@@ -406,6 +406,7 @@ def test_engine_setup_commands_and_log_live_in_the_user_folder(addon):
         "/x/MoSa.zip",
         "--out",
         "/y/official.pt",
+        "--overwrite",
     ]
     with pytest.raises(RuntimeError, match="No such file.*pick the official MoSa.zip"):
         bpy.ops.mosa.import_official(filepath=str(user_dir / "missing.zip"))

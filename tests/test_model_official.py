@@ -11,6 +11,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -191,3 +192,41 @@ def test_broken_archives_say_what_is_wrong(tmp_path):
     )
     assert finished.returncode == 2 and "encoder.conv_in.weight" in finished.stderr.splitlines()[-1]
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_the_out_file_is_never_replaced_by_surprise_nor_left_half_written(tmp_path, monkeypatch, capsys):
+    from engine.__main__ import main
+
+    archive = small_zip(tmp_path / "MoSa.zip")
+
+    def imports(out: Path, *extra: str) -> tuple[int, str]:
+        code = main(["import-official", str(archive), "--out", str(out), *extra])
+        return code, capsys.readouterr().err.strip()
+
+    mine = tmp_path / "mine.pt"
+    mine.write_text("precious")
+    code, err = imports(mine)
+    assert (
+        code == 2 and err == f"error: --out would replace {mine}; add --overwrite to replace, or choose another --out"
+    )
+    assert mine.read_text() == "precious"
+
+    folder = tmp_path / "folder.pt"
+    folder.mkdir()
+    code, err = imports(folder)
+    assert code == 2 and err.startswith(f"error: --out {folder} is a folder; give a file name in it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MoSa.zip", "folder.pt", "mine.pt"]
+
+    def half_written(payload, path):  # what torch's writer does on a full disk
+        Path(path).write_bytes(b"x" * 1000)
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    monkeypatch.setattr("shutil.disk_usage", lambda path: SimpleNamespace(free=512))
+    code, err = imports(tmp_path / "x.pt")
+    assert code == 2 and err.startswith(f"error: cannot write {tmp_path / 'x.pt'}: the disk holding {tmp_path} is full")
+    assert "\n" not in err and not (tmp_path / "x.pt.partial").exists() and not (tmp_path / "x.pt").exists()
+    monkeypatch.undo()
+
+    code, err = imports(mine, "--overwrite")
+    assert code == 0 and checkpoint.load(mine).meta["preset"] == "official"
