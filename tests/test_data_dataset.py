@@ -138,3 +138,49 @@ def test_every_caption_is_tagged_and_mirrors_cleanly():
         captions.tokens("a person juggles")
     with pytest.raises(ValueError, match="no captions"):
         captions.captions_for("deepmimic_moonwalk")
+
+
+def test_build_dataset_refuses_a_users_folder_and_missing_shared_data(tmp_path, capsys, monkeypatch):
+    shared_data = tmp_path / "shared"
+    shared_data.mkdir()
+    (shared_data / "aistpp_gBR_sBM_cAll_d04_mBR0_ch01.pkl").write_bytes(b"")  # only its name is read here
+    built = []
+    monkeypatch.setattr(build, "build_dataset", lambda config: built.append(config) or build.BuildReport())
+
+    def builds(out, *extra: str) -> tuple[int, str]:
+        code = engine_main(["build-dataset", "--out", str(out), *extra])
+        return code, capsys.readouterr().err.strip()
+
+    users = tmp_path / "HumanML3D"
+    users.mkdir()
+    (users / "train.txt").write_text("000001\n")
+    code, err = builds(users, "--shared-data", str(shared_data))
+    assert code == 2 and err.startswith(f"error: --out {users} holds files and is not a dataset this command built")
+    assert "--overwrite" in err and "\n" not in err and not built
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    code, err = builds(a_file, "--shared-data", str(shared_data))
+    assert code == 2 and err == f"error: --out {a_file} is a file; give a folder (it is made if missing)"
+    code, err = builds(tmp_path / "new", "--shared-data", str(tmp_path / "absent"))
+    assert code == 2 and err.startswith(f"error: --shared-data {tmp_path / 'absent'} is not a folder")
+    assert not built
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = builds(empty, "--shared-data", str(empty))  # a folder without the AIST++ take: said, then built
+    assert code == 0 and err == (
+        f"warning: {empty} has no aistpp_gBR_sBM_*.pkl (an AIST++ take); the dataset is built without the kind "
+        "aistpp_gBR_sBM"
+    )
+    code, err = builds(users, "--shared-data", str(shared_data), "--overwrite")
+    assert code == 0 and err == ""
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / build.MARKER).write_text("")  # a build of this command (cut short): built again
+    (tmp_path / "earlier" / "train.txt").write_text("")
+    code, err = builds(tmp_path / "earlier", "--shared-data", str(shared_data))
+    assert code == 0 and [config.out for config in built] == [empty, users, tmp_path / "earlier"]
+
+
+def test_a_build_marks_its_folder(tmp_path, dataset):
+    out, _ = dataset
+    assert (out / build.MARKER).is_file() and build.out_problem(out, overwrite=False) is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +27,12 @@ import numpy as np
 from engine import representation
 from retarget import canonical
 
+from . import AISTPP_PATTERN, cmu_segments, default_shared_data, layout, real_clips
 from . import captions as captions_module
-from . import cmu_segments, default_shared_data, layout, real_clips
 from .placement import place_on_floor_facing_z
 
 MIN_FRAMES = 40
+MARKER = ".mosa-build-dataset"  # written first into the folder, so a build cut short is still known as one
 
 
 @dataclass
@@ -115,6 +117,7 @@ def build_dataset(config: BuildConfig) -> BuildReport:
     report = BuildReport()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by python -m engine build-dataset\n")
 
     kept: list[tuple[str, np.ndarray, list[str]]] = []
     for clip, joints in real_clips(config.shared_data, min_seconds=(config.min_frames - 1) / canonical.FPS):
@@ -204,18 +207,66 @@ def _write_description(out: Path, config: BuildConfig, report: BuildReport, sour
     )
 
 
+def out_problem(out: Path, overwrite: bool) -> str | None:
+    """Why the dataset cannot be written into `out`, checked before the build: a file is there, or a
+    folder that holds files and is not an earlier build of this command (no dataset.json nor MARKER), whose files
+    (train.txt, Mean.npy, texts/...) the build would replace, unless `overwrite`."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder (it is made if missing)"
+    built = (out / "dataset.json").is_file() or (out / MARKER).is_file()
+    if out.is_dir() and any(out.iterdir()) and not built and not overwrite:
+        return (
+            f"--out {out} holds files and is not a dataset this command built (no dataset.json); the build "
+            "would replace its split files, Mean.npy, Std.npy and samples: choose an empty or new folder, "
+            "or add --overwrite to write into it"
+        )
+    return None
+
+
+def missing_sources(shared_data: Path) -> list[str]:
+    """The captioned AIST++ takes that the shared data folder lacks, as lines for the user: the build
+    goes on without them (a smaller dataset, with fewer kinds)."""
+    takes = {take.stem for take in Path(shared_data).glob(AISTPP_PATTERN)}
+    return [
+        f"{shared_data} has no {genre}_*.pkl (an AIST++ take); the dataset is built without the kind {genre}"
+        for genre in sorted(captions_module.CAPTIONS)
+        if genre.startswith("aistpp_") and not any(take.startswith(genre + "_") for take in takes)
+    ]
+
+
 def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the dataset into")
-    parser.add_argument("--shared-data", type=Path, default=default_shared_data(), help="folder with the AIST++ takes")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into a --out folder that holds other files (not a build)"
+    )
+    parser.add_argument(
+        "--shared-data",
+        type=Path,
+        default=None,
+        help="folder with the AIST++ takes (default: ../shared/data beside the clone, or $MOSA_SHARED_DATA)",
+    )
     parser.add_argument("--val-clips", type=int, default=1, help="source clips held out for validation")
     parser.add_argument("--test-clips", type=int, default=1, help="source clips held out for testing")
     parser.add_argument("--no-mirror", action="store_true", help="do not add left-right mirrored copies")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.shared_data is not None and not args.shared_data.is_dir():
+        print(
+            f"error: --shared-data {args.shared_data} is not a folder; give the folder that holds the AIST++ "
+            f"takes ({AISTPP_PATTERN})",
+            file=sys.stderr,
+        )
+        return 2
+    if problem := out_problem(args.out, args.overwrite):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    shared_data = default_shared_data() if args.shared_data is None else args.shared_data
+    for line in missing_sources(shared_data):
+        print(f"warning: {line}", file=sys.stderr)
     config = BuildConfig(
         out=args.out,
-        shared_data=args.shared_data,
+        shared_data=shared_data,
         val_clips=args.val_clips,
         test_clips=args.test_clips,
         mirror=not args.no_mirror,
