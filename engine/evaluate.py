@@ -445,11 +445,12 @@ class Report:
             f"| codebook usage per scale (live codes) | {', '.join(f'{u:.2f}' for u in self.codebook_usage)} |",
             f"| codes used by the {self.reconstruction_split} motions, per scale | {', '.join(f'{u:.2f}' for u in self.codes_used)} |",
         ]
-        lines.append(
-            "| reconstruction MPJPE by kind (mm) | "
-            + ", ".join(f"{kind} {mm:.0f}" for kind, mm in self.reconstruction_by_kind.items())
-            + " |"
-        )
+        if self.reconstruction_by_kind:
+            lines.append(
+                "| reconstruction MPJPE by kind (mm) | "
+                + ", ".join(f"{kind} {mm:.0f}" for kind, mm in self.reconstruction_by_kind.items())
+                + " |"
+            )
         for name, accuracy in self.accuracy.items():
             by_length = ", ".join(f"{length} {value:.3f}" for length, value in self.accuracy_by_length[name].items())
             lines.append(
@@ -498,10 +499,12 @@ def evaluate(
     ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
     samples = layout.read_split(data, split)
     held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in samples]
-    kind_of = sample_kinds(data)
+    has_kinds = (Path(data) / "dataset.json").is_file()  # a build-dataset folder; HumanML3D itself has no kinds
+    kind_of = sample_kinds(data) if has_kinds else {}
     by_kind: dict[str, list[np.ndarray]] = {}
     for sample, motion in zip(samples, held_out):
-        by_kind.setdefault(kind_of.get(sample.name, "unknown"), []).append(motion)
+        if has_kinds:
+            by_kind.setdefault(kind_of.get(sample.name, "unknown"), []).append(motion)
     report = Report(
         checkpoint=str(checkpoint_path),
         reconstruction_mpjpe_mm=reconstruction_mpjpe(ckpt.tokenizer, held_out, ckpt.mean, ckpt.std),
@@ -517,7 +520,12 @@ def evaluate(
             "the paper's FID / R-precision: --protocol humanml3d|motionx with Guo et al.'s evaluator (engine.protocol)"
         ],
     )
-    if text_to_motion and ckpt.transformer is not None:
+    if not has_kinds:
+        report.notes.append(
+            f"{data} has no dataset.json (not a build-dataset folder, e.g. HumanML3D): no kinds, so no "
+            "reconstruction by kind" + (" and no text-to-motion part" if text_to_motion and ckpt.transformer else "")
+        )
+    if text_to_motion and ckpt.transformer is not None and has_kinds:
         from engine.pipeline import Pipeline
 
         pipeline = Pipeline.from_checkpoint(ckpt, device=device, text_encoder_path=text_encoder_path)

@@ -149,3 +149,35 @@ def test_eval_refuses_a_negative_number_of_timeline_shots(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["eval", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", ".", "--timeline-shots", "-1"])
     assert "--timeline-shots: -1 shots; expected 0 or more" in capsys.readouterr().err
+
+
+def humanml3d_like(dataset, folder, count: int = 4):
+    """A few samples of the demo dataset in a folder as HumanML3D's: its layout, no dataset.json."""
+    import shutil
+
+    names = layout.read_names(dataset, "all")[:count]
+    for part in ("new_joint_vecs", "texts"):
+        (folder / part).mkdir(parents=True)
+        for name in names:
+            shutil.copy(next((dataset / part).glob(f"{name}.*")), folder / part)
+    for name in ("Mean.npy", "Std.npy"):
+        shutil.copy(dataset / name, folder / name)
+    (folder / "test.txt").write_text("\n".join(names) + "\n")
+    return folder
+
+
+def test_eval_tokenizer_only_on_a_humanml3d_folder_without_dataset_json(dataset, tmp_path, capsys) -> None:
+    """docs/training.md checks a HumanML3D model with `eval --data HumanML3D --tokenizer-only`: HumanML3D
+    has no kinds (no dataset.json), so the report has no per-kind part and says why."""
+    data = humanml3d_like(dataset, tmp_path / "HumanML3D")
+    report_path = tmp_path / "report.json"
+    code = main(
+        ["eval", "--checkpoint", str(DEFAULT_CHECKPOINT), "--data", str(data), "--tokenizer-only", "--json"]
+        + [str(report_path)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["reconstruction_samples"] == 4 and report["reconstruction_mpjpe_mm"] > 0
+    assert report["reconstruction_by_kind"] == {} and "by kind" not in printed.split("note:")[0]
+    assert f"note: {data} has no dataset.json (not a build-dataset folder, e.g. HumanML3D): no kinds" in printed
