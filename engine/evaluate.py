@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,7 @@ from engine.tokenizer import Tokenizer, usable_length
 from retarget import canonical
 
 if TYPE_CHECKING:
+    from engine.checkpoint import Checkpoint
     from engine.pipeline import Pipeline
 
 FIXED_SECONDS = (3, 6, 9)  # the lengths every prompt is generated at
@@ -492,11 +494,14 @@ def evaluate(
     device: str = "cpu",
     text_encoder_path: Path | None = None,
     timeline_shots: int = 0,
+    ckpt: Checkpoint | None = None,
 ) -> Report:
+    """`ckpt`: the checkpoint at checkpoint_path when the caller has loaded it."""
     from engine import checkpoint as checkpoint_io
 
     started = time.perf_counter()
-    ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
+    if ckpt is None:
+        ckpt = checkpoint_io.load(checkpoint_path, device="cpu")
     samples = layout.read_split(data, split)
     held_out = [((s.features - ckpt.mean) / ckpt.std).astype(np.float32) for s in samples]
     has_kinds = (Path(data) / "dataset.json").is_file()  # a build-dataset folder; HumanML3D itself has no kinds
@@ -524,6 +529,11 @@ def evaluate(
         report.notes.append(
             f"{data} has no dataset.json (not a build-dataset folder, e.g. HumanML3D): no kinds, so no "
             "reconstruction by kind" + (" and no text-to-motion part" if text_to_motion and ckpt.transformer else "")
+        )
+    if text_to_motion and ckpt.transformer is None:
+        report.notes.append(
+            "the checkpoint holds a tokenizer only (no transformer): no text-to-motion part "
+            "(give a transformer checkpoint, or --tokenizer-only to ask for this part alone)"
         )
     if text_to_motion and ckpt.transformer is not None and has_kinds:
         from engine.pipeline import Pipeline
@@ -595,7 +605,7 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument(
         "--text-encoder-path",
         type=Path,
-        help="the text encoder's folder, or a text-feature cache file (python -m engine text-cache)",
+        help="the text encoder's folder (default: the installed one the checkpoint names)",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--tokenizer-only", action="store_true", help="skip the text-to-motion part")
@@ -609,9 +619,54 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
     protocol.add_arguments(parser)
 
 
+MAX_SECONDS = canonical.MAX_FRAMES / canonical.FPS  # the longest motion the model makes (9.8 s)
+
+
+def input_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line or its files, as one line, before any work (the tokenizer
+    part runs minutes before the text-to-motion part and the report is written last)."""
+    from engine.cli import file_problem
+
+    if not args.tokenizer_only:
+        if args.samples < 1:
+            return f"--samples {args.samples}: expected 1 or more generated motions per prompt"
+        wrong = [length for length in args.seconds if not 1 <= length <= MAX_SECONDS]
+        if wrong:
+            return (
+                f"--seconds {' '.join(map(str, wrong))}: the model makes motions of 1 to {MAX_SECONDS:g} s "
+                f"({canonical.MAX_FRAMES} frames); give whole seconds from 1 to {int(MAX_SECONDS)}"
+            )
+    if args.json is not None and (problem := file_problem(args.json, "report.json")):
+        return f"--json {args.json} {problem}"
+    if not args.data.is_dir():
+        return f"--data {args.data} is not a folder (a dataset in HumanML3D layout: build-dataset writes one)"
+    try:
+        names = layout.read_names(args.data, args.split)
+    except ValueError as error:
+        return str(error)
+    for name in names:
+        for part, suffix in (("new_joint_vecs", ".npy"), ("texts", ".txt")):
+            if not (args.data / part / f"{name}{suffix}").is_file():
+                return (
+                    f"{args.data / f'{args.split}.txt'} names {name}, which has no {part}/{name}{suffix} in {args.data}"
+                )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.protocol:
         return protocol.run(args)
+    from engine import checkpoint as checkpoint_io
+
+    problem = input_problem(args)
+    if problem is None:
+        try:
+            ckpt = checkpoint_io.load(args.checkpoint, device="cpu")
+        except (OSError, ValueError) as error:  # a missing, truncated or foreign file
+            problem = str(error) if str(args.checkpoint) in str(error) else f"--checkpoint {args.checkpoint}: {error}"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     report = evaluate(
         args.checkpoint,
         args.data,
@@ -624,6 +679,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.text_encoder_path,
         args.timeline_shots,
+        ckpt,
     )
     print(report.table())
     if args.json:

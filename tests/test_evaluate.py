@@ -181,3 +181,58 @@ def test_eval_tokenizer_only_on_a_humanml3d_folder_without_dataset_json(dataset,
     assert report["reconstruction_samples"] == 4 and report["reconstruction_mpjpe_mm"] > 0
     assert report["reconstruction_by_kind"] == {} and "by kind" not in printed.split("note:")[0]
     assert f"note: {data} has no dataset.json (not a build-dataset folder, e.g. HumanML3D): no kinds" in printed
+
+
+def test_eval_refuses_bad_input_in_one_line_before_any_work(dataset, tmp_path, capsys, monkeypatch) -> None:
+    import engine.evaluate
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("evaluate ran")
+
+    monkeypatch.setattr(engine.evaluate, "evaluate", no_work)
+    data = humanml3d_like(dataset, tmp_path / "data", count=2)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(DEFAULT_CHECKPOINT.read_bytes()[:5000])
+    random = tmp_path / "random.pt"
+    random.write_bytes(np.random.default_rng(0).bytes(5000))
+    ghost = humanml3d_like(dataset, tmp_path / "ghost", count=2)
+    (ghost / "test.txt").write_text((ghost / "test.txt").read_text() + "ghost_clip\n")
+
+    def evaluates(*extra: str, checkpoint=DEFAULT_CHECKPOINT, data=data) -> str:
+        assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err, err
+        return err
+
+    assert evaluates("--samples", "0") == "error: --samples 0: expected 1 or more generated motions per prompt"
+    assert evaluates("--seconds", "0").startswith("error: --seconds 0: the model makes motions of 1 to 9.8 s")
+    assert evaluates("--seconds", "3", "30").endswith("(196 frames); give whole seconds from 1 to 9")
+    assert evaluates("--tokenizer-only", "--json", str(tmp_path)).startswith(f"error: --json {tmp_path} is a folder")
+    for path in (truncated, random, tmp_path / "nope.pt"):
+        print(evaluates("--tokenizer-only", checkpoint=path))
+        assert str(path) in evaluates("--tokenizer-only", checkpoint=path)
+    assert evaluates("--tokenizer-only", data=tmp_path / "nope") == (
+        f"error: --data {tmp_path / 'nope'} is not a folder (a dataset in HumanML3D layout: build-dataset writes one)"
+    )
+    assert evaluates("--tokenizer-only", "--split", "bogus").startswith(f"error: no split file {data / 'bogus.txt'}")
+    assert evaluates("--tokenizer-only", data=ghost) == (
+        f"error: {ghost / 'test.txt'} names ghost_clip, which has no new_joint_vecs/ghost_clip.npy in {ghost}"
+    )
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "text-cache" not in capsys.readouterr().out  # no such command
+
+
+def test_eval_says_a_tokenizer_checkpoint_has_no_text_to_motion_part(dataset, tmp_path, capsys) -> None:
+    from engine import checkpoint
+
+    demo = checkpoint.load(DEFAULT_CHECKPOINT)
+    tokenizer_only = tmp_path / "tokenizer.pt"
+    checkpoint.save(
+        tokenizer_only, checkpoint.Checkpoint(demo.tokenizer, None, demo.mean, demo.std, demo.text_encoder, {})
+    )
+    data = humanml3d_like(dataset, tmp_path / "data", count=2)
+    assert main(["eval", "--checkpoint", str(tokenizer_only), "--data", str(data)]) == 0
+    assert "note: the checkpoint holds a tokenizer only (no transformer): no text-to-motion part" in (
+        capsys.readouterr().out
+    )
