@@ -24,6 +24,7 @@ release's global state, so the figures match the release's in distribution, not 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -343,6 +344,14 @@ def table(protocol: Protocol, task: str, repeats: list[dict[str, float]]) -> str
     return "\n".join(lines)
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def run_task(
     task: str,
     model,
@@ -360,6 +369,16 @@ def run_task(
     if setup_file.exists():
         previous = json.loads(setup_file.read_text())
         changed = sorted(key for key in set(previous) | set(setup) if previous.get(key) != setup.get(key))
+        if changed == ["checkpoint_sha256"] and "checkpoint_sha256" not in previous:
+            raise ValueError(
+                f"{folder} holds repeats from before the checkpoint's content was recorded, so they cannot be "
+                "matched to this model; give another --out or delete it"
+            )
+        if changed == ["checkpoint_sha256"]:  # the same path, another model: its repeats would mix into one mean
+            raise ValueError(
+                f"{folder} holds repeats of another model: {setup.get('checkpoint')} is not the file they "
+                "measured (its content changed since); give another --out or delete it"
+            )
         if changed:
             raise ValueError(
                 f"{folder} holds repeats of another setup (differs in {', '.join(changed)}); "
@@ -482,6 +501,7 @@ def run(args: argparse.Namespace) -> int:
     setup = {
         "protocol": protocol.name,
         "checkpoint": str(Path(args.checkpoint).resolve()),
+        "checkpoint_sha256": file_sha256(Path(args.checkpoint)),  # a resume keeps to the model, not only its path
         "data": str(Path(args.data).resolve()),
         "settings": json.loads(json.dumps(drawn)),
     }

@@ -122,6 +122,27 @@ def test_eval_protocol_measures_writes_the_table_and_resumes(files, tmp_path, ca
     assert "holds repeats of another setup (differs in settings)" in capsys.readouterr().err
 
 
+def test_a_resume_keeps_to_the_model_not_only_its_path(files, tmp_path, capsys) -> None:
+    model = tmp_path / "model.pt"
+    model.write_bytes(files["checkpoint"].read_bytes())
+    command = quick(files, tmp_path / "eval", "--task", "reconstruction", "--repeats", "1")
+    command[command.index("--checkpoint") + 1] = str(model)
+    assert main(command) == 0
+    checkpoint.create_random(model, preset="demo", seed=1)  # another model written to the same path
+    capsys.readouterr()
+    assert main(command) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'eval' / 'reconstruction'} holds repeats of another model: {model.resolve()} is not "
+        "the file they measured (its content changed since); give another --out or delete it"
+    )
+    setup_file = tmp_path / "eval" / "reconstruction" / "setup.json"
+    setup = json.loads(setup_file.read_text())
+    del setup["checkpoint_sha256"]  # a folder written before the content was recorded
+    setup_file.write_text(json.dumps(setup))
+    assert main(command) == 2
+    assert "holds repeats from before the checkpoint's content was recorded" in capsys.readouterr().err
+
+
 def test_motionx_reads_glove_6b_and_plain_captions_need_spacy(files, tmp_path, capsys) -> None:
     glove = write_glove_6b(tmp_path / "glove.6B.300d.txt")
     command = quick(files, tmp_path / "mx", "--task", "reconstruction", "--repeats", "1")
