@@ -327,10 +327,12 @@ def summary(repeats: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
 
 
 def table(protocol: Protocol, task: str, repeats: list[dict[str, float]]) -> str:
-    """Markdown: this run's mean +- interval, the real motion's, and the paper's figure."""
+    """Markdown: this run's mean +- interval (the value alone from one repeat), the real motion's, and the
+    paper's figure."""
     figures, paper = summary(repeats), protocol.paper.get(task, {})
     lines = [
-        f"{protocol.name}, {task}: {len(repeats)} repeats, {int(figures['samples'][0])} samples each",
+        f"{protocol.name}, {task}: {len(repeats)} repeat{'s' if len(repeats) > 1 else ''}, "
+        f"{int(figures['samples'][0])} samples each" + ("" if len(repeats) > 1 else " (no interval from one repeat)"),
         "",
         "| measure | this run | real motion | paper (MoSa) |",
         "|---|---|---|---|",
@@ -340,7 +342,8 @@ def table(protocol: Protocol, task: str, repeats: list[dict[str, float]]) -> str
             continue
         mean, half = figures[key]
         real = f"{figures[real_key][0]:.3f}" if real_key else "-"
-        lines.append(f"| {label} | {mean:.3f} ± {half:.3f} | {real} | {f'{paper[key]:.3f}' if key in paper else '-'} |")
+        value = f"{mean:.3f} ± {half:.3f}" if len(repeats) > 1 else f"{mean:.3f}"  # one repeat: no spread to give
+        lines.append(f"| {label} | {value} | {real} | {f'{paper[key]:.3f}' if key in paper else '-'} |")
     return "\n".join(lines)
 
 

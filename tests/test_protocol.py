@@ -149,10 +149,11 @@ def test_motionx_reads_glove_6b_and_plain_captions_need_spacy(files, tmp_path, c
     command[command.index("--protocol") + 1] = "motionx"
     command[command.index("--glove") + 1] = str(glove)
     assert main(command) == 0
-    assert "motionx, reconstruction: 1 repeats, 8 samples each" in (tmp_path / "mx" / "table.md").read_text()
-    assert (
-        "| 0.061 |" not in (tmp_path / "mx" / "table.md").read_text()
-    )  # the paper gives Motion-X generation figures only
+    one_repeat = (tmp_path / "mx" / "table.md").read_text()
+    assert "motionx, reconstruction: 1 repeat, 8 samples each (no interval from one repeat)" in one_repeat
+    assert "±" not in one_repeat  # not "± 0.000": one repeat gives no interval
+    rows = [line for line in one_repeat.splitlines() if line.startswith("| ") and "| measure |" not in line]
+    assert rows and all(row.endswith("| - |") for row in rows)  # the paper gives Motion-X generation figures only
     plain = write_dataset(tmp_path / "MotionX", plain_captions=True)
     command[command.index("--data") + 1] = str(plain)
     try:
@@ -172,3 +173,11 @@ def test_missing_evaluator_or_vectors_are_clear_errors(files, tmp_path, capsys) 
     command[command.index("--evaluator") + 1] = str(tmp_path)
     assert main(command) == 2
     assert "no evaluator at" in capsys.readouterr().err
+
+
+def test_one_repeat_gives_the_value_without_an_interval() -> None:
+    figures = {"samples": 8.0, "fid": 1.25, "top1": 0.5, "top1_real": 0.75}
+    one = protocol.table(protocol.PROTOCOLS["humanml3d"], "generation", [figures])
+    assert "| FID ↓ | 1.250 | - | 0.085 |" in one and "±" not in one and ": 1 repeat, 8 samples each" in one
+    two = protocol.table(protocol.PROTOCOLS["humanml3d"], "generation", [figures, {**figures, "fid": 1.75}])
+    assert "| FID ↓ | 1.500 ± 0.346 | - | 0.085 |" in two and ": 2 repeats, 8 samples each" in two
