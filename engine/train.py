@@ -18,6 +18,7 @@ import ast
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -379,30 +380,66 @@ def load_sets(config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> tuple[M
 
 
 # --- the run ----------------------------------------------------------------------------------------
-def train(config: TrainConfig) -> Path:
-    """Run one stage; returns the path of the model checkpoint it wrote."""
+class TrainError(Exception):
+    """A refusal the command line shows as one line (exit code 2)."""
+
+
+def saved_step(config: TrainConfig) -> int | None:
+    """The step of the run's last save, from its state file; None where there is none (or it is unreadable)."""
+    try:
+        return int(torch.load(config.state_path, map_location="cpu", weights_only=True)["step"])
+    except Exception:  # missing, damaged or foreign: the step is not known
+        return None
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """A new run refuses a folder that holds a run of its stage; --resume refuses one that holds none."""
+    files = [path for path in (config.model_path, config.state_path, config.log_path) if path.exists()]
+    if files and not config.resume:
+        step = saved_step(config)
+        at = f"saved at step {step}" if step is not None else f"{', '.join(path.name for path in files)}"
+        raise TrainError(
+            f"{config.out} already holds a {config.stage} run ({at}): "
+            "add --resume to continue it, or choose another --out"
+        )
+    if config.resume and not config.model_path.exists():
+        left = f" (only {', '.join(path.name for path in files)}: delete it to start over)" if files else ""
+        raise TrainError(
+            f"--resume: {config.out} holds no saved {config.stage} run to continue, no {config.model_path.name}"
+            f"{left}; drop --resume to start one"
+        )
+
+
+def train(config: TrainConfig) -> Path | None:
+    """Run one stage; returns the path of the model checkpoint it wrote, None where it had nothing to train."""
     processes = start_processes()
     if config.batch_size % processes.world:
         raise ValueError(f"batch size {config.batch_size} must divide evenly among {processes.world} processes")
-    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // processes.world))
-    device = processes.device
-    Path(config.out).mkdir(parents=True, exist_ok=True)
-    stage = STAGES[config.stage](config, device)
-
-    torch.manual_seed(config.seed)  # the same initial weights in every process
-    resumed = config.resume and config.model_path.exists()
-    if resumed:
-        model = stage.resumed(checkpoint_io.load(config.model_path, device="cpu"))
+    check_run_folder(config)
+    if config.resume:
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         start_step = int(state["step"])
+    else:
+        state, start_step = None, 0
+    if start_step >= config.steps:
+        if processes.main:
+            print(f"nothing trained: the run is at step {start_step} and --steps is {config.steps}; nothing written")
+        return None
+    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // processes.world))
+    device = processes.device
+    stage = STAGES[config.stage](config, device)
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    resumed = config.resume
+    if resumed:
+        model = stage.resumed(checkpoint_io.load(config.model_path, device="cpu"))
     elif config.init is not None:
         model = stage.resumed(checkpoint_io.load(config.init, device="cpu"))
         if model is None:
             raise ValueError(f"{config.init} has no {config.stage} to start from")
-        state, start_step = None, 0
     else:
         model = stage.build()
-        state, start_step = None, 0
     model.to(device).train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -639,7 +676,13 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         init=args.init,
     )
-    path = train(config)
-    if int(os.environ.get("RANK", "0")) == 0:
+    main = int(os.environ.get("RANK", "0")) == 0
+    try:
+        path = train(config)
+    except TrainError as error:
+        if main:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    if main and path is not None:
         print(f"checkpoint written to {path}")
     return 0

@@ -16,6 +16,7 @@ from engine import checkpoint
 from engine.train import (
     TokenizerStage,
     TrainConfig,
+    TrainError,
     crop_batch,
     frame_mask,
     kind_balanced_weights,
@@ -153,6 +154,17 @@ def test_tokenizer_learns_checkpoints_and_resumes(dataset, tmp_path) -> None:
     assert torch.load(config.state_path, weights_only=True)["step"] == 40
     steps = [json.loads(line).get("step") for line in config.log_path.read_text().splitlines()]
     assert steps.count(31) == 1 and 40 in steps  # the resumed run appended steps 31..40
+
+    # A new run into the folder would empty its log and overwrite its checkpoint: refused.
+    log = config.log_path.read_text()
+    with pytest.raises(TrainError, match=r"already holds a tokenizer run \(saved at step 40\): add --resume"):
+        train(replace(config, steps=50))
+    assert config.log_path.read_text() == log and checkpoint.load(path).meta["step"] == 40
+    assert train(replace(config, steps=40, resume=True)) is None  # nothing to train: nothing said to be written
+    assert config.log_path.read_text() == log
+    with pytest.raises(TrainError, match="holds no saved tokenizer run"):  # not a silent start from step 0
+        train(replace(config, out=tmp_path / "elsewhere", resume=True))
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_transformer_learns_on_the_frozen_tokenizer(dataset, tmp_path) -> None:
