@@ -90,10 +90,6 @@ class TrainConfig:
             )
         if not FRAMES_PER_LATENT <= self.min_frames <= self.max_frames:
             raise ValueError(f"crop lengths {self.min_frames}..{self.max_frames} must satisfy 4 <= min <= max")
-        if self.init is not None and self.resume:
-            raise ValueError(
-                "--init starts a new run from a checkpoint's weights; --resume continues this run: give one"
-            )
         if self.weight_decay is None:
             self.weight_decay = STAGES[self.stage].weight_decay
         self.text_encoder = self.text_encoder or PRESET_TEXT_ENCODERS[self.preset]
@@ -109,6 +105,10 @@ class TrainConfig:
     @property
     def log_path(self) -> Path:
         return Path(self.out) / f"{self.stage}.log.jsonl"
+
+
+class TrainError(Exception):
+    """A refusal the command line shows as one line (exit code 2)."""
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -282,11 +282,16 @@ class TokenizerStage:
     needs_tokenizer = False
     weight_decay = 0.0
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainConfig, device: torch.device, previous: checkpoint_io.Checkpoint | None = None
+    ) -> None:
         self.config, self.device = config, device
         # The spec's feature bias is already in the dataset's Std.npy, as in HumanML3D's own Mean/Std.
-        # A warm start keeps the normalisation its weights were trained with, unless the features changed.
-        if config.init is not None and not config.data_statistics:
+        # A resumed run keeps the normalisation it was trained with; so does a warm start, unless the
+        # features changed.
+        if previous is not None:
+            self.mean, self.std = previous.mean, previous.std
+        elif config.init is not None and not config.data_statistics:
             initial = checkpoint_io.load(config.init, device="cpu")
             self.mean, self.std = initial.mean, initial.std
         else:
@@ -321,11 +326,20 @@ class TransformerStage:
     needs_tokenizer = True
     weight_decay = 1e-5
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainConfig, device: torch.device, previous: checkpoint_io.Checkpoint | None = None
+    ) -> None:
         from engine.text_encoders import load_text_encoder
 
         self.config, self.device = config, device
         self.tokenizer_checkpoint = checkpoint_io.load(config.tokenizer, device="cpu")
+        if previous is not None and not same_weights(previous.tokenizer, self.tokenizer_checkpoint.tokenizer):
+            started = previous.meta.get("train_config", {}).get("tokenizer")
+            raise TrainError(
+                f"--resume: --tokenizer {config.tokenizer} is not the tokenizer this run trains on "
+                f"(its weights differ from those in {config.model_path.name}, which came from {started}): "
+                "give the run's --tokenizer"
+            )
         self.mean, self.std = self.tokenizer_checkpoint.mean, self.tokenizer_checkpoint.std
         self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
         self.tokenizer = self.tokenizer_checkpoint.tokenizer.to(device).eval().requires_grad_(False)
@@ -366,6 +380,29 @@ class TransformerStage:
         )
 
 
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(
+        first[key].shape == second[key].shape and torch.equal(first[key], second[key]) for key in first
+    )
+
+
+def check_same_model(config: TrainConfig, stage: "Stage", previous: checkpoint_io.Checkpoint, model: nn.Module) -> None:
+    """--resume with other model settings (--preset, --set, --text-encoder) than the run's: refused, naming them."""
+    with torch.device("meta"):
+        asked = stage.build().config.to_dict()
+    saved = model.config.to_dict()
+    differ = [
+        f"{key}={saved.get(key)!r} (asked {asked.get(key)!r})" for key in asked if asked.get(key) != saved.get(key)
+    ]
+    if previous.text_encoder != config.text_encoder:
+        differ.append(f"text encoder {previous.text_encoder} (asked {config.text_encoder})")
+    if differ:
+        raise TrainError(
+            f"--resume: the run's {config.stage} has {', '.join(differ)}: give the run's --preset and --set settings"
+        )
+
+
 Stage = TokenizerStage | TransformerStage
 STAGES = {"tokenizer": TokenizerStage, "transformer": TransformerStage}
 
@@ -380,10 +417,6 @@ def load_sets(config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> tuple[M
 
 
 # --- the run ----------------------------------------------------------------------------------------
-class TrainError(Exception):
-    """A refusal the command line shows as one line (exit code 2)."""
-
-
 def saved_step(config: TrainConfig) -> int | None:
     """The step of the run's last save, from its state file; None where there is none (or it is unreadable)."""
     try:
@@ -416,9 +449,19 @@ def train(config: TrainConfig) -> Path | None:
     if config.batch_size % processes.world:
         raise ValueError(f"batch size {config.batch_size} must divide evenly among {processes.world} processes")
     check_run_folder(config)
+    previous = None
     if config.resume:
+        previous = checkpoint_io.load(config.model_path, device="cpu")
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         start_step = int(state["step"])
+        started_from = previous.meta.get("train_config", {}).get("init")
+        if config.init is not None and (
+            started_from is None or Path(started_from).resolve() != Path(config.init).resolve()
+        ):
+            raise TrainError(
+                f"--init {config.init}: the run in {config.out} started from {started_from or 'no --init'}; "
+                "--resume continues it from its own checkpoint: drop --init (or give the run's own)"
+            )
     else:
         state, start_step = None, 0
     if start_step >= config.steps:
@@ -427,13 +470,16 @@ def train(config: TrainConfig) -> Path | None:
         return None
     torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // processes.world))
     device = processes.device
-    stage = STAGES[config.stage](config, device)
+    stage = STAGES[config.stage](config, device, previous)
     Path(config.out).mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    resumed = config.resume
+    resumed = previous is not None
     if resumed:
-        model = stage.resumed(checkpoint_io.load(config.model_path, device="cpu"))
+        model = stage.resumed(previous)
+        if model is None:
+            raise TrainError(f"{config.model_path} holds no {config.stage} to continue")
+        check_same_model(config, stage, previous, model)
     elif config.init is not None:
         model = stage.resumed(checkpoint_io.load(config.init, device="cpu"))
         if model is None:

@@ -166,6 +166,24 @@ def test_tokenizer_learns_checkpoints_and_resumes(dataset, tmp_path) -> None:
         train(replace(config, out=tmp_path / "elsewhere", resume=True))
     assert not (tmp_path / "elsewhere").exists()
 
+    # A run warm-started from a checkpoint keeps that checkpoint's normalisation when resumed (it
+    # took the dataset's), takes the same --init again, and refuses another one or other model settings.
+    initial = checkpoint.load(path)
+    initial.mean, initial.std = initial.mean + 1.0, initial.std * 2.0
+    checkpoint.save(tmp_path / "init.pt", initial)
+    warm = replace(config, out=tmp_path / "warm", init=tmp_path / "init.pt", steps=2, save_every=1, eval_every=2)
+    train(warm)
+    train(replace(warm, steps=3, resume=True))
+    continued = checkpoint.load(warm.model_path)
+    assert continued.meta["step"] == 3
+    np.testing.assert_array_equal(continued.std, initial.std)
+    np.testing.assert_array_equal(continued.mean, initial.mean)
+    with pytest.raises(TrainError, match="started from .*init.pt; --resume continues it"):
+        train(replace(warm, steps=4, resume=True, init=path))
+    with pytest.raises(TrainError, match=r"has width=16 \(asked 32\)"):
+        train(replace(warm, steps=4, resume=True, model_overrides={**TINY_TOKENIZER, "width": 32}))
+    assert checkpoint.load(warm.model_path).meta["step"] == 3
+
 
 def test_transformer_learns_on_the_frozen_tokenizer(dataset, tmp_path) -> None:
     tokenizer_path = train(tiny_config(dataset, tmp_path / "stage1", steps=20))
@@ -188,6 +206,13 @@ def test_transformer_learns_on_the_frozen_tokenizer(dataset, tmp_path) -> None:
     stage1 = checkpoint.load(tokenizer_path)
     for key, value in stage1.tokenizer.state_dict().items():  # the tokenizer stayed frozen
         assert torch.equal(value, combined.tokenizer.state_dict()[key]), key
+
+    # Resumed with another tokenizer, the transformer would be paired with codes it never learnt.
+    with torch.no_grad():
+        next(stage1.tokenizer.parameters()).add_(1.0)
+    checkpoint.save(tmp_path / "other.pt", stage1)
+    with pytest.raises(TrainError, match="other.pt is not the tokenizer this run trains on"):
+        train(replace(config, steps=41, resume=True, tokenizer=tmp_path / "other.pt"))
 
 
 def test_two_processes_train_checkpoint_and_resume(dataset, tmp_path) -> None:
