@@ -69,7 +69,11 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
+    try:
+        torch.save(payload, partial)
+    except BaseException:  # a full disk, Ctrl+C: the half-written file goes, the previous one stays
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
 
 

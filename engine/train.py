@@ -18,6 +18,7 @@ import ast
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -109,6 +110,19 @@ class TrainConfig:
 
 class TrainError(Exception):
     """A refusal the command line shows as one line (exit code 2)."""
+
+
+class TrainInterrupted(Exception):
+    """Ctrl+C during training: the command line says where it stopped and what is saved (exit code 130)."""
+
+    def __init__(self, step: int, saved: int | None) -> None:
+        super().__init__(step, saved)
+        self.step, self.saved = step, saved
+
+    def __str__(self) -> str:
+        if self.saved is None:
+            return f"interrupted at step {self.step}, before the first save: nothing to resume"
+        return f"interrupted at step {self.step}; the last save is step {self.saved}: --resume continues from there"
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -452,8 +466,19 @@ def train(config: TrainConfig) -> Path | None:
     previous = None
     if config.resume:
         previous = checkpoint_io.load(config.model_path, device="cpu")
-        state = torch.load(config.state_path, map_location="cpu", weights_only=True)
-        start_step = int(state["step"])
+        start_step = int(previous.meta.get("step", 0))
+        state = (
+            torch.load(config.state_path, map_location="cpu", weights_only=True) if config.state_path.exists() else None
+        )
+        # The state is renamed into place just before the model: a save interrupted between the two
+        # leaves the state one save ahead. The model's step is where the run continues.
+        if state is None:
+            print(f"note: no {config.state_path.name}: continuing from step {start_step} with a fresh optimizer")
+        elif int(state["step"]) != start_step:
+            print(
+                f"note: {config.state_path.name} is from step {int(state['step'])}, {config.model_path.name} from "
+                f"step {start_step} (a save was interrupted): continuing from step {start_step}"
+            )
         started_from = previous.meta.get("train_config", {}).get("init")
         if config.init is not None and (
             started_from is None or Path(started_from).resolve() != Path(config.init).resolve()
@@ -524,33 +549,38 @@ def train(config: TrainConfig) -> Path | None:
             }
         )
     started = time.perf_counter()
-    for step in range(start_step, config.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        x, lengths, picks = crop_batch(stage.train_set, per_process, config, rng)
-        with autocast:
-            loss, stats = stage.loss(step_model, x.to(device), lengths.to(device), picks, rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    done, saved = start_step, start_step if resumed else None
+    try:
+        for step in range(done, config.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            x, lengths, picks = crop_batch(stage.train_set, per_process, config, rng)
+            with autocast:
+                loss, stats = stage.loss(step_model, x.to(device), lengths.to(device), picks, rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-        done = step + 1
-        if processes.main and (done % config.log_every == 0 or done == config.steps):
-            log.write(
-                {
-                    "step": done,
-                    "lr": learning_rate(step, config),
-                    "seconds": round(time.perf_counter() - started, 1),
-                    **stats,
-                }
-            )
-        if processes.main and (done % config.eval_every == 0 or done == config.steps):
-            model.eval()
-            held_out = stage.evaluate(model)
-            model.train()
-            log.write({"step": done, "split": config.eval_split, **held_out})
-        if processes.main and (done % config.save_every == 0 or done == config.steps):
-            save(config, stage, model, optimizer, done, time.perf_counter() - started)
+            done = step + 1
+            if processes.main and (done % config.log_every == 0 or done == config.steps):
+                log.write(
+                    {
+                        "step": done,
+                        "lr": learning_rate(step, config),
+                        "seconds": round(time.perf_counter() - started, 1),
+                        **stats,
+                    }
+                )
+            if processes.main and (done % config.eval_every == 0 or done == config.steps):
+                model.eval()
+                held_out = stage.evaluate(model)
+                model.train()
+                log.write({"step": done, "split": config.eval_split, **held_out})
+            if processes.main and (done % config.save_every == 0 or done == config.steps):
+                save(config, stage, model, optimizer, done, time.perf_counter() - started, saved)
+                saved = done
+    except KeyboardInterrupt:
+        raise TrainInterrupted(done, saved) from None
     if processes.world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -576,8 +606,13 @@ def held_out_loss(model, tokenizer, motions: MotionSet, text: CaptionFeatures, c
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def save(config: TrainConfig, stage: "Stage", model: nn.Module, optimizer, step: int, seconds: float) -> None:
-    """The model in the engine's format (+ the optimizer state for --resume)."""
+def save(
+    config: TrainConfig, stage: "Stage", model: nn.Module, optimizer, step: int, seconds: float, saved: int | None
+) -> None:
+    """The model in the engine's format (+ the optimizer state for --resume).
+
+    Both are written whole beside their places first, then renamed there, the state just before
+    the model: a full disk or Ctrl+C while writing leaves the last complete save as it was."""
     meta = {
         "name": f"mosa-{config.preset}",
         "preset": config.preset,
@@ -587,10 +622,31 @@ def save(config: TrainConfig, stage: "Stage", model: nn.Module, optimizer, step:
         "dataset": str(config.data),
         "train_config": config_dict(config),
     }
-    checkpoint_io.save(config.model_path, stage.checkpoint(model, meta))
-    partial = config.state_path.with_name(config.state_path.name + ".partial")
-    torch.save({"step": step, "optimizer": optimizer.state_dict()}, partial)
-    os.replace(partial, config.state_path)
+    checkpoint = stage.checkpoint(model, meta)
+    state = {"step": step, "optimizer": optimizer.state_dict()}
+    model_partial, state_partial = (
+        path.with_name(path.name + ".partial") for path in (config.model_path, config.state_path)
+    )
+    writing = config.model_path
+    try:
+        checkpoint_io.save(model_partial, checkpoint)  # itself written beside (.partial.partial), then renamed
+        writing = config.state_path
+        torch.save(state, state_partial)
+    except BaseException as error:  # a full disk, Ctrl+C: no partial file stays behind
+        for partial in (model_partial, state_partial):
+            partial.unlink(missing_ok=True)
+        if not isinstance(error, (OSError, RuntimeError)):  # torch's writer reports a full disk as a RuntimeError
+            raise
+        free = shutil.disk_usage(config.out).free / 2**20
+        reason = (
+            error.strerror if isinstance(error, OSError) and error.strerror else checkpoint_io.unreadable_reason(error)
+        )
+        kept = f"the last complete save (step {saved}) is kept" if saved is not None else "nothing is saved yet"
+        raise TrainError(
+            f"cannot write {writing} at step {step}: {reason} ({free:.0f} MB free on its disk); {kept}"
+        ) from None
+    os.replace(state_partial, config.state_path)
+    os.replace(model_partial, config.model_path)
 
 
 def config_dict(config: TrainConfig) -> dict:
@@ -729,6 +785,14 @@ def run(args: argparse.Namespace) -> int:
         if main:
             print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainInterrupted as stop:
+        if main:
+            print(stop, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        if main:
+            print("interrupted before training started; nothing written", file=sys.stderr)
+        return 130
     if main and path is not None:
         print(f"checkpoint written to {path}")
     return 0

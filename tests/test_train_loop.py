@@ -263,3 +263,64 @@ def test_two_processes_train_checkpoint_and_resume(dataset, tmp_path) -> None:
     launch(6, "--resume")
     assert checkpoint.load(tmp_path / "tokenizer.pt").meta["step"] == 6
     assert [json.loads(line).get("step") for line in log.read_text().splitlines()].count(5) == 1
+
+
+def cli_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    """`python -m engine train tokenizer ...` with tiny_config's settings, for engine.__main__.main in-process."""
+    args = ["train", "tokenizer", "--data", str(dataset), "--out", str(out), "--batch-size", "8", "--lr", "1e-3"]
+    args += ["--warmup-steps", "5", "--decay-at", "--log-every", "1", "--eval-every", "100", "--threads", "2"]
+    for key, value in TINY_TOKENIZER.items():
+        args += ["--set", f"{key}={value}"]
+    return args + list(extra)
+
+
+def test_a_failed_or_interrupted_save_keeps_the_last_complete_one(dataset, tmp_path, monkeypatch, capsys) -> None:
+    from engine.__main__ import main
+
+    config = tiny_config(dataset, tmp_path, steps=3, save_every=1, eval_every=100)
+    real_save, calls = torch.save, []
+
+    def full_disk(payload, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:  # step 2's model: torch's writer fails half way, as on a full disk
+            Path(path).write_bytes(b"half")
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+        return real_save(payload, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(TrainError, match=r"tokenizer.pt at step 2: unexpected pos 64 vs 0 \(\d+ MB free on its disk\)"):
+        train(config)
+    monkeypatch.setattr(torch, "save", real_save)
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["tokenizer.log.jsonl", "tokenizer.pt", "tokenizer.state.pt"]  # no partial files left
+    assert checkpoint.load(config.model_path).meta["step"] == 1
+    assert torch.load(config.state_path, weights_only=True)["step"] == 1
+
+    # A save interrupted between its two renames leaves the state a save ahead of (here: behind) the
+    # model: the run continues from the model's step, and says so.
+    behind = config.state_path.read_bytes()
+    train(replace(config, resume=True))
+    config.state_path.write_bytes(behind)
+    capsys.readouterr()
+    train(replace(config, steps=4, resume=True))
+    assert "tokenizer.state.pt is from step 1, tokenizer.pt from step 3" in capsys.readouterr().out
+    starts = [json.loads(line) for line in config.log_path.read_text().splitlines() if '"start"' in line]
+    assert starts[-1]["step"] == 3
+
+    # Ctrl+C: one line, exit code 130, no traceback.
+    import engine.train as train_module
+
+    real_crop, crops = train_module.crop_batch, []
+
+    def interrupted(*args, **kwargs):
+        crops.append(1)
+        if len(crops) == 3:
+            raise KeyboardInterrupt
+        return real_crop(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "crop_batch", interrupted)
+    assert main(cli_args(dataset, tmp_path, "--resume", "--steps", "9", "--save-every", "5")) == 130
+    assert capsys.readouterr().err == (
+        "interrupted at step 6; the last save is step 5: --resume continues from there\n"
+    )
+    assert checkpoint.load(config.model_path).meta["step"] == 5
