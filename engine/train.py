@@ -528,10 +528,9 @@ def train(config: TrainConfig) -> Path | None:
         )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    # Batches are drawn from a generator seeded by (seed, rank, step): each process has its own
-    # stream, and a resumed run is as reproducible as a fresh one.
-    rng = np.random.default_rng([config.seed, processes.rank, start_step])
-    torch.manual_seed(config.seed * 1000 + processes.rank + start_step)
+    # Each step draws its batch from a generator seeded by (seed, rank, step), and seeds torch's
+    # (dropout, codebook restarts) from it: each process has its own stream, and a resumed run
+    # draws what a fresh one would (they seeded once, with the start step: a resumed run differed).
     per_process = config.batch_size // processes.world
     log = Log(config.log_path if processes.main else None, resumed)
     if processes.main:
@@ -554,6 +553,8 @@ def train(config: TrainConfig) -> Path | None:
         for step in range(done, config.steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
+            rng = np.random.default_rng([config.seed, processes.rank, step])
+            torch.manual_seed(int(rng.integers(2**63)))
             x, lengths, picks = crop_batch(stage.train_set, per_process, config, rng)
             with autocast:
                 loss, stats = stage.loss(step_model, x.to(device), lengths.to(device), picks, rng)

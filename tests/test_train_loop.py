@@ -324,3 +324,13 @@ def test_a_failed_or_interrupted_save_keeps_the_last_complete_one(dataset, tmp_p
         "interrupted at step 6; the last save is step 5: --resume continues from there\n"
     )
     assert checkpoint.load(config.model_path).meta["step"] == 5
+
+
+def test_a_resumed_run_trains_what_an_uninterrupted_one_does(dataset, tmp_path) -> None:
+    config = tiny_config(dataset, tmp_path / "whole", steps=4, save_every=2, eval_every=100, log_every=100)
+    whole = checkpoint.load(train(config)).tokenizer.state_dict()
+    halves = replace(config, out=tmp_path / "halves", steps=2)
+    train(halves)
+    resumed = checkpoint.load(train(replace(halves, steps=4, resume=True))).tokenizer.state_dict()
+    for key, value in whole.items():
+        assert torch.equal(value, resumed[key]), key
