@@ -108,7 +108,7 @@ class TrainConfig:
         return Path(self.out) / f"{self.stage}.log.jsonl"
 
 
-class TrainError(Exception):
+class TrainError(ValueError):
     """A refusal the command line shows as one line (exit code 2)."""
 
 
@@ -179,7 +179,12 @@ def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.
     """Samples of the splits, normalised; motions shorter than min_frames cannot be cropped and are left out."""
     names, motions, captions = [], [], []
     for split in splits:
-        for sample in layout.read_split(data, split):
+        for sample in read_split(data, split):
+            if sample.features.ndim != 2 or sample.features.shape[1:] != mean.shape:
+                raise ValueError(
+                    f"--data {data}: new_joint_vecs/{sample.name}.npy has shape {sample.features.shape}; "
+                    f"expected (frames, {len(mean)})"
+                )
             if len(sample.features) < min_frames:
                 continue
             names.append(sample.name)
@@ -188,6 +193,30 @@ def load_motions(data: Path, splits: tuple[str, ...], mean: np.ndarray, std: np.
     if not motions:
         raise ValueError(f"no motions of at least {min_frames} frames in the splits {list(splits)} of {data}")
     return MotionSet(names, motions, captions)
+
+
+def read_split(data: Path, split: str) -> list:
+    """layout.read_split, its errors (a missing or damaged file) as one line naming the dataset and split."""
+    try:
+        return layout.read_split(data, split)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--data {data}, split {split!r}: {file_error(error)}") from None
+
+
+def read_statistics(data: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        mean, std = layout.read_statistics(data)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--data {data}: {file_error(error)}") from None
+    if mean.shape != (layout.FEATURE_SIZE,) or std.shape != (layout.FEATURE_SIZE,):
+        raise ValueError(f"--data {data}: Mean.npy and Std.npy must hold {layout.FEATURE_SIZE} numbers each")
+    return mean, std
+
+
+def file_error(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return " ".join(str(error).split())
 
 
 def looped(features: np.ndarray, frames: int, blend: int = LOOP_BLEND_FRAMES) -> np.ndarray:
@@ -309,7 +338,7 @@ class TokenizerStage:
             initial = checkpoint_io.load(config.init, device="cpu")
             self.mean, self.std = initial.mean, initial.std
         else:
-            self.mean, self.std = layout.read_statistics(Path(config.data))
+            self.mean, self.std = read_statistics(Path(config.data))
         self.train_set, self.eval_set = load_sets(config, self.mean, self.std)
 
     def build(self) -> nn.Module:
@@ -457,8 +486,33 @@ def check_run_folder(config: TrainConfig) -> None:
         )
 
 
+def check_settings(config: TrainConfig) -> None:
+    """The numbers and names of a run, before anything is read or written."""
+    at_least = {"batch_size": 1, "log_every": 1, "eval_every": 1, "save_every": 1}
+    at_least.update(steps=0, warmup_steps=0, threads=0, loop_to=0, seed=0)
+    for name, lowest in at_least.items():
+        if getattr(config, name) < lowest:
+            raise TrainError(f"--{name.replace('_', '-')} is {getattr(config, name)}; it must be at least {lowest}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise TrainError(f"--lr is {config.lr}; it must be a positive number")
+    if not config.splits or not config.eval_split:
+        raise TrainError("--splits and --eval-split must name splits, e.g. --splits train --eval-split val")
+    model_config = TokenizerConfig if config.stage == "tokenizer" else TransformerConfig
+    known = {f.name for f in fields(model_config)}
+    unknown = sorted(set(config.model_overrides) - known)
+    if unknown:
+        raise TrainError(f"--set: unknown {model_config.__name__} settings {unknown}; expected some of {sorted(known)}")
+    if not Path(config.data).is_dir():
+        raise TrainError(f"--data {config.data} is not a folder (a dataset in HumanML3D layout)")
+    for name in ("init", "tokenizer"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).is_file():
+            raise TrainError(f"--{name} {path}: no such file")
+
+
 def train(config: TrainConfig) -> Path | None:
     """Run one stage; returns the path of the model checkpoint it wrote, None where it had nothing to train."""
+    check_settings(config)
     processes = start_processes()
     if config.batch_size % processes.world:
         raise ValueError(f"batch size {config.batch_size} must divide evenly among {processes.world} processes")
@@ -749,7 +803,28 @@ def configure(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(
+    main = int(os.environ.get("RANK", "0")) == 0
+    try:
+        path = train(configured(args))
+    except (TrainError, ValueError, OSError) as error:  # a bad setting, file or dataset: one line
+        if main:
+            print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except TrainInterrupted as stop:
+        if main:
+            print(stop, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        if main:
+            print("interrupted before training started; nothing written", file=sys.stderr)
+        return 130
+    if main and path is not None:
+        print(f"checkpoint written to {path}")
+    return 0
+
+
+def configured(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
         stage=args.stage,
         data=args.data,
         out=args.out,
@@ -779,21 +854,3 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         init=args.init,
     )
-    main = int(os.environ.get("RANK", "0")) == 0
-    try:
-        path = train(config)
-    except TrainError as error:
-        if main:
-            print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainInterrupted as stop:
-        if main:
-            print(stop, file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        if main:
-            print("interrupted before training started; nothing written", file=sys.stderr)
-        return 130
-    if main and path is not None:
-        print(f"checkpoint written to {path}")
-    return 0

@@ -334,3 +334,28 @@ def test_a_resumed_run_trains_what_an_uninterrupted_one_does(dataset, tmp_path) 
     resumed = checkpoint.load(train(replace(halves, steps=4, resume=True))).tokenizer.state_dict()
     for key, value in whole.items():
         assert torch.equal(value, resumed[key]), key
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--data", "{tmp}/missing"), "--data {tmp}/missing is not a folder"),
+        (("--data", "{tmp}"), "--data {tmp}: No such file or directory: {tmp}/Mean.npy"),
+        (("--splits", "bogus"), "no split file"),
+        (("--batch-size", "0"), "--batch-size is 0; it must be at least 1"),
+        (("--warmup-steps", "-5"), "--warmup-steps is -5"),
+        (("--set", "nonsense=3"), "unknown TokenizerConfig settings ['nonsense']"),
+        (("--init", "{tmp}/random.pt"), "random.pt is not a MoSa checkpoint"),
+        (("--resume",), "holds no saved tokenizer run"),
+    ],
+)
+def test_bad_inputs_are_one_line_and_create_no_run_folder(dataset, tmp_path, capsys, extra, message) -> None:
+    from engine.__main__ import main
+
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(256))
+    args = cli_args(dataset, tmp_path / "run", "--steps", "2")
+    args += [value.format(tmp=tmp_path) for value in extra]  # the last --data wins
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
+    assert not (tmp_path / "run").exists()
