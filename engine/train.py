@@ -21,7 +21,8 @@ import os
 import shutil
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -510,6 +511,33 @@ def check_settings(config: TrainConfig) -> None:
             raise TrainError(f"--{name} {path}: no such file")
 
 
+@contextmanager
+def only_run(config: TrainConfig, main: bool) -> Iterator[None]:
+    """This training alone writes the stage's files in --out (a second one would overwrite the
+    first's): an flock on <stage>.lock there, which the system releases however the process ends;
+    the file holds the pid, for the message. Rank 0 holds it for all the processes of a run."""
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: two trainings there are not told apart
+        fcntl = None
+    if fcntl is None or not main:
+        yield
+        return
+    with open(Path(config.out) / f"{config.stage}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise TrainError(
+                f"another {config.stage} training is running in {config.out} (pid {lock.read().strip() or 'unknown'}): "
+                "let it finish or stop it, or choose another --out"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
 def train(config: TrainConfig) -> Path | None:
     """Run one stage; returns the path of the model checkpoint it wrote, None where it had nothing to train."""
     check_settings(config)
@@ -551,7 +579,13 @@ def train(config: TrainConfig) -> Path | None:
     device = processes.device
     stage = STAGES[config.stage](config, device, previous)
     Path(config.out).mkdir(parents=True, exist_ok=True)
+    with only_run(config, processes.main):
+        check_run_folder(config)  # again, now that no other training can write in the folder
+        return fit(config, processes, device, stage, previous, state, start_step)
 
+
+def fit(config: TrainConfig, processes: Processes, device, stage: "Stage", previous, state, start_step: int) -> Path:
+    """The training steps of a checked run, in its locked folder."""
     torch.manual_seed(config.seed)  # the same initial weights in every process
     resumed = previous is not None
     if resumed:

@@ -291,7 +291,7 @@ def test_a_failed_or_interrupted_save_keeps_the_last_complete_one(dataset, tmp_p
     with pytest.raises(TrainError, match=r"tokenizer.pt at step 2: unexpected pos 64 vs 0 \(\d+ MB free on its disk\)"):
         train(config)
     monkeypatch.setattr(torch, "save", real_save)
-    names = sorted(path.name for path in tmp_path.iterdir())
+    names = sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".lock")
     assert names == ["tokenizer.log.jsonl", "tokenizer.pt", "tokenizer.state.pt"]  # no partial files left
     assert checkpoint.load(config.model_path).meta["step"] == 1
     assert torch.load(config.state_path, weights_only=True)["step"] == 1
@@ -359,3 +359,16 @@ def test_bad_inputs_are_one_line_and_create_no_run_folder(dataset, tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_second_training_into_the_same_folder_is_refused(dataset, tmp_path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    config = tiny_config(dataset, tmp_path, steps=1)
+    with open(tmp_path / "tokenizer.lock", "a+") as lock:  # as the first training holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("4242")
+        lock.flush()
+        with pytest.raises(TrainError, match=f"another tokenizer training is running in {tmp_path} \\(pid 4242\\)"):
+            train(config)
+    assert not config.log_path.exists() and not config.model_path.exists()
+    assert train(config) == config.model_path  # the first one gone, the folder is free
