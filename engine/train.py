@@ -554,9 +554,9 @@ def train(config: TrainConfig) -> Path | None:
         )
         # The state is renamed into place just before the model: a save interrupted between the two
         # leaves the state one save ahead. The model's step is where the run continues.
-        if state is None:
+        if state is None and processes.main:
             print(f"note: no {config.state_path.name}: continuing from step {start_step} with a fresh optimizer")
-        elif int(state["step"]) != start_step:
+        elif state is not None and int(state["step"]) != start_step and processes.main:
             print(
                 f"note: {config.state_path.name} is from step {int(state['step'])}, {config.model_path.name} from "
                 f"step {start_step} (a save was interrupted): continuing from step {start_step}"
@@ -580,7 +580,8 @@ def train(config: TrainConfig) -> Path | None:
     stage = STAGES[config.stage](config, device, previous)
     Path(config.out).mkdir(parents=True, exist_ok=True)
     with only_run(config, processes.main):
-        check_run_folder(config)  # again, now that no other training can write in the folder
+        if processes.main:  # again, now that no other training can write in the folder (rank 0's log is ours)
+            check_run_folder(config)
         return fit(config, processes, device, stage, previous, state, start_step)
 
 
