@@ -34,6 +34,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.locks import Held, held_alone
+
 FOLDER_VARIABLE = "MOSA_MODELS_DIR"
 MIRROR_VARIABLE = "MOSA_MODELS_MIRROR"
 ARCHIVE_DRIVE_ID = (
@@ -301,28 +303,14 @@ def download_official(options: DownloadOptions, report: Report) -> list[str]:
 
 @contextmanager
 def only_download(folder: Path) -> Iterator[None]:
-    """This process alone downloads into `folder` (a second one would delete the first's partial
-    files): an flock on folder/download.lock, which the system releases however the process ends;
-    the file holds the pid, for the message."""
+    """This process alone downloads into `folder` (a second one would delete the first's partial files)."""
     try:
-        import fcntl
-    except ImportError:  # Windows has no flock: two downloads there are not told apart
-        yield
-        return
-    with open(folder / LOCK, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise ModelsError(
-                "busy",
-                f"another download into {folder} is running (pid {lock.read().strip() or 'unknown'}); "
-                "let it finish, or cancel it first",
-            ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
-        yield
+        with held_alone(folder / LOCK):
+            yield
+    except Held as held:
+        raise ModelsError(
+            "busy", f"another download into {folder} is running (pid {held.holder}); let it finish, or cancel it first"
+        ) from None
 
 
 def install_official(options: DownloadOptions, report: Report) -> None:

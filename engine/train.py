@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine import checkpoint as checkpoint_io
 from engine.datasets import layout
+from engine.locks import Held, held_alone
 from engine.tokenizer import FRAMES_PER_LATENT, Tokenizer, TokenizerConfig, usable_length
 from engine.transformer import Transformer, TransformerConfig
 from retarget import canonical
@@ -514,28 +515,18 @@ def check_settings(config: TrainConfig) -> None:
 @contextmanager
 def only_run(config: TrainConfig, main: bool) -> Iterator[None]:
     """This training alone writes the stage's files in --out (a second one would overwrite the
-    first's): an flock on <stage>.lock there, which the system releases however the process ends;
-    the file holds the pid, for the message. Rank 0 holds it for all the processes of a run."""
-    try:
-        import fcntl
-    except ImportError:  # Windows has no flock: two trainings there are not told apart
-        fcntl = None
-    if fcntl is None or not main:
+    first's). Rank 0 holds the lock for all the processes of a run."""
+    if not main:
         yield
         return
-    with open(Path(config.out) / f"{config.stage}.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise TrainError(
-                f"another {config.stage} training is running in {config.out} (pid {lock.read().strip() or 'unknown'}): "
-                "let it finish or stop it, or choose another --out"
-            ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
-        yield
+    try:
+        with held_alone(Path(config.out) / f"{config.stage}.lock"):
+            yield
+    except Held as held:
+        raise TrainError(
+            f"another {config.stage} training is running in {config.out} (pid {held.holder}): "
+            "let it finish or stop it, or choose another --out"
+        ) from None
 
 
 def train(config: TrainConfig) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -43,10 +44,12 @@ def test_the_demo_runs_a_downloaded_official_model_or_says_how_to_get_it(tmp_pat
         SystemExit, match="(?s)humanml3d model is not downloaded yet.*python -m engine models download official"
     ):
         driver.choose_checkpoint(args)
-    # What `models download official` leaves: the checkpoint, the text tower in the Hub cache, the manifest naming both.
+    # What `models download official` leaves: the checkpoint, the text tower (its config and whole
+    # weights: a safetensors file of no tensors here) in the Hub cache, the manifest naming both.
     (tmp_path / "humanml3d.pt").write_bytes(b"checkpoint")
     (tmp_path / "clip").mkdir()
     (tmp_path / "clip" / "config.json").write_text("{}")
+    (tmp_path / "clip" / "model.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
     (tmp_path / "installed.json").write_text(
         json.dumps({"humanml3d": {"file": "humanml3d.pt", "text_encoder": str(tmp_path / "clip")}})
     )
