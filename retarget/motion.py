@@ -323,7 +323,7 @@ class CanonicalMotion:
                 stored["positions"],
                 stored["rotations"],
                 stored["root_translation"],
-                fps=float(stored["fps"]),
+                fps=float(stored["fps"].reshape(())),  # one value, whatever its shape: (), (1,), (1, 1)
                 joint_names=[str(n) for n in np.atleast_1d(stored.get("joint_names", canonical.JOINT_NAMES))],
                 parents=stored.get("parents", canonical.PARENTS),
                 features=stored.get("features"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -126,3 +127,11 @@ def test_bad_motion_is_refused_clearly(tmp_path):
         CanonicalMotion.load(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError):
         CanonicalMotion.load(tmp_path / "absent.npz")
+    # One fps value in an array of one (the fuzz test's find): read without numpy's deprecation of float(array).
+    np.savez(
+        tmp_path / "fps1.npz",
+        **(good.to_arrays() | {"fps": np.array([[20.0]]), "joint_names": np.array(good.joint_names)}),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert CanonicalMotion.load(tmp_path / "fps1.npz").fps == 20.0
