@@ -283,13 +283,12 @@ def out_problem(out: Path, overwrite: bool) -> str | None:
 
 
 def save(out: Path, imported: checkpoint.Checkpoint) -> None:
-    """checkpoint.save with no partial file left behind when the write fails; a full disk is an
+    """checkpoint.save (which leaves no partial file when the write fails), a full disk told as an
     OSError that says so (torch reports a failed write as a RuntimeError)."""
     import shutil
 
     from engine.models import NO_ROOM, human_bytes
 
-    partial = out.with_name(out.name + ".partial")
     try:
         checkpoint.save(out, imported)
         return
@@ -298,7 +297,6 @@ def save(out: Path, imported: checkpoint.Checkpoint) -> None:
             getattr(error, "errno", None),
             (error.strerror if isinstance(error, OSError) else None) or str(error),
         )
-    partial.unlink(missing_ok=True)
     folder = out.absolute().parent
     needed = sum(
         t.numel() * t.element_size()
